@@ -1,0 +1,159 @@
+"""Compile a flow document into a checked, runnable plan before anything runs.
+
+Every problem is reported together: unknown nodespecs and ports, links that are not output -> input,
+two links into one input, cycles (naming the nodes on the cycle), required inputs with neither a link
+nor a value, and run-time values for unknown nodes or ports. Only the targets (nodes marked is_end, else
+every sink) and their ancestors are planned.
+"""
+
+from __future__ import annotations
+
+import graphlib
+import hashlib
+import json
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from ..model.errors import InvalidInput, detail, pointer
+from ..model.flow import FlowGraph, analyze_flow
+from ..model.nodespec import NodeSpec
+
+
+@dataclass
+class PlannedNode:
+    """One node to run: its spec, literal values, where each linked input comes from, its cache key."""
+
+    id: str
+    name: str
+    index: int
+    spec: NodeSpec
+    literals: dict[str, Any]
+    inbound: dict[str, tuple[str, str]]
+    cache_key: str | None = None
+
+
+@dataclass
+class CompiledFlow:
+    flow_id: str
+    name: str
+    nodes: dict[str, PlannedNode]
+    predecessors: dict[str, set[str]]
+    targets: list[str] = field(default_factory=list)
+
+
+def compile_flow(doc: Any, specs: Mapping[str, NodeSpec], values: dict | None = None) -> CompiledFlow:
+    """Check `doc` against `specs` and plan its run; raise InvalidInput listing every problem.
+
+    `values` overrides literal port values for this run only: {node id: {port: value}}.
+    """
+    graph, problems = analyze_flow(doc, specs)
+    if graph is None:
+        raise InvalidInput("invalid flow", problems)
+    problems += _override_problems(graph, specs, values or {})
+    targets = _targets(graph)
+    planned = _ancestors(graph, targets)
+    nodes = {}
+    for node_id in sorted(planned, key=lambda n: graph.nodes[n].index):
+        node = graph.nodes[node_id]
+        spec = specs.get(node.spec_id)
+        if spec is None:
+            continue
+        literals = {**node.values, **(values or {}).get(node_id, {})}
+        problems += _required_problems(node.index, node.name, spec, literals, graph.inbound[node_id])
+        nodes[node_id] = PlannedNode(node_id, node.name, node.index, spec, literals, graph.inbound[node_id])
+    if problems:
+        raise InvalidInput("invalid flow", problems)
+    predecessors = {n: graph.predecessors[n] for n in nodes}
+    compiled = CompiledFlow(graph.id, graph.name, nodes, predecessors, targets)
+    assign_cache_keys(compiled)
+    return compiled
+
+
+def _targets(graph: FlowGraph) -> list[str]:
+    ends = [n for n, node in graph.nodes.items() if node.is_end]
+    return ends or [n for n in graph.nodes if not graph.successors[n]]
+
+
+def _ancestors(graph: FlowGraph, targets: list[str]) -> set[str]:
+    """The targets and everything upstream of them (iterative: no recursion on graph size)."""
+    seen = set(targets)
+    queue = deque(targets)
+    while queue:
+        for pred in graph.predecessors[queue.popleft()]:
+            if pred not in seen:
+                seen.add(pred)
+                queue.append(pred)
+    return seen
+
+
+def _required_problems(index: int, name: str, spec: NodeSpec, literals: dict,
+                       inbound: dict) -> list[dict]:
+    problems = []
+    for port in spec.inputs:
+        if port.required and port.name not in inbound and literals.get(port.name) is None \
+                and not (port.has_default and port.default is not None):
+            problems.append(detail(pointer("nodes", index, "ports"),
+                                   f"required input {port.name!r} of node {name!r} has neither a link nor a value"))
+    return problems
+
+
+def _override_problems(graph: FlowGraph, specs: Mapping[str, NodeSpec], values: dict) -> list[dict]:
+    problems = []
+    for node_id, ports in values.items():
+        node = graph.nodes.get(node_id)
+        if node is None or not isinstance(ports, dict):
+            problems.append(detail(pointer("values", node_id), f"the flow has no node {node_id!r}"))
+            continue
+        spec = specs.get(node.spec_id)
+        for port in ports:
+            if spec is not None and spec.input(port) is None:
+                problems.append(detail(pointer("values", node_id, port),
+                                       f"node {node_id!r} ({spec.id}) has no input port {port!r}"))
+    return problems
+
+
+def spec_fingerprint(spec: NodeSpec) -> str:
+    """Hash of what in a nodespec affects its results: source, ports, captured-output limit, image."""
+    material = {
+        "func": spec.func,
+        "inputs": [(p.name, p.type, p.order, p.default) for p in spec.inputs],
+        "outputs": [(p.name, p.type) for p in spec.outputs],
+        "stdout_kb": spec.limits.get("stdout_kb"),
+        "image": spec.image,
+        "requirements": list(spec.requirements),
+    }
+    return _digest(material)
+
+
+def _digest(material: Any) -> str:
+    text = json.dumps(material, sort_keys=True, separators=(",", ":"), default=repr)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def assign_cache_keys(compiled: CompiledFlow) -> None:
+    """Key each node by its nodespec, literal inputs and the keys of the nodes feeding it.
+
+    A nodespec with "cache": false gets no key, and neither does anything downstream of it, so those
+    nodes always run.
+    """
+    fingerprints: dict[str, str] = {}
+    for node_id in _topological(compiled):
+        node = compiled.nodes[node_id]
+        if not node.spec.cache:
+            continue
+        upstream = {}
+        for port, (src, src_port) in node.inbound.items():
+            src_key = compiled.nodes[src].cache_key
+            if src_key is None:
+                break
+            upstream[port] = (src_key, src_port)
+        else:
+            fp = fingerprints.get(node.spec.id) or fingerprints.setdefault(node.spec.id, spec_fingerprint(node.spec))
+            linked = set(node.inbound)
+            literals = {k: v for k, v in node.literals.items() if k not in linked}
+            node.cache_key = _digest({"spec": fp, "literals": literals, "upstream": upstream})
+
+
+def _topological(compiled: CompiledFlow) -> list[str]:
+    return list(graphlib.TopologicalSorter(compiled.predecessors).static_order())

@@ -1,0 +1,119 @@
+"""The executor interface: run one node with its inputs and limits, return what happened.
+
+Every way of running node code (the bubblewrap sandbox, a plain subprocess, a Docker container, a Dask
+worker, in-process for tests and benchmarks) implements `Executor`. The engine knows nothing else about
+them. Values cross this boundary as JSON-compatible data only.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of one node run. Sizes in MiB/KiB as named; times in seconds."""
+
+    timeout_s: float = 30.0
+    memory_mb: int = 256
+    cpu_s: float = 30.0
+    processes: int = 32
+    open_files: int = 256
+    file_size_mb: int = 64
+    stdout_kb: int = 1024
+    result_kb: int = 16384
+
+    def clamp(self, maxima: "Limits") -> "Limits":
+        """Each limit no higher than the server's maximum."""
+        return replace(self, **{f.name: min(getattr(self, f.name), getattr(maxima, f.name)) for f in fields(self)})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+DEFAULT_LIMITS = Limits()
+MAX_LIMITS = Limits(timeout_s=3600.0, memory_mb=8192, cpu_s=3600.0, processes=512, open_files=4096,
+                    file_size_mb=1024, stdout_kb=16384, result_kb=262144)
+LIMIT_NAMES = tuple(f.name for f in fields(Limits))
+
+
+def resolve_limits(spec_limits: dict | None, defaults: Limits = DEFAULT_LIMITS,
+                   maxima: Limits = MAX_LIMITS) -> Limits:
+    """A nodespec's limits over the server defaults, capped by the server maxima."""
+    chosen = {k: v for k, v in (spec_limits or {}).items() if k in LIMIT_NAMES and v is not None}
+    return replace(defaults, **chosen).clamp(maxima)
+
+
+@dataclass
+class NodeTask:
+    """Everything an executor needs to run one node, as plain data."""
+
+    node_id: str
+    node_name: str
+    spec_id: str
+    func: str
+    args: list
+    arg_names: list[str]
+    limits: Limits = DEFAULT_LIMITS
+    run_id: str | None = None
+    image: str | None = None
+    requirements: tuple[str, ...] = ()
+
+    def payload(self) -> dict:
+        """The JSON message a worker process receives."""
+        return {"func": self.func, "filename": f"<node {self.spec_id}>", "args": self.args,
+                "limits": self.limits.to_dict()}
+
+
+@dataclass
+class NodeOutcome:
+    """What running a node produced: a return value, or an error; plus captured output and timing.
+
+    error is {"type", "message", "traceback": [lines of the node's own code]}. `violation` names a
+    limit that was hit or a forced end ("timeout", "memory", "cancelled", "crashed", ...) so executors
+    can recycle what ran the node.
+    """
+
+    ok: bool
+    value: Any = None
+    error: dict | None = None
+    stdout: str = ""
+    duration_ms: float = 0.0
+    violation: str | None = None
+
+    @classmethod
+    def failure(cls, message: str, kind: str = "ExecutionError", violation: str | None = None,
+                stdout: str = "", duration_ms: float = 0.0) -> "NodeOutcome":
+        return cls(ok=False, error={"type": kind, "message": message, "traceback": []},
+                   stdout=stdout, duration_ms=duration_ms, violation=violation)
+
+
+class Executor(ABC):
+    """Runs node functions somewhere other than the caller's interpreter (except `inprocess`)."""
+
+    name: str = "executor"
+    #: True when run() does its work on the calling thread without waiting on anything, so the
+    #: scheduler gains nothing from worker threads (the in-process executor).
+    inline: bool = False
+
+    @abstractmethod
+    def run(self, task: NodeTask, cancel: threading.Event | None = None) -> NodeOutcome:
+        """Run one node. Must return (never raise) for anything the node code does, and must return
+        promptly once `cancel` is set, ending whatever runs the node."""
+
+    def close(self) -> None:
+        """Release processes, containers and pools. Safe to call twice."""
+
+    def describe(self) -> dict:
+        """What this executor is and how it isolates node code, for /api/health and the UI."""
+        return {"name": self.name, "isolation": "none", "warnings": []}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+

@@ -1,0 +1,274 @@
+"""Run a compiled flow: order nodes by their links, run ready nodes concurrently, collect results.
+
+Scheduling uses graphlib.TopologicalSorter; a node becomes ready when every node feeding it is done.
+Up to `concurrency` nodes run at once on worker threads, each handing its node to the executor (which
+runs it in another process and waits). A failed node marks everything downstream "skipped" with the
+reason, while independent branches go on. Nothing here recurses on graph size.
+"""
+
+from __future__ import annotations
+
+import graphlib
+import os
+import queue
+import threading
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Protocol
+
+from ..model.types import ConversionError, convert
+from .compiler import CompiledFlow, PlannedNode
+from .execution import DEFAULT_LIMITS, MAX_LIMITS, Executor, Limits, NodeOutcome, NodeTask, resolve_limits
+
+EventSink = Callable[[str, dict], None]
+
+
+class CacheStore(Protocol):
+    """Where cached node results live (the repository's database, in the server)."""
+
+    def get(self, key: str) -> dict | None: ...
+
+    def put(self, key: str, record: dict) -> None: ...
+
+
+@dataclass
+class RunOptions:
+    concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)
+    use_cache: bool = True
+    run_id: str | None = None
+    default_limits: Limits = DEFAULT_LIMITS
+    max_limits: Limits = MAX_LIMITS
+
+
+@dataclass
+class RunOutcome:
+    status: str  # succeeded | failed | cancelled
+    nodes: list[dict]
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def node_result(node: PlannedNode, status: str, **fields_) -> dict:
+    """The per-node result every interface reports."""
+    result = {"id": node.id, "name": node.name, "spec_id": node.spec.id, "status": status,
+              "inputs": {}, "outputs": {}, "error": None, "stdout": "", "started_at": None,
+              "duration_ms": 0.0, "cached": False}
+    result.update(fields_)
+    return result
+
+
+class FlowRunner:
+    """Runs one compiled flow with one executor. Create one per run."""
+
+    def __init__(self, compiled: CompiledFlow, executor: Executor, options: RunOptions | None = None,
+                 cache: CacheStore | None = None, on_event: EventSink | None = None,
+                 cancel: threading.Event | None = None):
+        self.compiled = compiled
+        self.executor = executor
+        self.options = options or RunOptions()
+        self.cache = cache if self.options.use_cache else None
+        self.emit = on_event or (lambda kind, data: None)
+        self.cancel = cancel or threading.Event()
+        self.results: dict[str, dict] = {}
+        self.outputs: dict[str, dict] = {}
+        self._finished: queue.SimpleQueue = queue.SimpleQueue()
+
+    def run(self) -> RunOutcome:
+        sorter = graphlib.TopologicalSorter(self.compiled.predecessors)
+        sorter.prepare()
+        workers = max(1, int(self.options.concurrency))
+        inline = workers == 1 or self.executor.inline
+        pool = None if inline else ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pyflow-node")
+        try:
+            self._schedule(sorter, pool, workers)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+        ordered = sorted(self.results.values(), key=lambda r: self.compiled.nodes[r["id"]].index)
+        return RunOutcome(self._run_status(), ordered)
+
+    def _run_status(self) -> str:
+        if self.cancel.is_set():
+            return "cancelled"
+        if all(r["status"] == "success" for r in self.results.values()):
+            return "succeeded"
+        return "failed"
+
+    def _schedule(self, sorter: graphlib.TopologicalSorter, pool, workers: int) -> None:
+        """Dispatch ready nodes (at most `workers` at once) and settle them as they finish."""
+        running = 0
+        waiting: deque[str] = deque()
+        while sorter.is_active():
+            waiting.extend(sorter.get_ready())
+            while waiting and (pool is None or running < workers):
+                node_id = waiting.popleft()
+                task = self._prepare(node_id)
+                if task is None:
+                    sorter.done(node_id)
+                elif pool is None:
+                    self._complete(node_id, task, self._execute(task))
+                    sorter.done(node_id)
+                else:
+                    pool.submit(self._execute_async, node_id, task)
+                    running += 1
+            if running:
+                node_id, task, outcome = self._finished.get()
+                self._complete(node_id, task, outcome)
+                sorter.done(node_id)
+                running -= 1
+            elif not waiting:
+                ready = sorter.get_ready()
+                if not ready and sorter.is_active():
+                    raise RuntimeError("scheduler stalled: nodes remain but none is ready")
+                waiting.extend(ready)
+
+    def _prepare(self, node_id: str) -> NodeTask | None:
+        """Build the task for a ready node, or settle it (skipped, cached, bad input) and return None."""
+        node = self.compiled.nodes[node_id]
+        if self.cancel.is_set():
+            self._settle(node, "skipped", "node_skipped", error=_error("Cancelled", "the run was cancelled"))
+            return None
+        blocker = self._blocker(node)
+        if blocker is not None:
+            self._settle(node, "skipped", "node_skipped", error=_error("Skipped", blocker))
+            return None
+        try:
+            args = self._arguments(node)
+        except ConversionError as exc:
+            self._settle(node, "fail", "node_finished", error=_error("ConversionError", str(exc)),
+                         started_at=now_iso())
+            return None
+        if self._from_cache(node, args):
+            return None
+        return NodeTask(node_id=node.id, node_name=node.name, spec_id=node.spec.id, func=node.spec.func,
+                        args=args, arg_names=[p.name for p in node.spec.inputs],
+                        limits=resolve_limits(node.spec.limits, self.options.default_limits, self.options.max_limits),
+                        run_id=self.options.run_id, image=node.spec.image, requirements=node.spec.requirements)
+
+    def _blocker(self, node: PlannedNode) -> str | None:
+        for port, (src, _) in node.inbound.items():
+            upstream = self.results.get(src)
+            if upstream is not None and upstream["status"] != "success":
+                verb = "failed" if upstream["status"] == "fail" else f"was {upstream['status']}"
+                return f"upstream node {upstream['name']!r} ({src}) {verb}"
+        return None
+
+    def _arguments(self, node: PlannedNode) -> list:
+        """Input values in port order, each converted to its port's type."""
+        args = []
+        for port in node.spec.inputs:
+            if port.name in node.inbound:
+                src, src_port = node.inbound[port.name]
+                raw = self.outputs[src].get(src_port)
+            elif node.literals.get(port.name) is not None:
+                raw = node.literals[port.name]
+            else:
+                raw = port.default
+            try:
+                args.append(convert(port.type, raw))
+            except ConversionError as exc:
+                raise ConversionError(f"node {node.name!r} ({node.id}): input port {port.name!r} expects "
+                                      f"{port.type}, cannot convert {_short(raw)}: {exc}") from None
+        return args
+
+    def _from_cache(self, node: PlannedNode, args: list) -> bool:
+        if self.cache is None or node.cache_key is None:
+            return False
+        record = self.cache.get(node.cache_key)
+        if record is None:
+            return False
+        self.outputs[node.id] = record["outputs"]
+        self._settle(node, "success", "node_cached", cached=True, outputs=record["outputs"],
+                     inputs=_named(node, args), stdout=record.get("stdout", ""), started_at=now_iso())
+        return True
+
+    def _execute_async(self, node_id: str, task: NodeTask) -> None:
+        try:
+            outcome = self._execute(task)
+        except BaseException as exc:  # an executor bug must not hang the scheduler
+            outcome = NodeOutcome.failure(f"executor error: {exc!r}")
+        self._finished.put((node_id, task, outcome))
+
+    def _execute(self, task: NodeTask) -> NodeOutcome:
+        node = self.compiled.nodes[task.node_id]
+        started = now_iso()
+        self.results[task.node_id] = node_result(node, "running", started_at=started)
+        self.emit("node_started", {"node": node.id, "name": node.name, "spec_id": node.spec.id,
+                                   "started_at": started})
+        return self.executor.run(task, self.cancel)
+
+    def _complete(self, node_id: str, task: NodeTask, outcome: NodeOutcome) -> None:
+        node = self.compiled.nodes[node_id]
+        started = self.results[node_id]["started_at"]
+        inputs = _named(node, task.args)
+        common = dict(inputs=inputs, stdout=outcome.stdout, started_at=started, duration_ms=outcome.duration_ms)
+        if not outcome.ok:
+            status = "cancelled" if outcome.violation == "cancelled" else "fail"
+            self._settle(node, status, "node_finished", error=outcome.error, **common)
+            return
+        try:
+            outputs = split_outputs(node, outcome.value)
+        except ConversionError as exc:
+            self._settle(node, "fail", "node_finished", error=_error("OutputError", str(exc)), **common)
+            return
+        self.outputs[node_id] = outputs
+        self._settle(node, "success", "node_finished", outputs=outputs, **common)
+        if self.cache is not None and node.cache_key is not None:
+            self.cache.put(node.cache_key, {"outputs": outputs, "stdout": outcome.stdout})
+
+    def _settle(self, node: PlannedNode, status: str, event: str, **fields_) -> None:
+        result = node_result(node, status, **fields_)
+        self.results[node.id] = result
+        self.emit(event, result)
+
+
+def split_outputs(node: PlannedNode, value: Any) -> dict:
+    """Map a function's return value onto its output ports and convert each to its type.
+
+    One output port takes the whole value; several need a dict keyed by port name.
+    """
+    ports = node.spec.outputs
+    if len(ports) == 1:
+        raw = {ports[0].name: value}
+    elif not isinstance(value, dict):
+        raise ConversionError(f"node {node.name!r} ({node.id}) has {len(ports)} output ports, so func must "
+                              f"return a dict keyed by their names ({', '.join(p.name for p in ports)}); "
+                              f"it returned {type(value).__name__}")
+    else:
+        missing = [p.name for p in ports if p.name not in value]
+        if missing:
+            raise ConversionError(f"node {node.name!r} ({node.id}): func returned no value for output "
+                                  f"port{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}")
+        raw = value
+    outputs = {}
+    for port in ports:
+        try:
+            outputs[port.name] = convert(port.type, raw[port.name])
+        except ConversionError as exc:
+            raise ConversionError(f"node {node.name!r} ({node.id}): output port {port.name!r} expects "
+                                  f"{port.type}, cannot convert {_short(raw[port.name])}: {exc}") from None
+    return outputs
+
+
+def _named(node: PlannedNode, args: list) -> dict:
+    return {p.name: v for p, v in zip(node.spec.inputs, args)}
+
+
+def _error(kind: str, message: str) -> dict:
+    return {"type": kind, "message": message, "traceback": []}
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def run_flow(compiled: CompiledFlow, executor: Executor, options: RunOptions | None = None,
+             cache: CacheStore | None = None, on_event: EventSink | None = None,
+             cancel: threading.Event | None = None) -> RunOutcome:
+    """Run `compiled` with `executor` and return every planned node's result."""
+    return FlowRunner(compiled, executor, options, cache, on_event, cancel).run()

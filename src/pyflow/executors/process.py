@@ -1,0 +1,48 @@
+"""The "unsafe-process" executor: a fresh worker subprocess per node, with rlimits only.
+
+It gives crash and timeout isolation but no sandbox: node code can read and write whatever the server's
+user can, and reach the network. Use it only where bubblewrap cannot run and Docker is not available,
+knowingly; the server warns at start and the UI shows the warning.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from ..engine.execution import NodeTask
+from .zygote import Zygote, ZygoteExecutor, worker_path
+
+WARNING = ("node code runs with the server's own permissions (executor unsafe-process: rlimits only, "
+           "no sandbox)")
+
+
+class ProcessExecutor(ZygoteExecutor):
+    name = "unsafe-process"
+
+    def __init__(self, pool_size: int = 0, max_runs: int = 1, python: str | None = None, **_ignored):
+        super().__init__(pool_size=pool_size, max_runs=max_runs)
+        self.python = python or sys.executable
+
+    def spawn(self) -> Zygote:
+        scratch = tempfile.mkdtemp(prefix="pyflow-node-")
+        proc = subprocess.Popen([self.python, "-I", str(worker_path())], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
+                                cwd=scratch, env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": scratch})
+        zygote = Zygote(proc, "worker process")
+        zygote.scratch = scratch
+        return zygote
+
+    def prepare_payload(self, zygote: Zygote, task: NodeTask) -> dict:
+        payload = task.payload()
+        payload["scratch"] = zygote.scratch
+        payload["memory_rlimit"] = True
+        return payload
+
+    def discard(self, zygote: Zygote) -> None:
+        shutil.rmtree(getattr(zygote, "scratch", ""), ignore_errors=True)
+
+    def describe(self) -> dict:
+        return {"name": self.name, "isolation": "process (rlimits only)", "warnings": [WARNING]}

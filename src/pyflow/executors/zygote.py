@@ -1,0 +1,281 @@
+"""Host side of the worker protocol: start worker processes, talk to them, keep a warm pool.
+
+A `Zygote` is one running worker (see worker.py) wherever it lives: a plain subprocess, a bubblewrap
+sandbox, a Docker container. `ZygoteExecutor` runs each node on a zygote, either a fresh one per node
+or one from a pool of warm ones that are recycled after K runs and after any violation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import selectors
+import signal
+import subprocess
+import threading
+import time
+from importlib import resources
+from pathlib import Path
+
+from ..engine.execution import Executor, NodeOutcome, NodeTask
+from .worker import HEADER
+
+READY_TIMEOUT_S = 20.0
+GRACE_S = 2.0
+POLL_S = 0.05
+
+
+def worker_source() -> bytes:
+    """The worker script's text, to hand to a sandbox as data."""
+    return resources.files("pyflow.executors").joinpath("worker.py").read_bytes()
+
+
+def worker_path() -> Path:
+    return Path(str(resources.files("pyflow.executors").joinpath("worker.py")))
+
+
+class ZygoteDied(Exception):
+    """The worker process ended or broke the protocol."""
+
+
+class Zygote:
+    """One worker process and its pipes. Not thread-safe: one node run at a time."""
+
+    def __init__(self, proc: subprocess.Popen, label: str = "zygote"):
+        self.proc = proc
+        self.label = label
+        self.runs = 0
+        self.info: dict = {}
+        self._buffer = bytearray()
+        self._sel = selectors.DefaultSelector()
+        self._sel.register(proc.stdout, selectors.EVENT_READ)
+        os.set_blocking(proc.stdout.fileno(), False)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> dict:
+        frame = self._read_frame(time.monotonic() + timeout, None)
+        self.info = json.loads(frame)
+        if not self.info.get("ready"):
+            raise ZygoteDied(f"{self.label} did not report ready")
+        return self.info
+
+    def request(self, payload: dict, deadline: float, cancel: threading.Event | None) -> tuple[dict, bytes]:
+        """Send one task and wait for its header and value frames."""
+        data = json.dumps(payload, separators=(",", ":")).encode("utf-8")
+        try:
+            self.proc.stdin.write(HEADER.pack(len(data)) + data)
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError) as exc:
+            raise ZygoteDied(f"{self.label} is gone ({exc})") from None
+        self.runs += 1
+        header = json.loads(self._read_frame(deadline, cancel))
+        value = self._read_frame(deadline, cancel)
+        return header, value
+
+    def _read_frame(self, deadline: float, cancel: threading.Event | None) -> bytes:
+        while True:
+            if len(self._buffer) >= HEADER.size:
+                (size,) = HEADER.unpack_from(self._buffer)
+                if len(self._buffer) >= HEADER.size + size:
+                    frame = bytes(self._buffer[HEADER.size:HEADER.size + size])
+                    del self._buffer[:HEADER.size + size]
+                    return frame
+            if cancel is not None and cancel.is_set():
+                raise CancelledRun()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError()
+            if self._sel.select(timeout=min(remaining, POLL_S)):
+                try:
+                    chunk = os.read(self.proc.stdout.fileno(), 1 << 20)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    raise ZygoteDied(f"{self.label} ended unexpectedly (exit status {self.proc.poll()})")
+                self._buffer += chunk
+
+    def kill(self) -> None:
+        """End the worker and everything it started (its process group)."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.kill()
+        except OSError:
+            pass
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        self._sel.close()
+
+
+class CancelledRun(Exception):
+    pass
+
+
+class ZygoteExecutor(Executor):
+    """Runs each node on a worker process: fresh per node, or from a warm pool.
+
+    Subclasses say how to start a worker (`spawn`) and may adjust a run before and after it (cgroup
+    limits, reading out-of-memory counters). A worker is recycled after `max_runs` runs, after any
+    violation (timeout, crash, memory, cancellation) and whenever it asks to be.
+    """
+
+    name = "zygote"
+
+    def __init__(self, pool_size: int = 0, max_runs: int = 200):
+        self.pool_size = pool_size
+        self.max_runs = max_runs
+        self._idle: queue.Queue[Zygote] = queue.Queue()
+        self._live: set[Zygote] = set()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._spawn_errors = 0
+
+    # -- to override --------------------------------------------------------------------------------
+    def spawn(self) -> Zygote:
+        raise NotImplementedError
+
+    def prepare_payload(self, zygote: Zygote, task: NodeTask) -> dict:
+        return task.payload()
+
+    def before_run(self, zygote: Zygote, task: NodeTask) -> None:
+        """Hook: set per-run limits on the worker's cgroup, for instance."""
+
+    def after_run(self, zygote: Zygote, task: NodeTask, outcome: NodeOutcome) -> NodeOutcome:
+        """Hook: refine the outcome (an out-of-memory kill seen in a cgroup counter, for instance)."""
+        return outcome
+
+    def discard(self, zygote: Zygote) -> None:
+        """Hook: release what belongs to a worker that is ended for good."""
+
+    # -- pool ---------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Fill the warm pool (no-op for fresh-per-node executors)."""
+        for _ in range(self.pool_size):
+            self._idle.put(self._started())
+
+    def _started(self) -> Zygote:
+        zygote = self.spawn()
+        try:
+            zygote.wait_ready()
+        except BaseException:
+            self._end(zygote)
+            raise
+        with self._lock:
+            self._live.add(zygote)
+        return zygote
+
+    def _acquire(self, cancel: threading.Event | None) -> Zygote:
+        if self.pool_size <= 0:
+            return self._started()
+        while True:
+            try:
+                return self._idle.get(timeout=POLL_S)
+            except queue.Empty:
+                if cancel is not None and cancel.is_set():
+                    raise CancelledRun() from None
+                if self._closed:
+                    raise ZygoteDied("executor is closed") from None
+
+    def _release(self, zygote: Zygote, recycle: bool) -> None:
+        if self.pool_size <= 0 or self._closed or recycle or zygote.runs >= self.max_runs:
+            self._end(zygote)
+            if self.pool_size > 0 and not self._closed:
+                threading.Thread(target=self._replenish, daemon=True, name="pyflow-respawn").start()
+            return
+        self._idle.put(zygote)
+
+    def _replenish(self) -> None:
+        for attempt in range(5):
+            if self._closed:
+                return
+            try:
+                self._idle.put(self._started())
+                return
+            except Exception:
+                self._spawn_errors += 1
+                time.sleep(0.2 * (attempt + 1))
+
+    def _end(self, zygote: Zygote) -> None:
+        zygote.kill()
+        self.discard(zygote)
+        with self._lock:
+            self._live.discard(zygote)
+
+    # -- Executor -----------------------------------------------------------------------------------
+    def run(self, task: NodeTask, cancel: threading.Event | None = None) -> NodeOutcome:
+        started = time.monotonic()
+        try:
+            zygote = self._acquire(cancel)
+        except CancelledRun:
+            return _cancelled(started)
+        except Exception as exc:
+            return NodeOutcome.failure(f"could not start a worker: {exc}", "ExecutorError", "crashed")
+        outcome, recycle = self._run_on(zygote, task, cancel, started)
+        outcome = self.after_run(zygote, task, outcome)
+        self._release(zygote, recycle or outcome.violation is not None)
+        return outcome
+
+    def _run_on(self, zygote: Zygote, task: NodeTask, cancel, started: float) -> tuple[NodeOutcome, bool]:
+        self.before_run(zygote, task)
+        deadline = time.monotonic() + task.limits.timeout_s + GRACE_S
+        try:
+            header, value = zygote.request(self.prepare_payload(zygote, task), deadline, cancel)
+        except CancelledRun:
+            return _cancelled(started), True
+        except TimeoutError:
+            return NodeOutcome.failure(f"timed out after {task.limits.timeout_s:g} s", "Timeout", "timeout",
+                                       duration_ms=_ms(started)), True
+        except (ZygoteDied, ValueError) as exc:
+            return NodeOutcome.failure(f"the node's worker process ended unexpectedly: {exc}", "NodeCrashed",
+                                       "crashed", duration_ms=_ms(started)), True
+        return _outcome(header, value, started), bool(header.get("recycle"))
+
+    def close(self) -> None:
+        self._closed = True
+        with self._lock:
+            live = list(self._live)
+        for zygote in live:
+            self._end(zygote)
+
+    def live_pids(self) -> list[int]:
+        with self._lock:
+            return [z.pid for z in self._live]
+
+
+def _outcome(header: dict, value: bytes, started: float) -> NodeOutcome:
+    duration = float(header.get("duration_ms") or _ms(started))
+    stdout = header.get("stdout") or ""
+    if header.get("ok"):
+        try:
+            parsed = json.loads(value.decode("utf-8")) if value else None
+        except (UnicodeDecodeError, ValueError) as exc:
+            return NodeOutcome.failure(f"the node returned unreadable JSON: {exc}", "ResultError",
+                                       "crashed", stdout, duration)
+        return NodeOutcome(ok=True, value=parsed, stdout=stdout, duration_ms=duration)
+    error = header.get("error") if isinstance(header.get("error"), dict) else None
+    error = error or {"type": "NodeError", "message": "the node failed", "traceback": []}
+    return NodeOutcome(ok=False, error=error, stdout=stdout, duration_ms=duration,
+                       violation=header.get("violation"))
+
+
+def _cancelled(started: float) -> NodeOutcome:
+    return NodeOutcome.failure("the run was cancelled", "Cancelled", "cancelled", duration_ms=_ms(started))
+
+
+def _ms(started: float) -> float:
+    return round((time.monotonic() - started) * 1000, 3)

@@ -1,0 +1,153 @@
+"""Flows: checking a document against the nodespecs it uses, and the graph it describes.
+
+The document format is the original PyFlow's, quirks included ("77px" positions, is_end 1, string port
+values). `analyze_flow` reports every structural problem at once, each with a JSON pointer, and returns
+a `FlowGraph` the engine schedules from.
+"""
+
+from __future__ import annotations
+
+import graphlib
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .errors import InvalidInput, detail, pointer
+from .nodespec import NodeSpec, truthy
+from .validation import schema_errors
+
+
+@dataclass(frozen=True)
+class Link:
+    source_node: str
+    source_port: str
+    target_node: str
+    target_port: str
+
+
+@dataclass
+class FlowNode:
+    id: str
+    spec_id: str
+    name: str
+    values: dict[str, Any]
+    is_end: bool
+    index: int
+
+
+@dataclass
+class FlowGraph:
+    """Nodes by id, and for each node the links that feed it (input port -> source endpoint)."""
+
+    id: str
+    name: str
+    nodes: dict[str, FlowNode]
+    inbound: dict[str, dict[str, tuple[str, str]]] = field(default_factory=dict)
+    predecessors: dict[str, set[str]] = field(default_factory=dict)
+    successors: dict[str, set[str]] = field(default_factory=dict)
+
+
+def split_endpoint(endpoint: str) -> tuple[str, str]:
+    """'node1:out' -> ('node1', 'out')."""
+    node, _, port = endpoint.partition(":")
+    return node, port
+
+
+def node_values(node_doc: dict) -> dict[str, Any]:
+    """The literal port values of a node document: {port name: value}."""
+    return {p["name"]: p.get("value") for p in node_doc.get("ports") or [] if "value" in p}
+
+
+def analyze_flow(doc: Any, specs: Mapping[str, NodeSpec]) -> tuple[FlowGraph | None, list[dict]]:
+    """Check `doc` against `specs` and build its graph; return (graph or None, every problem found)."""
+    problems = schema_errors("flow", doc)
+    if problems:
+        return None, problems
+    nodes, problems = _collect_nodes(doc, specs)
+    graph = FlowGraph(id=doc["id"], name=doc.get("name") or doc["id"], nodes=nodes,
+                      inbound={n: {} for n in nodes},
+                      predecessors={n: set() for n in nodes}, successors={n: set() for n in nodes})
+    problems += _collect_links(doc, specs, graph)
+    problems += _cycle_problems(graph)
+    return graph, problems
+
+
+def _collect_nodes(doc: dict, specs: Mapping[str, NodeSpec]) -> tuple[dict[str, FlowNode], list[dict]]:
+    nodes: dict[str, FlowNode] = {}
+    problems = []
+    for i, nd in enumerate(doc["nodes"]):
+        if nd["id"] in nodes:
+            problems.append(detail(pointer("nodes", i, "id"), f"duplicate node id {nd['id']!r}"))
+            continue
+        spec = specs.get(nd["spec_id"])
+        if spec is None:
+            problems.append(detail(pointer("nodes", i, "spec_id"), f"unknown nodespec {nd['spec_id']!r}"))
+        else:
+            for j, pv in enumerate(nd.get("ports") or []):
+                if spec.input(pv["name"]) is None:
+                    problems.append(detail(pointer("nodes", i, "ports", j, "name"),
+                                           f"nodespec {spec.id!r} has no input port {pv['name']!r}"))
+        nodes[nd["id"]] = FlowNode(id=nd["id"], spec_id=nd["spec_id"], name=nd.get("name") or nd["id"],
+                                   values=node_values(nd), is_end=truthy(nd.get("is_end")), index=i)
+    return nodes, problems
+
+
+def _collect_links(doc: dict, specs: Mapping[str, NodeSpec], graph: FlowGraph) -> list[dict]:
+    problems = []
+    for i, ln in enumerate(doc["links"]):
+        src_node, src_port = split_endpoint(ln["source"])
+        dst_node, dst_port = split_endpoint(ln["target"])
+        found = (_endpoint_problem(graph, specs, src_node, src_port, "output", pointer("links", i, "source"))
+                 + _endpoint_problem(graph, specs, dst_node, dst_port, "input", pointer("links", i, "target")))
+        if found:
+            problems += found
+            continue
+        if dst_port in graph.inbound[dst_node]:
+            prior = ":".join(graph.inbound[dst_node][dst_port])
+            problems.append(detail(pointer("links", i, "target"),
+                                   f"input {ln['target']!r} already has a link from {prior!r}; an input takes one link"))
+            continue
+        graph.inbound[dst_node][dst_port] = (src_node, src_port)
+        graph.predecessors[dst_node].add(src_node)
+        graph.successors[src_node].add(dst_node)
+    return problems
+
+
+def _endpoint_problem(graph: FlowGraph, specs: Mapping[str, NodeSpec], node_id: str, port: str,
+                      role: str, path: str) -> list[dict]:
+    node = graph.nodes.get(node_id)
+    if node is None:
+        return [detail(path, f"unknown node {node_id!r}")]
+    spec = specs.get(node.spec_id)
+    if spec is None:
+        return [detail(path, f"node {node_id!r} uses unknown nodespec {node.spec_id!r}")]
+    wanted = spec.output(port) if role == "output" else spec.input(port)
+    if wanted is not None:
+        return []
+    other = spec.input(port) if role == "output" else spec.output(port)
+    if other is not None:
+        side = "source" if role == "output" else "target"
+        return [detail(path, f"a link goes from an output to an input, but {port!r} of node {node_id!r} "
+                             f"is an {'input' if role == 'output' else 'output'} port and cannot be a link {side}")]
+    return [detail(path, f"node {node_id!r} ({spec.id}) has no {role} port {port!r}")]
+
+
+def _cycle_problems(graph: FlowGraph) -> list[dict]:
+    try:
+        graphlib.TopologicalSorter(graph.predecessors).prepare()
+    except graphlib.CycleError as exc:
+        cycle = exc.args[1]
+        names = " -> ".join(cycle)
+        return [detail("/links", f"the links form a cycle: {names}")]
+    return []
+
+
+def require_valid_flow(doc: Any, specs: Mapping[str, NodeSpec]) -> FlowGraph:
+    graph, problems = analyze_flow(doc, specs)
+    if problems:
+        raise InvalidInput("invalid flow", problems)
+    return graph
+
+
+def referenced_spec_ids(doc: dict) -> set[str]:
+    """The nodespec ids a flow document uses."""
+    return {nd.get("spec_id") for nd in doc.get("nodes") or [] if isinstance(nd, dict)} - {None}

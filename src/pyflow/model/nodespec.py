@@ -1,0 +1,160 @@
+"""Nodespecs: checking a document and reading its ports the way the engine needs them.
+
+A nodespec is stored exactly as the user wrote it (the original format's quirks included: string
+orders, "required": "true", missing types). `NodeSpec` is the parsed view the engine works with.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import InvalidInput, detail, pointer
+from .types import DEFAULT_TYPE, PORT_TYPES, is_known_type
+from .validation import schema_errors
+
+DEFAULT_OUTPUT = "out"
+TRUE_WORDS = frozenset({"1", "true", "yes", "y"})
+
+
+@dataclass(frozen=True)
+class InputPort:
+    name: str
+    type: str
+    order: int
+    default: Any = None
+    required: bool = False
+    has_default: bool = False
+
+
+@dataclass(frozen=True)
+class OutputPort:
+    name: str
+    type: str
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """The parsed, engine-facing view of a nodespec document."""
+
+    id: str
+    title: str
+    func: str
+    inputs: tuple[InputPort, ...]
+    outputs: tuple[OutputPort, ...]
+    limits: dict = field(default_factory=dict)
+    image: str | None = None
+    requirements: tuple[str, ...] = ()
+    cache: bool = True
+
+    def input(self, name: str) -> InputPort | None:
+        return next((p for p in self.inputs if p.name == name), None)
+
+    def output(self, name: str) -> OutputPort | None:
+        return next((p for p in self.outputs if p.name == name), None)
+
+
+def truthy(value: Any) -> bool:
+    """The original's reading of flags such as is_end and required: 1, true, "true", "yes", "y"."""
+    if isinstance(value, str):
+        return value.strip().lower() in TRUE_WORDS
+    return bool(value)
+
+
+def parse_nodespec(doc: dict) -> NodeSpec:
+    """Build the engine view of a document that passed `check_nodespec`."""
+    port = doc.get("port") or {}
+    raw_inputs = port.get("input") or []
+    indexed = sorted(enumerate(raw_inputs), key=lambda pair: (int(pair[1].get("order", pair[0])), pair[0]))
+    inputs = tuple(
+        InputPort(
+            name=p["name"],
+            type=p.get("type") or DEFAULT_TYPE,
+            order=int(p.get("order", i)),
+            default=p.get("default"),
+            required=truthy(p.get("required", False)),
+            has_default="default" in p,
+        )
+        for i, p in indexed
+    )
+    raw_outputs = port.get("output") or [{"name": DEFAULT_OUTPUT}]
+    outputs = tuple(OutputPort(p["name"], p.get("type") or DEFAULT_TYPE) for p in raw_outputs)
+    return NodeSpec(
+        id=doc["id"],
+        title=doc.get("title") or doc["id"],
+        func=doc["func"],
+        inputs=inputs,
+        outputs=outputs,
+        limits=dict(doc.get("limits") or {}),
+        image=doc.get("image"),
+        requirements=tuple(doc.get("requirements") or ()),
+        cache=doc.get("cache", True) is not False,
+    )
+
+
+def check_nodespec(doc: Any, base: tuple = ()) -> list[dict]:
+    """Every problem with a nodespec document, as details under the JSON pointer `base`.
+
+    The function source is parsed and compiled, never executed: a syntax error is reported with its
+    line and column.
+    """
+    problems = schema_errors("nodespec", doc, base)
+    if problems:
+        return problems
+    problems += _port_problems(doc, base)
+    problems += _func_problems(doc, base)
+    return problems
+
+
+def _port_problems(doc: dict, base: tuple) -> list[dict]:
+    problems = []
+    port = doc.get("port") or {}
+    for kind in ("input", "output"):
+        seen = set()
+        for i, p in enumerate(port.get(kind) or []):
+            path = pointer(*base, "port", kind, i)
+            ptype = p.get("type")
+            if ptype is not None and not is_known_type(ptype):
+                problems.append(detail(path + "/type",
+                                       f"unknown port type {ptype!r}; known types: {', '.join(PORT_TYPES)}"))
+            if p["name"] in seen:
+                problems.append(detail(path + "/name", f"duplicate {kind} port name {p['name']!r}"))
+            seen.add(p["name"])
+    return problems
+
+
+def _func_problems(doc: dict, base: tuple) -> list[dict]:
+    path = pointer(*base, "func")
+    source = doc["func"]
+    try:
+        tree = ast.parse(source, filename=f"<nodespec {doc['id']}>")
+        compile(tree, f"<nodespec {doc['id']}>", "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        return [detail(path, f"syntax error at line {exc.lineno}, column {exc.offset}: {exc.msg}")]
+    except (ValueError, RecursionError, MemoryError) as exc:
+        return [detail(path, f"cannot compile: {exc}")]
+    funcs = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "func"]
+    if not funcs:
+        return [detail(path, "must define a top-level function `def func(...)`")]
+    return _arity_problems(funcs[-1], doc, base)
+
+
+def _arity_problems(func: ast.FunctionDef, doc: dict, base: tuple) -> list[dict]:
+    """Inputs are passed positionally in port order, so func must accept that many arguments."""
+    args = func.args
+    inputs = (doc.get("port") or {}).get("input") or []
+    positional = len(args.posonlyargs) + len(args.args)
+    if args.vararg is None and len(inputs) > positional:
+        path = pointer(*base, "port", "input")
+        return [detail(path, f"func accepts {positional} positional arguments but the nodespec "
+                             f"declares {len(inputs)} input ports")]
+    return []
+
+
+def require_valid_nodespec(doc: Any) -> NodeSpec:
+    """Check `doc` and return its engine view, or raise InvalidInput listing every problem."""
+    problems = check_nodespec(doc)
+    if problems:
+        raise InvalidInput("invalid nodespec", problems)
+    return parse_nodespec(doc)

@@ -1,0 +1,152 @@
+"""Port types and the value conversions the original PyFlow applied to them.
+
+Values typed into the editor arrive as strings ("2", "true", "a,b"); links carry whatever the upstream
+function returned. Each port converts what it receives to its declared type, and a value that cannot be
+converted fails the node with a message naming the port, the type and the value.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+TRUE_WORDS = frozenset({"true", "yes", "y", "1", "on"})
+FALSE_WORDS = frozenset({"false", "no", "n", "0", "off", ""})
+
+
+class ConversionError(ValueError):
+    """A value could not be converted to a port's type; the message says why."""
+
+
+def _to_string(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return str(value)
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (int, float)):
+        return int(value)
+    if isinstance(value, str):
+        return int(value.strip())
+    raise ConversionError("not a number")
+
+
+def _to_float(value: Any) -> float:
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        return float(value.strip())
+    raise ConversionError("not a number")
+
+
+def _to_boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return value != 0
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+        raise ConversionError("expected one of true/yes/y/1 or false/no/n/0")
+    raise ConversionError("not a boolean")
+
+
+def _to_list(value: Any) -> list:
+    if isinstance(value, list):
+        return value
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, str):
+        if value == "":
+            return []
+        if value.lstrip().startswith("["):
+            parsed = json.loads(value)
+            if isinstance(parsed, list):
+                return parsed
+        return value.split(",")
+    raise ConversionError("not a list")
+
+
+def _to_json(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ConversionError(f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    return value
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "String": _to_string,
+    "Int": _to_int,
+    "Float": _to_float,
+    "Boolean": _to_boolean,
+    "List": _to_list,
+    "Json": _to_json,
+    "Any": _identity,
+}
+
+DESCRIPTIONS = {
+    "String": "text; other values are converted with str()",
+    "Int": "whole number; \"42\" and 42.0 convert",
+    "Float": "number; \"1.5\" converts",
+    "Boolean": "true/yes/y/1 or false/no/n/0, any case",
+    "List": "list; \"a,b\" converts to [\"a\", \"b\"] and \"[1, 2]\" is parsed",
+    "Json": "any JSON value; a string is parsed as JSON",
+    "Any": "any value, passed unchanged",
+}
+
+# Which source types a target type accepts over a link without a surprising conversion.
+ACCEPTS = {
+    "String": {"String", "Int", "Float", "Boolean", "Any"},
+    "Int": {"Int", "Any"},
+    "Float": {"Float", "Int", "Any"},
+    "Boolean": {"Boolean", "Any"},
+    "List": {"List", "Any"},
+    "Json": {"Json", "List", "String", "Int", "Float", "Boolean", "Any"},
+    "Any": set(CONVERTERS),
+}
+
+PORT_TYPES = tuple(CONVERTERS)
+DEFAULT_TYPE = "Any"
+
+
+def is_known_type(name: Any) -> bool:
+    return isinstance(name, str) and name in CONVERTERS
+
+
+def link_compatible(source_type: str, target_type: str) -> bool:
+    """True when a link from an output of `source_type` may feed an input of `target_type`."""
+    return source_type in ACCEPTS.get(target_type, ())
+
+
+def convert(type_name: str, value: Any) -> Any:
+    """Convert `value` to `type_name`; None stays None. Raises ConversionError with a reason."""
+    if value is None:
+        return None
+    try:
+        return CONVERTERS[type_name](value)
+    except ConversionError:
+        raise
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise ConversionError(str(exc) or type(exc).__name__) from None
+
+
+def describe_types() -> list[dict]:
+    """The port types for GET /api/port-types: name, description and accepted link sources."""
+    return [
+        {"name": name, "description": DESCRIPTIONS[name], "accepts": sorted(ACCEPTS[name])}
+        for name in PORT_TYPES
+    ]
