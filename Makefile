@@ -1,0 +1,55 @@
+# PyFlow: `make run` sets everything up and starts the server; `make test` sets up what the tests need and
+# runs every suite. Both work on a fresh Debian 12 machine with Python 3.11 and Node 20.
+
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMPS := .stamps
+HOST ?= 127.0.0.1
+PORT ?= 5000
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get -y -q -o Dpkg::Use-Pty=0
+
+.PHONY: run test bench docker clean system-deps venv ui test-unit test-rest test-browser test-docker
+
+# Debian packages: bubblewrap (the node sandbox), python3 (the interpreter inside the sandbox), libcurl
+# headers (pycurl, for pyresttest).
+SYSTEM_PACKAGES := bubblewrap python3 libcurl4-openssl-dev libssl-dev
+TEST_SYSTEM_PACKAGES := chromium
+
+$(STAMPS):
+	mkdir -p $(STAMPS)
+
+system-deps: | $(STAMPS)
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then echo "installing $$missing"; $(APT) update -qq && $(APT) install $$missing; fi
+
+$(STAMPS)/venv: pyproject.toml | $(STAMPS)
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e ".[test,docker,dask,bench]"
+	touch $@
+
+venv: $(STAMPS)/venv
+
+include mk/*.mk
+
+run: system-deps venv ui
+	@echo "Starting PyFlow at http://$(HOST):$(PORT)/ (database: $${PYFLOW_DB:-~/.local/share/pyflow/pyflow.db})"
+	$(VENV)/bin/pyflow serve --host $(HOST) --port $(PORT)
+
+test-unit: system-deps venv
+	$(PY) -m pytest tests/unit -q -p no:cacheprovider
+
+test-rest: system-deps venv
+	$(PY) tests/rest/run_rest_tests.py
+
+test: test-unit test-rest test-browser test-docker
+
+bench: system-deps venv
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf $(VENV) $(STAMPS) src/static/node_modules src/static/dist

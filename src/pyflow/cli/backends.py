@@ -1,0 +1,111 @@
+"""Where the command line's work happens: the local database, or a running server (--server URL).
+
+Both backends answer the same calls with the same shapes, so commands do not care which one they use.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from ..service import Config, PyflowService, build_executor
+from .client import Client
+
+
+class LocalBackend:
+    """Opens the database directly and runs nodes on this machine with the configured executor."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self._service: PyflowService | None = None
+        self._with_executor = False
+
+    def service(self, executor: bool = False) -> PyflowService:
+        if self._service is None or (executor and not self._with_executor):
+            if self._service is not None:
+                self._service.close()
+            exec_ = build_executor(self.config) if executor else _NoExecutor()
+            self._service = PyflowService(self.config, exec_)
+            self._with_executor = executor
+            if executor:
+                self._service.start()
+            elif self.config.load_stdlib:
+                self._service.load_standard_library()
+        return self._service
+
+    def close(self) -> None:
+        if self._service is not None:
+            self._service.close()
+
+    def import_bundle(self, bundle, mode):
+        return self.service().import_bundle(bundle, mode)
+
+    def export_bundle(self):
+        return self.service().export_bundle()
+
+    def specs(self):
+        return self.service().repository.specs()
+
+    def start_run(self, flow_id=None, flow=None, values=None, cache=True):
+        return self.service(executor=True).start_run(flow_id, flow, values, cache)
+
+    def follow(self, run_id: str) -> Iterator[dict]:
+        for event in self.service(executor=True).runs.stream(run_id):
+            if event is not None:
+                yield event
+
+    def get_run(self, run_id):
+        return self.service().repository.get_run(run_id)
+
+    def list_runs(self, flow=None, status=None, limit=20):
+        return self.service().repository.list_runs(flow, status, limit, 0)
+
+
+class RemoteBackend:
+    def __init__(self, url: str):
+        self.client = Client(url)
+
+    def close(self) -> None:
+        pass
+
+    def import_bundle(self, bundle, mode):
+        return self.client.request("POST", "/api/repository/import", bundle, {"mode": mode})
+
+    def export_bundle(self):
+        return self.client.request("GET", "/api/repository/export")
+
+    def specs(self):
+        from ..model.nodespec import parse_nodespec
+        return {doc["id"]: parse_nodespec(doc) for doc in self.client.request("GET", "/api/nodespecs")}
+
+    def start_run(self, flow_id=None, flow=None, values=None, cache=True):
+        body = {"values": values or {}, "cache": cache}
+        if flow is not None:
+            return self.client.request("POST", "/api/runs", {**body, "flow": flow})
+        return self.client.request("POST", f"/api/flows/{flow_id}/runs", body)
+
+    def follow(self, run_id: str) -> Iterator[dict]:
+        return self.client.events(run_id)
+
+    def get_run(self, run_id):
+        return self.client.request("GET", f"/api/runs/{run_id}")
+
+    def list_runs(self, flow=None, status=None, limit=20):
+        params = {k: v for k, v in {"flow": flow, "status": status, "limit": limit}.items() if v}
+        page = self.client.request("GET", "/api/runs", params=params)
+        return page["runs"], page["total"]
+
+
+class _NoExecutor:
+    """Stands in where a command only reads or writes the repository."""
+
+    name = "none"
+    inline = True
+
+    def run(self, task, cancel=None):
+        raise RuntimeError("this command does not run nodes")
+
+    def close(self):
+        pass
+
+    def describe(self):
+        return {"name": self.name, "isolation": "none", "warnings": []}

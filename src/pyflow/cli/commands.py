@@ -1,0 +1,232 @@
+"""The subcommands of `pyflow`."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from ..model.bundle import check_bundle, load_bundle_file, write_directory, dumps_object, write_atomic
+from ..model.errors import InvalidInput, detail
+from ..model.flow import analyze_flow
+from ..model.nodespec import check_nodespec
+from ..model.signature import nodespec_from_source
+from ..service import Config
+from .backends import LocalBackend, RemoteBackend
+from .progress import Progress, print_run_table
+
+
+def add_arguments(sub) -> None:
+    serve = sub.add_parser("serve", help="start the server (waitress), by default on 127.0.0.1:5000")
+    serve.add_argument("--host", default=os.environ.get("PYFLOW_HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("PYFLOW_PORT", "5000")))
+    serve.add_argument("--threads", type=int, default=32, help="HTTP worker threads (SSE clients hold one each)")
+    _add_local(serve)
+    serve.add_argument("--max-running", type=int, default=2, help="runs executing at once")
+    serve.add_argument("--max-queue", type=int, default=100, help="runs waiting before 429")
+    serve.add_argument("--retention", type=int, default=100, help="runs kept per flow (0 keeps all)")
+    serve.add_argument("--repo-dir", help="the only directory /dumprepo and /loadrepo may use")
+
+    run = sub.add_parser("run", help="run a flow (a stored flow id or a flow JSON file) with live progress")
+    run.add_argument("flow", help="flow id, or path to a flow JSON file")
+    run.add_argument("--values", help='port values for this run: {"nodeId": {"port": value}}')
+    run.add_argument("--no-cache", action="store_true", help="run every node even when cached")
+    run.add_argument("--json", action="store_true", help="print the run as JSON instead of a table")
+    _add_target(run)
+
+    imp = sub.add_parser("import", help="import a bundle file or a repository directory")
+    imp.add_argument("source")
+    imp.add_argument("--replace", action="store_true", help="replace the whole repository (default: merge)")
+    _add_target(imp)
+
+    exp = sub.add_parser("export", help="export the repository as a bundle file, or a directory (git-friendly)")
+    exp.add_argument("target", help="FILE.json for a bundle; a directory (existing, or ending in /) for one "
+                                    "file per object")
+    _add_target(exp)
+
+    val = sub.add_parser("validate", help="check a nodespec, flow or bundle file and list every problem")
+    val.add_argument("file")
+    _add_target(val)
+
+    spec = sub.add_parser("nodespec", help="build a nodespec from a Python function")
+    spec.add_argument("file", help="a .py file defining the function")
+    spec.add_argument("--id", help="nodespec id (default: the file's spec['id'] or the function name)")
+    spec.add_argument("--function", help="which function (default: func, else the first)")
+    spec.add_argument("-o", "--output", help="write to this file instead of standard output")
+
+    runs = sub.add_parser("runs", help="run history")
+    runs_sub = runs.add_subparsers(dest="runs_command", required=True)
+    rl = runs_sub.add_parser("list", help="recent runs, newest first")
+    rl.add_argument("--flow")
+    rl.add_argument("--status")
+    rl.add_argument("--limit", type=int, default=20)
+    _add_target(rl)
+    rs = runs_sub.add_parser("show", help="one run with every node's result")
+    rs.add_argument("run_id")
+    rs.add_argument("--json", action="store_true")
+    _add_target(rs)
+
+
+def _add_local(parser) -> None:
+    parser.add_argument("--db", help="SQLite database file (default: $PYFLOW_DB, else "
+                                     "~/.local/share/pyflow/pyflow.db)")
+    parser.add_argument("--executor", default=os.environ.get("PYFLOW_EXECUTOR", "sandbox"),
+                        help="where node code runs: sandbox (default), docker, dask, unsafe-process")
+    parser.add_argument("--concurrency", type=int, default=None, help="nodes running at once (default: cores)")
+    parser.add_argument("--no-stdlib", action="store_true", help="do not load the standard library into an "
+                                                                 "empty database")
+
+
+def _add_target(parser) -> None:
+    parser.add_argument("--server", default=os.environ.get("PYFLOW_SERVER"),
+                        help="URL of a running PyFlow server (default: work on the local database)")
+    _add_local(parser)
+
+
+def config_from(args) -> Config:
+    config = Config(**({"db_path": Path(args.db)} if getattr(args, "db", None) else {}))
+    config.executor = args.executor
+    config.load_stdlib = not args.no_stdlib
+    if args.concurrency:
+        config.concurrency = args.concurrency
+    return config
+
+
+def backend_for(args):
+    return RemoteBackend(args.server) if getattr(args, "server", None) else LocalBackend(config_from(args))
+
+
+def cmd_serve(args) -> int:
+    from .serve import serve
+    config = config_from(args)
+    config.max_running, config.max_queue, config.retention = args.max_running, args.max_queue, args.retention
+    if args.repo_dir:
+        config.repo_dir = Path(args.repo_dir)
+    return serve(config, args.host, args.port, args.threads)
+
+
+def cmd_run(args) -> int:
+    backend = backend_for(args)
+    try:
+        values = json.loads(args.values) if args.values else None
+        target = Path(args.flow)
+        if target.suffix == ".json" or target.is_file():
+            run = backend.start_run(flow=load_flow_file(target), values=values, cache=not args.no_cache)
+        else:
+            run = backend.start_run(flow_id=args.flow, values=values, cache=not args.no_cache)
+        progress = Progress(sys.stderr, enabled=not args.json)
+        for event in backend.follow(run["id"]):
+            progress.handle(event)
+        progress.close()
+        final = backend.get_run(run["id"])
+    finally:
+        backend.close()
+    if args.json:
+        print(json.dumps(final, indent=2))
+    else:
+        print_run_table(final, sys.stdout)
+    return 0 if final["status"] == "succeeded" else 1
+
+
+def load_flow_file(path: Path) -> dict:
+    doc = load_bundle_file(path)
+    if isinstance(doc, dict) and "nodes" not in doc and isinstance(doc.get("flow"), dict) and len(doc["flow"]) == 1:
+        return next(iter(doc["flow"].values()))
+    return doc
+
+
+def cmd_import(args) -> int:
+    backend = backend_for(args)
+    try:
+        summary = backend.import_bundle(load_bundle_file(Path(args.source)), "replace" if args.replace else "merge")
+    finally:
+        backend.close()
+    print(f"imported ({summary['mode']}): {summary['created']} created, {summary['updated']} updated, "
+          f"{summary['unchanged']} unchanged, {summary['deleted']} deleted")
+    return 0
+
+
+def cmd_export(args) -> int:
+    backend = backend_for(args)
+    try:
+        bundle = backend.export_bundle()
+    finally:
+        backend.close()
+    target = Path(args.target)
+    if target.is_dir() or args.target.endswith(("/", os.sep)) or (not target.suffix and not target.exists()):
+        write_directory(bundle, target)
+        print(f"exported {len(bundle['nodespec'])} nodespecs and {len(bundle['flow'])} flows to {target}/")
+    else:
+        write_atomic(target, dumps_object(bundle))
+        print(f"exported {len(bundle['nodespec'])} nodespecs and {len(bundle['flow'])} flows to {target}")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    doc = load_bundle_file(Path(args.file))
+    kind, problems = _validate(doc, args)
+    if problems:
+        print(f"{args.file}: invalid {kind} ({len(problems)} problem{'s' if len(problems) > 1 else ''})")
+        for item in problems:
+            print(f"  {item['path'] or '/'}: {item['message']}")
+        return 1
+    print(f"{args.file}: valid {kind}")
+    return 0
+
+
+def _validate(doc, args) -> tuple[str, list[dict]]:
+    if not isinstance(doc, dict):
+        return "document", [detail("/", "expected a JSON object")]
+    if "func" in doc or "port" in doc:
+        return "nodespec", check_nodespec(doc)
+    if "nodes" in doc or "links" in doc:
+        backend = backend_for(args)
+        try:
+            specs = backend.specs()
+        finally:
+            backend.close()
+        _, problems = analyze_flow(doc, specs)
+        return "flow", problems
+    return "bundle", check_bundle(doc)
+
+
+def cmd_nodespec(args) -> int:
+    try:
+        source = Path(args.file).read_text("utf-8")
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {args.file}", [detail("/", str(exc))]) from None
+    spec = nodespec_from_source(source, args.id, args.function)
+    problems = check_nodespec(spec)
+    if problems:
+        raise InvalidInput("the function does not make a valid nodespec", problems)
+    text = json.dumps(spec, indent=2) + "\n"
+    if args.output:
+        write_atomic(Path(args.output), text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_runs(args) -> int:
+    backend = backend_for(args)
+    try:
+        if args.runs_command == "list":
+            runs, total = backend.list_runs(args.flow, args.status, args.limit)
+            print(f"{'RUN':34} {'FLOW':28} {'STATUS':12} CREATED")
+            for run in runs:
+                print(f"{run['id']:34} {str(run['flow_id'] or '-'):28} {run['status']:12} {run['created_at']}")
+            print(f"({len(runs)} of {total})")
+            return 0
+        run = backend.get_run(args.run_id)
+    finally:
+        backend.close()
+    if args.json:
+        print(json.dumps(run, indent=2))
+    else:
+        print_run_table(run, sys.stdout)
+    return 0
+
+
+COMMANDS = {"serve": cmd_serve, "run": cmd_run, "import": cmd_import, "export": cmd_export,
+            "validate": cmd_validate, "nodespec": cmd_nodespec, "runs": cmd_runs}

@@ -1,0 +1,43 @@
+"""`pyflow serve`: the REST server and editor on waitress, a production WSGI server."""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+from ..service import Config, PyflowService, build_executor
+
+
+class ExecutorUnavailable(RuntimeError):
+    """The chosen executor cannot run here; the message names the alternatives."""
+
+
+def serve(config: Config, host: str, port: int, threads: int) -> int:
+    from waitress.server import create_server
+
+    from ..server import create_app
+    try:
+        executor = build_executor(config)
+    except (ExecutorUnavailable, ValueError, ImportError, OSError) as exc:
+        print(f"pyflow: cannot start: {exc}", file=sys.stderr)
+        return 2
+    for warning in executor.describe().get("warnings", []):
+        print(f"WARNING: {warning}", file=sys.stderr)
+    service = PyflowService(config, executor).start()
+    server = create_server(create_app(service), host=host, port=port, threads=threads,
+                           channel_timeout=300, ident="pyflow")
+    url = f"http://{host}:{server.effective_port}/"
+    print(f"PyFlow serving {url} (database {config.db_path}, executor {executor.name})", flush=True)
+
+    def stop(signum, frame):
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        server.run()
+    except (SystemExit, KeyboardInterrupt):
+        pass
+    finally:
+        server.close()
+        service.close()
+    return 0

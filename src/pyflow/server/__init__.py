@@ -1,0 +1,69 @@
+"""The Flask application: an app factory, thin blueprints, and one error handler.
+
+Handlers parse the request, call the service (the runtime API) and render JSON. Every error, whether a
+domain error carrying its status or an HTTP error from routing, leaves as JSON:
+{"error": message, "details": [{"path": JSON pointer, "message": ...}]}.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask, send_from_directory
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from ..model.errors import PyflowError
+from ..service import PyflowService
+from . import legacy, objects, repository, runs
+from .http import json_response
+
+STATIC_DIR = Path(__file__).resolve().parent.parent.parent / "static"
+
+
+def create_app(service: PyflowService, static_dir: Path | None = None) -> Flask:
+    static_root = Path(static_dir or STATIC_DIR)
+    app = Flask(__name__, static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = service.config.max_body_mb * 1024 * 1024
+    app.json.sort_keys = False
+    app.extensions["pyflow"] = service
+    for blueprint in (objects.bp, runs.bp, repository.bp, legacy.bp):
+        app.register_blueprint(blueprint)
+    _register_errors(app)
+    _register_static(app, static_root)
+    return app
+
+
+def _register_errors(app: Flask) -> None:
+    @app.errorhandler(PyflowError)
+    def domain_error(error: PyflowError):
+        headers = {}
+        if getattr(error, "retry_after", None):
+            headers["Retry-After"] = str(error.retry_after)
+        return json_response(error.to_dict(), error.status, headers)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(error):
+        limit = app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)
+        return json_response({"error": f"the request body is larger than {limit} MiB", "details": []}, 413)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        headers = {}
+        if error.code == 405 and error.valid_methods:
+            headers["Allow"] = ", ".join(error.valid_methods)
+        return json_response({"error": error.description or error.name, "details": []}, error.code or 500, headers)
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception):
+        app.logger.exception("unhandled error")
+        return json_response({"error": f"internal error: {type(error).__name__}", "details": []}, 500)
+
+
+def _register_static(app: Flask, root: Path) -> None:
+    @app.get("/")
+    def index():
+        return send_from_directory(root, "index.html")
+
+    @app.get("/static/<path:filename>")
+    def static_files(filename):
+        return send_from_directory(root, filename)

@@ -1,0 +1,127 @@
+"""Runs: synchronous (run now, answer the results) and asynchronous (202, history, SSE, cancel)."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, Response, request, stream_with_context, url_for
+
+from ..model.errors import InvalidInput, detail
+from ..model.validation import schema_errors
+from .http import int_arg, json_body, json_response, require_object, service
+
+bp = Blueprint("runs", __name__, url_prefix="/api")
+
+RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
+
+
+def _run_request(inline: bool) -> dict:
+    """{"flow"?, "values"?, "cache"?} checked against the run request schema."""
+    body = require_object(json_body(optional=True) or {})
+    problems = schema_errors("run_request", body)
+    if inline and "flow" not in body:
+        problems.append(detail("/flow", "an inline run needs the flow document in 'flow'"))
+    if problems:
+        raise InvalidInput("invalid run request", problems)
+    return body
+
+
+def sync_result(run: dict) -> dict:
+    return {"run_id": run["id"], "status": run["status"], "reason": run.get("reason"), "nodes": run["nodes"]}
+
+
+@bp.post("/flows/<flow_id>/run")
+def run_stored_flow_now(flow_id):
+    body = _run_request(inline=False)
+    run = service().run_now(flow_id=flow_id, values=body.get("values"), use_cache=body.get("cache", True))
+    return json_response(sync_result(run))
+
+
+@bp.post("/run")
+def run_inline_flow_now():
+    body = json_body()
+    # Accept a bare flow document as well as {"flow": ..., "values": ...}.
+    if isinstance(body, dict) and "nodes" in body and "flow" not in body:
+        body = {"flow": body}
+    body = require_object(body)
+    problems = schema_errors("run_request", body) + ([] if "flow" in body else
+                                                      [detail("/flow", "the flow document is missing")])
+    if problems:
+        raise InvalidInput("invalid run request", problems)
+    run = service().run_now(flow=body["flow"], values=body.get("values"), use_cache=body.get("cache", True))
+    return json_response(sync_result(run))
+
+
+def _accepted(run: dict):
+    location = url_for("runs.get_run", run_id=run["id"])
+    body = {"id": run["id"], "status": run["status"], "url": location,
+            "events": url_for("runs.run_events", run_id=run["id"])}
+    return json_response(body, 202, {"Location": location})
+
+
+@bp.post("/flows/<flow_id>/runs")
+def start_stored_run(flow_id):
+    body = _run_request(inline=False)
+    return _accepted(service().start_run(flow_id=flow_id, values=body.get("values"),
+                                         use_cache=body.get("cache", True)))
+
+
+@bp.post("/runs")
+def start_inline_run():
+    body = _run_request(inline=True)
+    return _accepted(service().start_run(flow=body["flow"], values=body.get("values"),
+                                         use_cache=body.get("cache", True)))
+
+
+@bp.get("/runs")
+def list_runs():
+    status = request.args.get("status") or None
+    if status is not None and status not in RUN_STATUSES:
+        raise InvalidInput("bad status filter", [detail("/status", f"status must be one of {', '.join(RUN_STATUSES)}")])
+    limit = int_arg("limit", 50, 1, 500)
+    offset = int_arg("offset", 0, 0, 10_000_000)
+    runs, total = service().repository.list_runs(request.args.get("flow") or None, status, limit, offset)
+    return json_response({"runs": runs, "total": total, "limit": limit, "offset": offset})
+
+
+@bp.get("/runs/<run_id>")
+def get_run(run_id):
+    return json_response(service().repository.get_run(run_id))
+
+
+@bp.delete("/runs/<run_id>")
+def delete_run(run_id):
+    service().runs.delete(run_id)
+    return json_response({"deleted": run_id})
+
+
+@bp.post("/runs/<run_id>/cancel")
+def cancel_run(run_id):
+    run = service().runs.cancel(run_id)
+    return json_response({"id": run["id"], "status": run["status"]}, 202 if service().runs.is_live(run_id) else 200)
+
+
+@bp.get("/runs/<run_id>/events")
+def run_events(run_id):
+    after = request.headers.get("Last-Event-ID") or request.args.get("last_event_id") or "0"
+    try:
+        after_id = max(0, int(after))
+    except ValueError:
+        raise InvalidInput("bad Last-Event-ID", [detail("/Last-Event-ID", f"{after!r} is not an event id")]) from None
+    service().repository.get_run(run_id, with_nodes=False)  # 404 before the stream starts
+    events = service().runs.stream(run_id, after_id)
+
+    def generate():
+        yield "retry: 1000\n\n"
+        for item in events:
+            yield _sse(item)
+
+    return Response(stream_with_context(generate()), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _sse(event: dict | None) -> str:
+    if event is None:
+        return ": keepalive\n\n"
+    data = json.dumps({**event["data"], "at": event["at"]}, separators=(",", ":"))
+    return f"id: {event['id']}\nevent: {event['event']}\ndata: {data}\n\n"

@@ -1,0 +1,179 @@
+"""The runtime API that the REST server and the command line share.
+
+It ties storage, the engine and an executor together. HTTP handlers stay thin: they parse a request,
+call one method here and render the answer; errors raised here carry their HTTP status.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from .. import __version__
+from ..engine import FlowRunner, RunOptions, compile_flow
+from ..engine.execution import Executor
+from ..model.bundle import dumps_object, load_bundle_file, write_atomic, write_directory
+from ..model.errors import InvalidInput, detail
+from ..model.nodespec import require_valid_nodespec
+from ..model.signature import infer_ports
+from ..model.types import describe_types
+from ..storage import Record, Repository, SQLiteRepository
+from .config import Config
+from .runs import RunManager
+from .tree import nodespec_tree
+
+__all__ = ["Config", "PyflowService", "build_executor"]
+
+
+def build_executor(config: Config, for_server: bool = True) -> Executor:
+    """The executor `config` names, with its pool sized for the configured concurrency."""
+    from ..executors import SERVER_FORBIDDEN, create_executor
+    if for_server and config.executor in SERVER_FORBIDDEN:
+        raise ValueError(f"the {config.executor!r} executor runs node code inside the server and is for "
+                         f"tests and benchmarks only")
+    options = {"pool_size": max(1, config.concurrency), **config.executor_options}
+    executor = create_executor(config.executor, **options)
+    start = getattr(executor, "start", None)
+    if start is not None:
+        start()
+    return executor
+
+
+class PyflowService:
+    def __init__(self, config: Config, executor: Executor, repository: Repository | None = None):
+        self.config = config
+        self.executor = executor
+        self.repository = repository or SQLiteRepository(config.db_path)
+        self.runs = RunManager(self.repository, executor, config)
+        self._closed = threading.Event()
+
+    def start(self) -> "PyflowService":
+        if self.config.load_stdlib:
+            self.load_standard_library()
+        self.runs.start()
+        return self
+
+    def close(self) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        self.runs.shutdown()
+        self.executor.close()
+        self.repository.close()
+
+    def load_standard_library(self) -> dict | None:
+        """Fill an empty repository with the standard library and sample flows."""
+        stdlib = self.config.stdlib_dir
+        if stdlib is None or not Path(stdlib).is_dir() or not self.repository.is_empty():
+            return None
+        return self.repository.import_bundle(load_bundle_file(Path(stdlib)), mode="merge")
+
+    # ------------------------------------------------------------------------------------ general
+    def health(self) -> dict:
+        return {"status": "ok", "version": __version__, "executor": self.executor.describe(),
+                "queue": self.runs.queue_length(), "concurrency": self.config.concurrency}
+
+    @staticmethod
+    def port_types() -> list[dict]:
+        return describe_types()
+
+    # ---------------------------------------------------------------------------------- objects
+    def list(self, kind: str) -> list[Record]:
+        return self.repository.list(kind)
+
+    def get(self, kind: str, object_id: str) -> Record:
+        return self.repository.get(kind, object_id)
+
+    def create(self, kind: str, doc) -> Record:
+        record, _ = self.repository.save(kind, doc, create_only=True)
+        return record
+
+    def put(self, kind: str, object_id: str, doc, expected: int | None = None) -> tuple[Record, bool]:
+        return self.repository.save(kind, doc, object_id=object_id, expected=expected, must_exist=True)
+
+    def upsert(self, kind: str, doc) -> Record:
+        record, _ = self.repository.save(kind, doc)
+        return record
+
+    def delete(self, kind: str, object_id: str, expected: int | None = None, force: bool = False) -> None:
+        self.repository.delete(kind, object_id, expected=expected, force=force)
+
+    def tree(self) -> list[dict]:
+        return nodespec_tree([r.doc for r in self.repository.list("nodespec")])
+
+    @staticmethod
+    def infer_ports(source: str, function: str | None = None) -> dict:
+        return infer_ports(source, function)
+
+    # ------------------------------------------------------------------------------------- runs
+    def _flow_for_run(self, flow_id: str | None, inline: dict | None) -> dict:
+        if inline is not None:
+            return inline
+        return self.repository.get("flow", flow_id).doc
+
+    def start_run(self, flow_id: str | None = None, flow: dict | None = None, values: dict | None = None,
+                  use_cache: bool = True) -> dict:
+        """Queue a run of a stored flow (flow_id) or an inline one (flow); answers the queued run."""
+        doc = self._flow_for_run(flow_id, flow)
+        return self.runs.submit(doc, self.repository.specs(), values, use_cache,
+                                flow_id=flow_id if flow is None else (doc.get("id") if isinstance(doc, dict) else None))
+
+    def run_now(self, flow_id: str | None = None, flow: dict | None = None, values: dict | None = None,
+                use_cache: bool = True, timeout: float | None = None) -> dict:
+        """Run and wait: answers the finished run with every planned node's result."""
+        run = self.start_run(flow_id, flow, values, use_cache)
+        return self.runs.wait(run["id"], timeout)
+
+    def test_nodespec(self, spec_doc: dict, inputs: dict | None = None) -> dict:
+        """Run one node of `spec_doc` with `inputs` on the server's executor; no history, no cache."""
+        spec = require_valid_nodespec(spec_doc)
+        inputs = inputs or {}
+        unknown = [name for name in inputs if spec.input(name) is None]
+        if unknown:
+            raise InvalidInput("unknown input ports", [detail(f"/inputs/{name}", f"nodespec {spec.id!r} has no "
+                                                                                   f"input port {name!r}")
+                                                       for name in unknown])
+        flow = {"id": "nodespec-test", "name": f"test of {spec.id}", "links": [],
+                "nodes": [{"id": "test", "spec_id": spec.id, "name": spec.title, "is_end": True,
+                           "ports": [{"name": k, "value": v} for k, v in inputs.items()]}]}
+        compiled = compile_flow(flow, {spec.id: spec})
+        outcome = FlowRunner(compiled, self.executor,
+                             RunOptions(concurrency=1, use_cache=False, default_limits=self.config.default_limits,
+                                        max_limits=self.config.max_limits)).run()
+        return outcome.nodes[0]
+
+    # ------------------------------------------------------------------------------- repository
+    def export_bundle(self) -> dict:
+        return self.repository.export_bundle()
+
+    def import_bundle(self, bundle, mode: str = "merge") -> dict:
+        return self.repository.import_bundle(bundle, mode)
+
+    def confined_path(self, raw) -> Path:
+        """A path under the server's repository directory; anything that leads outside is refused."""
+        if not isinstance(raw, str) or not raw.strip() or "\0" in raw:
+            raise InvalidInput("bad path", [detail("/path", "path must be a non-empty string")])
+        root = Path(self.config.repo_dir).resolve()
+        candidate = (root / raw).resolve()
+        if candidate != root and root not in candidate.parents:
+            raise InvalidInput("path outside the repository directory",
+                               [detail("/path", f"{raw!r} leads outside the server's repository directory")])
+        return candidate
+
+    def dump_to(self, raw_path) -> Path:
+        """Legacy /dumprepo: write the bundle (or, for a directory, the directory form)."""
+        path = self.confined_path(raw_path)
+        bundle = self.export_bundle()
+        if path.is_dir() or str(raw_path).endswith("/"):
+            write_directory(bundle, path)
+        else:
+            write_atomic(path, dumps_object(bundle))
+        return path
+
+    def load_from(self, raw_path, mode: str = "merge") -> dict:
+        """Legacy /loadrepo: import a bundle file or directory from under the repository directory."""
+        path = self.confined_path(raw_path)
+        if not path.exists():
+            raise InvalidInput("no such file", [detail("/path", f"{raw_path!r} does not exist in the server's "
+                                                                f"repository directory")])
+        return self.import_bundle(load_bundle_file(path), mode)

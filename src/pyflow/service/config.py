@@ -1,0 +1,58 @@
+"""Server configuration: where data lives, which executor runs nodes, and how many runs at once.
+
+Defaults: the database is $PYFLOW_DB, else $XDG_DATA_HOME/pyflow/pyflow.db (~/.local/share/pyflow/
+pyflow.db). The legacy /dumprepo and /loadrepo routes may only touch files under `repo_dir`
+($PYFLOW_REPO_DIR, else the `repos` folder beside the database).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..engine.execution import DEFAULT_LIMITS, MAX_LIMITS, Limits
+
+
+def data_home() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "pyflow"
+
+
+def default_db_path() -> Path:
+    return Path(os.environ["PYFLOW_DB"]) if os.environ.get("PYFLOW_DB") else data_home() / "pyflow.db"
+
+
+def standard_library_dir() -> Path | None:
+    """The top-level repository/ folder: $PYFLOW_STDLIB, or found above the package in a checkout."""
+    if os.environ.get("PYFLOW_STDLIB"):
+        return Path(os.environ["PYFLOW_STDLIB"])
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        candidate = parent / "repository"
+        if (candidate / "nodespecs").is_dir():
+            return candidate
+    return None
+
+
+@dataclass
+class Config:
+    db_path: Path = field(default_factory=default_db_path)
+    repo_dir: Path | None = None
+    stdlib_dir: Path | None = field(default_factory=standard_library_dir)
+    load_stdlib: bool = True
+    executor: str = "sandbox"
+    executor_options: dict = field(default_factory=dict)
+    concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)
+    max_queue: int = 100
+    max_running: int = 2
+    retention: int = 100
+    default_limits: Limits = DEFAULT_LIMITS
+    max_limits: Limits = MAX_LIMITS
+    max_body_mb: int = 32
+
+    def __post_init__(self):
+        self.db_path = Path(self.db_path)
+        if self.repo_dir is None:
+            self.repo_dir = Path(os.environ.get("PYFLOW_REPO_DIR") or self.db_path.parent / "repos")
+        self.repo_dir = Path(self.repo_dir)

@@ -1,0 +1,308 @@
+"""Runs as first-class objects: a bounded queue, background execution, history, live events, cancel.
+
+Each run is stored with a snapshot of the flow and nodespecs as they ran. While a run is live its events
+are kept in memory (so a Server-Sent Events client hears of a node within milliseconds) and written to
+the database in batches by one persister thread; a finished run replays its events from storage.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from ..engine import CompiledFlow, Executor, FlowRunner, RunOptions, compile_flow
+from ..engine.runner import now_iso
+from ..model.errors import Conflict, NotFound, TooManyRequests
+from ..model.nodespec import parse_nodespec
+from ..storage import CacheAdapter, Repository
+from .config import Config
+
+FINAL_STATES = frozenset({"succeeded", "failed", "cancelled", "interrupted"})
+PREVIEW_BYTES = 1024
+PERSIST_INTERVAL_S = 0.05
+
+
+@dataclass
+class LiveRun:
+    id: str
+    flow_id: str | None
+    compiled: CompiledFlow
+    use_cache: bool
+    status: str = "queued"
+    cancel: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+    cond: threading.Condition = field(default_factory=threading.Condition)
+    events: list[dict] = field(default_factory=list)
+    pending_events: list[dict] = field(default_factory=list)
+    pending_results: dict = field(default_factory=dict)
+    statuses: dict = field(default_factory=dict)
+
+
+def preview(value, limit: int = PREVIEW_BYTES):
+    """A size-capped view of node outputs for live events."""
+    text = json.dumps(value, default=repr)
+    if len(text) <= limit:
+        return value
+    return {"truncated": True, "preview": text[:limit], "bytes": len(text)}
+
+
+def node_event_data(result: dict) -> dict:
+    error = result.get("error")
+    return {"node": result["id"], "name": result["name"], "status": result["status"],
+            "cached": result.get("cached", False), "duration_ms": result.get("duration_ms", 0.0),
+            "outputs": preview(result.get("outputs") or {}),
+            "error": {"type": error.get("type"), "message": error.get("message")} if error else None}
+
+
+class RunManager:
+    def __init__(self, repository: Repository, executor: Executor, config: Config):
+        self.repository = repository
+        self.executor = executor
+        self.config = config
+        self._queue: deque[LiveRun] = deque()
+        self._live: dict[str, LiveRun] = {}
+        self._lock = threading.Condition()
+        self._stopping = False
+        self._dirty: set[str] = set()
+        self._threads = [threading.Thread(target=self._work, name=f"pyflow-run-{i}", daemon=True)
+                         for i in range(max(1, config.max_running))]
+        self._threads.append(threading.Thread(target=self._persist_loop, name="pyflow-persist", daemon=True))
+
+    def start(self) -> None:
+        self.recover()
+        for thread in self._threads:
+            thread.start()
+
+    # ---------------------------------------------------------------------------------- recovery
+    def recover(self) -> list[str]:
+        """Runs left queued or running by a server that died become interrupted, with the reason."""
+        ids = []
+        for run in self.repository.unfinished_runs():
+            reason = f"the server stopped while the run was {run['status']}"
+            last = self.repository.events(run["id"], after=0, limit=1_000_000)
+            seq = last[-1]["id"] if last else 0
+            event = {"id": seq + 1, "event": "run_finished", "at": now_iso(),
+                     "data": {"status": "interrupted", "reason": reason}}
+            self.repository.save_progress(run["id"], [event], [])
+            self.repository.update_run(run["id"], status="interrupted", reason=reason, finished_at=now_iso())
+            ids.append(run["id"])
+        return ids
+
+    # ------------------------------------------------------------------------------------ submit
+    def submit(self, flow_doc: dict, specs: dict, values: dict | None = None, use_cache: bool = True,
+               flow_id: str | None = None) -> dict:
+        """Check and queue a run; answers the stored run. Raises InvalidInput or TooManyRequests."""
+        compiled = compile_flow(flow_doc, specs, values)
+        used = {n.spec.id for n in compiled.nodes.values()} | {nd["spec_id"] for nd in flow_doc["nodes"]}
+        snapshot = {"flow": flow_doc, "nodespec": self._spec_docs(used)}
+        live = LiveRun(id=uuid.uuid4().hex, flow_id=flow_id, compiled=compiled, use_cache=use_cache)
+        with self._lock:
+            if len(self._queue) >= self.config.max_queue:
+                raise TooManyRequests(f"the run queue is full ({self.config.max_queue} runs waiting); "
+                                      f"try again shortly", retry_after=self._retry_after())
+            self.repository.create_run({"id": live.id, "flow_id": flow_id, "status": "queued",
+                                        "snapshot": snapshot, "created_at": now_iso(),
+                                        "request": {"values": values or {}, "cache": use_cache}})
+            self._live[live.id] = live
+            self._queue.append(live)
+            self._emit(live, "run_queued", {"run": live.id, "flow_id": flow_id,
+                                            "nodes": list(compiled.nodes)})
+            self._lock.notify_all()
+        return self.repository.get_run(live.id)
+
+    def _spec_docs(self, spec_ids: set[str]) -> dict:
+        docs = {}
+        for sid in spec_ids:
+            try:
+                docs[sid] = self.repository.get("nodespec", sid).doc
+            except NotFound:
+                pass
+        return docs
+
+    def _retry_after(self) -> int:
+        return max(1, min(60, len(self._queue) // max(1, self.config.max_running)))
+
+    # -------------------------------------------------------------------------------- execution
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                while not self._queue and not self._stopping:
+                    self._lock.wait()
+                if self._stopping:
+                    return
+                live = self._queue.popleft()
+            self._execute(live)
+
+    def _execute(self, live: LiveRun) -> None:
+        started = time.monotonic()
+        live.status = "running"
+        self.repository.update_run(live.id, status="running", started_at=now_iso())
+        self._emit(live, "run_started", {"run": live.id, "flow_id": live.flow_id,
+                                         "nodes": list(live.compiled.nodes)})
+        reason = None
+        try:
+            outcome = FlowRunner(live.compiled, self.executor,
+                                 RunOptions(concurrency=self.config.concurrency, use_cache=live.use_cache,
+                                            run_id=live.id, default_limits=self.config.default_limits,
+                                            max_limits=self.config.max_limits),
+                                 cache=CacheAdapter(self.repository),
+                                 on_event=lambda kind, data: self._node_event(live, kind, data),
+                                 cancel=live.cancel).run()
+            status = outcome.status
+        except Exception as exc:  # a bug in the engine must still end the run
+            status, reason = "failed", f"internal error: {exc!r}"
+        self._finish(live, status, reason, started)
+
+    def _node_event(self, live: LiveRun, kind: str, result: dict) -> None:
+        if kind == "node_started":
+            self._emit(live, kind, result)
+            return
+        with live.cond:
+            live.pending_results[result["id"]] = (live.compiled.nodes[result["id"]].index, result)
+            live.statuses[result["id"]] = result["status"]
+        self._emit(live, kind, node_event_data(result))
+
+    def _finish(self, live: LiveRun, status: str, reason: str | None, started: float) -> None:
+        counts: dict[str, int] = {}
+        with live.cond:
+            for node_status in live.statuses.values():
+                counts[node_status] = counts.get(node_status, 0) + 1
+        live.status = status
+        final = {"run": live.id, "status": status, "reason": reason,
+                 "duration_ms": round((time.monotonic() - started) * 1000, 3), "counts": counts}
+        with live.cond:
+            event = {"id": len(live.events) + 1, "event": "run_finished", "data": final, "at": now_iso()}
+            live.pending_events.append(event)
+        # Store the outcome before anyone hears of it, so a client that reads the run right after the
+        # run_finished event sees it complete.
+        self._flush(live)
+        self.repository.update_run(live.id, status=status, reason=reason, finished_at=now_iso())
+        with live.cond:
+            live.events.append(event)
+            live.cond.notify_all()
+        if self.config.retention > 0:
+            self.repository.prune_runs(live.flow_id, self.config.retention)
+        live.done.set()
+        with self._lock:
+            self._live.pop(live.id, None)
+
+    # ----------------------------------------------------------------------------------- events
+    def _emit(self, live: LiveRun, kind: str, data: dict) -> None:
+        with live.cond:
+            event = {"id": len(live.events) + 1, "event": kind, "data": data, "at": now_iso()}
+            live.events.append(event)
+            live.pending_events.append(event)
+            live.cond.notify_all()
+        with self._lock:
+            self._dirty.add(live.id)
+
+    def _persist_loop(self) -> None:
+        while not self._stopping:
+            time.sleep(PERSIST_INTERVAL_S)
+            with self._lock:
+                dirty, self._dirty = self._dirty, set()
+                runs = [self._live[r] for r in dirty if r in self._live]
+            for live in runs:
+                self._flush(live)
+
+    def _flush(self, live: LiveRun) -> None:
+        with live.cond:
+            events, live.pending_events = live.pending_events, []
+            results, live.pending_results = list(live.pending_results.values()), {}
+        if events or results:
+            self.repository.save_progress(live.id, events, results)
+
+    def stream(self, run_id: str, after: int = 0, keepalive_s: float = 15.0) -> Iterator[dict | None]:
+        """Yield the run's events after id `after`, live until the run finishes; None means 'keepalive'."""
+        with self._lock:
+            live = self._live.get(run_id)
+        if live is None:
+            self.repository.get_run(run_id)  # 404 for an unknown run
+            yield from self._replay(run_id, after)
+            return
+        position = after
+        while True:
+            with live.cond:
+                fresh = live.events[position:]
+                if not fresh and not live.done.is_set():
+                    live.cond.wait(timeout=keepalive_s)
+                    fresh = live.events[position:]
+            for event in fresh:
+                position = event["id"]
+                yield event
+            if not fresh:
+                if live.done.is_set():
+                    return
+                yield None
+            elif fresh[-1]["event"] == "run_finished":
+                return
+
+    def _replay(self, run_id: str, after: int) -> Iterator[dict]:
+        while True:
+            batch = self.repository.events(run_id, after=after, limit=1000)
+            yield from batch
+            if len(batch) < 1000:
+                return
+            after = batch[-1]["id"]
+
+    # ------------------------------------------------------------------------------- run control
+    def wait(self, run_id: str, timeout: float | None = None) -> dict:
+        with self._lock:
+            live = self._live.get(run_id)
+        if live is not None:
+            live.done.wait(timeout)
+        return self.repository.get_run(run_id)
+
+    def cancel(self, run_id: str) -> dict:
+        with self._lock:
+            live = self._live.get(run_id)
+            queued = live is not None and live in self._queue
+            if queued:
+                self._queue.remove(live)
+        if live is None:
+            run = self.repository.get_run(run_id)
+            if run["status"] in FINAL_STATES:
+                return run
+            raise Conflict(f"run {run_id} is {run['status']} on no live worker")
+        live.cancel.set()
+        if queued:
+            self._finish(live, "cancelled", "cancelled while queued", time.monotonic())
+        return self.repository.get_run(run_id)
+
+    def delete(self, run_id: str) -> None:
+        with self._lock:
+            if run_id in self._live:
+                raise Conflict(f"run {run_id} is still {self._live[run_id].status}; cancel it first")
+        self.repository.delete_run(run_id)
+
+    def is_live(self, run_id: str) -> bool:
+        with self._lock:
+            return run_id in self._live
+
+    def queue_length(self) -> int:
+        with self._lock:
+            return len(self._queue)
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Cancel running runs; queued ones become interrupted (they never started)."""
+        with self._lock:
+            queued, self._queue = list(self._queue), deque()
+            running = [r for r in self._live.values() if r not in queued]
+            self._stopping = True
+            self._lock.notify_all()
+        for run in queued:
+            run.cancel.set()
+            self._finish(run, "interrupted", "the server shut down before the run started", time.monotonic())
+        for run in running:
+            run.cancel.set()
+        for run in running:
+            run.done.wait(timeout)
+
+
+def specs_from_snapshot(snapshot: dict) -> dict:
+    return {sid: parse_nodespec(doc) for sid, doc in snapshot.get("nodespec", {}).items()}

@@ -1,0 +1,11 @@
+"""Storage: one repository interface (`Repository`), SQLite by default."""
+
+from .base import CacheAdapter, Record, Repository, parse_if_match
+from .sqlite import SQLiteRepository
+
+__all__ = ["CacheAdapter", "Record", "Repository", "SQLiteRepository", "parse_if_match", "open_repository"]
+
+
+def open_repository(path) -> Repository:
+    """Open the repository at `path` (an SQLite file)."""
+    return SQLiteRepository(path)

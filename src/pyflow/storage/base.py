@@ -1,0 +1,279 @@
+"""The repository interface: nodespecs, flows, runs, run events and cached node results.
+
+`Repository` holds the rules (validation, revisions and If-Match, reference checks, atomic imports);
+a backend such as SQLite supplies a handful of primitives that run inside `transaction()`. Every write
+is checked in full before anything is stored, so a rejected write changes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+from ..model.bundle import FORMAT_VERSION, check_bundle
+from ..model.errors import Conflict, InvalidInput, NotFound, PreconditionFailed, detail, pointer
+from ..model.flow import analyze_flow, referenced_spec_ids
+from ..model.nodespec import NodeSpec, check_nodespec, parse_nodespec
+
+KINDS = ("nodespec", "flow")
+
+
+@dataclass(frozen=True)
+class Record:
+    kind: str
+    id: str
+    doc: dict
+    revision: int
+    updated_at: str
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.revision}"'
+
+
+def parse_if_match(header: str | None) -> int | None:
+    """The revision named by an If-Match header ('"12"', 'W/"12"' or '*'), None when absent or '*'."""
+    if header is None:
+        return None
+    value = header.strip()
+    if value == "*":
+        return None
+    value = value.removeprefix("W/").strip('"')
+    try:
+        return int(value)
+    except ValueError:
+        raise PreconditionFailed(f"If-Match {header!r} names no revision of this server") from None
+
+
+class Repository(ABC):
+    """Storage of PyFlow objects. Subclasses implement the primitives below the line."""
+
+    # ------------------------------------------------------------------------------------ objects
+    def list(self, kind: str) -> list[Record]:
+        _check_kind(kind)
+        return self._list(kind)
+
+    def get(self, kind: str, object_id: str) -> Record:
+        _check_kind(kind)
+        record = self._read(kind, object_id)
+        if record is None:
+            raise NotFound(f"no {kind} {object_id!r}")
+        return record
+
+    def specs(self) -> dict[str, NodeSpec]:
+        """All nodespecs, parsed for the engine (cached per revision)."""
+        cache = self.__dict__.setdefault("_spec_cache", {})
+        parsed = {}
+        for record in self._list("nodespec"):
+            hit = cache.get(record.id)
+            if hit is None or hit[0] != record.revision:
+                hit = cache[record.id] = (record.revision, parse_nodespec(record.doc))
+            parsed[record.id] = hit[1]
+        return parsed
+
+    def save(self, kind: str, doc: Any, object_id: str | None = None, expected: int | None = None,
+             create_only: bool = False, must_exist: bool = False) -> tuple[Record, bool]:
+        """Create or replace an object; returns (record, created). `expected` is an If-Match revision."""
+        _check_kind(kind)
+        if isinstance(doc, dict) and object_id is not None:
+            if doc.get("id") is None:
+                doc = {**doc, "id": object_id}
+            elif doc["id"] != object_id:
+                raise InvalidInput("id mismatch", [detail("/id", f"the body's id {doc['id']!r} differs from "
+                                                                 f"the id in the address {object_id!r}")])
+        with self.transaction():
+            problems = self._problems(kind, doc)
+            if problems:
+                raise InvalidInput(f"invalid {kind}", problems)
+            current = self._read(kind, doc["id"])
+            _check_precondition(kind, doc["id"], current, expected, create_only, must_exist)
+            if current is not None and current.doc == doc:
+                return current, False
+            record = self._write(kind, doc)
+            if kind == "flow":
+                self._set_refs(doc["id"], referenced_spec_ids(doc))
+            return record, current is None
+
+    def _problems(self, kind: str, doc: Any) -> list[dict]:
+        if kind == "nodespec":
+            return check_nodespec(doc)
+        _, problems = analyze_flow(doc, self.specs())
+        return problems
+
+    def delete(self, kind: str, object_id: str, expected: int | None = None, force: bool = False) -> None:
+        _check_kind(kind)
+        with self.transaction():
+            current = self._read(kind, object_id)
+            if current is None:
+                raise NotFound(f"no {kind} {object_id!r}")
+            if expected is not None and current.revision != expected:
+                raise PreconditionFailed(f"{kind} {object_id!r} changed since revision {expected} "
+                                         f"(now {current.revision})", current_revision=current.revision)
+            if kind == "nodespec" and not force:
+                users = self._users_of(object_id)
+                if users:
+                    raise Conflict(f"nodespec {object_id!r} is used by {len(users)} flow(s); "
+                                   f"delete with ?force=true to delete it anyway",
+                                   [detail(pointer("flow", f), "uses this nodespec") for f in users],
+                                   flows=users)
+            self._remove(kind, object_id)
+            if kind == "flow":
+                self._set_refs(object_id, set())
+
+    # ------------------------------------------------------------------------------ import/export
+    def export_bundle(self) -> dict:
+        return {"format_version": FORMAT_VERSION,
+                "nodespec": {r.id: r.doc for r in self._list("nodespec")},
+                "flow": {r.id: r.doc for r in self._list("flow")}}
+
+    def import_bundle(self, bundle: Any, mode: str = "merge") -> dict:
+        """Import a whole bundle in one transaction: everything or (with every error listed) nothing."""
+        if mode not in ("merge", "replace"):
+            raise InvalidInput("bad import mode", [detail("/mode", f"mode must be merge or replace, not {mode!r}")])
+        with self.transaction():
+            existing = self.specs() if mode == "merge" else {}
+            if isinstance(bundle, dict) and mode == "merge":
+                existing = {k: v for k, v in existing.items() if k not in bundle.get("nodespec", {})}
+            problems = check_bundle(bundle, existing)
+            if problems:
+                raise InvalidInput(f"the bundle has {len(problems)} problem(s); nothing was imported", problems)
+            if mode == "merge":
+                problems = self._merge_problems(bundle)
+                if problems:
+                    raise InvalidInput("the bundle conflicts with the repository; nothing was imported", problems)
+            return self._apply_bundle(bundle, mode)
+
+    def _merge_problems(self, bundle: dict) -> list[dict]:
+        """Flows already stored must still fit the nodespecs the bundle replaces."""
+        specs = {**self.specs(), **{k: parse_nodespec(v) for k, v in bundle.get("nodespec", {}).items()}}
+        problems = []
+        for record in self._list("flow"):
+            if record.id in bundle.get("flow", {}):
+                continue
+            _, found = analyze_flow(record.doc, specs)
+            problems += [detail(pointer("stored-flow", record.id) + d["path"], d["message"]) for d in found]
+        return problems
+
+    def _apply_bundle(self, bundle: dict, mode: str) -> dict:
+        summary = {"mode": mode, "created": 0, "updated": 0, "unchanged": 0, "deleted": 0}
+        if mode == "replace":
+            for kind in ("flow", "nodespec"):
+                for record in self._list(kind):
+                    if record.id not in bundle.get(kind, {}):
+                        self._remove(kind, record.id)
+                        if kind == "flow":
+                            self._set_refs(record.id, set())
+                        summary["deleted"] += 1
+        for kind in KINDS:
+            for key, doc in bundle.get(kind, {}).items():
+                doc = doc if "id" in doc else {**doc, "id": key}
+                current = self._read(kind, key)
+                if current is not None and current.doc == doc:
+                    summary["unchanged"] += 1
+                    continue
+                self._write(kind, doc)
+                if kind == "flow":
+                    self._set_refs(key, referenced_spec_ids(doc))
+                summary["created" if current is None else "updated"] += 1
+        return summary
+
+    def is_empty(self) -> bool:
+        return not self._list("nodespec") and not self._list("flow")
+
+    # -------------------------------------------------------------------------- primitives (backend)
+    @abstractmethod
+    def transaction(self) -> contextlib.AbstractContextManager:
+        """A write transaction; nested use joins the outer one."""
+
+    @abstractmethod
+    def _list(self, kind: str) -> list[Record]: ...
+
+    @abstractmethod
+    def _read(self, kind: str, object_id: str) -> Record | None: ...
+
+    @abstractmethod
+    def _write(self, kind: str, doc: dict) -> Record: ...
+
+    @abstractmethod
+    def _remove(self, kind: str, object_id: str) -> None: ...
+
+    @abstractmethod
+    def _set_refs(self, flow_id: str, spec_ids: set[str]) -> None: ...
+
+    @abstractmethod
+    def _users_of(self, spec_id: str) -> list[str]: ...
+
+    # -------------------------------------------------------------------------------- runs (backend)
+    @abstractmethod
+    def create_run(self, run: dict) -> None: ...
+
+    @abstractmethod
+    def update_run(self, run_id: str, **fields) -> None: ...
+
+    @abstractmethod
+    def get_run(self, run_id: str, with_nodes: bool = True) -> dict: ...
+
+    @abstractmethod
+    def list_runs(self, flow_id: str | None = None, status: str | None = None, limit: int = 50,
+                  offset: int = 0) -> tuple[list[dict], int]: ...
+
+    @abstractmethod
+    def delete_run(self, run_id: str) -> None: ...
+
+    @abstractmethod
+    def save_progress(self, run_id: str, events: list[dict], results: list[dict]) -> None:
+        """Store a batch of events ({id, event, data, at}) and node results ((position, result) pairs)
+        in one transaction."""
+
+    @abstractmethod
+    def events(self, run_id: str, after: int = 0, limit: int = 1000) -> list[dict]: ...
+
+    @abstractmethod
+    def unfinished_runs(self) -> list[dict]: ...
+
+    @abstractmethod
+    def prune_runs(self, flow_id: str | None, keep: int) -> int: ...
+
+    # ------------------------------------------------------------------------------- cache (backend)
+    @abstractmethod
+    def cache_get(self, key: str) -> dict | None: ...
+
+    @abstractmethod
+    def cache_put(self, key: str, record: dict) -> None: ...
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise NotFound(f"unknown object kind {kind!r}")
+
+
+def _check_precondition(kind: str, object_id: str, current: Record | None, expected: int | None,
+                        create_only: bool, must_exist: bool) -> None:
+    if create_only and current is not None:
+        raise Conflict(f"{kind} {object_id!r} already exists; use PUT to replace it",
+                       [detail("/id", f"{object_id!r} is taken")])
+    if must_exist and current is None and expected is not None:
+        raise PreconditionFailed(f"{kind} {object_id!r} no longer exists")
+    if expected is not None and current is not None and current.revision != expected:
+        raise PreconditionFailed(f"{kind} {object_id!r} changed since revision {expected} (now "
+                                 f"{current.revision}); reload it or send its current ETag",
+                                 current_revision=current.revision)
+
+
+class CacheAdapter:
+    """The engine's CacheStore over a repository."""
+
+    def __init__(self, repository: Repository):
+        self.repository = repository
+
+    def get(self, key: str) -> dict | None:
+        return self.repository.cache_get(key)
+
+    def put(self, key: str, record: dict) -> None:
+        self.repository.cache_put(key, record)
+

@@ -1,0 +1,260 @@
+"""The SQLite repository: one database file in WAL mode, standard library sqlite3 only.
+
+Each thread has its own connection; writes take the database lock up front (BEGIN IMMEDIATE) so that a
+check and the write it guards see the same state. Revisions come from one counter, so a revision number
+is never reused, even by an object deleted and created again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..model.errors import NotFound
+from .base import Record, Repository
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS objects (
+    kind TEXT NOT NULL, id TEXT NOT NULL, doc TEXT NOT NULL, revision INTEGER NOT NULL,
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (kind, id));
+CREATE TABLE IF NOT EXISTS flow_refs (
+    flow_id TEXT NOT NULL, spec_id TEXT NOT NULL, PRIMARY KEY (flow_id, spec_id));
+CREATE INDEX IF NOT EXISTS flow_refs_spec ON flow_refs (spec_id);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, flow_id TEXT, status TEXT NOT NULL, snapshot TEXT NOT NULL,
+    request TEXT NOT NULL, reason TEXT, created_at TEXT NOT NULL, started_at TEXT, finished_at TEXT,
+    seq INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS runs_flow ON runs (flow_id, seq);
+CREATE INDEX IF NOT EXISTS runs_status ON runs (status, seq);
+CREATE TABLE IF NOT EXISTS run_nodes (
+    run_id TEXT NOT NULL, node_id TEXT NOT NULL, position INTEGER NOT NULL, result TEXT NOT NULL,
+    PRIMARY KEY (run_id, node_id));
+CREATE TABLE IF NOT EXISTS run_events (
+    run_id TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, data TEXT NOT NULL, at TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq));
+CREATE TABLE IF NOT EXISTS cache (
+    key TEXT PRIMARY KEY, record TEXT NOT NULL, created_at TEXT NOT NULL, used_at TEXT NOT NULL);
+"""
+RUN_FIELDS = ("flow_id", "status", "reason", "started_at", "finished_at")
+
+
+def utcnow() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _dumps(value) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+class SQLiteRepository(Repository):
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        conn = self._conn()
+        conn.executescript(SCHEMA)
+        conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        conn.execute("INSERT OR IGNORE INTO meta VALUES ('revision', '0')")
+        conn.execute("INSERT OR IGNORE INTO meta VALUES ('run_seq', '0')")
+
+    # ---------------------------------------------------------------------------------- connections
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+            self._local.depth = 0
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    @contextlib.contextmanager
+    def transaction(self):
+        conn = self._conn()
+        if self._local.depth:
+            self._local.depth += 1
+            try:
+                yield conn
+            finally:
+                self._local.depth -= 1
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        self._local.depth = 1
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+        finally:
+            self._local.depth = 0
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._connections:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    def _next(self, counter: str) -> int:
+        conn = self._conn()
+        conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = ?", (counter,))
+        return int(conn.execute("SELECT value FROM meta WHERE key = ?", (counter,)).fetchone()[0])
+
+    # -------------------------------------------------------------------------------------- objects
+    @staticmethod
+    def _record(kind: str, row) -> Record:
+        return Record(kind, row[0], json.loads(row[1]), row[2], row[3])
+
+    def _list(self, kind: str) -> list[Record]:
+        rows = self._conn().execute(
+            "SELECT id, doc, revision, updated_at FROM objects WHERE kind = ? ORDER BY id", (kind,))
+        return [self._record(kind, row) for row in rows]
+
+    def _read(self, kind: str, object_id: str) -> Record | None:
+        row = self._conn().execute("SELECT id, doc, revision, updated_at FROM objects WHERE kind = ? AND id = ?",
+                                   (kind, object_id)).fetchone()
+        return self._record(kind, row) if row else None
+
+    def _write(self, kind: str, doc: dict) -> Record:
+        with self.transaction() as conn:
+            revision = self._next("revision")
+            now = utcnow()
+            conn.execute(
+                "INSERT INTO objects (kind, id, doc, revision, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (kind, id) DO UPDATE SET doc = excluded.doc, revision = excluded.revision, "
+                "updated_at = excluded.updated_at", (kind, doc["id"], _dumps(doc), revision, now, now))
+        return Record(kind, doc["id"], doc, revision, now)
+
+    def _remove(self, kind: str, object_id: str) -> None:
+        self._conn().execute("DELETE FROM objects WHERE kind = ? AND id = ?", (kind, object_id))
+
+    def _set_refs(self, flow_id: str, spec_ids: set[str]) -> None:
+        conn = self._conn()
+        conn.execute("DELETE FROM flow_refs WHERE flow_id = ?", (flow_id,))
+        conn.executemany("INSERT INTO flow_refs VALUES (?, ?)", [(flow_id, s) for s in sorted(spec_ids)])
+
+    def _users_of(self, spec_id: str) -> list[str]:
+        rows = self._conn().execute("SELECT flow_id FROM flow_refs WHERE spec_id = ? ORDER BY flow_id", (spec_id,))
+        return [row[0] for row in rows]
+
+    # ----------------------------------------------------------------------------------------- runs
+    def create_run(self, run: dict) -> None:
+        with self.transaction() as conn:
+            seq = self._next("run_seq")
+            conn.execute("INSERT INTO runs (id, flow_id, status, snapshot, request, reason, created_at, seq) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                         (run["id"], run.get("flow_id"), run["status"], _dumps(run["snapshot"]),
+                          _dumps(run.get("request") or {}), run.get("reason"), run["created_at"], seq))
+
+    def update_run(self, run_id: str, **fields) -> None:
+        unknown = set(fields) - set(RUN_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown run fields {sorted(unknown)}")
+        if not fields:
+            return
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        with self.transaction() as conn:
+            conn.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*fields.values(), run_id))
+
+    def _run_row(self, row, with_nodes: bool) -> dict:
+        run = {"id": row[0], "flow_id": row[1], "status": row[2], "reason": row[3], "created_at": row[4],
+               "started_at": row[5], "finished_at": row[6], "request": json.loads(row[7])}
+        if with_nodes:
+            run["snapshot"] = json.loads(row[8])
+            nodes = self._conn().execute("SELECT result FROM run_nodes WHERE run_id = ? ORDER BY position",
+                                         (row[0],))
+            run["nodes"] = [json.loads(r[0]) for r in nodes]
+        return run
+
+    _RUN_COLUMNS = "id, flow_id, status, reason, created_at, started_at, finished_at, request, snapshot"
+
+    def get_run(self, run_id: str, with_nodes: bool = True) -> dict:
+        row = self._conn().execute(f"SELECT {self._RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no run {run_id!r}")
+        return self._run_row(row, with_nodes=with_nodes)
+
+    def list_runs(self, flow_id=None, status=None, limit=50, offset=0):
+        where, params = [], []
+        if flow_id is not None:
+            where.append("flow_id = ?")
+            params.append(flow_id)
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        conn = self._conn()
+        total = conn.execute(f"SELECT COUNT(*) FROM runs {clause}", params).fetchone()[0]
+        rows = conn.execute(f"SELECT {self._RUN_COLUMNS} FROM runs {clause} ORDER BY seq DESC LIMIT ? OFFSET ?",
+                            (*params, limit, offset)).fetchall()
+        return [self._run_row(row, with_nodes=False) for row in rows], total
+
+    def delete_run(self, run_id: str) -> None:
+        with self.transaction() as conn:
+            if conn.execute("DELETE FROM runs WHERE id = ?", (run_id,)).rowcount == 0:
+                raise NotFound(f"no run {run_id!r}")
+            conn.execute("DELETE FROM run_nodes WHERE run_id = ?", (run_id,))
+            conn.execute("DELETE FROM run_events WHERE run_id = ?", (run_id,))
+
+    def save_progress(self, run_id: str, events: list[dict], results: list[dict]) -> None:
+        with self.transaction() as conn:
+            conn.executemany("INSERT OR REPLACE INTO run_events VALUES (?, ?, ?, ?, ?)",
+                             [(run_id, e["id"], e["event"], _dumps(e["data"]), e["at"]) for e in events])
+            conn.executemany("INSERT INTO run_nodes VALUES (?, ?, ?, ?) ON CONFLICT (run_id, node_id) DO UPDATE "
+                             "SET result = excluded.result, position = excluded.position",
+                             [(run_id, r["id"], position, _dumps(r)) for position, r in results])
+
+    def events(self, run_id: str, after: int = 0, limit: int = 1000) -> list[dict]:
+        rows = self._conn().execute(
+            "SELECT seq, kind, data, at FROM run_events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (run_id, after, limit))
+        return [{"id": r[0], "event": r[1], "data": json.loads(r[2]), "at": r[3]} for r in rows]
+
+    def unfinished_runs(self) -> list[dict]:
+        rows = self._conn().execute(f"SELECT {self._RUN_COLUMNS} FROM runs WHERE status IN ('queued', 'running') "
+                                    "ORDER BY seq").fetchall()
+        return [self._run_row(row, with_nodes=False) for row in rows]
+
+    def prune_runs(self, flow_id: str | None, keep: int) -> int:
+        """Delete all but the newest `keep` finished runs of a flow; returns how many went."""
+        with self.transaction() as conn:
+            rows = conn.execute(
+                "SELECT id FROM runs WHERE flow_id IS ? AND status NOT IN ('queued', 'running') "
+                "ORDER BY seq DESC LIMIT -1 OFFSET ?", (flow_id, keep)).fetchall()
+            for (run_id,) in rows:
+                conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+                conn.execute("DELETE FROM run_nodes WHERE run_id = ?", (run_id,))
+                conn.execute("DELETE FROM run_events WHERE run_id = ?", (run_id,))
+        return len(rows)
+
+    # ---------------------------------------------------------------------------------------- cache
+    def cache_get(self, key: str) -> dict | None:
+        row = self._conn().execute("SELECT record FROM cache WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def cache_put(self, key: str, record: dict) -> None:
+        now = utcnow()
+        with self.transaction() as conn:
+            conn.execute("INSERT INTO cache VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
+                         "record = excluded.record, used_at = excluded.used_at", (key, _dumps(record), now, now))
+
+    def cache_clear(self) -> int:
+        with self.transaction() as conn:
+            return conn.execute("DELETE FROM cache").rowcount
+
