@@ -29,7 +29,7 @@ system-deps: | $(STAMPS)
 $(STAMPS)/venv: pyproject.toml | $(STAMPS)
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e ".[test,docker,dask,bench]"
+	$(PIP) install -q -e ".[test,docker,bench]"
 	touch $@
 
 venv: $(STAMPS)/venv

@@ -2,8 +2,8 @@
 entry-point group, so a package can add its own without touching PyFlow.
 
 Built in: "sandbox" (bubblewrap + warm fork-server pool; the default), "docker" (a hardened container
-per image, warm), "dask" (a Dask cluster), "unsafe-process" (a plain subprocess with rlimits), and
-"inprocess" (tests and benchmarks only).
+per image, warm), "unsafe-process" (a plain subprocess with rlimits), and "inprocess" (tests and
+benchmarks only).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ BUILTIN = {
     "unsafe-process": "pyflow.executors.process:ProcessExecutor",
     "inprocess": "pyflow.executors.inprocess:InProcessExecutor",
     "docker": "pyflow.executors.docker:DockerExecutor",
-    "dask": "pyflow.executors.dask:DaskExecutor",
 }
 SERVER_FORBIDDEN = {"inprocess"}
 

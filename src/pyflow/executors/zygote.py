@@ -40,17 +40,22 @@ class ZygoteDied(Exception):
 
 
 class Zygote:
-    """One worker process and its pipes. Not thread-safe: one node run at a time."""
+    """One worker process and its pipes. Not thread-safe: one node run at a time.
 
-    def __init__(self, proc: subprocess.Popen, label: str = "zygote"):
+    The transport is three small methods (`_write`, `_read_chunk`, `kill`), so a worker reached another
+    way (a Docker attach socket, say) subclasses this and overrides only those.
+    """
+
+    def __init__(self, proc: subprocess.Popen | None, label: str = "zygote"):
         self.proc = proc
         self.label = label
         self.runs = 0
         self.info: dict = {}
         self._buffer = bytearray()
-        self._sel = selectors.DefaultSelector()
-        self._sel.register(proc.stdout, selectors.EVENT_READ)
-        os.set_blocking(proc.stdout.fileno(), False)
+        if proc is not None:
+            self._sel = selectors.DefaultSelector()
+            self._sel.register(proc.stdout, selectors.EVENT_READ)
+            os.set_blocking(proc.stdout.fileno(), False)
 
     @property
     def pid(self) -> int:
@@ -66,11 +71,7 @@ class Zygote:
     def request(self, payload: dict, deadline: float, cancel: threading.Event | None) -> tuple[dict, bytes]:
         """Send one task and wait for its header and value frames."""
         data = json.dumps(payload, separators=(",", ":")).encode("utf-8")
-        try:
-            self.proc.stdin.write(HEADER.pack(len(data)) + data)
-            self.proc.stdin.flush()
-        except (BrokenPipeError, OSError) as exc:
-            raise ZygoteDied(f"{self.label} is gone ({exc})") from None
+        self._write(HEADER.pack(len(data)) + data)
         self.runs += 1
         header = json.loads(self._read_frame(deadline, cancel))
         value = self._read_frame(deadline, cancel)
@@ -89,16 +90,31 @@ class Zygote:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError()
-            if self._sel.select(timeout=min(remaining, POLL_S)):
-                try:
-                    chunk = os.read(self.proc.stdout.fileno(), 1 << 20)
-                except BlockingIOError:
-                    continue
-                except OSError:
-                    chunk = b""
-                if not chunk:
-                    raise ZygoteDied(f"{self.label} ended unexpectedly (exit status {self.proc.poll()})")
-                self._buffer += chunk
+            chunk = self._read_chunk(min(remaining, POLL_S))
+            if chunk is None:
+                continue
+            if not chunk:
+                raise ZygoteDied(f"{self.label} ended unexpectedly")
+            self._buffer += chunk
+
+    # -- transport ------------------------------------------------------------------------------------
+    def _write(self, data: bytes) -> None:
+        try:
+            self.proc.stdin.write(data)
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError) as exc:
+            raise ZygoteDied(f"{self.label} is gone ({exc})") from None
+
+    def _read_chunk(self, timeout: float) -> bytes | None:
+        """Bytes from the worker; None when nothing arrived within `timeout`; b"" at end of stream."""
+        if not self._sel.select(timeout=timeout):
+            return None
+        try:
+            return os.read(self.proc.stdout.fileno(), 1 << 20)
+        except BlockingIOError:
+            return None
+        except OSError:
+            return b""
 
     def kill(self) -> None:
         """End the worker and everything it started (its process group)."""

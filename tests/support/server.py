@@ -1,0 +1,98 @@
+"""A real PyFlow server in a subprocess, on a free loopback port, with its own SQLite file."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVING = re.compile(r"PyFlow serving (http://[^/]+/)")
+
+
+def test_executor() -> str:
+    """The executor the server tests use: the real sandbox unless PYFLOW_TEST_EXECUTOR says otherwise."""
+    return os.environ.get("PYFLOW_TEST_EXECUTOR", "sandbox")
+
+
+class LiveServer:
+    def __init__(self, workdir: Path, executor: str | None = None, args: tuple[str, ...] = (),
+                 env: dict | None = None, db: Path | None = None):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.db = Path(db or self.workdir / "pyflow.db")
+        self.executor = executor or test_executor()
+        self.args = args
+        self.env = env or {}
+        self.proc: subprocess.Popen | None = None
+        self.url = ""
+        self.log_path = self.workdir / "server.log"
+
+    def start(self, timeout: float = 60.0) -> "LiveServer":
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
+        env.pop("PYFLOW_DB", None)
+        cmd = [sys.executable, "-m", "pyflow", "serve", "--host", "127.0.0.1", "--port", "0",
+               "--db", str(self.db), "--executor", self.executor, "--repo-dir", str(self.workdir / "repos"),
+               *self.args]
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT),
+                                     start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            match = SERVING.search(self.log_path.read_text(errors="replace"))
+            if match:
+                self.url = match.group(1).rstrip("/")
+                self._wait_healthy(deadline)
+                return self
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited ({self.proc.returncode}): {self.log()}")
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"server did not start: {self.log()}")
+
+    def _wait_healthy(self, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.url + "/api/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("server never became healthy")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def get_json(self, path: str):
+        with urllib.request.urlopen(self.url + path, timeout=30) as resp:
+            return json.loads(resp.read())
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """Graceful stop (SIGTERM), then SIGKILL if it hangs."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        self._log.close()
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        """SIGKILL the server process only (as a crash would), not its children."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
