@@ -160,6 +160,8 @@ class ZygoteExecutor(Executor):
         self._lock = threading.Lock()
         self._closed = False
         self._spawn_errors = 0
+        self._spawn_requests: queue.Queue = queue.Queue()
+        self._spawner: threading.Thread | None = None
 
     # -- to override --------------------------------------------------------------------------------
     def spawn(self) -> Zygote:
@@ -184,10 +186,43 @@ class ZygoteExecutor(Executor):
         for _ in range(self.pool_size):
             self._idle.put(self._started())
 
+    def spawn_failure(self, zygote: Zygote) -> str:
+        """Hook: what the worker's launcher reported when it failed to start."""
+        return ""
+
+    def _spawn_on_spawner(self) -> Zygote:
+        """Start workers from one long-lived thread: a parent-death signal (bwrap --die-with-parent)
+        fires when the *thread* that started the process ends, so a short-lived thread would take its
+        workers down with it."""
+        with self._lock:
+            if self._spawner is None or not self._spawner.is_alive():
+                self._spawner = threading.Thread(target=self._spawn_loop, daemon=True, name="pyflow-spawner")
+                self._spawner.start()
+        reply: queue.Queue = queue.Queue(maxsize=1)
+        self._spawn_requests.put(reply)
+        ok, value = reply.get()
+        if not ok:
+            raise value
+        return value
+
+    def _spawn_loop(self) -> None:
+        while True:
+            reply = self._spawn_requests.get()
+            if reply is None:
+                return
+            try:
+                reply.put((True, self.spawn()))
+            except BaseException as exc:  # handed to the caller, raised there
+                reply.put((False, exc))
+
     def _started(self) -> Zygote:
-        zygote = self.spawn()
+        zygote = self._spawn_on_spawner()
         try:
             zygote.wait_ready()
+        except ZygoteDied as exc:
+            said = self.spawn_failure(zygote)
+            self._end(zygote)
+            raise ZygoteDied(f"{exc}: {said}" if said else str(exc)) from None
         except BaseException:
             self._end(zygote)
             raise
@@ -263,6 +298,7 @@ class ZygoteExecutor(Executor):
 
     def close(self) -> None:
         self._closed = True
+        self._spawn_requests.put(None)
         with self._lock:
             live = list(self._live)
         for zygote in live:

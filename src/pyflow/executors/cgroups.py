@@ -1,0 +1,178 @@
+"""Per-sandbox cgroups for memory and process counts across every process of a node run.
+
+rlimits apply per process, so a node could spread memory over children or fork until the host suffers.
+Where cgroups are writable (as root: cgroup v1's memory and pids controllers, or cgroup v2 with both
+controllers enabled), each sandbox gets its own cgroup under a "pyflow" directory of the server's own
+cgroup; limits are set before each run, and ending a sandbox kills every process in its cgroup. Groups
+left by a server that died are emptied and removed at the next start.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def _own_paths() -> dict[str, str]:
+    """{controller or "" for v2: path of this process's cgroup} from /proc/self/cgroup."""
+    paths = {}
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        for name in controllers.split(",") if controllers else [""]:
+            paths[name] = path
+    return paths
+
+
+class CgroupTree:
+    """The cgroups of one server instance: one directory per controller ("memory", "pids" or v2)."""
+
+    def __init__(self, bases: dict[str, Path], version: int):
+        self.bases = bases
+        self.version = version
+
+    @classmethod
+    def detect(cls, instance: str) -> tuple["CgroupTree | None", str]:
+        """A writable tree for this server, or (None, reason it is not available)."""
+        try:
+            own = _own_paths()
+        except OSError as exc:
+            return None, f"cannot read /proc/self/cgroup: {exc}"
+        v1 = {c: CGROUP_ROOT / c / own[c].lstrip("/") for c in ("memory", "pids") if c in own}
+        if len(v1) == 2 and all(p.is_dir() for p in v1.values()):
+            return cls._make(v1, 1, instance)
+        unified = CGROUP_ROOT / own.get("", "/").lstrip("/")
+        controllers = (CGROUP_ROOT / "cgroup.controllers")
+        if controllers.exists() and {"memory", "pids"} <= set(controllers.read_text().split()):
+            return cls._make({"": unified}, 2, instance)
+        return None, "no memory and pids cgroup controllers are mounted"
+
+    @classmethod
+    def _make(cls, own: dict[str, Path], version: int, instance: str) -> tuple["CgroupTree | None", str]:
+        bases = {}
+        try:
+            for controller, path in own.items():
+                parent = path / "pyflow"
+                parent.mkdir(exist_ok=True)
+                if version == 2:
+                    _enable_v2_controllers(path)
+                    _enable_v2_controllers(parent)
+                base = parent / instance
+                base.mkdir(exist_ok=True)
+                bases[controller] = base
+        except OSError as exc:
+            return None, f"cgroups are not writable here ({exc.strerror})"
+        return cls(bases, version), ""
+
+    def reap_stale(self, alive: callable) -> int:
+        """Kill and remove the groups of server instances that are gone; returns processes killed."""
+        killed = 0
+        for base in self.bases.values():
+            for instance in base.parent.iterdir():
+                if instance.is_dir() and instance != base and not alive(instance.name):
+                    for group in [p for p in instance.iterdir() if p.is_dir()] + [instance]:
+                        killed += kill_all(group)
+                        _rmdir(group)
+        return killed
+
+    def group(self, name: str) -> "Cgroup":
+        return Cgroup({c: base / name for c, base in self.bases.items()}, self.version)
+
+    def remove(self) -> None:
+        for base in self.bases.values():
+            for group in [p for p in base.iterdir() if p.is_dir()]:
+                kill_all(group)
+                _rmdir(group)
+            _rmdir(base)
+
+
+def _enable_v2_controllers(path: Path) -> None:
+    control = path / "cgroup.subtree_control"
+    enabled = set(control.read_text().split())
+    for name in ("memory", "pids"):
+        if name not in enabled:
+            control.write_text(f"+{name}")
+
+
+class Cgroup:
+    """One sandbox's cgroup (a directory per controller in v1)."""
+
+    def __init__(self, paths: dict[str, Path], version: int):
+        self.paths = paths
+        self.version = version
+        for path in paths.values():
+            path.mkdir(exist_ok=True)
+
+    @property
+    def procs_files(self) -> list[str]:
+        return [str(p / "cgroup.procs") for p in self.paths.values()]
+
+    def _file(self, controller: str, v1_name: str, v2_name: str) -> Path:
+        if self.version == 2:
+            return self.paths[""] / v2_name
+        return self.paths[controller] / v1_name
+
+    def set_limits(self, memory_bytes: int, pids: int) -> None:
+        mem = self._file("memory", "memory.limit_in_bytes", "memory.max")
+        mem.write_text(str(memory_bytes))
+        if self.version == 2:
+            swap = self.paths[""] / "memory.swap.max"
+            if swap.exists():
+                swap.write_text("0")
+        self._file("pids", "pids.max", "pids.max").write_text(str(pids))
+
+    def oom_kills(self) -> int:
+        """How many processes the kernel killed for memory in this group so far."""
+        path = self._file("memory", "memory.oom_control", "memory.events")
+        try:
+            for line in path.read_text().splitlines():
+                key, _, value = line.partition(" ")
+                if key == "oom_kill":
+                    return int(value)
+        except OSError:
+            pass
+        return 0
+
+    def kill(self) -> int:
+        return sum(kill_all(p) for p in self.paths.values())
+
+    def remove(self) -> None:
+        for path in self.paths.values():
+            kill_all(path)
+            _rmdir(path)
+
+
+def kill_all(group: Path, timeout: float = 2.0) -> int:
+    """SIGKILL every process in a cgroup directory, until it is empty (forks may race the first pass)."""
+    killed = 0
+    deadline = time.monotonic() + timeout
+    procs = group / "cgroup.procs"
+    while time.monotonic() < deadline:
+        try:
+            pids = [int(p) for p in procs.read_text().split()]
+        except OSError:
+            return killed
+        if not pids:
+            return killed
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+            except ProcessLookupError:
+                pass
+        time.sleep(0.01)
+    return killed
+
+
+def _rmdir(path: Path) -> None:
+    for _ in range(50):
+        try:
+            path.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.02)

@@ -1,0 +1,229 @@
+"""The default executor: node code in a bubblewrap sandbox, served by a warm fork-server pool.
+
+Each sandbox is `bwrap` with every namespace unshared (no network at all, a private PID space, a fresh
+/proc, a minimal /dev), no capabilities, a cleared environment (PATH, HOME and LANG only), read-only
+binds of just what /usr/bin/python3 needs, and a private size-capped tmpfs as /tmp and working directory.
+Nothing of the server is visible: not the database, the configuration, the project checkout, home
+directories or the server's environment. When the server runs as root, sandboxes run as an unprivileged
+user (nobody by default).
+
+Inside, the worker (worker.py) waits as a single-threaded zygote; each node run is a freshly forked child
+with its limits applied. Memory and process counts are enforced per sandbox by cgroups where they are
+writable, otherwise by rlimits, and the server says which at start.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import uuid
+from pathlib import Path
+
+from ..engine.execution import NodeOutcome, NodeTask
+from .cgroups import Cgroup, CgroupTree
+from .zygote import Zygote, ZygoteDied, ZygoteExecutor, worker_source
+
+BWRAP = "bwrap"
+SANDBOX_PYTHON = "/usr/bin/python3"
+WORKER_PATH = "/run/pyflow/worker.py"
+SCRATCH = "/tmp"
+NOBODY = 65534
+# bwrap outside, bwrap's init and the zygote live in the cgroup besides the node's own processes.
+BASE_PROCESSES = 3
+# Memory the idle zygote and bwrap use, on top of the node's own limit.
+BASE_MEMORY = 48 * 1024 * 1024
+
+# Runs as root just long enough to join the sandbox's cgroups and drop to the sandbox user, then execs
+# bwrap. Fixed code: cgroup files, ids and the bwrap command line arrive as arguments, never as code.
+TRAMPOLINE = r"""
+import os, sys
+args = sys.argv[1:]
+split = args.index("--")
+procs, uid, gid, command = args[:split - 2], int(args[split - 2]), int(args[split - 1]), args[split + 1:]
+for path in procs:
+    with open(path, "w") as fh:
+        fh.write(str(os.getpid()))
+if os.getuid() == 0 and uid != 0:
+    os.setgroups([])
+    os.setgid(gid)
+    os.setuid(uid)
+os.execv(command[0], command)
+"""
+
+UNAVAILABLE = ("bubblewrap cannot create a sandbox here ({reason}). Choices: run node code in containers "
+               "with --executor docker, or, knowingly, without isolation with --executor unsafe-process "
+               "(rlimits only).")
+
+
+class ExecutorUnavailable(RuntimeError):
+    """The sandbox cannot run on this machine; the message names the alternatives."""
+
+
+def instance_name() -> str:
+    """This server's cgroup directory name: pid and start time, so a reused pid is not mistaken."""
+    return f"server-{os.getpid()}-{_start_time(os.getpid())}"
+
+
+def _start_time(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return "0"
+
+
+def instance_alive(name: str) -> bool:
+    try:
+        _, pid, started = name.split("-")
+        return _start_time(int(pid)) == started
+    except ValueError:
+        return False
+
+
+class SandboxExecutor(ZygoteExecutor):
+    name = "sandbox"
+
+    def __init__(self, pool_size: int = 2, max_runs: int = 100, tmp_mb: int = 64, user: int | None = None,
+                 python: str = SANDBOX_PYTHON, warm: bool = True, cgroups: bool = True, **_ignored):
+        super().__init__(pool_size=pool_size if warm else 0, max_runs=max_runs if warm else 1)
+        self.tmp_bytes = int(tmp_mb) * 1024 * 1024
+        self.python = python
+        self.uid = user if user is not None else (NOBODY if os.geteuid() == 0 else os.geteuid())
+        self.gid = self.uid if os.geteuid() == 0 else os.getegid()
+        self._worker = worker_source()
+        self._tree, self.cgroup_note = (None, "disabled") if not cgroups else CgroupTree.detect(instance_name())
+        self._groups = 0
+        self._group_lock = threading.Lock()
+        self.warnings: list[str] = []
+        if self._tree is None:
+            self.warnings.append(f"cgroups unavailable ({self.cgroup_note}): memory and process limits are "
+                                 f"per-process rlimits")
+
+    # -- start ---------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Check the sandbox works here (or refuse, naming the choices), then fill the warm pool."""
+        self.check_available()
+        if self._tree is not None:
+            self._tree.reap_stale(instance_alive)
+        probe = self._started()
+        self._end(probe)
+        super().start()
+
+    def check_available(self) -> None:
+        if not sys.platform.startswith("linux"):
+            raise ExecutorUnavailable(UNAVAILABLE.format(reason=f"{sys.platform} is not Linux"))
+        if shutil.which(BWRAP) is None:
+            raise ExecutorUnavailable(UNAVAILABLE.format(reason="bwrap is not installed: apt-get install bubblewrap"))
+        if not os.access(self.python, os.X_OK):
+            raise ExecutorUnavailable(UNAVAILABLE.format(reason=f"{self.python} is missing: apt-get install python3"))
+
+    def _started(self) -> Zygote:
+        try:
+            return super()._started()
+        except ZygoteDied as exc:
+            raise ExecutorUnavailable(UNAVAILABLE.format(reason=str(exc))) from None
+
+    def _end(self, zygote: Zygote) -> None:
+        super()._end(zygote)
+        zygote.errors.close()
+
+    def spawn_failure(self, zygote: Zygote) -> str:
+        """What bwrap said when a sandbox failed to start."""
+        zygote.errors.seek(0)
+        return zygote.errors.read(4000).decode("utf-8", "replace").strip()
+
+    # -- spawning ------------------------------------------------------------------------------------
+    def bwrap_argv(self, worker_fd: int) -> list[str]:
+        argv = [shutil.which(BWRAP) or BWRAP, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+                "--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", SCRATCH,
+                "--setenv", "LANG", "C.UTF-8", "--ro-bind", "/usr", "/usr"]
+        for link in ("bin", "lib", "lib64", "sbin"):
+            target = Path("/") / link
+            if target.is_symlink():
+                argv += ["--symlink", os.readlink(target), f"/{link}"]
+            elif target.is_dir():
+                argv += ["--ro-bind", str(target), f"/{link}"]
+        if Path("/etc/ld.so.cache").exists():
+            argv += ["--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+        argv += ["--proc", "/proc", "--dev", "/dev", "--size", str(self.tmp_bytes), "--tmpfs", SCRATCH,
+                 "--dir", "/run/pyflow", "--ro-bind-data", str(worker_fd), WORKER_PATH, "--chdir", SCRATCH,
+                 "--disable-userns", self.python, "-I", "-S", WORKER_PATH, "--pid-namespace"]
+        return argv
+
+    def spawn(self) -> Zygote:
+        group = self._new_group()
+        read_fd, write_fd = os.pipe()
+        try:
+            argv = [self.python, "-I", "-S", "-c", TRAMPOLINE, *(group.procs_files if group else []),
+                    str(self.uid), str(self.gid), "--", *self.bwrap_argv(read_fd)]
+            errors = tempfile.TemporaryFile()
+            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors,
+                                    pass_fds=(read_fd,), start_new_session=True,
+                                    env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}, cwd="/")
+        finally:
+            os.close(read_fd)
+        _write_all(write_fd, self._worker)
+        zygote = Zygote(proc, "sandbox")
+        zygote.cgroup = group
+        zygote.errors = errors
+        return zygote
+
+    def _new_group(self) -> Cgroup | None:
+        if self._tree is None:
+            return None
+        with self._group_lock:
+            self._groups += 1
+            return self._tree.group(f"sbx-{self._groups}-{uuid.uuid4().hex[:6]}")
+
+    def discard(self, zygote: Zygote) -> None:
+        group = getattr(zygote, "cgroup", None)
+        if group is not None:
+            group.remove()
+
+    # -- runs ----------------------------------------------------------------------------------------
+    def prepare_payload(self, zygote: Zygote, task: NodeTask) -> dict:
+        payload = task.payload()
+        payload["scratch"] = SCRATCH
+        group = getattr(zygote, "cgroup", None)
+        payload["memory_rlimit"] = group is None
+        # With a pids cgroup the per-user rlimit is only a backstop; without it, it is the limit.
+        payload["limits"]["nproc_rlimit"] = task.limits.processes + (64 if group else BASE_PROCESSES)
+        return payload
+
+    def before_run(self, zygote: Zygote, task: NodeTask) -> None:
+        group = getattr(zygote, "cgroup", None)
+        if group is not None:
+            group.set_limits(task.limits.memory_mb * 1024 * 1024 + BASE_MEMORY,
+                             task.limits.processes + BASE_PROCESSES)
+            zygote.oom_before = group.oom_kills()
+
+    def after_run(self, zygote: Zygote, task: NodeTask, outcome: NodeOutcome) -> NodeOutcome:
+        group = getattr(zygote, "cgroup", None)
+        if group is not None and group.oom_kills() > getattr(zygote, "oom_before", 0) and not outcome.ok:
+            return NodeOutcome.failure(f"memory limit of {task.limits.memory_mb} MB exceeded "
+                                       f"(the kernel ended the node's process)", "MemoryLimit", "memory",
+                                       outcome.stdout, outcome.duration_ms)
+        return outcome
+
+    def close(self) -> None:
+        super().close()
+        if self._tree is not None:
+            self._tree.remove()
+
+    def describe(self) -> dict:
+        limits = "cgroups (memory, pids) + rlimits" if self._tree is not None else "rlimits only"
+        return {"name": self.name, "isolation": f"bubblewrap sandbox, warm fork-server pool; limits: {limits}",
+                "warnings": list(self.warnings)}
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Hand the worker's source to bwrap (--ro-bind-data reads it to end of file)."""
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
