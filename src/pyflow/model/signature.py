@@ -9,6 +9,7 @@ A module-level `spec = {...}` literal (the original's node files) supplies id an
 from __future__ import annotations
 
 import ast
+import builtins
 import re
 from typing import Any
 
@@ -78,9 +79,14 @@ def _base_name(node: ast.expr) -> str:
     return getattr(node, "id", None) or getattr(node, "attr", "")
 
 
-def _has_annotations(func: ast.FunctionDef) -> bool:
+def _needs_lazy_annotations(func: ast.FunctionDef) -> bool:
+    """True when an annotation names something other than a builtin (a TypedDict, typing.List):
+    defined alone in the sandbox, the function would fail on it unless annotations stay strings."""
     args = func.args.posonlyargs + func.args.args + func.args.kwonlyargs
-    return func.returns is not None or any(a.annotation is not None for a in args)
+    notes = [a.annotation for a in args if a.annotation is not None] + ([func.returns] if func.returns else [])
+    names = {n.id for note in notes for n in ast.walk(note) if isinstance(n, ast.Name)}
+    dotted = any(isinstance(n, ast.Attribute) for note in notes for n in ast.walk(note))
+    return dotted or bool(names - set(dir(builtins)))
 
 
 def _output_ports(func: ast.FunctionDef, tree: ast.Module) -> list[dict]:
@@ -143,7 +149,7 @@ def nodespec_from_source(source: str, spec_id: str | None = None, function: str 
     if func.decorator_list:
         segment = segment[segment.index("def "):] if "def " in segment else segment
     body = re.sub(r"^def\s+" + re.escape(func.name) + r"\b", "def func", segment, count=1)
-    if _has_annotations(func):
+    if _needs_lazy_annotations(func):
         # Annotations may name types that exist only in the source file (a TypedDict, typing.List):
         # keep them as strings so the function can be defined on its own in the sandbox.
         body = "from __future__ import annotations\n\n" + body
