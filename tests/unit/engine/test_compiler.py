@@ -1,0 +1,64 @@
+import pytest
+
+from pyflow.engine import compile_flow
+from pyflow.model.errors import InvalidInput
+
+from .helpers import SPECS, flow, spec
+
+
+def test_targets_are_end_nodes_and_only_their_ancestors_run():
+    doc = flow([("a", "t.inc", {"a": 1}), ("b", "t.inc", {}, True), ("c", "t.inc", {"a": 5}),
+                ("d", "t.inc", {})], [("a:out", "b:a"), ("c:out", "d:a")])
+    compiled = compile_flow(doc, SPECS)
+    assert compiled.targets == ["b"]
+    assert set(compiled.nodes) == {"a", "b"}
+
+
+def test_without_end_nodes_every_sink_is_a_target():
+    doc = flow([("a", "t.inc", {"a": 1}), ("b", "t.inc", {}), ("c", "t.inc", {"a": 5})], [("a:out", "b:a")])
+    assert sorted(compile_flow(doc, SPECS).targets) == ["b", "c"]
+
+
+def test_required_inputs_and_structure_are_reported_together():
+    doc = flow([("a", "t.inc", {}), ("b", "t.missing", {}), ("c", "t.inc", {"a": 2}), ("d", "t.inc", {})],
+               [("c:out", "d:a"), ("d:out", "c:a")])
+    with pytest.raises(InvalidInput) as info:
+        compile_flow(doc, SPECS)
+    text = " | ".join(d["path"] + " " + d["message"] for d in info.value.details)
+    assert "required input 'a' of node 'a' has neither a link nor a value" in text
+    assert "unknown nodespec 't.missing'" in text
+    assert "cycle" in text
+
+
+def test_run_values_override_literals_and_are_checked():
+    doc = flow([("a", "t.inc", {"a": 1})])
+    assert compile_flow(doc, SPECS, {"a": {"a": 7}}).nodes["a"].literals == {"a": 7}
+    with pytest.raises(InvalidInput) as info:
+        compile_flow(doc, SPECS, {"zz": {"a": 1}, "a": {"nope": 1}})
+    assert {d["path"] for d in info.value.details} == {"/values/zz", "/values/a/nope"}
+
+
+def chain(values):
+    return flow([("n0", "t.inc", {"a": values[0]})] + [(f"n{i}", "t.add", {"b": v}) for i, v in enumerate(values[1:], 1)],
+                [(f"n{i - 1}:out", f"n{i}:a") for i in range(1, len(values))])
+
+
+def test_cache_keys_change_only_downstream_of_a_change():
+    before = compile_flow(chain([1, 2, 3, 4, 5]), SPECS)
+    after = compile_flow(chain([1, 2, 30, 4, 5]), SPECS)
+    same = [n for n in before.nodes if before.nodes[n].cache_key == after.nodes[n].cache_key]
+    assert same == ["n0", "n1"]
+
+
+def test_uncached_nodespec_unkeys_itself_and_downstream():
+    specs = {**SPECS, "t.rand": spec("t.rand", "def func():\n    return 4\n", cache=False)}
+    doc = flow([("r", "t.rand", {}), ("x", "t.inc", {}), ("y", "t.inc", {"a": 1})], [("r:out", "x:a")])
+    nodes = compile_flow(doc, specs).nodes
+    assert nodes["r"].cache_key is None and nodes["x"].cache_key is None
+    assert nodes["y"].cache_key is not None
+
+
+def test_changed_function_source_changes_the_key():
+    doc = flow([("a", "t.inc", {"a": 1})])
+    other = {**SPECS, "t.inc": spec("t.inc", "def func(a):\n    return a + 2\n", [{"name": "a", "type": "Int"}])}
+    assert compile_flow(doc, SPECS).nodes["a"].cache_key != compile_flow(doc, other).nodes["a"].cache_key

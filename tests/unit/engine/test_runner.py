@@ -1,0 +1,115 @@
+import threading
+import time
+
+from pyflow.engine import RunOptions, compile_flow, run_flow
+from pyflow.executors.inprocess import InProcessExecutor
+
+from .helpers import SPECS, flow
+
+
+def run(doc, concurrency=2, **kw):
+    return run_flow(compile_flow(doc, SPECS), InProcessExecutor(), RunOptions(concurrency=concurrency), **kw)
+
+
+def by_id(outcome):
+    return {n["id"]: n for n in outcome.nodes}
+
+
+def test_arguments_in_port_order_with_conversion():
+    doc = flow([("a", "t.add", {"b": "10", "a": "5"})])
+    node = by_id(run(doc))["a"]
+    assert node["inputs"] == {"a": 5, "b": 10} and node["outputs"] == {"out": 15}
+    assert node["status"] == "success" and node["started_at"].endswith("Z")
+
+
+def test_failure_skips_downstream_but_independent_branches_run():
+    doc = flow([("bad", "t.fail", {"a": "x"}), ("after", "t.inc", {}), ("later", "t.inc", {}),
+                ("free", "t.inc", {"a": 1})], [("bad:out", "after:a"), ("after:out", "later:a")])
+    outcome = run(doc)
+    nodes = by_id(outcome)
+    assert outcome.status == "failed"
+    assert nodes["bad"]["status"] == "fail" and nodes["bad"]["error"]["message"] == "bad x"
+    assert nodes["after"]["status"] == "skipped"
+    assert "upstream node 'bad' (bad) failed" in nodes["after"]["error"]["message"]
+    assert "'after' (after) was skipped" in nodes["later"]["error"]["message"]
+    assert nodes["free"]["status"] == "success"
+
+
+def test_conversion_failure_names_node_port_type_and_value():
+    nodes = by_id(run(flow([("x", "t.inc", {"a": "abc"})])))
+    message = nodes["x"]["error"]["message"]
+    assert nodes["x"]["status"] == "fail"
+    for part in ("'x'", "'a'", "Int", "'abc'"):
+        assert part in message
+
+
+def test_multiple_outputs_and_missing_key():
+    doc = flow([("p", "t.pair", {"a": 3}), ("i", "t.inc", {})], [("p:y", "i:a")])
+    nodes = by_id(run(doc))
+    assert nodes["p"]["outputs"] == {"x": 3, "y": -3} and nodes["i"]["outputs"] == {"out": -2}
+    from .helpers import spec
+    broken = spec("t.pair", "def func(a):\n    return {'x': a}\n", ["a"], ["x", "y"])
+    outcome = run_flow(compile_flow(flow([("p", "t.pair", {"a": 1})]), {"t.pair": broken}), InProcessExecutor())
+    assert outcome.nodes[0]["status"] == "fail" and "no value for output port 'y'" in outcome.nodes[0]["error"]["message"]
+
+
+def test_independent_nodes_run_concurrently():
+    doc = flow([(f"s{i}", "t.sleep", {"s": 0.3}) for i in range(4)])
+    from pyflow.executors.process import ProcessExecutor
+    with ProcessExecutor(pool_size=4) as executor:
+        executor.start()
+        started = time.monotonic()
+        outcome = run_flow(compile_flow(doc, SPECS), executor, RunOptions(concurrency=4))
+        elapsed = time.monotonic() - started
+    assert outcome.status == "succeeded"
+    assert elapsed < 1.1, elapsed  # four 0.3 s nodes in parallel, not 1.2 s in a row
+
+
+def test_ten_thousand_node_chain_runs_without_recursion():
+    n = 10_000
+    doc = flow([("n0", "t.inc", {"a": 0})] + [(f"n{i}", "t.inc", {}) for i in range(1, n)],
+               [(f"n{i - 1}:out", f"n{i}:a") for i in range(1, n)])
+    outcome = run(doc, concurrency=1)
+    assert outcome.status == "succeeded"
+    assert by_id(outcome)[f"n{n - 1}"]["outputs"] == {"out": n}
+
+
+def test_events_follow_each_node():
+    events = []
+    run(flow([("a", "t.inc", {"a": 1}), ("b", "t.inc", {})], [("a:out", "b:a")]),
+        on_event=lambda kind, data: events.append((kind, data["id"] if "id" in data else data["node"])))
+    assert events == [("node_started", "a"), ("node_finished", "a"), ("node_started", "b"), ("node_finished", "b")]
+
+
+def test_cache_hits_skip_execution():
+    store = {}
+
+    class Cache:
+        def get(self, key):
+            return store.get(key)
+
+        def put(self, key, record):
+            store[key] = record
+
+    doc = flow([("a", "t.inc", {"a": 1}), ("b", "t.inc", {})], [("a:out", "b:a")])
+    first = run(doc, cache=Cache())
+    second = run(doc, cache=Cache())
+    assert [n["cached"] for n in first.nodes] == [False, False]
+    assert [n["cached"] for n in second.nodes] == [True, True]
+    assert by_id(second)["b"]["outputs"] == {"out": 3}
+
+
+def test_cancel_skips_pending_nodes():
+    cancel = threading.Event()
+    seen = []
+
+    def on_event(kind, data):
+        seen.append(kind)
+        if kind == "node_finished":
+            cancel.set()
+
+    doc = flow([("a", "t.inc", {"a": 1}), ("b", "t.inc", {})], [("a:out", "b:a")])
+    outcome = run(doc, concurrency=1, on_event=on_event, cancel=cancel)
+    assert outcome.status == "cancelled"
+    assert by_id(outcome)["b"]["status"] == "skipped"
+    assert by_id(outcome)["b"]["error"]["message"] == "the run was cancelled"
