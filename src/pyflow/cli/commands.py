@@ -27,6 +27,7 @@ def add_arguments(sub) -> None:
     serve.add_argument("--max-queue", type=int, default=100, help="runs waiting before 429")
     serve.add_argument("--retention", type=int, default=100, help="runs kept per flow (0 keeps all)")
     serve.add_argument("--repo-dir", help="the only directory /dumprepo and /loadrepo may use")
+    serve.add_argument("--max-body-mb", type=int, default=32, help="largest request body accepted (413 above)")
 
     run = sub.add_parser("run", help="run a flow (a stored flow id or a flow JSON file) with live progress")
     run.add_argument("flow", help="flow id, or path to a flow JSON file")
@@ -101,6 +102,7 @@ def cmd_serve(args) -> int:
     from .serve import serve
     config = config_from(args)
     config.max_running, config.max_queue, config.retention = args.max_running, args.max_queue, args.retention
+    config.max_body_mb = args.max_body_mb
     if args.repo_dir:
         config.repo_dir = Path(args.repo_dir)
     return serve(config, args.host, args.port, args.threads)

@@ -1,0 +1,148 @@
+import json
+import sqlite3
+
+import pytest
+
+from pyflow.model.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
+from pyflow.storage import SQLiteRepository, parse_if_match
+
+SPEC = {"id": "t.inc", "title": "Inc", "func": "def func(a):\n    return a + 1\n",
+        "port": {"input": [{"name": "a", "type": "Int"}]}}
+FLOW = {"id": "f1", "name": "F", "nodes": [{"id": "n", "spec_id": "t.inc", "ports": [{"name": "a", "value": "1"}]}],
+        "links": []}
+
+
+@pytest.fixture()
+def repo(tmp_path):
+    repository = SQLiteRepository(tmp_path / "db.sqlite")
+    yield repository
+    repository.close()
+
+
+def dump(repo):
+    return json.dumps(repo.export_bundle(), sort_keys=True)
+
+
+def test_file_is_sqlite_in_wal_mode(repo, tmp_path):
+    repo.save("nodespec", SPEC)
+    conn = sqlite3.connect(tmp_path / "db.sqlite")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("SELECT id FROM objects").fetchall() == [("t.inc",)]
+
+
+def test_crud_and_revisions(repo):
+    record, created = repo.save("nodespec", SPEC)
+    assert created and record.revision >= 1 and record.etag == f'"{record.revision}"'
+    same, created = repo.save("nodespec", SPEC)
+    assert not created and same.revision == record.revision  # unchanged documents keep their revision
+    changed, _ = repo.save("nodespec", {**SPEC, "title": "Increment"}, expected=record.revision)
+    assert changed.revision > record.revision
+    assert repo.get("nodespec", "t.inc").doc["title"] == "Increment"
+    with pytest.raises(PreconditionFailed):
+        repo.save("nodespec", {**SPEC, "title": "Stale"}, expected=record.revision)
+    with pytest.raises(PreconditionFailed):
+        repo.delete("nodespec", "t.inc", expected=record.revision)
+    repo.delete("nodespec", "t.inc", expected=changed.revision)
+    with pytest.raises(NotFound):
+        repo.get("nodespec", "t.inc")
+
+
+def test_revisions_are_never_reused(repo):
+    first, _ = repo.save("nodespec", SPEC)
+    repo.delete("nodespec", "t.inc")
+    again, _ = repo.save("nodespec", SPEC)
+    assert again.revision > first.revision
+
+
+def test_create_only_conflicts(repo):
+    repo.save("nodespec", SPEC, create_only=True)
+    with pytest.raises(Conflict):
+        repo.save("nodespec", SPEC, create_only=True)
+
+
+def test_invalid_documents_change_nothing(repo):
+    repo.save("nodespec", SPEC)
+    before = dump(repo)
+    with pytest.raises(InvalidInput) as info:
+        repo.save("flow", {**FLOW, "nodes": [{"id": "n", "spec_id": "nope"}]})
+    assert info.value.details[0]["path"] == "/nodes/0/spec_id"
+    with pytest.raises(InvalidInput):
+        repo.save("nodespec", {**SPEC, "func": "def func(:"})
+    assert dump(repo) == before
+
+
+def test_deleting_a_used_nodespec_conflicts_unless_forced(repo):
+    repo.save("nodespec", SPEC)
+    repo.save("flow", FLOW)
+    with pytest.raises(Conflict) as info:
+        repo.delete("nodespec", "t.inc")
+    assert info.value.extra["flows"] == ["f1"]
+    repo.delete("flow", "f1")
+    repo.save("flow", FLOW)
+    repo.delete("nodespec", "t.inc", force=True)
+    assert [r.id for r in repo.list("nodespec")] == []
+
+
+def test_import_is_all_or_nothing(repo, compat_bundle):
+    repo.save("nodespec", SPEC)
+    before = dump(repo)
+    broken = json.loads(json.dumps(compat_bundle))
+    broken["nodespec"]["pyflow.math.add"]["port"]["input"][0]["type"] = "Integer"
+    broken["flow"]["pyflow.sample.math"]["links"][0]["target"] = "node1527101199970:zz"
+    with pytest.raises(InvalidInput) as info:
+        repo.import_bundle(broken, "merge")
+    assert len(info.value.details) >= 2
+    assert dump(repo) == before
+
+
+def test_merge_and_replace(repo, compat_bundle):
+    repo.save("nodespec", SPEC)
+    summary = repo.import_bundle(compat_bundle, "merge")
+    assert summary["created"] == 15
+    assert {r.id for r in repo.list("nodespec")} >= {"t.inc", "pyflow.math.add"}
+    assert repo.import_bundle(compat_bundle, "merge")["unchanged"] == 15
+    summary = repo.import_bundle(compat_bundle, "replace")
+    assert summary["deleted"] == 1 and "t.inc" not in {r.id for r in repo.list("nodespec")}
+
+
+def test_merge_refuses_to_break_stored_flows(repo):
+    repo.save("nodespec", SPEC)
+    repo.save("flow", FLOW)
+    changed = {**SPEC, "port": {"input": [{"name": "b", "type": "Int"}]}, "func": "def func(b):\n    return b\n"}
+    with pytest.raises(InvalidInput) as info:
+        repo.import_bundle({"nodespec": {"t.inc": changed}}, "merge")
+    assert info.value.details[0]["path"].startswith("/stored-flow/f1/")
+
+
+def test_data_survives_reopening(tmp_path):
+    path = tmp_path / "db.sqlite"
+    first = SQLiteRepository(path)
+    first.save("nodespec", SPEC)
+    first.close()
+    second = SQLiteRepository(path)
+    assert second.get("nodespec", "t.inc").doc == SPEC
+    second.close()
+
+
+def test_if_match_parsing():
+    assert parse_if_match('"12"') == 12 and parse_if_match('W/"3"') == 3
+    assert parse_if_match(None) is None and parse_if_match("*") is None
+    with pytest.raises(PreconditionFailed):
+        parse_if_match('"abc"')
+
+
+def test_runs_events_and_retention(repo):
+    for i in range(5):
+        repo.create_run({"id": f"r{i}", "flow_id": "f", "status": "queued", "snapshot": {}, "created_at": "t"})
+    repo.save_progress("r4", [{"id": 1, "event": "run_started", "data": {"x": 1}, "at": "t"}],
+                       [(0, {"id": "n", "status": "success"})])
+    run = repo.get_run("r4")
+    assert run["nodes"] == [{"id": "n", "status": "success"}]
+    assert repo.events("r4") == [{"id": 1, "event": "run_started", "data": {"x": 1}, "at": "t"}]
+    runs, total = repo.list_runs("f", limit=2)
+    assert total == 5 and [r["id"] for r in runs] == ["r4", "r3"]
+    assert len(repo.unfinished_runs()) == 5
+    for i in range(5):
+        repo.update_run(f"r{i}", status="succeeded")
+    assert repo.prune_runs("f", keep=2) == 3
+    assert [r["id"] for r in repo.list_runs("f")[0]] == ["r4", "r3"]
