@@ -21,6 +21,9 @@ def test_executor() -> str:
     return os.environ.get("PYFLOW_TEST_EXECUTOR", "sandbox")
 
 
+test_executor.__test__ = False  # a helper, not a test, when imported into test modules
+
+
 class LiveServer:
     def __init__(self, workdir: Path, executor: str | None = None, args: tuple[str, ...] = (),
                  env: dict | None = None, db: Path | None = None):

@@ -1,0 +1,115 @@
+"""The `pyflow` command line as users run it: a subprocess, a real database file, the real sandbox."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.server import LiveServer, test_executor
+
+ROOT = Path(__file__).resolve().parents[3]
+COMPAT = ROOT.parent / "shared" / "compat" / "pyflow-repo.json"
+
+
+def pyflow(*args, db=None, check=None):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if db is not None:
+        env["PYFLOW_DB"] = str(db)
+    result = subprocess.run([sys.executable, "-m", "pyflow", *args], capture_output=True, text=True, env=env,
+                            cwd=ROOT, timeout=120)
+    if check is not None:
+        assert result.returncode == check, result.stdout + result.stderr
+    return result
+
+
+@pytest.fixture()
+def db(tmp_path):
+    path = tmp_path / "cli.db"
+    pyflow("import", str(COMPAT), "--no-stdlib", db=path, check=0)
+    return path
+
+
+def test_import_then_run_the_original_flows(db):
+    math = pyflow("run", "pyflow.sample.math", "--executor", test_executor(), db=db, check=0)
+    assert "node1527101204754" in math.stdout and "9" in math.stdout and "succeeded" in math.stdout
+    assert "run " in math.stderr and "[    ok] Division" in math.stderr  # live progress, one line per node
+    error = pyflow("run", "pyflow.sample.error", "--executor", test_executor(), db=db, check=1)
+    assert "Always Failed!" in error.stdout and "skipped" in error.stdout
+    as_json = json.loads(pyflow("run", "pyflow.sample.xor1", "--json", "--executor", test_executor(), db=db,
+                                check=0).stdout)
+    assert {n["id"]: n["outputs"] for n in as_json["nodes"]}["node1527448391328"] == {"out": True}
+
+
+def test_run_a_flow_file_with_values(db, tmp_path):
+    flow = {"id": "cli.f", "name": "f", "links": [],
+            "nodes": [{"id": "n", "spec_id": "pyflow.math.add", "ports": [{"name": "a", "value": "1"},
+                                                                          {"name": "b", "value": "2"}]}]}
+    path = tmp_path / "flow.json"
+    path.write_text(json.dumps(flow))
+    result = pyflow("run", str(path), "--values", '{"n": {"b": 40}}', "--json", "--executor", test_executor(),
+                    db=db, check=0)
+    assert json.loads(result.stdout)["nodes"][0]["outputs"] == {"out": 41}
+
+
+def test_runs_list_and_show(db):
+    pyflow("run", "pyflow.sample.math", "--executor", test_executor(), db=db, check=0)
+    listing = pyflow("runs", "list", db=db, check=0).stdout
+    assert "pyflow.sample.math" in listing and "succeeded" in listing
+    run_id = listing.splitlines()[1].split()[0]
+    shown = pyflow("runs", "show", run_id, db=db, check=0).stdout
+    assert "Division" in shown and run_id in shown
+
+
+def test_export_directory_and_bundle_then_reimport(db, tmp_path):
+    pyflow("export", str(tmp_path / "repo") + "/", db=db, check=0)
+    assert (tmp_path / "repo" / "flows" / "pyflow.sample.xor.json").exists()
+    pyflow("export", str(tmp_path / "bundle.json"), db=db, check=0)
+    bundle = json.loads((tmp_path / "bundle.json").read_text())
+    assert bundle["format_version"] == 2 and len(bundle["nodespec"]) == 11
+    other = tmp_path / "other.db"
+    out = pyflow("import", str(tmp_path / "repo"), "--replace", db=other, check=0).stdout
+    assert "imported (replace)" in out
+    assert "exported 11 nodespecs and 4 flows" in pyflow("export", str(tmp_path / "again.json"), db=other,
+                                                          check=0).stdout
+    assert json.loads((tmp_path / "again.json").read_text())["flow"] == bundle["flow"]
+
+
+def test_import_of_a_bad_bundle_lists_problems_and_changes_nothing(db, tmp_path):
+    bad = json.loads(COMPAT.read_text())
+    bad["nodespec"]["pyflow.math.add"]["func"] = "def func(a, b:\n"
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(bad))
+    result = pyflow("import", str(path), db=db, check=2)
+    assert "/nodespec/pyflow.math.add/func" in result.stderr and "syntax error" in result.stderr
+
+
+def test_validate(tmp_path, db):
+    good = tmp_path / "spec.json"
+    good.write_text(json.dumps({"id": "a.b", "title": "T", "func": "def func():\n    return 1\n", "port": {}}))
+    assert "valid nodespec" in pyflow("validate", str(good), db=db, check=0).stdout
+    bad = tmp_path / "flow.json"
+    bad.write_text(json.dumps({"id": "f", "nodes": [{"id": "n", "spec_id": "nope"}], "links": []}))
+    out = pyflow("validate", str(bad), db=db, check=1).stdout
+    assert "invalid flow" in out and "/nodes/0/spec_id" in out
+    assert "valid bundle" in pyflow("validate", str(COMPAT), db=db, check=0).stdout
+
+
+def test_nodespec_from_a_python_file(tmp_path):
+    source = tmp_path / "scale.py"
+    source.write_text('def scale(values: list, factor: float = 2.0) -> list:\n'
+                      '    """Scale numbers."""\n    return [v * factor for v in values]\n')
+    spec = json.loads(pyflow("nodespec", str(source), "--id", "my.scale", check=0).stdout)
+    assert spec["id"] == "my.scale" and spec["title"] == "Scale numbers."
+    assert [(p["name"], p["type"]) for p in spec["port"]["input"]] == [("values", "List"), ("factor", "Float")]
+    assert spec["port"]["output"] == [{"name": "out", "type": "List"}]
+
+
+def test_remote_mode_against_a_server(tmp_path):
+    with LiveServer(tmp_path / "srv", args=("--no-stdlib",)) as live:
+        pyflow("import", str(COMPAT), "--server", live.url, check=0)
+        result = pyflow("run", "pyflow.sample.math", "--server", live.url, check=0)
+        assert "succeeded" in result.stdout and "[    ok] Division" in result.stderr
+        assert "pyflow.sample.math" in pyflow("runs", "list", "--server", live.url, check=0).stdout
