@@ -1,0 +1,727 @@
+"""The "docker" executor: every node function runs in a hardened container, on a warm fork-server.
+
+Each container runs the same stdlib-only worker as the local sandbox (worker.py, handed over as data on
+the command line) behind tini (`init`), and forks one child per node run. The host talks to it over the
+container's attach stream: attached before start, no TTY, so the engine multiplexes stdout and stderr
+into frames with an 8-byte header that `StreamDemux` splits again.
+
+Every container is hardened: no network, read-only root, a size-capped tmpfs /tmp (the run's scratch
+space, emptied after each run), memory limit equal to memory+swap limit, a process limit, a CPU quota,
+every capability dropped, no-new-privileges, an unprivileged user, no IPC namespace (no /dev/shm to
+leave things in between runs), no logging on the host, and labels that say PyFlow owns it.
+
+Speed: a container per node costs about a second (several with the vfs storage driver); a warm one
+answers in a few milliseconds. So there is a small warm pool per image, recycled after `max_runs` runs
+or after any violation. Per-node memory and process limits are applied to a warm container with an
+engine update before the run when they differ from what it has.
+
+Nodespec `requirements` become a derived image, built once per (base image id, requirements) by
+running pip in a throw-away container and committing it; the build is bounded in time, so an
+unreachable package index gives a clear node error rather than a hang.
+
+Cleanup: at start and at shutdown every container carrying this server's owner label is removed; the
+containers are also `auto_remove`d and close their stdin when the server's attach connection drops, so
+a killed server's containers end by themselves once their current node is over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import re
+import select
+import socket
+import struct
+import threading
+import time
+import uuid
+from dataclasses import dataclass, replace
+
+from ..engine.execution import Limits, NodeOutcome, NodeTask
+from .zygote import CancelledRun, Zygote, ZygoteDied, ZygoteExecutor, worker_source
+
+DEFAULT_IMAGE = "pyflow-runtime:bookworm"
+NODE_USER = "10001:10001"
+LABEL_MANAGED = "pyflow.managed"
+LABEL_OWNER = "pyflow.owner"
+LABEL_INSTANCE = "pyflow.instance"
+LABEL_ROLE = "pyflow.role"
+LABEL_IMAGE = "pyflow.image"
+LABEL_RUN = "pyflow.run"
+LABEL_NODE = "pyflow.node"
+#: Memory the worker (tini + the zygote interpreter) needs beside the node's own allowance.
+WORKER_RESERVE_MB = 24
+#: Processes the container needs beside the node's own: tini and the zygote.
+WORKER_PROCESSES = 2
+MIN_NODE_MEMORY_MB = 8
+STDERR_TAIL = 8192
+FRAME = struct.Struct(">BxxxI")
+ENGINE_TIMEOUT_S = 120
+
+
+class DockerUnavailable(OSError):
+    """The Docker engine or the runtime image cannot be used; the message says what to do."""
+
+
+class RequirementsError(Exception):
+    """A nodespec's requirements could not be turned into an image."""
+
+
+@dataclass(frozen=True)
+class Hardening:
+    """Container settings that are the same for every node run (per-node limits come from the task)."""
+
+    cpus: float = 1.0
+    tmp_mb: int = 64
+    user: str = NODE_USER
+    environment: tuple[tuple[str, str], ...] = (("PATH", "/usr/local/bin:/usr/bin:/bin"), ("HOME", "/tmp"),
+                                                ("LANG", "C.UTF-8"), ("TMPDIR", "/tmp"))
+
+
+def worker_command() -> list[str]:
+    """The worker, passed as data: its source is the -c argument, so any image with python3 works."""
+    return ["python3", "-I", "-c", worker_source().decode("utf-8"), "--pid-namespace"]
+
+
+def memory_bytes(limits: Limits) -> int:
+    """The container's memory (and memory+swap) limit for a node allowed `limits.memory_mb`."""
+    return (max(MIN_NODE_MEMORY_MB, int(limits.memory_mb)) + WORKER_RESERVE_MB) * 1024 * 1024
+
+
+def process_limit(limits: Limits) -> int:
+    return max(1, int(limits.processes)) + WORKER_PROCESSES
+
+
+def container_options(image: str, limits: Limits, labels: dict, hardening: Hardening = Hardening()) -> dict:
+    """Keyword arguments for `containers.create`: one hardened container that runs the worker.
+
+    detach=False with stdin_open sets AttachStdin and StdinOnce, so the engine closes the worker's stdin
+    when the attach connection drops (a killed server) and the worker then exits by itself.
+    """
+    from docker.types import LogConfig
+    memory = memory_bytes(limits)
+    return dict(
+        image=image, entrypoint=worker_command(), user=hardening.user, working_dir="/tmp",
+        environment=dict(hardening.environment), hostname="pyflow-node", labels=dict(labels),
+        detach=False, stdin_open=True, tty=False,
+        network_mode="none", read_only=True, ipc_mode="none",
+        tmpfs={"/tmp": f"rw,nosuid,nodev,noexec,size={int(hardening.tmp_mb)}m,mode=1777"},
+        mem_limit=memory, memswap_limit=memory, pids_limit=process_limit(limits),
+        nano_cpus=int(hardening.cpus * 1e9), cap_drop=["ALL"], security_opt=["no-new-privileges"],
+        init=True, auto_remove=True, log_config=LogConfig(type="none"),
+    )
+
+
+def node_labels(owner: str, instance: str, image: str, task: NodeTask | None) -> dict:
+    """Labels of a node container: PyFlow's, the owner (this server), the image pool, and for a
+    container started for one node (no warm pool) the run and node it serves."""
+    labels = {LABEL_MANAGED: "1", LABEL_OWNER: owner, LABEL_INSTANCE: instance, LABEL_ROLE: "node",
+              LABEL_IMAGE: image[:200]}
+    if task is not None:
+        labels[LABEL_RUN] = str(task.run_id or "")
+        labels[LABEL_NODE] = str(task.node_id)
+    return labels
+
+
+def default_owner() -> str:
+    """Which server the containers belong to: $PYFLOW_DOCKER_OWNER, else this host's name.
+
+    Stable across restarts on purpose, so the next start finds what a killed server left behind."""
+    return os.environ.get("PYFLOW_DOCKER_OWNER") or f"pyflow@{socket.gethostname()}"
+
+
+# ----------------------------------------------------------------------------------------- transport
+
+
+class StreamDemux:
+    """Splits the engine's multiplexed attach stream (no TTY) back into stdout and stderr bytes.
+
+    Each frame is [stream type, 0, 0, 0, big-endian uint32 size] then size bytes; type 1 is stdout,
+    2 is stderr."""
+
+    def __init__(self):
+        self._pending = bytearray()
+
+    def feed(self, data: bytes) -> tuple[bytes, bytes]:
+        self._pending += data
+        out, err = bytearray(), bytearray()
+        while len(self._pending) >= FRAME.size:
+            kind, size = FRAME.unpack_from(self._pending)
+            if len(self._pending) < FRAME.size + size:
+                break
+            payload = self._pending[FRAME.size:FRAME.size + size]
+            (err if kind == 2 else out).extend(payload)
+            del self._pending[:FRAME.size + size]
+        return bytes(out), bytes(err)
+
+
+class ContainerZygote(Zygote):
+    """A worker in a container, reached through the container's attach socket."""
+
+    def __init__(self, container, sock, reaper: "Reaper", limits: Limits):
+        super().__init__(None, f"container {container.short_id}")
+        self.container = container
+        self.reaper = reaper
+        self.limits = limits
+        self.host_pid = 0
+        self._response = sock  # keeps the HTTP response (and so the connection) alive
+        self._sock = getattr(sock, "_sock", sock)
+        self._sock.settimeout(30)
+        self._demux = StreamDemux()
+        self._stderr = bytearray()
+        self._ended = False
+
+    @property
+    def pid(self) -> int:
+        return self.host_pid
+
+    def stderr_tail(self) -> str:
+        return bytes(self._stderr[-STDERR_TAIL:]).decode("utf-8", "replace")
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self._sock.sendall(data)
+        except OSError as exc:
+            raise ZygoteDied(f"{self.label} is gone ({exc})") from None
+
+    def _read_chunk(self, timeout: float) -> bytes | None:
+        pending = getattr(self._sock, "pending", None)
+        if not (pending and pending()):
+            try:
+                ready, _, _ = select.select([self._sock], [], [], timeout)
+            except (OSError, ValueError):
+                return b""
+            if not ready:
+                return None
+        try:
+            data = self._sock.recv(1 << 20)
+        except (BlockingIOError, socket.timeout):
+            return None
+        except OSError:
+            return b""
+        if not data:
+            return b""
+        out, err = self._demux.feed(data)
+        self._stderr += err
+        del self._stderr[:-STDERR_TAIL]
+        return out if out else None
+
+    def kill(self) -> None:
+        """Drop the connection and have the container removed (force: it is killed first)."""
+        if self._ended:
+            return
+        self._ended = True
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
+            self._sock.close()
+            self._response.close()
+        except OSError:
+            pass
+        self.reaper.remove(self.container.id)
+
+
+class Reaper:
+    """Removes containers on a background thread, so a recycled container does not delay its node's
+    result; `drain` waits for outstanding removals (at shutdown)."""
+
+    def __init__(self, client):
+        self.client = client
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="pyflow-docker-reaper")
+        self._thread.start()
+
+    def remove(self, container_id: str) -> None:
+        self._queue.put(container_id)
+
+    def _loop(self) -> None:
+        while True:
+            container_id = self._queue.get()
+            try:
+                if container_id is not None:
+                    remove_container(self.client, container_id)
+            finally:
+                self._queue.task_done()
+
+    def drain(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+
+def remove_container(client, container_id: str) -> None:
+    """Force-remove one container; one that is already gone or being removed is fine."""
+    import docker.errors
+    try:
+        client.api.remove_container(container_id, force=True)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as exc:
+        if "already in progress" not in str(exc) and "No such container" not in str(exc):
+            time.sleep(0.5)
+            try:
+                client.api.remove_container(container_id, force=True)
+            except docker.errors.APIError:
+                pass
+
+
+def remove_labelled(client, labels: dict) -> int:
+    """Remove every container (running or not) carrying all of `labels`; returns how many."""
+    filters = {"label": [f"{key}={value}" for key, value in labels.items()]}
+    found = client.api.containers(all=True, quiet=True, filters=filters)
+    for entry in found:
+        remove_container(client, entry["Id"])
+    return len(found)
+
+
+# ------------------------------------------------------------------------------------- requirements
+
+REQUIREMENT = re.compile(
+    r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"          # project name
+    r"(?:\[[A-Za-z0-9._-]+(?:\s*,\s*[A-Za-z0-9._-]+)*\])?"  # extras
+    r"(?:\s*(?:===|~=|==|!=|<=|>=|<|>)\s*[A-Za-z0-9.*+!_-]+"  # version specifiers
+    r"(?:\s*,\s*(?:===|~=|==|!=|<=|>=|<|>)\s*[A-Za-z0-9.*+!_-]+)*)?$")
+MAX_REQUIREMENTS = 50
+
+
+def validate_requirements(requirements) -> tuple[str, ...]:
+    """Requirement strings limited to "name[extras] specifiers": no URLs, paths, options or markers, so
+    what reaches pip can only name packages on the index."""
+    reqs = tuple(str(r).strip() for r in (requirements or ()) if str(r).strip())
+    if len(reqs) > MAX_REQUIREMENTS:
+        raise RequirementsError(f"at most {MAX_REQUIREMENTS} requirements per nodespec, got {len(reqs)}")
+    for req in reqs:
+        if len(req) > 200 or not REQUIREMENT.match(req):
+            raise RequirementsError(f"requirement {req[:80]!r} is not allowed: use 'name', 'name[extra]' or "
+                                    f"'name<op>version' (no URLs, paths, options or markers)")
+    return tuple(sorted(set(reqs), key=str.lower))
+
+
+def requirements_tag(base_id: str, requirements: tuple[str, ...], index_url: str | None = None) -> str:
+    """The derived image's name: a hash of the base image id and the (sorted) requirements."""
+    digest = hashlib.sha256("\n".join([base_id, *requirements, index_url or ""]).encode()).hexdigest()
+    return f"pyflow-req:{digest[:24]}"
+
+
+@dataclass
+class BuildSettings:
+    network: str = "host"
+    index_url: str | None = None
+    timeout_s: float = 300.0
+    memory_mb: int = 2048
+    failure_ttl_s: float = 60.0
+
+
+class RequirementsBuilder:
+    """Makes (once) and finds (afterwards) the derived image for a base image plus requirements.
+
+    pip runs in a throw-away container from the base image (wheels only, so no package's own code runs
+    during the build), which is then committed as the derived image. A build that does not finish in
+    `timeout_s` is killed: an unreachable package index fails the node instead of hanging it."""
+
+    def __init__(self, client, owner: str, instance: str, settings: BuildSettings):
+        self.client = client
+        self.owner = owner
+        self.instance = instance
+        self.settings = settings
+        self._locks: dict[str, threading.Lock] = {}
+        self._failures: dict[str, tuple[float, str]] = {}
+        self._guard = threading.Lock()
+
+    def image_for(self, base: str, requirements, cancel: threading.Event | None = None) -> str:
+        reqs = validate_requirements(requirements)
+        if not reqs:
+            return base
+        base_id = self.client.images.get(base).id
+        tag = requirements_tag(base_id, reqs, self.settings.index_url)
+        with self._lock_for(tag):
+            if self._exists(tag):
+                return tag
+            self._raise_recent_failure(tag)
+            try:
+                self._build(base, base_id, reqs, tag, cancel)
+            except RequirementsError as exc:
+                self._failures[tag] = (time.monotonic(), str(exc))
+                raise
+        return tag
+
+    def _lock_for(self, tag: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(tag, threading.Lock())
+
+    def _exists(self, tag: str) -> bool:
+        import docker.errors
+        try:
+            self.client.images.get(tag)
+            return True
+        except docker.errors.ImageNotFound:
+            return False
+
+    def _raise_recent_failure(self, tag: str) -> None:
+        failed = self._failures.get(tag)
+        if failed and time.monotonic() - failed[0] < self.settings.failure_ttl_s:
+            raise RequirementsError(failed[1] + " (cached failure; retried after "
+                                    f"{self.settings.failure_ttl_s:g} s)")
+
+    def pip_command(self, reqs: tuple[str, ...]) -> list[str]:
+        """pip's arguments; each requirement is one argv item (validated, never through a shell)."""
+        per_try = max(3, min(15, int(self.settings.timeout_s / 4)))
+        cmd = ["python3", "-m", "pip", "install", "--no-cache-dir", "--disable-pip-version-check",
+               "--no-input", "--root-user-action=ignore", "--break-system-packages", "--only-binary=:all:",
+               "--timeout", str(per_try), "--retries", "1"]
+        if self.settings.index_url:
+            cmd += ["--index-url", self.settings.index_url]
+        return cmd + list(reqs)
+
+    def _build(self, base: str, base_id: str, reqs: tuple[str, ...], tag: str, cancel) -> None:
+        labels = {LABEL_MANAGED: "1", LABEL_OWNER: self.owner, LABEL_INSTANCE: self.instance,
+                  LABEL_ROLE: "build"}
+        memory = self.settings.memory_mb * 1024 * 1024
+        container = self.client.containers.create(
+            base, self.pip_command(reqs), entrypoint=[], user="0:0", network_mode=self.settings.network,
+            labels=labels, mem_limit=memory, memswap_limit=memory, pids_limit=256,
+            cap_drop=["ALL"], security_opt=["no-new-privileges"], working_dir="/tmp")
+        try:
+            status = self._wait(container, cancel)
+            if status != 0:
+                raise RequirementsError(self._failure_message(container, reqs, base, status))
+            container.commit(tag.split(":")[0], tag.split(":")[1], changes=self._commit_changes(base_id, reqs))
+        finally:
+            remove_container(self.client, container.id)
+
+    def _wait(self, container, cancel) -> int | str:
+        """Start the build container and wait for it within the time bound; "timeout" or "cancelled"
+        when it had to be killed."""
+        container.start()
+        deadline = time.monotonic() + self.settings.timeout_s
+        while True:
+            container.reload()
+            if container.status in ("exited", "dead"):
+                return int(container.attrs["State"].get("ExitCode", -1))
+            if cancel is not None and cancel.is_set():
+                return "cancelled"
+            if time.monotonic() > deadline:
+                return "timeout"
+            time.sleep(0.25)
+
+    def _failure_message(self, container, reqs, base: str, status) -> str:
+        what = f"could not install requirements {', '.join(reqs)} into image {base}"
+        if status == "timeout":
+            return (f"{what}: pip did not finish within {self.settings.timeout_s:g} s (is a package index "
+                    f"reachable from the Docker engine? set PYFLOW_PIP_INDEX_URL or "
+                    f"PYFLOW_DOCKER_BUILD_NETWORK)")
+        if status == "cancelled":
+            return f"{what}: the run was cancelled"
+        try:
+            log = container.logs(tail=12).decode("utf-8", "replace").strip()
+        except Exception:
+            log = ""
+        index = "no package index reachable? " if "connection" in log.lower() or "resolution" in log.lower() \
+            else ""
+        return f"{what}: pip exited with status {status}. {index}pip said: {log[-1500:]}"
+
+    def _commit_changes(self, base_id: str, reqs) -> list[str]:
+        meta = json.dumps({"base": base_id, "requirements": list(reqs)})
+        return [f"LABEL pyflow.requirements={json.dumps(meta)}", "LABEL pyflow.role=requirements",
+                f"USER {NODE_USER}", 'CMD ["python3"]', "WORKDIR /tmp"]
+
+
+# ---------------------------------------------------------------------------------------------- pools
+
+
+class ContainerPool(ZygoteExecutor):
+    """Warm hardened containers of one image (or a fresh container per node when pool_size is 0)."""
+
+    name = "docker"
+
+    def __init__(self, client, image: str, reaper: Reaper, owner: str, instance: str, hardening: Hardening,
+                 pool_size: int, max_runs: int):
+        super().__init__(pool_size=pool_size, max_runs=max_runs)
+        self.client = client
+        self.image = image
+        self.reaper = reaper
+        self.owner = owner
+        self.instance = instance
+        self.hardening = hardening
+        self.last_used = time.monotonic()
+        self.in_use = 0
+        self._local = threading.local()
+        self._started_once = threading.Lock()
+        self._is_started = False
+
+    # -- containers --------------------------------------------------------------------------------
+    def spawn(self) -> Zygote:
+        """Create, attach to (before start, so nothing is missed) and start one worker container."""
+        task = getattr(self._local, "task", None)
+        limits = task.limits if task is not None else Limits()
+        labels = node_labels(self.owner, self.instance, self.image, task if self.pool_size <= 0 else None)
+        container = self.client.containers.create(**container_options(self.image, limits, labels,
+                                                                      self.hardening))
+        try:
+            sock = self.client.api.attach_socket(container.id, params={"stdin": 1, "stdout": 1, "stderr": 1,
+                                                                       "stream": 1})
+            zygote = ContainerZygote(container, sock, self.reaper, limits)
+            container.start()
+            zygote.host_pid = int(self.client.api.inspect_container(container.id)["State"].get("Pid") or 0)
+        except BaseException:
+            self.reaper.remove(container.id)
+            raise
+        return zygote
+
+    def _started(self) -> Zygote:
+        try:
+            return super()._started()
+        except ZygoteDied as exc:
+            raise ZygoteDied(f"the worker container for image {self.image} did not start: {exc}") from None
+
+    def start(self) -> None:
+        """Fill the pool, starting the containers side by side (each takes about a second)."""
+        with self._started_once:
+            if self._is_started:
+                return
+            errors: list[BaseException] = []
+            threads = [threading.Thread(target=self._fill_one, args=(errors,), daemon=True)
+                       for _ in range(self.pool_size)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            if errors:
+                self.close()
+                raise errors[0]
+            self._is_started = True
+
+    def _fill_one(self, errors: list) -> None:
+        try:
+            self._idle.put(self._started())
+        except BaseException as exc:  # reported by start()
+            errors.append(exc)
+
+    # -- one node run ------------------------------------------------------------------------------
+    def run(self, task: NodeTask, cancel: threading.Event | None = None) -> NodeOutcome:
+        """Take a container, give it the node's limits, run the node, recycle it when needed."""
+        started = time.monotonic()
+        self.last_used, self.in_use = started, self.in_use + 1
+        try:
+            zygote = self._take(task, cancel, started)
+            if isinstance(zygote, NodeOutcome):
+                return zygote
+            problem = self._apply_limits(zygote, task.limits)
+            if problem:
+                self._release(zygote, True)
+                return NodeOutcome.failure(problem, "ExecutorError", duration_ms=_ms(started))
+            outcome, recycle = self._run_on(zygote, task, cancel, started)
+            outcome = self.after_run(zygote, task, outcome)
+            self._release(zygote, recycle or outcome.violation is not None)
+            return outcome
+        finally:
+            self.in_use -= 1
+
+    def _take(self, task: NodeTask, cancel, started: float):
+        """A ready container, or the outcome that says why there is none."""
+        self._local.task = task
+        try:
+            return self._acquire(cancel)
+        except CancelledRun:
+            return NodeOutcome.failure("the run was cancelled", "Cancelled", "cancelled", duration_ms=_ms(started))
+        except Exception as exc:
+            return NodeOutcome.failure(f"could not start a container for the node: {exc}", "ExecutorError",
+                                       "crashed", duration_ms=_ms(started))
+        finally:
+            self._local.task = None
+
+    def _apply_limits(self, zygote: ContainerZygote, limits: Limits) -> str | None:
+        """Update a warm container's memory and process limits to this node's, when they differ."""
+        wanted = (memory_bytes(limits), process_limit(limits))
+        if wanted == (memory_bytes(zygote.limits), process_limit(zygote.limits)):
+            return None
+        body = {"Memory": wanted[0], "MemorySwap": wanted[0], "PidsLimit": wanted[1]}
+        try:
+            response = self.client.api._post_json(self.client.api._url("/containers/{0}/update", zygote.container.id),
+                                                  data=body)
+            self.client.api._raise_for_status(response)
+        except Exception as exc:
+            return f"could not set the node's limits on its container: {exc}"
+        zygote.limits = limits
+        return None
+
+    def prepare_payload(self, zygote: Zygote, task: NodeTask) -> dict:
+        payload = task.payload()
+        payload["scratch"] = "/tmp"
+        payload["memory_rlimit"] = False  # the container's memory cgroup holds the limit
+        return payload
+
+    def after_run(self, zygote: Zygote, task: NodeTask, outcome: NodeOutcome) -> NodeOutcome:
+        """A child killed by SIGKILL in a container that reached its memory limit was the OOM killer's."""
+        if outcome.violation != "crashed" or "SIGKILL" not in (outcome.error or {}).get("message", ""):
+            return self._explain_crash(zygote, outcome)
+        try:
+            stats = self.client.api.stats(zygote.container.id, stream=False, one_shot=True)
+            memory = stats.get("memory_stats") or {}
+            peak, limit = memory.get("max_usage") or memory.get("usage") or 0, memory.get("limit") or 0
+        except Exception:
+            return outcome
+        if limit and peak >= limit - 4 * 1024 * 1024:
+            return replace(outcome, violation="memory", error={
+                "type": "MemoryError", "traceback": [],
+                "message": f"memory limit of {task.limits.memory_mb} MB exceeded (killed by the kernel's "
+                           f"out-of-memory killer)"})
+        return outcome
+
+    def _explain_crash(self, zygote: Zygote, outcome: NodeOutcome) -> NodeOutcome:
+        """Add what the worker wrote on stderr when the whole container ended under the node."""
+        tail = zygote.stderr_tail().strip() if isinstance(zygote, ContainerZygote) else ""
+        if outcome.violation == "crashed" and tail and outcome.error and "ended unexpectedly" in \
+                outcome.error.get("message", ""):
+            error = dict(outcome.error, message=outcome.error["message"] + f" (container stderr: {tail[-400:]})")
+            return replace(outcome, error=error)
+        return outcome
+
+
+# ------------------------------------------------------------------------------------------ executor
+
+
+class DockerExecutor(ContainerPool):
+    """The "docker" executor: hardened containers with warm workers, one small pool per image.
+
+    Options (all optional; unknown ones are ignored): pool_size (warm containers per image; 0 means a
+    fresh container per node), max_runs (runs before a container is replaced), image (the default
+    runtime image), cpus, tmp_mb, owner (label value naming this server), base_url (the engine; default
+    from DOCKER_HOST), build_network / pip_index_url / build_timeout_s (requirement images), max_images
+    (how many non-default image pools stay warm)."""
+
+    name = "docker"
+
+    def __init__(self, pool_size: int = 2, max_runs: int = 100, image: str | None = None, cpus: float = 1.0,
+                 tmp_mb: int = 64, owner: str | None = None, base_url: str | None = None,
+                 build_network: str | None = None, pip_index_url: str | None = None,
+                 build_timeout_s: float | None = None, max_images: int = 4, **_ignored):
+        client = connect(base_url)
+        instance = uuid.uuid4().hex[:12]
+        owner = owner or default_owner()
+        image = image or os.environ.get("PYFLOW_DOCKER_IMAGE") or DEFAULT_IMAGE
+        super().__init__(client, image, Reaper(client), owner, instance, Hardening(cpus=cpus, tmp_mb=tmp_mb),
+                         pool_size=max(0, int(pool_size)), max_runs=max(1, int(max_runs)))
+        self.max_images = max_images
+        self.builder = RequirementsBuilder(client, owner, instance, build_settings(
+            build_network, pip_index_url, build_timeout_s))
+        self._pools: dict[str, ContainerPool] = {}
+        self._pools_lock = threading.Lock()
+        self.removed_at_start = 0
+
+    def start(self) -> None:
+        """Check the engine and image, remove what an earlier server of this owner left, fill the pool."""
+        require_image(self.client, self.image)
+        self.removed_at_start = remove_labelled(self.client, {LABEL_MANAGED: "1", LABEL_OWNER: self.owner})
+        super().start()
+
+    def run(self, task: NodeTask, cancel: threading.Event | None = None) -> NodeOutcome:
+        started = time.monotonic()
+        try:
+            image = self._image_for(task, cancel)
+            pool = self._pool_for(image)
+        except (RequirementsError, DockerUnavailable) as exc:
+            kind = "RequirementsError" if isinstance(exc, RequirementsError) else "ImageError"
+            return NodeOutcome.failure(str(exc), kind, duration_ms=_ms(started))
+        except Exception as exc:
+            return NodeOutcome.failure(f"the Docker engine failed: {exc}", "ExecutorError", "crashed",
+                                       duration_ms=_ms(started))
+        return ContainerPool.run(pool, task, cancel)
+
+    def _image_for(self, task: NodeTask, cancel) -> str:
+        base = task.image or self.image
+        if base != self.image:
+            require_image(self.client, base)
+        if task.requirements:
+            return self.builder.image_for(base, task.requirements, cancel)
+        return base
+
+    def _pool_for(self, image: str) -> ContainerPool:
+        if image == self.image:
+            return self
+        with self._pools_lock:
+            pool = self._pools.get(image)
+            if pool is None:
+                pool = ContainerPool(self.client, image, self.reaper, self.owner, self.instance, self.hardening,
+                                     self.pool_size, self.max_runs)
+                self._pools[image] = pool
+                self._evict_idle_pools()
+        if self.pool_size > 0:
+            pool.start()
+        return pool
+
+    def _evict_idle_pools(self) -> None:
+        """Keep at most `max_images` other images warm: close the least recently used idle pools."""
+        idle = sorted((p for p in self._pools.values() if p.in_use == 0), key=lambda p: p.last_used)
+        while len(self._pools) > self.max_images and idle:
+            victim = idle.pop(0)
+            del self._pools[victim.image]
+            victim.close()
+
+    def close(self) -> None:
+        """End every container this executor started and wait until the engine has removed them."""
+        if self._closed and not self._live:
+            return
+        with self._pools_lock:
+            pools = list(self._pools.values())
+            self._pools.clear()
+        for pool in pools:
+            pool.close()
+        super().close()
+        self.reaper.drain()
+        try:
+            remove_labelled(self.client, {LABEL_MANAGED: "1", LABEL_INSTANCE: self.instance})
+        except Exception:
+            pass
+
+    def describe(self) -> dict:
+        return {"name": self.name, "image": self.image, "owner": self.owner, "pool_size": self.pool_size,
+                "images": [self.image, *list(self._pools)],
+                "isolation": ("container (Docker: no network, read-only root, tmpfs /tmp of "
+                              f"{self.hardening.tmp_mb} MB, all capabilities dropped, no-new-privileges, "
+                              f"user {self.hardening.user}, memory/process/CPU limits)"),
+                "warnings": []}
+
+
+def connect(base_url: str | None = None):
+    """A client for the engine at base_url (default: DOCKER_HOST, else the local socket), checked."""
+    try:
+        import docker
+    except ImportError as exc:
+        raise ImportError(f"the docker executor needs the Docker SDK: pip install 'pyflow[docker]' ({exc})")
+    try:
+        client = docker.DockerClient(base_url=base_url, timeout=ENGINE_TIMEOUT_S) if base_url else \
+            docker.from_env(timeout=ENGINE_TIMEOUT_S)
+        client.ping()
+    except docker.errors.DockerException as exc:
+        raise DockerUnavailable(f"cannot reach the Docker engine ({base_url or os.environ.get('DOCKER_HOST') or 'local socket'}): "
+                                f"{exc}. Start dockerd, or choose another executor (--executor sandbox)") from None
+    return client
+
+
+def require_image(client, image: str) -> None:
+    """The image must already be on the engine: PyFlow never pulls (no registry is assumed)."""
+    import docker.errors
+    try:
+        client.images.get(image)
+    except docker.errors.ImageNotFound:
+        hint = " (build it with `make docker`)" if image == DEFAULT_IMAGE else ""
+        raise DockerUnavailable(f"image {image!r} is not on the Docker engine{hint}; PyFlow does not pull "
+                                f"images") from None
+
+
+def build_settings(network: str | None, index_url: str | None, timeout_s: float | None) -> BuildSettings:
+    """Requirement-build settings from options, else PYFLOW_DOCKER_BUILD_NETWORK, PYFLOW_PIP_INDEX_URL,
+    PYFLOW_DOCKER_BUILD_TIMEOUT."""
+    env = os.environ
+    return BuildSettings(network=network or env.get("PYFLOW_DOCKER_BUILD_NETWORK") or "host",
+                         index_url=index_url or env.get("PYFLOW_PIP_INDEX_URL") or None,
+                         timeout_s=float(timeout_s or env.get("PYFLOW_DOCKER_BUILD_TIMEOUT") or 300))
+
+
+def _ms(started: float) -> float:
+    return round((time.monotonic() - started) * 1000, 3)
