@@ -1,0 +1,729 @@
+// The canvas: draws the flow model with jsPlumb (nodes, typed port endpoints, links) and turns what people
+// do with the pointer into commands. The model is the source of truth: the canvas never edits it
+// directly, it executes commands through the history and repaints when the model says what changed.
+
+import { newInstance } from "@jsplumb/browser-ui";
+import { checkLink } from "./catalog.js";
+import { addNodes, connect, copiesOf, moveNodes, removeItems } from "./commands.js";
+import { formatDuration, h } from "./dom.js";
+import { Emitter } from "./events.js";
+import { closeMenu, showMenu } from "./menu.js";
+import { splitEndpoint } from "./model.js";
+import { status } from "./status.js";
+import { NODE, nodeHeight, typeColor } from "./theme.js";
+
+const MIN_ZOOM = 0.1;
+const MAX_ZOOM = 2.5;
+const STATUS_LABELS = {
+  queued: "queued", running: "running", success: "success", fail: "failed", skipped: "skipped",
+  cached: "cached", cancelled: "cancelled",
+};
+
+const endpointUuid = (node, port, side) => `${node}:${port}:${side}`;
+
+function parseUuid(uuid) {
+  const last = uuid.lastIndexOf(":");
+  const { node, port } = splitEndpoint(uuid.slice(0, last));
+  return { node, port, side: uuid.slice(last + 1) };
+}
+
+export class Canvas extends Emitter {
+  constructor({ root, model, catalog, history }) {
+    super();
+    this.root = root;
+    this.model = model;
+    this.catalog = catalog;
+    this.history = history;
+    this.views = new Map(); // node id → {el, ports, height, endpoints}
+    this.connections = new Map(); // link key → jsPlumb connection
+    this.linkOf = new WeakMap(); // jsPlumb connection → link key
+    this.selection = new Set();
+    this.selectedLink = null;
+    this.statuses = new Map();
+    this.view = { x: 40, y: 40, k: 1 };
+    this.batchDepth = 0;
+    this.clipboard = null;
+    this.#buildDom();
+    this.#createJsPlumb();
+    this.#listenToModel();
+    this.#listenToPointer();
+  }
+
+  // ------------------------------------------------------------------------------------- setup
+  #buildDom() {
+    this.viewport = h("div.viewport");
+    this.marquee = h("div.marquee", { hidden: true });
+    this.empty = h("div.canvas-empty", {},
+      h("div.canvas-empty-title", "Drag a nodespec here"),
+      h("div", "…from the palette on the left, or press Enter on one. Link ports by dragging from an output (right) to an input (left)."));
+    this.root.append(this.viewport, this.marquee, this.empty);
+    this.#applyTransform();
+  }
+
+  #createJsPlumb() {
+    this.jsp = newInstance({
+      container: this.viewport,
+      elementsDraggable: true,
+      resizeObserver: false, // node sizes only change when the canvas itself re-renders them
+      connectionsDetachable: false,
+      connector: { type: "Bezier", options: { curviness: 70 } },
+      paintStyle: { stroke: "#94a3b8", strokeWidth: 2.2 },
+      hoverPaintStyle: { stroke: "#2563eb", strokeWidth: 3 },
+      endpoint: { type: "Dot", options: { radius: 6 } },
+      dragOptions: { cursor: "grabbing" },
+    });
+    this.jsp.bind("beforeDrop", (params) => this.#onLinkDrop(params));
+    this.jsp.bind("drag:start", () => { this.dragging = true; });
+    this.jsp.bind("drag:stop", (params) => this.#onDragStop(params));
+    this.jsp.bind("connection:click", (connection, event) => this.#onConnectionClick(connection, event));
+    this.jsp.bind("connection:contextmenu", (connection, event) => this.#onConnectionMenu(connection, event));
+  }
+
+  #listenToModel() {
+    const model = this.model;
+    model.on("batch:start", () => this.#beginBatch());
+    model.on("batch:end", () => this.#endBatch());
+    model.on("load", () => this.renderAll());
+    model.on("node:add", (node) => this.#addNodeView(node));
+    model.on("node:remove", (node) => this.#removeNodeView(node.id));
+    model.on("node:update", (node, fields) => this.#updateNodeView(node, fields));
+    model.on("nodes:move", (ids) => this.#placeNodeViews(ids));
+    model.on("link:add", (link) => this.#addLinkView(link));
+    model.on("link:remove", (link) => this.#removeLinkView(link));
+    model.on("change", () => this.#updateCounts());
+  }
+
+  #beginBatch() {
+    if (this.batchDepth++ === 0) this.jsp.setSuspendDrawing(true);
+  }
+
+  #endBatch() {
+    if (--this.batchDepth === 0) {
+      this.jsp.setSuspendDrawing(false, true);
+      this.#tagPendingEndpoints();
+    }
+  }
+
+  // ---------------------------------------------------------------------------------- rendering
+  /** Draw the whole model: all node elements in one insertion, then jsPlumb wiring in one batch. */
+  renderAll() {
+    const started = performance.now();
+    this.jsp.clearDragSelection();
+    this.jsp.reset();
+    this.viewport.replaceChildren();
+    this.views.clear();
+    this.connections.clear();
+    this.untagged = [];
+    this.selection.clear();
+    this.selectedLink = null;
+    this.statuses.clear();
+    const fragment = document.createDocumentFragment();
+    const nodes = [...this.model.nodes.values()];
+    for (const node of nodes) fragment.append(this.#createNodeElement(node));
+    this.viewport.append(fragment);
+    this.jsp.setSuspendDrawing(true);
+    try {
+      for (const node of nodes) this.#wireNode(node);
+      for (const link of this.model.links.values()) this.#addLinkView(link);
+    } finally {
+      this.jsp.setSuspendDrawing(false, true);
+    }
+    this.#tagPendingEndpoints();
+    this.#updateCounts();
+    this.emit("selection", this.selectionInfo());
+    this.lastRenderMs = performance.now() - started;
+  }
+
+  /** Ports of a node: from its nodespec, or (for an unknown nodespec) from its values and links. */
+  #portsOf(node) {
+    const spec = this.catalog.spec(node.spec_id);
+    if (spec) return { inputs: this.catalog.inputs(node.spec_id), outputs: this.catalog.outputs(node.spec_id), known: true };
+    const inputs = new Set(Object.keys(node.values));
+    const outputs = new Set();
+    for (const link of this.model.linksOf(node.id)) {
+      const source = splitEndpoint(link.source);
+      const target = splitEndpoint(link.target);
+      if (source.node === node.id) outputs.add(source.port);
+      if (target.node === node.id) inputs.add(target.port);
+    }
+    const asPorts = (names) => [...names].map((name) => ({ name, type: "Any" }));
+    return { inputs: asPorts(inputs), outputs: asPorts(outputs.size ? outputs : ["out"]), known: false };
+  }
+
+  #createNodeElement(node) {
+    const ports = this.#portsOf(node);
+    const spec = this.catalog.spec(node.spec_id);
+    const rows = Math.max(ports.inputs.length, ports.outputs.length);
+    const height = nodeHeight(rows);
+    const el = h("div.node", {
+      dataset: { node: node.id },
+      style: { left: `${node.x}px`, top: `${node.y}px`, height: `${height}px`, width: `${NODE.width}px` },
+    },
+    h("div.node-head", {},
+      h("span.node-title", { title: node.name }, node.name),
+      h("span.node-badge")),
+    h("div.node-spec", { title: node.spec_id }, spec ? spec.title || spec.id : `missing: ${node.spec_id}`),
+    h("div.node-ports", {},
+      h("div.ports-in", {}, ports.inputs.map((port) => this.#portLabel(node, port, "input"))),
+      h("div.ports-out", {}, ports.outputs.map((port) => this.#portLabel(node, port, "output")))));
+    el.classList.toggle("is-end", this.model.isEnd(node.id));
+    el.classList.toggle("missing-spec", !ports.known);
+    this.views.set(node.id, { el, ports, height, endpoints: [] });
+    return el;
+  }
+
+  #portLabel(node, port, side) {
+    const linked = side === "input" && Boolean(this.model.linkInto(node.id, port.name));
+    const hasValue = side === "input" && port.name in node.values;
+    return h(`div.port.port-${side === "input" ? "in" : "out"}`, {
+      dataset: { port: port.name, type: port.type },
+      title: `${port.name}: ${port.type}${port.required && side === "input" ? " (required)" : ""}`,
+      class: [port.required && side === "input" ? "required" : "", linked ? "linked" : "", hasValue ? "has-value" : ""].join(" ").trim() || undefined,
+    },
+    h("span.port-name", port.name), h("span.port-type", { style: { color: typeColor(port.type) } }, port.type));
+  }
+
+  /** Register a node element with jsPlumb and give each port an endpoint at a computed offset. */
+  #wireNode(node) {
+    const view = this.views.get(node.id);
+    this.jsp.manage(view.el, `n-${node.id}`);
+    const addEndpoint = (port, index, side) => {
+      const y = NODE.head + index * NODE.row + NODE.row / 2;
+      const anchor = side === "input" ? [0, 0, -1, 0, 0, y] : [1, 0, 1, 0, 0, y];
+      const endpoint = this.jsp.addEndpoint(view.el, {
+        uuid: endpointUuid(node.id, port.name, side),
+        anchor,
+        source: true,
+        target: true,
+        maxConnections: -1,
+        endpoint: { type: "Dot", options: { radius: 6 } },
+        paintStyle: { fill: typeColor(port.type), stroke: "#ffffff", strokeWidth: 2 },
+        hoverPaintStyle: { fill: typeColor(port.type), stroke: "#1e293b", strokeWidth: 2 },
+        connectorStyle: { stroke: typeColor(port.type), strokeWidth: 2.2 },
+        cssClass: `endpoint endpoint-${side === "input" ? "in" : "out"}`,
+      });
+      view.endpoints.push(endpoint);
+      (this.untagged ||= []).push(endpoint);
+    };
+    view.ports.inputs.forEach((port, index) => addEndpoint(port, index, "input"));
+    view.ports.outputs.forEach((port, index) => addEndpoint(port, index, "output"));
+  }
+
+  // Endpoint elements exist once painted; label them so people (and tests) can find a port's handle.
+  #tagPendingEndpoints() {
+    for (const endpoint of this.untagged || []) {
+      const element = endpoint.endpoint?.canvas;
+      if (!element) continue;
+      const { node, port, side } = parseUuid(endpoint.getUuid());
+      element.dataset.node = node;
+      element.dataset.port = port;
+      element.dataset.side = side;
+      element.setAttribute("aria-label", `${side} ${port} of ${this.model.node(node)?.name || node}`);
+    }
+    this.untagged = [];
+  }
+
+  #addNodeView(node) {
+    this.viewport.append(this.#createNodeElement(node));
+    const suspended = this.batchDepth > 0;
+    if (!suspended) this.jsp.setSuspendDrawing(true);
+    this.#wireNode(node);
+    if (!suspended) {
+      this.jsp.setSuspendDrawing(false, true);
+      this.#tagPendingEndpoints();
+    }
+    this.#updateEmptyHint();
+  }
+
+  #removeNodeView(id) {
+    const view = this.views.get(id);
+    if (!view) return;
+    this.jsp.removeAllEndpoints(view.el);
+    this.jsp.unmanage(view.el, true);
+    view.el.remove();
+    this.views.delete(id);
+    this.statuses.delete(id);
+    if (this.selection.delete(id)) this.#selectionChanged();
+    this.#updateEmptyHint();
+  }
+
+  #updateNodeView(node, fields) {
+    const view = this.views.get(node.id);
+    if (!view) return;
+    if (fields.includes("name")) {
+      const title = view.el.querySelector(".node-title");
+      title.textContent = node.name;
+      title.title = node.name;
+    }
+    if (fields.includes("is_end")) view.el.classList.toggle("is-end", this.model.isEnd(node.id));
+    if (fields.includes("values")) {
+      for (const label of view.el.querySelectorAll(".port-in")) {
+        label.classList.toggle("has-value", label.dataset.port in node.values);
+      }
+    }
+    if (fields.some((f) => f !== "x" && f !== "y")) this.emit("selection", this.selectionInfo());
+  }
+
+  #placeNodeViews(ids) {
+    for (const id of ids) {
+      const view = this.views.get(id);
+      const node = this.model.node(id);
+      if (!view) continue;
+      view.el.style.left = `${node.x}px`;
+      view.el.style.top = `${node.y}px`;
+    }
+    if (this.batchDepth > 0) return; // the batch's end repaints everything
+    for (const id of ids) {
+      const view = this.views.get(id);
+      if (view) this.jsp.revalidate(view.el);
+    }
+  }
+
+  #addLinkView(link) {
+    const source = splitEndpoint(link.source);
+    const target = splitEndpoint(link.target);
+    const connection = this.jsp.connect({
+      uuids: [endpointUuid(source.node, source.port, "output"), endpointUuid(target.node, target.port, "input")],
+    });
+    if (!connection) return;
+    const type = this.views.get(source.node)?.ports.outputs.find((p) => p.name === source.port)?.type;
+    connection.setPaintStyle?.({ stroke: typeColor(type), strokeWidth: 2.2 });
+    this.connections.set(link.key, connection);
+    this.linkOf.set(connection, link.key);
+    this.views.get(target.node)?.el.querySelector(`.port-in[data-port="${CSS.escape(target.port)}"]`)?.classList.add("linked");
+  }
+
+  #removeLinkView(link) {
+    const connection = this.connections.get(link.key);
+    if (connection) this.jsp.deleteConnection(connection, { force: true, fireEvent: false });
+    this.connections.delete(link.key);
+    if (this.selectedLink === link.key) {
+      this.selectedLink = null;
+      this.#selectionChanged();
+    }
+    const target = splitEndpoint(link.target);
+    this.views.get(target.node)?.el.querySelector(`.port-in[data-port="${CSS.escape(target.port)}"]`)?.classList.remove("linked");
+  }
+
+  /** Re-render nodes using the given nodespecs after those specs changed (ports may differ). */
+  refreshSpecs(specIds) {
+    const affected = [...this.model.nodes.values()].some((node) => specIds.includes(node.spec_id));
+    if (!affected) return;
+    const view = { ...this.view };
+    const selection = [...this.selection];
+    const statuses = new Map(this.statuses);
+    this.renderAll();
+    this.view = view;
+    this.#applyTransform();
+    for (const [id, entry] of statuses) this.setStatus(id, entry.status, entry.duration);
+    this.select(selection.filter((id) => this.model.nodes.has(id)));
+  }
+
+  #updateCounts() {
+    status.setCounts(this.model.nodes.size, this.model.links.size, this.selection.size);
+    this.#updateEmptyHint();
+  }
+
+  #updateEmptyHint() {
+    this.empty.hidden = this.model.nodes.size > 0 || !this.model.id;
+  }
+
+  // ------------------------------------------------------------------------------------- linking
+  #onLinkDrop({ connection, dropEndpoint }) {
+    const sourceEndpoint = connection.endpoints?.[0];
+    const from = parseUuid(sourceEndpoint.getUuid());
+    const to = parseUuid(dropEndpoint.getUuid());
+    const verdict = checkLink(this.model, this.catalog, from, to);
+    if (verdict.reason) {
+      status.toast(verdict.reason, "error");
+      this.emit("link-refused", verdict.reason);
+    } else {
+      // Let jsPlumb finish its drop first; the command's link:add event then draws the connection.
+      queueMicrotask(() => this.history.execute(connect(verdict.link)));
+    }
+    return false;
+  }
+
+  #onConnectionClick(connection, event) {
+    const key = this.linkOf.get(connection);
+    if (!key) return;
+    event?.stopPropagation?.();
+    this.selectLink(key);
+  }
+
+  #onConnectionMenu(connection, event) {
+    const key = this.linkOf.get(connection);
+    if (!key) return;
+    event.preventDefault();
+    this.selectLink(key);
+    showMenu(event.clientX, event.clientY, [
+      { label: "Delete link", shortcut: "Del", danger: true, action: () => this.deleteSelection() },
+    ]);
+  }
+
+  // ------------------------------------------------------------------------------------- moving
+  #onDragStop(params) {
+    setTimeout(() => { this.dragging = false; }, 0);
+    const moves = [];
+    for (const item of params.elements || []) {
+      const id = item.el?.dataset?.node;
+      const node = id && this.model.node(id);
+      if (!node) continue;
+      const to = { x: Math.round(item.pos.x), y: Math.round(item.pos.y) };
+      if (to.x !== Math.round(node.x) || to.y !== Math.round(node.y)) moves.push({ id, from: { x: node.x, y: node.y }, to });
+    }
+    if (moves.length) this.history.execute(moveNodes(moves));
+  }
+
+  // ------------------------------------------------------------------------------------ selection
+  selectionInfo() {
+    return { nodes: [...this.selection], link: this.selectedLink };
+  }
+
+  select(ids, { add = false } = {}) {
+    if (!add) this.selection.clear();
+    for (const id of ids) this.selection.add(id);
+    this.selectedLink = null;
+    this.#selectionChanged();
+  }
+
+  toggle(id) {
+    if (!this.selection.delete(id)) this.selection.add(id);
+    this.selectedLink = null;
+    this.#selectionChanged();
+  }
+
+  selectLink(key) {
+    this.selection.clear();
+    this.selectedLink = key;
+    this.#selectionChanged();
+  }
+
+  clearSelection() {
+    if (!this.selection.size && !this.selectedLink) return;
+    this.selection.clear();
+    this.selectedLink = null;
+    this.#selectionChanged();
+  }
+
+  selectAll() {
+    this.select([...this.model.nodes.keys()]);
+  }
+
+  #selectionChanged() {
+    for (const [id, view] of this.views) view.el.classList.toggle("selected", this.selection.has(id));
+    for (const [key, connection] of this.connections) {
+      if (key === this.selectedLink) connection.addClass("selected");
+      else connection.removeClass("selected");
+    }
+    this.jsp.clearDragSelection();
+    if (this.selection.size > 1) {
+      this.jsp.addToDragSelection(...[...this.selection].map((id) => this.views.get(id)?.el).filter(Boolean));
+    }
+    this.#updateCounts();
+    this.emit("selection", this.selectionInfo());
+  }
+
+  deleteSelection() {
+    const nodes = [...this.selection];
+    const links = this.selectedLink ? [this.selectedLink] : [];
+    if (!nodes.length && !links.length) return;
+    this.history.execute(removeItems(this.model, nodes, links));
+  }
+
+  copySelection() {
+    if (!this.selection.size) return false;
+    const ids = new Set(this.selection);
+    const nodes = [...ids].map((id) => structuredClone(this.model.node(id)));
+    const links = [...this.model.links.values()]
+      .filter((link) => ids.has(splitEndpoint(link.source).node) && ids.has(splitEndpoint(link.target).node))
+      .map(({ source, target }) => ({ source, target }));
+    this.clipboard = { nodes, links };
+    try {
+      localStorage.setItem("pyflow.clipboard", JSON.stringify(this.clipboard));
+    } catch { /* storage may be full or disabled; the in-memory copy still works */ }
+    status.say(`Copied ${nodes.length} node${nodes.length > 1 ? "s" : ""}`);
+    return true;
+  }
+
+  /** Paste copied nodes (from this or another flow) beside the originals and select the copies. */
+  paste() {
+    let clipboard = this.clipboard;
+    try {
+      clipboard = JSON.parse(localStorage.getItem("pyflow.clipboard")) || clipboard;
+    } catch { /* fall back to the in-memory copy */ }
+    if (!clipboard?.nodes?.length || !this.model.id) return;
+    this.pasteCount = (this.pasteCount || 0) + 1;
+    const offset = 30 * this.pasteCount;
+    const { nodes, links } = copiesOf(this.model, clipboard.nodes, clipboard.links, offset, offset);
+    this.history.execute(addNodes(nodes, links, `Paste ${nodes.length} node${nodes.length > 1 ? "s" : ""}`));
+    this.select(nodes.map((node) => node.id));
+  }
+
+  duplicateSelection() {
+    if (this.copySelection()) {
+      this.pasteCount = 0;
+      this.paste();
+    }
+  }
+
+  /** Move the selected nodes by (dx, dy): arrow keys. */
+  nudge(dx, dy) {
+    if (!this.selection.size) return;
+    const moves = [...this.selection].map((id) => {
+      const node = this.model.node(id);
+      return { id, from: { x: node.x, y: node.y }, to: { x: node.x + dx, y: node.y + dy } };
+    });
+    this.history.execute(moveNodes(moves));
+  }
+
+  // --------------------------------------------------------------------------- adding from palette
+  /** Create a node of nodespec `specId` at client point (x, y), or at the view's centre. */
+  addSpecAt(specId, clientX, clientY) {
+    const spec = this.catalog.spec(specId);
+    if (!spec || !this.model.id) return null;
+    const point = clientX === undefined ? this.#viewCentre() : this.worldAt(clientX, clientY);
+    const node = {
+      id: this.model.freshNodeId(), spec_id: spec.id, name: spec.title || spec.id, values: {},
+      is_end: undefined, x: Math.round(point.x - NODE.width / 2), y: Math.round(point.y - NODE.head / 2), extra: {},
+    };
+    this.history.execute(addNodes([node], [], `Add ${node.name}`));
+    this.select([node.id]);
+    return node.id;
+  }
+
+  #viewCentre() {
+    const rect = this.root.getBoundingClientRect();
+    return this.worldAt(rect.left + rect.width / 2, rect.top + rect.height / 2);
+  }
+
+  // ------------------------------------------------------------------------------ zoom and pan
+  worldAt(clientX, clientY) {
+    const rect = this.root.getBoundingClientRect();
+    return { x: (clientX - rect.left - this.view.x) / this.view.k, y: (clientY - rect.top - this.view.y) / this.view.k };
+  }
+
+  #applyTransform() {
+    const { x, y, k } = this.view;
+    this.viewport.style.transform = `translate(${x}px, ${y}px) scale(${k})`;
+    this.root.style.backgroundPosition = `${x}px ${y}px`;
+    this.root.style.backgroundSize = `${24 * k}px ${24 * k}px`;
+    this.jsp?.setZoom(k, false);
+    status.setZoom(k);
+    this.emit("zoom", k);
+  }
+
+  zoomAt(clientX, clientY, scale) {
+    const k = Math.min(MAX_ZOOM, Math.max(MIN_ZOOM, scale));
+    const rect = this.root.getBoundingClientRect();
+    const px = clientX - rect.left;
+    const py = clientY - rect.top;
+    this.view.x = px - ((px - this.view.x) * k) / this.view.k;
+    this.view.y = py - ((py - this.view.y) * k) / this.view.k;
+    this.view.k = k;
+    this.#applyTransform();
+  }
+
+  zoomBy(factor) {
+    const rect = this.root.getBoundingClientRect();
+    this.zoomAt(rect.left + rect.width / 2, rect.top + rect.height / 2, this.view.k * factor);
+  }
+
+  /** Size of a node from its port count: known without reading the layout. */
+  nodeBox(id) {
+    const node = this.model.node(id);
+    const height = this.views.get(id)?.height ?? nodeHeight(1);
+    return { x: node.x, y: node.y, w: NODE.width, h: height };
+  }
+
+  /** Zoom and pan so every node (or the given ones) is in view. */
+  fitView(ids = [...this.model.nodes.keys()]) {
+    if (!ids.length) {
+      this.view = { x: 40, y: 40, k: 1 };
+      this.#applyTransform();
+      return;
+    }
+    let [minX, minY, maxX, maxY] = [Infinity, Infinity, -Infinity, -Infinity];
+    for (const id of ids) {
+      const box = this.nodeBox(id);
+      minX = Math.min(minX, box.x);
+      minY = Math.min(minY, box.y);
+      maxX = Math.max(maxX, box.x + box.w);
+      maxY = Math.max(maxY, box.y + box.h);
+    }
+    const width = this.root.clientWidth || 800;
+    const height = this.root.clientHeight || 600;
+    const margin = 48;
+    const k = Math.min(1.2, Math.max(MIN_ZOOM, Math.min((width - 2 * margin) / (maxX - minX), (height - 2 * margin) / (maxY - minY))));
+    this.view = { k, x: (width - (maxX - minX) * k) / 2 - minX * k, y: (height - (maxY - minY) * k) / 2 - minY * k };
+    this.#applyTransform();
+  }
+
+  // ------------------------------------------------------------------------------- run statuses
+  setStatus(id, state, durationMs) {
+    const view = this.views.get(id);
+    this.statuses.set(id, { status: state, duration: durationMs });
+    if (!view) return;
+    view.el.dataset.status = state;
+    const badge = view.el.querySelector(".node-badge");
+    const duration = durationMs !== undefined && durationMs !== null && state !== "queued" && state !== "running"
+      ? ` · ${formatDuration(durationMs)}` : "";
+    badge.textContent = `${STATUS_LABELS[state] || state}${duration}`;
+  }
+
+  clearStatuses() {
+    for (const id of this.statuses.keys()) {
+      const view = this.views.get(id);
+      if (!view) continue;
+      delete view.el.dataset.status;
+      view.el.querySelector(".node-badge").textContent = "";
+    }
+    this.statuses.clear();
+  }
+
+  /** Outline nodes the server found problems with (from a save's error details). */
+  markProblems(problems) {
+    for (const view of this.views.values()) {
+      view.el.classList.remove("has-problem");
+      view.el.removeAttribute("data-problem");
+    }
+    for (const [id, message] of problems) {
+      const view = this.views.get(id);
+      if (!view) continue;
+      view.el.classList.add("has-problem");
+      view.el.dataset.problem = message;
+      view.el.title = message;
+    }
+  }
+
+  // ------------------------------------------------------------------------------ pointer input
+  #listenToPointer() {
+    this.root.addEventListener("wheel", (event) => {
+      event.preventDefault();
+      const factor = Math.exp(-event.deltaY * (event.deltaMode === 1 ? 0.05 : 0.0015));
+      this.zoomAt(event.clientX, event.clientY, this.view.k * factor);
+    }, { passive: false });
+    this.root.addEventListener("pointerdown", (event) => this.#onPointerDown(event));
+    this.root.addEventListener("contextmenu", (event) => this.#onContextMenu(event));
+    this.root.addEventListener("dblclick", (event) => {
+      const nodeEl = event.target.closest?.(".node");
+      if (nodeEl) this.emit("open-node", nodeEl.dataset.node);
+    });
+  }
+
+  #isBackground(target) {
+    return target === this.root || target === this.viewport || target === this.empty || this.empty.contains(target);
+  }
+
+  #onPointerDown(event) {
+    closeMenu();
+    if (event.button !== 0 && event.button !== 1) return;
+    this.root.focus({ preventScroll: true });
+    const nodeEl = event.target.closest?.(".node");
+    if (nodeEl && event.button === 0) {
+      const id = nodeEl.dataset.node;
+      if (event.shiftKey || event.ctrlKey || event.metaKey) this.toggle(id);
+      else if (!this.selection.has(id)) this.select([id]);
+      else this.emit("selection", this.selectionInfo()); // re-show the node when clicked again
+      return;
+    }
+    if (!this.#isBackground(event.target)) return;
+    if (event.shiftKey && event.button === 0) this.#startMarquee(event);
+    else this.#startPan(event);
+  }
+
+  #startPan(event) {
+    const start = { x: event.clientX, y: event.clientY, vx: this.view.x, vy: this.view.y };
+    let moved = false;
+    this.root.setPointerCapture(event.pointerId);
+    this.root.classList.add("panning");
+    const move = (e) => {
+      const dx = e.clientX - start.x;
+      const dy = e.clientY - start.y;
+      if (Math.abs(dx) + Math.abs(dy) > 3) moved = true;
+      this.view.x = start.vx + dx;
+      this.view.y = start.vy + dy;
+      this.#applyTransform();
+    };
+    const up = () => {
+      this.root.classList.remove("panning");
+      this.root.removeEventListener("pointermove", move);
+      this.root.removeEventListener("pointerup", up);
+      this.root.removeEventListener("pointercancel", up);
+      if (!moved) this.clearSelection();
+    };
+    this.root.addEventListener("pointermove", move);
+    this.root.addEventListener("pointerup", up);
+    this.root.addEventListener("pointercancel", up);
+  }
+
+  #startMarquee(event) {
+    const rect = this.root.getBoundingClientRect();
+    const start = { x: event.clientX - rect.left, y: event.clientY - rect.top };
+    const box = { ...start, w: 0, h: 0 };
+    this.root.setPointerCapture(event.pointerId);
+    this.marquee.hidden = false;
+    const draw = () => Object.assign(this.marquee.style, {
+      left: `${box.x}px`, top: `${box.y}px`, width: `${box.w}px`, height: `${box.h}px`,
+    });
+    draw();
+    const move = (e) => {
+      const x = e.clientX - rect.left;
+      const y = e.clientY - rect.top;
+      Object.assign(box, { x: Math.min(x, start.x), y: Math.min(y, start.y), w: Math.abs(x - start.x), h: Math.abs(y - start.y) });
+      draw();
+    };
+    const up = () => {
+      this.marquee.hidden = true;
+      this.root.removeEventListener("pointermove", move);
+      this.root.removeEventListener("pointerup", up);
+      this.root.removeEventListener("pointercancel", up);
+      this.select(this.#nodesInScreenBox(box), { add: true });
+    };
+    this.root.addEventListener("pointermove", move);
+    this.root.addEventListener("pointerup", up);
+    this.root.addEventListener("pointercancel", up);
+  }
+
+  #nodesInScreenBox(box) {
+    const { x, y, k } = this.view;
+    const left = (box.x - x) / k;
+    const top = (box.y - y) / k;
+    const right = left + box.w / k;
+    const bottom = top + box.h / k;
+    return [...this.model.nodes.keys()].filter((id) => {
+      const b = this.nodeBox(id);
+      return b.x < right && b.x + b.w > left && b.y < bottom && b.y + b.h > top;
+    });
+  }
+
+  #onContextMenu(event) {
+    event.preventDefault();
+    if (!this.model.id) return;
+    const nodeEl = event.target.closest?.(".node");
+    if (nodeEl) {
+      const id = nodeEl.dataset.node;
+      if (!this.selection.has(id)) this.select([id]);
+      const many = this.selection.size > 1;
+      const isEnd = this.model.isEnd(id);
+      showMenu(event.clientX, event.clientY, [
+        { label: "Edit nodespec…", disabled: many || !this.catalog.spec(this.model.node(id).spec_id), action: () => this.emit("edit-spec", this.model.node(id).spec_id) },
+        { label: isEnd ? "Unmark end node" : "Mark as end node", disabled: many, action: () => this.emit("toggle-end", id) },
+        "-",
+        { label: "Copy", shortcut: "Ctrl+C", action: () => this.copySelection() },
+        { label: "Duplicate", shortcut: "Ctrl+D", action: () => this.duplicateSelection() },
+        { label: many ? `Delete ${this.selection.size} nodes` : "Delete node", shortcut: "Del", danger: true, action: () => this.deleteSelection() },
+      ]);
+      return;
+    }
+    if (!this.#isBackground(event.target)) return;
+    const point = { x: event.clientX, y: event.clientY };
+    showMenu(point.x, point.y, [
+      { label: "Paste", shortcut: "Ctrl+V", action: () => this.paste() },
+      { label: "Select all", shortcut: "Ctrl+A", action: () => this.selectAll() },
+      "-",
+      { label: "Fit to view", shortcut: "F", action: () => this.fitView() },
+      { label: "Auto-layout", shortcut: "L", action: () => this.emit("auto-layout") },
+    ]);
+  }
+}

@@ -1,0 +1,273 @@
+// Start-up: build the modules, connect them, and handle the toolbar, keyboard shortcuts and routes.
+
+import "../css/app.css";
+import { api } from "./api.js";
+import { Canvas } from "./canvas.js";
+import { Catalog } from "./catalog.js";
+import { setEndNode } from "./commands.js";
+import { isTyping } from "./dom.js";
+import { Flows } from "./flows.js";
+import { History } from "./history.js";
+import { Inspector } from "./inspector.js";
+import { autoLayout } from "./layout.js";
+import { FlowModel } from "./model.js";
+import { NodespecEditor } from "./nodespec-editor.js";
+import { Palette } from "./palette.js";
+import { Repository } from "./repository.js";
+import { Router } from "./router.js";
+import { Runs } from "./runs.js";
+import { status } from "./status.js";
+import { installTypeColors } from "./theme.js";
+
+const byId = (id) => document.getElementById(id);
+
+function createApp() {
+  installTypeColors();
+  status.init(byId("statusbar"));
+  const model = new FlowModel();
+  const history = new History(model);
+  const catalog = new Catalog();
+  const canvas = new Canvas({ root: byId("canvas"), model, catalog, history });
+  const palette = new Palette({ root: byId("palette"), catalog, canvas });
+  const flows = new Flows({ listRoot: byId("flow-list"), model, history, canvas });
+  const runs = new Runs({ model, canvas, historyRoot: byId("run-history") });
+  const inspector = new Inspector({ root: byId("inspector"), model, catalog, history, canvas, runs });
+  const specEditor = new NodespecEditor({ catalog });
+  const repository = new Repository({ fileInput: byId("import-file"), dropZone: document.body });
+  const router = new Router();
+  return { model, history, catalog, canvas, palette, flows, runs, inspector, specEditor, repository, router };
+}
+
+function layoutCommand(app, ids) {
+  const command = autoLayout(app.model, app.canvas, ids);
+  if (!command) return;
+  app.history.execute(command);
+  app.canvas.fitView(ids);
+}
+
+// ------------------------------------------------------------------------------------ toolbar
+const ACTIONS = {
+  "new-flow": (app) => app.flows.create(),
+  "rename-flow": (app) => app.flows.rename(),
+  save: (app) => app.flows.save(),
+  undo: (app) => undo(app),
+  redo: (app) => redo(app),
+  run: (app) => app.runs.start(),
+  cancel: (app) => app.runs.cancel(),
+  layout: (app) => layoutCommand(app),
+  fit: (app) => app.canvas.fitView(),
+  "zoom-in": (app) => app.canvas.zoomBy(1.2),
+  "zoom-out": (app) => app.canvas.zoomBy(1 / 1.2),
+  "new-spec": (app) => app.specEditor.open(),
+  export: (app) => app.repository.exportBundle(),
+  import: (app) => app.repository.pickFile(),
+};
+
+function undo(app) {
+  const command = app.history.undo();
+  if (command) status.say(`Undid: ${command.label}`);
+}
+
+function redo(app) {
+  const command = app.history.redo();
+  if (command) status.say(`Redid: ${command.label}`);
+}
+
+function bindToolbar(app) {
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest?.("[data-action]");
+    if (button && ACTIONS[button.dataset.action] && !button.closest(".dialog")) ACTIONS[button.dataset.action](app);
+  });
+  const update = () => updateToolbar(app);
+  app.history.on("change", update);
+  app.model.on("change", update);
+  app.model.on("flow:update", update);
+  app.runs.on("state", update);
+  app.flows.on("opened", update);
+  app.flows.on("saved", update);
+  update();
+}
+
+function updateToolbar(app) {
+  const { model, history, runs, flows } = app;
+  const open = Boolean(model.id);
+  const dirty = flows.dirty;
+  const set = (action, enabled, title) => {
+    for (const button of document.querySelectorAll(`[data-action="${action}"]`)) {
+      button.disabled = !enabled;
+      if (title !== undefined) button.title = title;
+    }
+  };
+  set("save", open, dirty ? "Save (Ctrl+S)" : "Saved");
+  set("undo", history.canUndo, history.canUndo ? `Undo ${history.undoLabel} (Ctrl+Z)` : "Nothing to undo");
+  set("redo", history.canRedo, history.canRedo ? `Redo ${history.redoLabel} (Ctrl+Shift+Z)` : "Nothing to redo");
+  set("run", open && !runs.live && model.nodes.size > 0);
+  set("cancel", runs.live);
+  for (const action of ["layout", "fit", "zoom-in", "zoom-out", "rename-flow"]) set(action, open);
+  const name = byId("flow-name");
+  name.textContent = open ? model.name : "No flow open";
+  name.title = open ? `${model.id} — click to rename` : "";
+  byId("dirty-indicator").hidden = !dirty;
+  document.body.classList.toggle("has-flow", open);
+  document.body.classList.toggle("run-live", runs.live);
+  document.title = open ? `${dirty ? "• " : ""}${model.name} — PyFlow` : "PyFlow";
+}
+
+// ----------------------------------------------------------------------------------- keyboard
+function bindKeyboard(app) {
+  document.addEventListener("keydown", (event) => {
+    if (document.querySelector(".dialog-backdrop")) return; // dialogs handle their own keys
+    const ctrl = event.ctrlKey || event.metaKey;
+    const key = event.key.toLowerCase();
+    if (ctrl && key === "s") return handled(event, () => app.flows.save());
+    if (ctrl && event.key === "Enter") return handled(event, () => app.runs.start());
+    if (isTyping(event)) return;
+    if (ctrl && key === "z" && event.shiftKey) return handled(event, () => redo(app));
+    if (ctrl && key === "z") return handled(event, () => undo(app));
+    if (ctrl && key === "y") return handled(event, () => redo(app));
+    if (!app.model.id) return;
+    const canvas = app.canvas;
+    if (ctrl && key === "c") return handled(event, () => canvas.copySelection());
+    if (ctrl && key === "v") return handled(event, () => canvas.paste());
+    if (ctrl && key === "d") return handled(event, () => canvas.duplicateSelection());
+    if (ctrl && key === "a") return handled(event, () => canvas.selectAll());
+    if (ctrl || event.altKey) return;
+    const step = event.shiftKey ? 40 : 8;
+    const keys = {
+      delete: () => canvas.deleteSelection(),
+      backspace: () => canvas.deleteSelection(),
+      escape: () => canvas.clearSelection(),
+      f: () => canvas.fitView(),
+      l: () => layoutCommand(app, app.canvas.selection.size > 1 ? [...app.canvas.selection] : undefined),
+      "+": () => canvas.zoomBy(1.2),
+      "=": () => canvas.zoomBy(1.2),
+      "-": () => canvas.zoomBy(1 / 1.2),
+      "/": () => app.palette.focusSearch(),
+      arrowleft: () => canvas.nudge(-step, 0),
+      arrowright: () => canvas.nudge(step, 0),
+      arrowup: () => canvas.nudge(0, -step),
+      arrowdown: () => canvas.nudge(0, step),
+    };
+    if (key.startsWith("arrow") && !canvas.selection.size) return;
+    if (keys[key]) handled(event, keys[key]);
+  });
+}
+
+function handled(event, action) {
+  event.preventDefault();
+  action();
+}
+
+// ------------------------------------------------------------------------------------- routes
+async function openRun(app, runId) {
+  let stored;
+  try {
+    stored = await app.runs.fetch(runId);
+  } catch (error) {
+    status.error(error, `Could not open run ${runId}`);
+    return false;
+  }
+  const flowId = stored.flow_id || stored.snapshot?.flow?.id;
+  if (flowId !== app.model.id) {
+    const exists = app.flows.summaries.some((f) => f.id === flowId);
+    if (exists) {
+      if (!(await app.flows.open(flowId))) return false;
+    } else {
+      if (!(await app.flows.confirmDiscard("open this run"))) return false;
+      app.flows.openUnsaved(stored.snapshot.flow);
+      status.say("This run's flow is not stored; showing the flow as it ran.", "warning");
+    }
+  }
+  await app.runs.show(stored);
+  showTab("runs");
+  return true;
+}
+
+function bindRoutes(app) {
+  const { router, flows, runs } = app;
+  router.on("route", async (route, previous) => {
+    let ok = true;
+    if (route.kind === "flow") ok = await flows.open(route.id);
+    else if (route.kind === "run") ok = await openRun(app, route.id);
+    if (!ok && previous !== null) router.restore(previous);
+  });
+  flows.on("navigate", (id) => { location.hash = `#/flow/${encodeURIComponent(id)}`; });
+  flows.on("navigate-silently", (id) => router.show("flow", id));
+  runs.on("navigate", (id) => { location.hash = `#/run/${encodeURIComponent(id)}`; });
+  runs.on("started", (id) => router.show("run", id));
+  flows.on("opened", (id) => {
+    if (id && !location.hash.startsWith("#/run/")) router.show("flow", id);
+    runs.renderHistory();
+  });
+}
+
+// ---------------------------------------------------------------------------- module wiring
+function bindModules(app) {
+  const { canvas, palette, specEditor, catalog, flows, history, model, repository, inspector, runs } = app;
+  const editSpec = (id) => specEditor.open(id);
+  palette.on("edit", editSpec);
+  canvas.on("edit-spec", editSpec);
+  inspector.on("edit-spec", editSpec);
+  inspector.on("rename-flow", () => flows.rename());
+  inspector.on("layout-selection", () => layoutCommand(app, [...canvas.selection]));
+  canvas.on("open-node", (id) => { canvas.select([id]); byId("inspector").querySelector("input")?.focus(); });
+  canvas.on("toggle-end", (id) => history.execute(setEndNode(model, id, !model.isEnd(id))));
+  canvas.on("auto-layout", () => layoutCommand(app));
+  const specsChanged = async (id) => {
+    await catalog.loadSpecs();
+    canvas.refreshSpecs([id]);
+    inspector.render();
+  };
+  specEditor.on("saved", specsChanged);
+  specEditor.on("deleted", specsChanged);
+  repository.on("imported", async () => {
+    await catalog.loadSpecs();
+    await flows.refreshList();
+    if (model.id && !flows.dirty && flows.summaries.some((f) => f.id === model.id)) await flows.open(model.id, { force: true });
+    else if (model.id && !flows.isNew && !flows.summaries.some((f) => f.id === model.id)) flows.close();
+  });
+  runs.on("finished", () => flows.refreshList());
+  byId("flow-name").addEventListener("click", () => flows.rename());
+  for (const tab of document.querySelectorAll("[data-tab]")) tab.addEventListener("click", () => showTab(tab.dataset.tab));
+}
+
+function showTab(name) {
+  for (const tab of document.querySelectorAll("[data-tab]")) {
+    const active = tab.dataset.tab === name;
+    tab.setAttribute("aria-selected", String(active));
+    byId(tab.getAttribute("aria-controls")).hidden = !active;
+  }
+}
+
+async function loadServerInfo() {
+  try {
+    const health = await api.health();
+    status.setServer(`PyFlow ${health.version} · executor ${health.executor?.name || "?"}`);
+    status.setWarnings(health.executor?.warnings || []);
+  } catch (error) {
+    status.setServer("server unreachable", false);
+    status.error(error);
+  }
+}
+
+async function start() {
+  const app = createApp();
+  bindToolbar(app);
+  bindKeyboard(app);
+  bindModules(app);
+  bindRoutes(app);
+  showTab("inspector");
+  app.inspector.render();
+  app.runs.renderHistory();
+  await Promise.all([
+    loadServerInfo(),
+    app.catalog.loadTypes().catch((error) => status.error(error, "Could not load port types")),
+    app.catalog.loadSpecs().catch((error) => status.error(error, "Could not load nodespecs")),
+    app.flows.refreshList(),
+  ]);
+  app.router.start();
+  document.body.classList.add("ready");
+  window.pyflow = app; // for the browser console
+}
+
+start();

@@ -1,0 +1,118 @@
+// Repository export (download the bundle as a .json file) and import (from a file picker or a file
+// dropped on the page; merge or replace, replace confirmed; the server's errors listed).
+
+import { api } from "./api.js";
+import { choose, confirmAction } from "./dialogs.js";
+import { h } from "./dom.js";
+import { Emitter } from "./events.js";
+import { status } from "./status.js";
+
+export class Repository extends Emitter {
+  constructor({ fileInput, dropZone }) {
+    super();
+    this.fileInput = fileInput;
+    fileInput.addEventListener("change", () => {
+      const [file] = fileInput.files;
+      fileInput.value = "";
+      if (file) this.importFile(file);
+    });
+    this.#acceptDrops(dropZone);
+  }
+
+  async exportBundle() {
+    try {
+      const { bundle, filename } = await api.exportRepository();
+      const blob = new Blob([JSON.stringify(bundle, null, 2)], { type: "application/json" });
+      const url = URL.createObjectURL(blob);
+      const link = h("a", { href: url, download: filename, hidden: true });
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+      const specs = Object.keys(bundle.nodespec || {}).length;
+      const flows = Object.keys(bundle.flow || {}).length;
+      status.toast(`Exported ${specs} nodespecs and ${flows} flows to ${filename}`, "success");
+    } catch (error) {
+      status.error(error, "Export failed");
+    }
+  }
+
+  pickFile() {
+    this.fileInput.click();
+  }
+
+  async importFile(file) {
+    let bundle;
+    try {
+      bundle = JSON.parse(await file.text());
+    } catch (error) {
+      status.toast(`${file.name} is not a JSON file: ${error.message}`, "error");
+      return;
+    }
+    const specs = Object.keys(bundle?.nodespec || {}).length;
+    const flows = Object.keys(bundle?.flow || {}).length;
+    const mode = await choose({
+      title: `Import ${file.name}`,
+      message: `The file holds ${specs} nodespec${specs === 1 ? "" : "s"} and ${flows} flow${flows === 1 ? "" : "s"}. ` +
+        "Merge adds them and updates those with the same id; replace makes the repository exactly this file.",
+      buttons: [
+        { label: "Cancel", value: null },
+        { label: "Replace…", value: "replace", danger: true },
+        { label: "Merge", value: "merge", primary: true },
+      ],
+    });
+    if (!mode) return;
+    if (mode === "replace") {
+      const sure = await confirmAction("Replace the whole repository?",
+        "Every nodespec and flow that is not in the file will be deleted. This cannot be undone.", "Replace everything", true);
+      if (!sure) return;
+    }
+    try {
+      const summary = await api.importRepository(bundle, mode);
+      const parts = ["created", "updated", "unchanged", "deleted"].filter((k) => summary[k]).map((k) => `${summary[k]} ${k}`);
+      status.toast(`Imported ${file.name} (${mode}): ${parts.join(", ") || "nothing changed"}`, "success");
+      this.emit("imported", summary);
+    } catch (error) {
+      this.#showImportErrors(file, error);
+    }
+  }
+
+  #showImportErrors(file, error) {
+    const details = error.details || [];
+    const body = h("div.import-errors", {},
+      details.length
+        ? h("ul.error-list", {}, details.map((d) => h("li", {}, h("code", d.path || "/"), " ", d.message)))
+        : null);
+    status.say(`Import failed: ${error.message}`, "error");
+    choose({ title: `Could not import ${file.name}`, message: error.message, body, buttons: [{ label: "Close", value: null, primary: true }], className: "import-error-dialog" });
+  }
+
+  // A JSON file dropped anywhere on the page imports it.
+  #acceptDrops(zone) {
+    let depth = 0;
+    const hasFiles = (event) => [...(event.dataTransfer?.types || [])].includes("Files");
+    zone.addEventListener("dragenter", (event) => {
+      if (!hasFiles(event)) return;
+      depth += 1;
+      document.body.classList.add("file-over");
+    });
+    zone.addEventListener("dragleave", (event) => {
+      if (!hasFiles(event)) return;
+      depth = Math.max(0, depth - 1);
+      if (!depth) document.body.classList.remove("file-over");
+    });
+    zone.addEventListener("dragover", (event) => {
+      if (!hasFiles(event)) return;
+      event.preventDefault();
+      event.dataTransfer.dropEffect = "copy";
+    });
+    zone.addEventListener("drop", (event) => {
+      if (!hasFiles(event)) return;
+      event.preventDefault();
+      depth = 0;
+      document.body.classList.remove("file-over");
+      const [file] = event.dataTransfer.files;
+      if (file) this.importFile(file);
+    });
+  }
+}

@@ -1,0 +1,233 @@
+// Runs: start an asynchronous run of the open flow, follow its live events (Server-Sent Events) onto the
+// canvas, cancel it, list the flow's past runs and paint one of them back onto the canvas.
+
+import { api } from "./api.js";
+import { clear, formatDuration, formatTime, h } from "./dom.js";
+import { Emitter } from "./events.js";
+import { status } from "./status.js";
+
+const LIVE = new Set(["queued", "running"]);
+const NODE_STATE = { node_finished: null, node_cached: "cached", node_skipped: "skipped" };
+
+/** The state a node result is painted with: cached successes show as cached. */
+function stateOf(result) {
+  return result.cached && result.status === "success" ? "cached" : result.status;
+}
+
+export class Runs extends Emitter {
+  constructor({ model, canvas, historyRoot }) {
+    super();
+    this.model = model;
+    this.canvas = canvas;
+    this.historyRoot = historyRoot;
+    this.run = null; // {id, status, flowId, live, results: Map, states: Map}
+    this.stopFollowing = null;
+    model.on("load", () => this.#forget());
+  }
+
+  get live() {
+    return Boolean(this.run?.live);
+  }
+
+  #forget() {
+    this.stopFollowing?.();
+    this.stopFollowing = null;
+    this.run = null;
+    this.emit("state");
+  }
+
+  // --------------------------------------------------------------------------------- starting
+  async start() {
+    if (!this.model.id || this.live) return null;
+    if (!this.model.nodes.size) {
+      status.toast("The flow has no nodes to run yet.", "warning");
+      return null;
+    }
+    try {
+      const accepted = await api.startRun(this.model.toDocument());
+      this.#begin(accepted.id, this.model.id, accepted.status);
+      this.#follow(accepted.id);
+      status.say(`Run ${accepted.id.slice(0, 8)} queued`);
+      this.emit("started", accepted.id);
+      return accepted.id;
+    } catch (error) {
+      if (error.status === 400) this.canvas.markProblems(this.#problemsByNode(error.details));
+      status.error(error, "Could not start the run");
+      return null;
+    }
+  }
+
+  #problemsByNode(details) {
+    const doc = this.model.toDocument();
+    return details.flatMap(({ path = "", message }) => {
+      const match = /^\/flow\/nodes\/(\d+)|^\/nodes\/(\d+)/.exec(path);
+      const node = match && doc.nodes[+(match[1] ?? match[2])];
+      return node ? [[node.id, message]] : [];
+    });
+  }
+
+  #begin(id, flowId, runStatus) {
+    this.stopFollowing?.();
+    this.run = { id, flowId, status: runStatus, live: LIVE.has(runStatus), results: new Map(), states: new Map(), startedAt: performance.now() };
+    this.canvas.clearStatuses();
+    this.canvas.root.classList.toggle("run-live", this.run.live);
+    this.emit("state");
+  }
+
+  async cancel() {
+    if (!this.live) return;
+    try {
+      await api.cancelRun(this.run.id);
+      status.say("Cancelling the run…");
+    } catch (error) {
+      status.error(error, "Could not cancel");
+    }
+  }
+
+  // -------------------------------------------------------------------------------- live events
+  #follow(id) {
+    const run = this.run;
+    const paint = (nodeId, state, duration) => {
+      run.states.set(nodeId, state);
+      this.canvas.setStatus(nodeId, state, duration);
+    };
+    const queueAll = (nodes) => { for (const nodeId of nodes || []) if (!run.states.has(nodeId)) paint(nodeId, "queued"); };
+    const handlers = {
+      run_queued: (data) => queueAll(data.nodes),
+      run_started: (data) => {
+        run.status = "running";
+        queueAll(data.nodes);
+        this.#announce();
+      },
+      node_started: (data) => {
+        paint(data.node, "running");
+        this.emit("result", data.node);
+      },
+      run_finished: (data) => this.#finished(run, data),
+    };
+    for (const [event, fixed] of Object.entries(NODE_STATE)) {
+      handlers[event] = (data) => {
+        const state = fixed || (data.cached && data.status === "success" ? "cached" : data.status);
+        paint(data.node, state, data.duration_ms);
+        run.results.set(data.node, { ...data, id: data.node, partial: true });
+        this.#announce();
+        this.emit("result", data.node);
+      };
+    }
+    this.stopFollowing = api.followRun(id, handlers, () => status.say("Lost the run's event stream; reopen the run to see where it is.", "warning"));
+  }
+
+  async #finished(run, data) {
+    run.status = data.status;
+    run.live = false;
+    run.reason = data.reason;
+    this.canvas.root.classList.remove("run-live");
+    const kind = data.status === "succeeded" ? "success" : data.status === "cancelled" ? "warning" : "error";
+    const counts = Object.entries(data.counts || {}).map(([k, v]) => `${v} ${k}`).join(", ");
+    status.toast(`Run ${data.status}${data.duration_ms !== undefined ? ` in ${formatDuration(data.duration_ms)}` : ""}` +
+      `${counts ? ` (${counts})` : ""}${data.reason ? ` — ${data.reason}` : ""}`, kind);
+    this.emit("state");
+    this.emit("finished", run.id, data.status);
+    await this.#loadResults(run);
+    this.renderHistory();
+  }
+
+  #announce() {
+    if (!this.run) return;
+    const done = [...this.run.states.values()].filter((s) => !LIVE.has(s)).length;
+    status.say(`Run ${this.run.id.slice(0, 8)} ${this.run.status}: ${done} of ${this.run.states.size} nodes done`);
+    this.emit("state");
+  }
+
+  // Full node results (inputs, outputs, stdout, traceback) come from the stored run.
+  async #loadResults(run) {
+    try {
+      const stored = await api.getRun(run.id);
+      if (this.run !== run) return;
+      for (const result of stored.nodes || []) {
+        run.results.set(result.id, result);
+        if (!run.states.has(result.id) || !LIVE.has(stateOf(result))) {
+          run.states.set(result.id, stateOf(result));
+          this.canvas.setStatus(result.id, stateOf(result), result.duration_ms);
+        }
+      }
+      // Planned nodes that never got a result were stopped by the cancel.
+      for (const [nodeId, state] of run.states) {
+        if (LIVE.has(state) && !run.live) {
+          run.states.set(nodeId, "cancelled");
+          this.canvas.setStatus(nodeId, "cancelled");
+        }
+      }
+      this.emit("painted");
+    } catch (error) {
+      status.error(error, "Could not load the run's results");
+    }
+  }
+
+  // ------------------------------------------------------------------------------ opening runs
+  /** Fetch a run; answers it so the caller can open its flow first. */
+  fetch(id) {
+    return api.getRun(id);
+  }
+
+  /** Paint a run (already fetched) onto the open flow; follow it when it is still going. */
+  async show(stored) {
+    this.#begin(stored.id, stored.flow_id, stored.status);
+    if (this.run.live) {
+      this.#follow(stored.id);
+    } else {
+      await this.#loadResults(this.run);
+      const started = stored.started_at ? Date.parse(stored.started_at) : null;
+      const finished = stored.finished_at ? Date.parse(stored.finished_at) : null;
+      const took = started && finished ? ` in ${formatDuration(finished - started)}` : "";
+      status.say(`Showing run ${stored.id.slice(0, 8)} from ${formatTime(stored.created_at)}: ${stored.status}${took}`);
+    }
+    this.renderHistory();
+    this.emit("state");
+  }
+
+  resultFor(nodeId) {
+    const state = this.run?.states.get(nodeId);
+    if (!state) return null;
+    return { state, result: this.run.results.get(nodeId) };
+  }
+
+  // ---------------------------------------------------------------------------------- history
+  async renderHistory() {
+    const flowId = this.model.id;
+    if (!flowId) {
+      clear(this.historyRoot).append(h("div.list-empty", "Open a flow to see its runs."));
+      return;
+    }
+    let answer;
+    try {
+      answer = await api.listRuns({ flow: flowId, limit: 50 });
+    } catch (error) {
+      clear(this.historyRoot).append(h("div.list-empty", `Could not list runs: ${error.message}`));
+      return;
+    }
+    if (flowId !== this.model.id) return;
+    clear(this.historyRoot);
+    if (!answer.runs.length) {
+      this.historyRoot.append(h("div.list-empty", "No runs yet. Press Run (Ctrl+Enter)."));
+      return;
+    }
+    this.historyRoot.append(h("div.list-caption", `${answer.total} run${answer.total === 1 ? "" : "s"}`));
+    for (const run of answer.runs) this.historyRoot.append(this.#historyItem(run));
+  }
+
+  #historyItem(run) {
+    const started = run.started_at ? Date.parse(run.started_at) : null;
+    const finished = run.finished_at ? Date.parse(run.finished_at) : null;
+    const current = this.run?.id === run.id;
+    return h("div.run-item", {
+      tabindex: "0", role: "button", dataset: { run: run.id, status: run.status }, class: current ? "current" : undefined,
+      onclick: () => this.emit("navigate", run.id),
+      onkeydown: (event) => { if (event.key === "Enter") this.emit("navigate", run.id); },
+      title: run.reason || run.id,
+    },
+    h(`span.status-pill.status-${run.status}`, run.status),
+    h("span.run-item-time", formatTime(run.created_at)),
+    h("span.run-item-duration", started && finished ? formatDuration(finished - started) : ""));
+  }
+}
