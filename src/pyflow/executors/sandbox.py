@@ -2,7 +2,8 @@
 
 Each sandbox is `bwrap` with every namespace unshared (no network at all, a private PID space, a fresh
 /proc, a minimal /dev), no capabilities, a cleared environment (PATH, HOME and LANG only), read-only
-binds of just what /usr/bin/python3 needs, and a private size-capped tmpfs as /tmp and working directory.
+binds of just what /usr/bin/python3 needs, a read-only root, and private size-capped tmpfs mounts as /tmp
+(the working directory) and /dev/shm, emptied after every run.
 Nothing of the server is visible: not the database, the configuration, the project checkout, home
 directories or the server's environment. When the server runs as root, sandboxes run as an unprivileged
 user (nobody by default).
@@ -31,6 +32,7 @@ BWRAP = "bwrap"
 SANDBOX_PYTHON = "/usr/bin/python3"
 WORKER_PATH = "/run/pyflow/worker.py"
 SCRATCH = "/tmp"
+SHM = "/dev/shm"
 NOBODY = 65534
 # bwrap outside, bwrap's init and the zygote live in the cgroup besides the node's own processes.
 BASE_PROCESSES = 3
@@ -51,7 +53,11 @@ if os.getuid() == 0 and uid != 0:
     os.setgroups([])
     os.setgid(gid)
     os.setuid(uid)
-os.execv(command[0], command)
+try:
+    os.execv(command[0], command)
+except OSError as exc:
+    sys.stderr.write("cannot run %s as uid %d: %s\n" % (command[0], os.getuid(), exc.strerror))
+    sys.exit(126)
 """
 
 UNAVAILABLE = ("bubblewrap cannot create a sandbox here ({reason}). Choices: run node code in containers "
@@ -59,8 +65,9 @@ UNAVAILABLE = ("bubblewrap cannot create a sandbox here ({reason}). Choices: run
                "(rlimits only).")
 
 
-class ExecutorUnavailable(RuntimeError):
-    """The sandbox cannot run on this machine; the message names the alternatives."""
+class ExecutorUnavailable(OSError):
+    """The sandbox cannot run on this machine; the message names the alternatives. An OSError (an
+    environment error), so `pyflow serve` reports it as a reason not to start rather than a crash."""
 
 
 def instance_name() -> str:
@@ -105,12 +112,16 @@ class SandboxExecutor(ZygoteExecutor):
     # -- start ---------------------------------------------------------------------------------------
     def start(self) -> None:
         """Check the sandbox works here (or refuse, naming the choices), then fill the warm pool."""
-        self.check_available()
-        if self._tree is not None:
-            self._tree.reap_stale(instance_alive)
-        probe = self._started()
-        self._end(probe)
-        super().start()
+        try:
+            self.check_available()
+            if self._tree is not None:
+                self._tree.reap_stale(instance_alive)
+            probe = self._started()
+            self._end(probe)
+            super().start()
+        except BaseException:
+            self.close()  # no cgroups or half-filled pool left behind by a server that will not start
+            raise
 
     def check_available(self) -> None:
         if not sys.platform.startswith("linux"):
@@ -148,8 +159,13 @@ class SandboxExecutor(ZygoteExecutor):
                 argv += ["--ro-bind", str(target), f"/{link}"]
         if Path("/etc/ld.so.cache").exists():
             argv += ["--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache"]
-        argv += ["--proc", "/proc", "--dev", "/dev", "--size", str(self.tmp_bytes), "--tmpfs", SCRATCH,
-                 "--dir", "/run/pyflow", "--ro-bind-data", str(worker_fd), WORKER_PATH, "--chdir", SCRATCH,
+        # Writable: only the size-capped tmpfs mounts /tmp and /dev/shm, which the worker empties after
+        # every run. The root, /etc, /run and /dev are remounted read-only, so nothing a node writes
+        # outlives its run in a warm sandbox.
+        argv += ["--proc", "/proc", "--dev", "/dev", "--size", str(self.tmp_bytes), "--tmpfs", SHM,
+                 "--size", str(self.tmp_bytes), "--tmpfs", SCRATCH,
+                 "--dir", "/run/pyflow", "--ro-bind-data", str(worker_fd), WORKER_PATH,
+                 "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", SCRATCH,
                  "--disable-userns", self.python, "-I", "-S", WORKER_PATH, "--pid-namespace"]
         return argv
 
@@ -187,6 +203,7 @@ class SandboxExecutor(ZygoteExecutor):
     def prepare_payload(self, zygote: Zygote, task: NodeTask) -> dict:
         payload = task.payload()
         payload["scratch"] = SCRATCH
+        payload["scratch_dirs"] = [SHM]
         group = getattr(zygote, "cgroup", None)
         payload["memory_rlimit"] = group is None
         # With a pids cgroup the per-user rlimit is only a backstop; without it, it is the limit.

@@ -4,16 +4,23 @@ This file is standalone (standard library only): executors start it with a bare 
 bubblewrap sandbox, a Docker container or a plain subprocess, as `python3 -I worker.py [--pid-namespace]`.
 
 Protocol on stdin/stdout: frames of a 4-byte big-endian length followed by that many bytes. The zygote
-writes a "ready" frame, then for each task frame it answers with a header frame (JSON) and a value frame
-(the JSON text of the return value, empty on failure). A task is {"func", "filename", "args", "limits",
-"scratch"?, "memory_rlimit"?}; everything arrives as data and is never spliced into code.
+writes a "ready" frame. Each task is two frames: a control frame (JSON: "limits", "scratch",
+"scratch_dirs"?, "memory_rlimit"?) and a node frame (JSON: "func", "filename", "args"). The zygote answers
+with three frames: a header (JSON the zygote writes itself: "violation", "error" when the zygote ended
+the run, "exit", "stdout_seen", "stdout_cap", "duration_ms", "recycle"?), the captured stdout/stderr
+bytes, and the child's raw result (a JSON line {"ok", "error"} then the JSON text of the value).
+Everything arrives as data and is never spliced into code.
 
-The zygote itself never runs node code. Each child applies the limits, runs func(*args), writes its
-result to a pipe and exits; the zygote collects stdout and the result with caps, enforces the
-wall-clock timeout, and afterwards kills any process the run left behind and empties the scratch space.
+The zygote itself never runs node code, and never holds a node's data in its own heap: the node frame,
+the captured output and the result pass through anonymous memory maps that are unmapped after the run,
+so a child forked for a later run cannot find an earlier run's inputs or outputs in the memory it
+inherits. Each child applies the limits, runs func(*args), writes its result to a pipe and exits; the
+zygote collects stdout and the result with caps, enforces the wall-clock timeout, and afterwards kills
+any process the run left behind and empties the scratch space.
 """
 
 import json
+import mmap
 import os
 import resource
 import selectors
@@ -26,7 +33,6 @@ import traceback
 
 HEADER = struct.Struct(">I")
 MAX_TASK_BYTES = 256 * 1024 * 1024
-TRUNCATED_MARK = "\n[... output truncated at {} bytes ...]\n"
 
 
 def read_exact(fd, size):
@@ -50,10 +56,37 @@ def read_frame(fd):
     return read_exact(fd, size) if size else b""
 
 
+def read_frame_mapped(fd):
+    """A frame read straight into an anonymous memory map: (map, size), or None at end of input.
+
+    Used for node data, so no copy of it lands in the zygote's heap, where later children would inherit
+    it; the caller unmaps it after the fork."""
+    head = read_exact(fd, HEADER.size)
+    if head is None:
+        return None
+    (size,) = HEADER.unpack(head)
+    if size > MAX_TASK_BYTES:
+        raise ValueError("frame too large")
+    buffer = mmap.mmap(-1, max(size, 1))
+    view = memoryview(buffer)
+    done = 0
+    try:
+        while done < size:
+            got = os.readv(fd, [view[done:size]])
+            if not got:
+                raise EOFError("input ended inside a frame")
+            done += got
+    finally:
+        view.release()
+    return buffer, size
+
+
 def write_frame(fd, data):
-    view = memoryview(HEADER.pack(len(data)) + data)
-    while view:
-        view = view[os.write(fd, view):]
+    """Write a frame without joining header and data, so a mapped buffer is never copied."""
+    for part in (HEADER.pack(len(data)), data):
+        view = memoryview(part)
+        while view:
+            view = view[os.write(fd, view):]
 
 
 # ----------------------------------------------------------------------------------------- child side
@@ -102,11 +135,21 @@ def _encode_value(value, limit_bytes):
     except RecursionError:
         return None, {"type": "RecursionError", "message": "the return value is nested too deeply for JSON",
                       "traceback": []}
+    except Exception as exc:  # a hostile __str__, keys or subclass: still the node's own failure
+        return None, {"type": type(exc).__name__, "message": "the return value cannot be carried as JSON: "
+                      "{}".format(_safe_str(exc)), "traceback": []}
     data = text.encode("utf-8")
     if len(data) > limit_bytes:
         return None, {"type": "ResultTooLarge", "message": "the return value is {} bytes of JSON, over the "
                       "limit of {} KiB".format(len(data), limit_bytes // 1024), "traceback": []}
     return data, None
+
+
+def _safe_str(exc):
+    try:
+        return str(exc)
+    except BaseException:
+        return "<an exception whose message could not be read>"
 
 
 def _node_traceback(exc, filename):
@@ -119,15 +162,19 @@ def _node_traceback(exc, filename):
 
 
 def _describe_exception(exc, filename, limits):
-    message = str(exc)
+    message = _safe_str(exc)
     if isinstance(exc, MemoryError):
         message = "memory limit of {} MB exceeded (MemoryError)".format(limits.get("memory_mb"))
     elif isinstance(exc, RecursionError):
         message = "recursion too deep: {}".format(message)
-    return {"type": type(exc).__name__, "message": message, "traceback": _node_traceback(exc, filename)}
+    try:
+        lines = _node_traceback(exc, filename)
+    except BaseException:
+        lines = []
+    return {"type": type(exc).__name__, "message": message, "traceback": lines}
 
 
-def run_child(task, result_fd, output_fd):
+def run_child(control, node, result_fd, output_fd):
     """In the forked child: isolate, apply limits, run the node function, write the result, exit."""
     code = 0
     try:
@@ -141,16 +188,17 @@ def run_child(task, result_fd, output_fd):
         os.closerange(result_fd + 1, 65536)
         if "random" in sys.modules:
             sys.modules["random"].seed()
-        scratch = task.get("scratch")
+        task = json.loads(node[0][:node[1]].decode("utf-8"))
+        node[0].close()
+        scratch = control.get("scratch")
         if scratch:
             os.chdir(scratch)
             os.environ["TMPDIR"] = scratch
         _prefer_as_oom_victim()
-        limits = task.get("limits") or {}
-        _apply_limits(limits, task.get("memory_rlimit", True))
+        limits = control.get("limits") or {}
+        _apply_limits(limits, control.get("memory_rlimit", True))
         data, error = _run_function(task, limits)
-        sys.stdout.flush()
-        sys.stderr.flush()
+        _flush_quietly()
         payload = json.dumps({"ok": error is None, "error": error}).encode() + b"\n" + (data or b"")
         view = memoryview(payload)
         while view:
@@ -158,12 +206,17 @@ def run_child(task, result_fd, output_fd):
     except BaseException:
         code = 70
     finally:
+        _flush_quietly()
+        os._exit(code)
+
+
+def _flush_quietly():
+    """Flush the node's output; a node that broke its own stdout still gets its result delivered."""
+    for stream in (sys.stdout, sys.stderr):
         try:
-            sys.stdout.flush()
-            sys.stderr.flush()
+            stream.flush()
         except BaseException:
             pass
-        os._exit(code)
 
 
 def _run_function(task, limits):
@@ -187,23 +240,60 @@ def _run_function(task, limits):
 # ---------------------------------------------------------------------------------------- zygote side
 
 
+class Capture:
+    """A capped byte buffer in an anonymous memory map: nothing read into it reaches the zygote's heap,
+    and unmapping it returns the pages to the kernel, so later children cannot find the bytes."""
+
+    def __init__(self, cap):
+        self.cap = cap
+        self.map = mmap.mmap(-1, max(cap, 1))
+        self.view = memoryview(self.map)
+        self.size = 0
+        self.seen = 0
+
+    def read_from(self, fd, spill):
+        """Read once from fd; bytes past the cap go to `spill` and are only counted. False at EOF."""
+        target = self.view[self.size:self.cap] if self.size < self.cap else spill
+        try:
+            got = os.readv(fd, [target])
+        except OSError:
+            got = 0
+        if target is not spill:
+            target.release()
+        if not got:
+            return False
+        self.seen += got
+        self.size = min(self.cap, self.size + got)
+        return True
+
+    def data(self):
+        return self.view[:self.size]
+
+    def close(self):
+        self.view.release()
+        self.map.close()
+
+
 class Collector:
     """Reads a child's output and result pipes with caps, and waits for it with a deadline."""
 
     def __init__(self, pid, output_fd, result_fd, limits):
         self.pid = pid
-        self.stdout_cap = int(limits.get("stdout_kb", 1024)) * 1024
-        self.result_cap = int(limits.get("result_kb", 16384)) * 1024 + 65536
-        self.stdout = bytearray()
-        self.stdout_seen = 0
-        self.result = bytearray()
-        self.result_overflow = False
+        self.stdout = Capture(int(limits.get("stdout_kb", 1024)) * 1024)
+        # Room for the result's JSON line besides the value, and one byte to notice an overflow.
+        self.result = Capture(int(limits.get("result_kb", 16384)) * 1024 + 65536 + 1)
+        self._spill = mmap.mmap(-1, 65536)
+        self._spill_view = memoryview(self._spill)
         self.status = None
         self.sel = selectors.DefaultSelector()
-        self.sel.register(output_fd, selectors.EVENT_READ, "out")
-        self.sel.register(result_fd, selectors.EVENT_READ, "res")
+        self.sel.register(output_fd, selectors.EVENT_READ, self.stdout)
+        self.sel.register(result_fd, selectors.EVENT_READ, self.result)
         self.pidfd = os.pidfd_open(pid)
         self.sel.register(self.pidfd, selectors.EVENT_READ, "exit")
+
+    @property
+    def result_overflow(self):
+        return self.result.seen >= self.result.cap
 
     def collect(self, deadline):
         """Gather until the child exits; returns "timeout" or "result_too_large" when it had to be killed."""
@@ -215,23 +305,13 @@ class Collector:
             for key, _ in self.sel.select(timeout=min(remaining, 1.0)):
                 if key.data == "exit":
                     self._reap()
-                else:
-                    self._read(key)
+                elif not key.data.read_from(key.fd, self._spill_view):
+                    self.sel.unregister(key.fd)
             if self.result_overflow:
                 self._kill()
                 return "result_too_large"
         self._drain()
         return None
-
-    def _read(self, key):
-        try:
-            chunk = os.read(key.fd, 65536)
-        except OSError:
-            chunk = b""
-        if not chunk:
-            self.sel.unregister(key.fd)
-            return
-        self._read_chunk(key.data, chunk)
 
     def _drain(self):
         """After the child exited: read what is buffered without waiting on stragglers."""
@@ -241,22 +321,10 @@ class Collector:
             os.set_blocking(key.fd, False)
             for _ in range(64):  # bounded: a straggler may still be writing
                 try:
-                    chunk = os.read(key.fd, 65536)
+                    if not key.data.read_from(key.fd, self._spill_view):
+                        break
                 except BlockingIOError:
                     break
-                if not chunk:
-                    break
-                self._read_chunk(key.data, chunk)
-
-    def _read_chunk(self, kind, chunk):
-        if kind == "out":
-            self.stdout_seen += len(chunk)
-            room = self.stdout_cap - len(self.stdout)
-            if room > 0:
-                self.stdout += chunk[:room]
-        else:
-            self.result += chunk
-            self.result_overflow = len(self.result) > self.result_cap
 
     def _kill(self):
         for target in (-self.pid, self.pid):
@@ -279,16 +347,17 @@ class Collector:
             except KeyError:
                 pass
 
-    def stdout_text(self):
-        text = bytes(self.stdout).decode("utf-8", "replace")
-        if self.stdout_seen > len(self.stdout):
-            text += TRUNCATED_MARK.format(self.stdout_cap)
-        return text
-
-    def close(self):
+    def close_pipes(self):
         for key in list(self.sel.get_map().values()):
             os.close(key.fd)
         self.sel.close()
+
+    def release(self):
+        """Unmap every buffer that held the node's output."""
+        self.stdout.close()
+        self.result.close()
+        self._spill_view.release()
+        self._spill.close()
 
 
 def describe_exit(status, limits):
@@ -362,58 +431,72 @@ def _force_remove(func, path, _exc):
         pass
 
 
-def handle_task(task, pid_namespace):
-    """Fork a child for one task and answer (header dict, value bytes)."""
-    limits = task.get("limits") or {}
+def scratch_dirs(control):
+    """Every directory the run could write to, emptied after it (the working directory first)."""
+    dirs = [control.get("scratch")] + list(control.get("scratch_dirs") or [])
+    return [d for d in dict.fromkeys(dirs) if d]
+
+
+def handle_task(control, node, pid_namespace):
+    """Fork a child for one task; answer (header dict, collector). The caller writes the collector's
+    buffers out and releases them."""
+    limits = control.get("limits") or {}
     started = time.monotonic()
+    pid, out_r, res_r = _fork_child(control, node)
+    collector = Collector(pid, out_r, res_r, limits)
+    try:
+        try:
+            violation = collector.collect(started + float(limits.get("timeout_s", 30)))
+        finally:
+            collector.close_pipes()
+        header = _settle(collector, violation, limits)
+        header["duration_ms"] = round((time.monotonic() - started) * 1000, 3)
+        stray = sweep(pid_namespace)
+        if not all([clean_scratch(path) for path in scratch_dirs(control)]):
+            header["recycle"] = "scratch space could not be emptied"
+        if stray:
+            header["recycle"] = "processes survived the run: {}".format(stray)
+    except BaseException:
+        collector.release()
+        raise
+    return header, collector
+
+
+def _fork_child(control, node):
+    """Start the child with its output and result pipes; the zygote keeps only the read ends, and drops
+    its mapping of the node's data at once."""
     out_r, out_w = os.pipe()
     res_r, res_w = os.pipe()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:
+        for fd in (out_r, out_w, res_r, res_w):
+            os.close(fd)
+        raise
     if pid == 0:
         os.close(out_r)
         os.close(res_r)
-        run_child(task, res_w, out_w)
+        run_child(control, node, res_w, out_w)
+    node[0].close()
     os.close(out_w)
     os.close(res_w)
-    collector = Collector(pid, out_r, res_r, limits)
-    try:
-        violation = collector.collect(started + float(limits.get("timeout_s", 30)))
-    finally:
-        collector.close()
-    header = {"ok": False, "error": None, "stdout": collector.stdout_text(),
-              "duration_ms": round((time.monotonic() - started) * 1000, 3), "violation": violation}
-    value = _settle(header, collector, violation, limits)
-    stray = sweep(pid_namespace)
-    if not clean_scratch(task.get("scratch")):
-        header["recycle"] = "scratch space could not be emptied"
-    if stray:
-        header["recycle"] = "processes survived the run: {}".format(stray)
-    return header, value
+    return pid, out_r, res_r
 
 
-def _settle(header, collector, violation, limits):
+def _settle(collector, violation, limits):
+    """The zygote's own account of the run: how the child ended, and an error when the zygote ended it."""
+    header = {"violation": violation, "error": None, "stdout_seen": collector.stdout.seen,
+              "stdout_cap": collector.stdout.cap, "exit": None}
     if violation == "timeout":
         header["error"] = _plain("Timeout", "timed out after {} s".format(limits.get("timeout_s")))
-        return b""
-    if violation == "result_too_large" or collector.result_overflow:
+    elif violation == "result_too_large" or collector.result_overflow:
+        header["violation"] = "result_too_large"
         header["error"] = _plain("ResultTooLarge", "the return value is over the limit of {} KiB"
                                  .format(limits.get("result_kb")))
-        return b""
-    raw = bytes(collector.result)
-    meta, _, value = raw.partition(b"\n")
-    try:
-        parsed = json.loads(meta.decode("utf-8")) if meta else None
-    except ValueError:
-        parsed = None
-    if not isinstance(parsed, dict):
-        header["violation"], message = describe_exit(collector.status or 0, limits)
-        header["error"] = _plain("NodeCrashed", message)
-        return b""
-    header["ok"] = bool(parsed.get("ok"))
-    header["error"] = parsed.get("error")
-    if isinstance(header["error"], dict) and header["error"].get("type") == "MemoryError":
-        header["violation"] = "memory"
-    return value if header["ok"] else b""
+    else:
+        kind, message = describe_exit(collector.status or 0, limits)
+        header["exit"] = {"violation": kind, "message": message}
+    return header
 
 
 def _plain(kind, message):
@@ -429,6 +512,39 @@ def _make_undumpable():
         pass
 
 
+def answer(outfd, header, stdout=b"", result=b""):
+    write_frame(outfd, json.dumps(header).encode("utf-8"))
+    write_frame(outfd, stdout)
+    write_frame(outfd, result)
+
+
+def serve_one(infd, outfd, pid_namespace):
+    """Read one task and answer it; False at end of input or when the stream can no longer be trusted."""
+    frame = read_frame(infd)
+    if frame is None:
+        return False
+    node = None
+    try:
+        control = json.loads(frame.decode("utf-8"))
+        node = read_frame_mapped(infd)
+        if node is None:
+            return False
+        header, collector = handle_task(control, node, pid_namespace)
+    except Exception as exc:
+        answer(outfd, {"error": _plain("WorkerError", repr(exc)), "violation": "crashed",
+                       "recycle": "worker error", "stdout_seen": 0, "stdout_cap": 0, "duration_ms": 0})
+        return node is not None  # a task that was not read whole leaves the stream out of step
+    finally:
+        if node is not None:
+            node[0].close()
+    try:
+        keep = header["error"] is None
+        answer(outfd, header, collector.stdout.data(), collector.result.data() if keep else b"")
+    finally:
+        collector.release()
+    return True
+
+
 def serve(pid_namespace):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _make_undumpable()
@@ -437,18 +553,8 @@ def serve(pid_namespace):
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
     write_frame(outfd, json.dumps({"ready": True, "pid": os.getpid(), "python": sys.version.split()[0]}).encode())
-    while True:
-        frame = read_frame(infd)
-        if frame is None:
-            return
-        try:
-            task = json.loads(frame.decode("utf-8"))
-            header, value = handle_task(task, pid_namespace)
-        except Exception as exc:
-            header, value = {"ok": False, "error": _plain("WorkerError", repr(exc)), "stdout": "",
-                             "duration_ms": 0, "violation": "crashed", "recycle": "worker error"}, b""
-        write_frame(outfd, json.dumps(header).encode("utf-8"))
-        write_frame(outfd, value)
+    while serve_one(infd, outfd, pid_namespace):
+        pass
 
 
 if __name__ == "__main__":

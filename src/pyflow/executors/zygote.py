@@ -22,6 +22,8 @@ from ..engine.execution import Executor, NodeOutcome, NodeTask
 from .worker import HEADER
 
 READY_TIMEOUT_S = 20.0
+NODE_KEYS = ("func", "filename", "args")
+TRUNCATED_MARK = "\n[... output truncated at {} bytes ...]\n"
 GRACE_S = 2.0
 POLL_S = 0.05
 
@@ -69,13 +71,20 @@ class Zygote:
         return self.info
 
     def request(self, payload: dict, deadline: float, cancel: threading.Event | None) -> tuple[dict, bytes]:
-        """Send one task and wait for its header and value frames."""
-        data = json.dumps(payload, separators=(",", ":")).encode("utf-8")
-        self._write(HEADER.pack(len(data)) + data)
+        """Send one task and wait for the worker's answer: (header, value JSON bytes).
+
+        The node's own data (source, file name, arguments) travels in a frame of its own, which the
+        worker keeps out of its heap; the rest is the control frame. The header is composed here from
+        the worker's account and the child's raw result, so the worker never parses node output."""
+        node = {key: payload[key] for key in NODE_KEYS if key in payload}
+        control = {key: value for key, value in payload.items() if key not in NODE_KEYS}
+        frames = [json.dumps(part, separators=(",", ":")).encode("utf-8") for part in (control, node)]
+        self._write(b"".join(HEADER.pack(len(frame)) + frame for frame in frames))
         self.runs += 1
         header = json.loads(self._read_frame(deadline, cancel))
-        value = self._read_frame(deadline, cancel)
-        return header, value
+        stdout = self._read_frame(deadline, cancel)
+        result = self._read_frame(deadline, cancel)
+        return compose_answer(header, stdout, result)
 
     def _read_frame(self, deadline: float, cancel: threading.Event | None) -> bytes:
         while True:
@@ -307,6 +316,50 @@ class ZygoteExecutor(Executor):
     def live_pids(self) -> list[int]:
         with self._lock:
             return [z.pid for z in self._live]
+
+
+def compose_answer(header: dict, stdout: bytes, result: bytes) -> tuple[dict, bytes]:
+    """The run's header ({"ok", "error", "stdout", "duration_ms", "violation", "recycle"}) and value bytes,
+    from the worker's own account and the child's raw result. The result comes from node code, so it is
+    checked rather than trusted: anything malformed reads as a crash."""
+    text = stdout.decode("utf-8", "replace")
+    if int(header.get("stdout_seen") or 0) > len(stdout):
+        text += TRUNCATED_MARK.format(header.get("stdout_cap"))
+    answer = {"ok": False, "error": header.get("error"), "stdout": text, "duration_ms": header.get("duration_ms"),
+              "violation": header.get("violation"), "recycle": header.get("recycle")}
+    if answer["error"] is not None:
+        return answer, b""
+    meta, _, value = result.partition(b"\n")
+    parsed = _parse_meta(meta)
+    if parsed is None:
+        ended = header.get("exit") or {}
+        answer["violation"] = ended.get("violation") or "crashed"
+        answer["error"] = _error("NodeCrashed", ended.get("message") or "the node process returned no result")
+        return answer, b""
+    answer["ok"], answer["error"] = parsed
+    if answer["error"] and answer["error"]["type"] == "MemoryError":
+        answer["violation"] = "memory"
+    return answer, (value if answer["ok"] else b"")
+
+
+def _parse_meta(meta: bytes) -> tuple[bool, dict | None] | None:
+    """(ok, error) from the child's result line, or None when it is missing or malformed."""
+    try:
+        parsed = json.loads(meta.decode("utf-8")) if meta else None
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("ok"), bool):
+        return None
+    if parsed["ok"]:
+        return True, None
+    error = parsed.get("error") if isinstance(parsed.get("error"), dict) else {}
+    lines = error.get("traceback") if isinstance(error.get("traceback"), list) else []
+    return False, _error(str(error.get("type") or "NodeError"), str(error.get("message") or "the node failed"),
+                         [str(line) for line in lines])
+
+
+def _error(kind: str, message: str, traceback: list | None = None) -> dict:
+    return {"type": kind, "message": message, "traceback": traceback or []}
 
 
 def _outcome(header: dict, value: bytes, started: float) -> NodeOutcome:
