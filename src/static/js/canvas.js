@@ -66,7 +66,7 @@ export class Canvas extends Emitter {
       elementsDraggable: true,
       resizeObserver: false, // node sizes only change when the canvas itself re-renders them
       connectionsDetachable: false,
-      connector: { type: "Bezier", options: { curviness: 70 } },
+      connector: { type: "Bezier", options: { curviness: 50 } },
       paintStyle: { stroke: "#94a3b8", strokeWidth: 2.2 },
       hoverPaintStyle: { stroke: "#2563eb", strokeWidth: 3 },
       endpoint: { type: "Dot", options: { radius: 6 } },
@@ -159,10 +159,10 @@ export class Canvas extends Emitter {
       dataset: { node: node.id },
       style: { left: `${node.x}px`, top: `${node.y}px`, height: `${height}px`, width: `${NODE.width}px` },
     },
-    h("div.node-head", {},
-      h("span.node-title", { title: node.name }, node.name),
+    h("div.node-head", {}, h("span.node-title", { title: node.name }, node.name)),
+    h("div.node-spec", {},
+      h("span.node-spec-name", { title: node.spec_id }, spec ? spec.title || spec.id : `missing: ${node.spec_id}`),
       h("span.node-badge")),
-    h("div.node-spec", { title: node.spec_id }, spec ? spec.title || spec.id : `missing: ${node.spec_id}`),
     h("div.node-ports", {},
       h("div.ports-in", {}, ports.inputs.map((port) => this.#portLabel(node, port, "input"))),
       h("div.ports-out", {}, ports.outputs.map((port) => this.#portLabel(node, port, "output")))));

@@ -1,7 +1,14 @@
 // Small DOM helpers so the view modules stay declarative and short.
 
-/** Create an element: h("div.card#main", {onclick, title}, child, ...). Strings become text nodes. */
+/**
+ * Create an element: h("div.card#main", {onclick, title}, child, ...). Strings become text nodes; the
+ * attributes object may be left out: h("span", "text").
+ */
 export function h(tag, attrs = {}, ...children) {
+  if (attrs === null || typeof attrs !== "object" || attrs instanceof Node || Array.isArray(attrs)) {
+    children.unshift(attrs);
+    attrs = {};
+  }
   const [name, ...rest] = tag.split(/(?=[.#])/);
   const el = document.createElement(name || "div");
   for (const part of rest) {

@@ -24,6 +24,16 @@ function slug(name) {
   return name.trim().toLowerCase().replace(/[^a-z0-9_.-]+/g, "-").replace(/^[-.]+|[-.]+$/g, "").replace(/\.{2,}/g, ".").slice(0, 80);
 }
 
+function trashIcon() {
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("viewBox", "0 0 16 16");
+  svg.setAttribute("width", "14");
+  svg.setAttribute("height", "14");
+  svg.setAttribute("aria-hidden", "true");
+  svg.innerHTML = '<path d="M3 4h10M6.5 4V2.5h3V4M4.5 4l.7 9.5h5.6l.7-9.5M7 6.5v5M9 6.5v5" fill="none" stroke="currentColor" stroke-width="1.3" stroke-linecap="round"/>';
+  return svg;
+}
+
 export class Flows extends Emitter {
   constructor({ listRoot, model, history, canvas }) {
     super();
@@ -82,7 +92,7 @@ export class Flows extends Emitter {
           event.stopPropagation();
           this.remove(flow.id);
         },
-      }, "🗑"));
+      }, trashIcon()));
       this.listRoot.append(item);
     }
   }

@@ -113,7 +113,7 @@ export class Inspector extends Emitter {
       spec?.description ? h("p.muted.description", spec.description) : null,
       spec ? null : h("p.field-error", `Nodespec “${node.spec_id}” does not exist.`),
       h("label.field", {}, h("span.field-label", "Name"), nameInput),
-      h("label.checkbox", {}, endBox, h("span", "End node"), h("span.muted", " — the run's result comes from end nodes")));
+      h("label.checkbox", { title: "A run's result comes from its end nodes" }, endBox, h("span", "End node")));
     return [head, this.#inputsSection(node), this.#outputsSection(node), this.#resultSection(node)].filter(Boolean);
   }
 

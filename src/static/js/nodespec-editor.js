@@ -331,18 +331,21 @@ export class NodespecEditor extends Emitter {
   }
 
   // ----------------------------------------------------------------------------------- testing
+  // Fields are kept (not rebuilt) for ports that stay, so typed values and focus survive port edits.
   #renderTestInputs() {
-    const previous = Object.fromEntries([...this.testInputs.querySelectorAll("input")].map((el) => [el.name, el.value]));
-    clear(this.testInputs);
+    const existing = new Map([...this.testInputs.querySelectorAll(".test-field")].map((el) => [el.querySelector("input").name, el]));
     const { input } = this.#readPorts();
-    if (!input.length) this.testInputs.append(h("p.muted", "No inputs: the test calls func()."));
-    for (const port of input.filter((p) => p.name)) {
+    const fields = input.filter((p) => p.name).map((port) => {
       const placeholder = "default" in port ? `default: ${valueToText(port.default)}` : port.required ? "required" : "";
-      this.testInputs.append(h("label.field.test-field", { dataset: { for: `/inputs/${port.name}` } },
-        h("span.field-label", `${port.name} `, h("span.muted", port.type)),
-        h("input.input", { type: "text", name: port.name, value: previous[port.name] ?? "", placeholder, spellcheck: "false" }),
-        h("div.field-error")));
-    }
+      const field = existing.get(port.name) || h("label.field.test-field", { dataset: { for: `/inputs/${port.name}` } },
+        h("span.field-label", `${port.name} `, h("span.muted.test-type")),
+        h("input.input", { type: "text", name: port.name, spellcheck: "false" }),
+        h("div.field-error"));
+      field.querySelector(".test-type").textContent = port.type;
+      field.querySelector("input").placeholder = placeholder;
+      return field;
+    });
+    this.testInputs.replaceChildren(...(fields.length ? fields : [h("p.muted", "No inputs: the test calls func().")]));
   }
 
   async #runTest() {

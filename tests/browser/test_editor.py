@@ -1,0 +1,324 @@
+"""The flow editor in a real browser against the real server: build, save, reload, run, cancel, undo,
+refuse bad links, write and test a nodespec, export and import the repository."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from playwright.sync_api import expect
+
+from .editor import Editor
+
+
+def build_double_flow(ui: Editor, name: str, flow_id: str) -> tuple[str, str]:
+    """Add numbers (a=2, b=3) → Double (end node): the flow most tests start from."""
+    ui.new_flow(name, flow_id)
+    add = ui.drag_spec_to_canvas("uitest.num.add", 220, 220)
+    double = ui.drag_spec_to_canvas("uitest.num.double", 600, 320)
+    ui.link(add, "out", double, "x")
+    ui.set_value(add, "a", "2")
+    ui.set_value(add, "b", "3")
+    ui.mark_end(double)
+    return add, double
+
+
+def test_build_save_reload_and_run(editor: Editor, server):
+    ui = editor
+    page = ui.page
+    add, double = build_double_flow(ui, "Double the sum", "browser.double")
+    expect(page.locator("#dirty-indicator")).to_be_visible()
+    ui.screenshot("built")
+
+    ui.save()
+    expect(ui.toast("Saved “Double the sum”")).to_be_visible()
+    stored = server.get_json("/api/flows/browser.double")
+    assert {n["id"] for n in stored["nodes"]} == {add, double}
+    assert stored["links"] == [{"source": f"{add}:out", "target": f"{double}:x"}]
+
+    # Reload the page: the flow is listed, opens again with its nodes, link and values.
+    page.reload()
+    expect(page.locator("body.ready")).to_have_count(1)
+    page.locator('.flow-item[data-flow="browser.double"]').click()
+    expect(page).to_have_url(re.compile(r"#/flow/browser\.double$"))
+    expect(ui.nodes()).to_have_count(2)
+    expect(ui.connectors()).to_have_count(1)
+    ui.select_node(add)
+    expect(page.locator('#inspector [data-field="port:a"]')).to_have_value("2")
+    expect(page.locator('#inspector [data-field="port:b"]')).to_have_value("3")
+    expect(ui.node(double)).to_have_class(re.compile(r"\bis-end\b"))
+    ui.screenshot("reloaded")
+
+    # Run: each node goes green with its duration, and the inspector shows inputs, outputs and stdout.
+    page.locator("#btn-run").click()
+    expect(ui.node(add)).to_have_attribute("data-status", "success")
+    expect(ui.node(double)).to_have_attribute("data-status", "success")
+    expect(ui.node(double).locator(".node-badge")).to_have_text(re.compile(r"success · .*(ms|s)"))
+    expect(ui.toast(re.compile("Run succeeded"))).to_be_visible()
+    expect(page).to_have_url(re.compile(r"#/run/[0-9a-f]+$"))
+    ui.select_node(double)
+    result = page.locator("#inspector .run-result")
+    expect(result.locator(".status-pill")).to_have_text("success")
+    expect(result.locator(".json-tree").first).to_contain_text("x: 5")
+    expect(result.locator(".json-tree").nth(1)).to_contain_text("out: 10")
+    expect(result.locator(".stdout")).to_contain_text("doubling 5")
+    ui.screenshot("ran")
+
+    # The run history lists the run; opening it from a fresh page paints its statuses again.
+    run_url = page.url
+    page.locator('.tab[data-tab="runs"]').click()
+    expect(page.locator("#run-history .run-item")).to_have_count(1)
+    expect(page.locator("#run-history .run-item .status-pill")).to_have_text("succeeded")
+    page.goto(f"{ui.url}/")
+    page.goto(run_url)
+    expect(ui.node(double)).to_have_attribute("data-status", "success")
+    expect(page.locator("#flow-name")).to_have_text("Double the sum")
+
+
+def test_failed_node_shows_error_and_traceback(editor: Editor):
+    ui = editor
+    page = ui.page
+    ui.new_flow("Failing", "browser.failing")
+    upper = ui.drag_spec_to_canvas("uitest.text.upper", 250, 200)
+    double = ui.drag_spec_to_canvas("uitest.num.double", 600, 200)
+    ui.set_value(double, "x", "not a number")
+    ui.set_value(upper, "text", "fine")
+    page.keyboard.press("Control+Enter")
+    expect(ui.node(double)).to_have_attribute("data-status", "fail")
+    expect(ui.node(upper)).to_have_attribute("data-status", "success")
+    ui.select_node(double)
+    error = page.locator("#inspector .run-result .error-box")
+    expect(error).to_contain_text("x")
+    ui.screenshot("failed")
+
+
+def test_cancel_a_long_run(editor: Editor):
+    ui = editor
+    page = ui.page
+    ui.new_flow("Slow", "browser.slow")
+    wait = ui.drag_spec_to_canvas("uitest.slow.wait", 300, 220)
+    after = ui.drag_spec_to_canvas("uitest.num.double", 650, 220)
+    ui.set_value(after, "x", "1")
+    ui.mark_end(wait)
+    page.locator("#btn-run").click()
+    expect(ui.node(wait)).to_have_attribute("data-status", "running")
+    expect(page.locator("#btn-cancel")).to_be_enabled()
+    ui.screenshot("running")
+    page.locator("#btn-cancel").click()
+    expect(ui.toast(re.compile("Run cancelled"))).to_be_visible(timeout=20_000)
+    expect(ui.node(wait)).to_have_attribute("data-status", "cancelled")
+    expect(page.locator("#btn-cancel")).to_be_disabled()
+    expect(page.locator("#btn-run")).to_be_enabled()
+    ui.screenshot("cancelled")
+
+
+def test_refuses_invalid_links_with_a_reason(editor: Editor):
+    ui = editor
+    page = ui.page
+    ui.new_flow("Bad links", "browser.badlinks")
+    first = ui.drag_spec_to_canvas("uitest.num.add", 200, 160)
+    second = ui.drag_spec_to_canvas("uitest.num.add", 560, 160)
+    text = ui.drag_spec_to_canvas("uitest.text.upper", 200, 420)
+    ui.link(first, "out", second, "a")
+
+    ui.drag_link(ui.endpoint(first, "a", "input"), ui.endpoint(second, "b", "input"))
+    expect(ui.toast("Both ends are inputs")).to_be_visible()
+    ui.drag_link(ui.endpoint(text, "out", "output"), ui.endpoint(second, "a", "input"))
+    expect(ui.toast(re.compile("already has a link"))).to_be_visible()
+    ui.drag_link(ui.endpoint(second, "out", "output"), ui.endpoint(first, "b", "input"))
+    expect(ui.toast(re.compile("would close a cycle"))).to_be_visible()
+    ui.drag_link(ui.endpoint(text, "out", "output"), ui.endpoint(second, "b", "input"))
+    expect(ui.toast(re.compile("Incompatible types: output “out” is String.*is Int"))).to_be_visible()
+    expect(ui.connectors()).to_have_count(1)
+    ui.screenshot("refused")
+
+    # Drawn backwards (from an input to an output) a link is checked the same way, and made when valid.
+    ui.drag_link(ui.endpoint(first, "b", "input"), ui.endpoint(text, "out", "output"))
+    expect(page.locator(".status-message")).to_have_text(re.compile("Incompatible types: output “out” is String"))
+    ui.drag_link(ui.endpoint(second, "b", "input"), ui.endpoint(first, "out", "output"))
+    expect(ui.connectors()).to_have_count(2)
+
+
+def test_undo_and_redo_every_edit(editor: Editor):
+    ui = editor
+    page = ui.page
+    ui.new_flow("Undo", "browser.undo")
+    add = ui.drag_spec_to_canvas("uitest.num.add", 220, 200)
+    double = ui.drag_spec_to_canvas("uitest.num.double", 600, 260)
+    ui.link(add, "out", double, "x")
+    ui.set_value(add, "a", "7")
+
+    # Move a node by dragging its title.
+    before = ui.node_position(add)
+    title = ui.node(add).locator(".node-title").bounding_box()
+    page.mouse.move(title["x"] + 10, title["y"] + 5)
+    page.mouse.down()
+    page.mouse.move(title["x"] + 60, title["y"] + 85, steps=8)
+    page.mouse.up()
+    moved = ui.node_position(add)
+    assert moved != before
+
+    # Delete the link (select it, press Delete) and then the second node (context menu).
+    ui.connectors().first.locator("path").last.click(force=True)
+    page.keyboard.press("Delete")
+    expect(ui.connectors()).to_have_count(0)
+    ui.node(double).locator(".node-title").click(button="right")
+    page.locator(".context-menu .menu-item", has_text="Delete node").click()
+    expect(ui.nodes()).to_have_count(1)
+
+    canvas = page.locator("#canvas")
+    canvas.focus()
+    page.keyboard.press("Control+z")  # node back
+    expect(ui.nodes()).to_have_count(2)
+    page.keyboard.press("Control+z")  # link back
+    expect(ui.connectors()).to_have_count(1)
+    page.keyboard.press("Control+z")  # move undone
+    assert ui.node_position(add) == before
+    page.keyboard.press("Control+z")  # value undone
+    ui.select_node(add)
+    expect(page.locator('#inspector [data-field="port:a"]')).to_have_value("")
+    canvas.focus()
+    page.keyboard.press("Control+z")  # link undone
+    expect(ui.connectors()).to_have_count(0)
+    page.keyboard.press("Control+Shift+z")  # link redone
+    expect(ui.connectors()).to_have_count(1)
+    page.keyboard.press("Control+Shift+z")  # value redone
+    ui.select_node(add)
+    expect(page.locator('#inspector [data-field="port:a"]')).to_have_value("7")
+    canvas.focus()
+    page.keyboard.press("Control+Shift+z")  # move redone
+    assert ui.node_position(add) == moved
+
+    # Copy and paste the selection: two nodes and the link between them.
+    page.keyboard.press("Control+a")
+    page.keyboard.press("Control+c")
+    page.keyboard.press("Control+v")
+    expect(ui.nodes()).to_have_count(4)
+    expect(ui.connectors()).to_have_count(2)
+    page.keyboard.press("Control+z")
+    expect(ui.nodes()).to_have_count(2)
+    ui.screenshot("after-undo")
+
+
+def test_create_and_test_a_nodespec(editor: Editor, server):
+    ui = editor
+    page = ui.page
+    ui.click_action("new-spec")
+    dialog = page.locator(".spec-editor")
+    expect(dialog).to_be_visible()
+    dialog.locator('input[data-path="/id"]').fill("uitest.text.shout")
+    dialog.locator('input[data-path="/title"]').fill("Shout")
+
+    # A syntax error comes back from the server and is shown under the code.
+    code = dialog.locator(".cm-content")
+    code.click()
+    page.keyboard.press("Control+a")
+    page.keyboard.insert_text("def func(text: str, times: int = 2) -> str:\n    return (text.upper() + '!') * times\n    )\n")
+    dialog.locator('[data-action="save"]').click()
+    expect(dialog.locator('.field-error[data-for="/func"]')).to_contain_text("syntax error")
+
+    code.click()
+    page.keyboard.press("Control+a")
+    page.keyboard.insert_text("def func(text: str, times: int = 2) -> str:\n    print('shouting', text)\n    return (text.upper() + '!') * times\n")
+    dialog.locator('[data-action="infer"]').click()
+    rows = dialog.locator(".ports-block").first.locator("tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.nth(0).locator(".port-name")).to_have_value("text")
+    expect(rows.nth(0).locator(".port-type")).to_have_value("String")
+    expect(rows.nth(1).locator(".port-default")).to_have_value("2")
+
+    # A bad port name is reported next to that cell.
+    rows.nth(1).locator(".port-name").fill("2bad")
+    dialog.locator('[data-action="save"]').click()
+    expect(rows.nth(1).locator(".cell-error").first).not_to_be_empty()
+    rows.nth(1).locator(".port-name").fill("times")
+
+    # Test the draft with inputs, then save it.
+    dialog.locator('.test-inputs input[name="text"]').fill("hey")
+    dialog.locator('[data-action="test"]').click()
+    result = dialog.locator(".test-result")
+    expect(result.locator(".status-pill")).to_have_text("success")
+    expect(result).to_contain_text('"HEY!HEY!"')
+    expect(result.locator(".stdout")).to_contain_text("shouting hey")
+    ui.screenshot("nodespec-tested")
+    dialog.locator('[data-action="save"]').click()
+    expect(ui.toast("Saved nodespec uitest.text.shout")).to_be_visible()
+    stored = server.get_json("/api/nodespecs/uitest.text.shout")
+    assert [p["name"] for p in stored["port"]["input"]] == ["text", "times"]
+
+    # A failing test shows the error and traceback.
+    code.click()
+    page.keyboard.press("Control+a")
+    page.keyboard.insert_text("def func(text: str, times: int = 2) -> str:\n    raise ValueError('no shouting')\n")
+    dialog.locator('[data-action="test"]').click()
+    expect(result.locator(".error-box")).to_contain_text("ValueError: no shouting")
+    dialog.locator(".spec-editor-head .icon-button").click()
+    ui.dialog().locator("button", has_text="Discard").click()
+    expect(dialog).to_have_count(0)
+    expect(page.locator('.palette-item[data-spec="uitest.text.shout"]')).to_have_count(1)
+
+
+def test_export_then_import(editor: Editor, server, output_dir):
+    ui = editor
+    page = ui.page
+    build_double_flow(ui, "Exported", "browser.exported")
+    ui.save()
+
+    with page.expect_download() as download_info:
+        ui.click_action("export")
+    download = download_info.value
+    assert re.fullmatch(r"pyflow-repository-.*\.json", download.suggested_filename)
+    path = output_dir / f"{ui.test_name}-export.json"
+    download.save_as(path)
+    bundle = json.loads(path.read_text())
+    assert "browser.exported" in bundle["flow"]
+    assert "uitest.num.add" in bundle["nodespec"]
+
+    # Delete the flow, then bring it back by importing the file (merge).
+    page.locator('.flow-item[data-flow="browser.exported"] .flow-item-delete').click()
+    ui.dialog().locator(".btn-primary").click()
+    expect(page.locator('.flow-item[data-flow="browser.exported"]')).to_have_count(0)
+    page.locator("#import-file").set_input_files(str(path))
+    ui.dialog().locator('[data-value="merge"]').click()
+    expect(ui.toast(re.compile("Imported .* \\(merge\\)"))).to_be_visible()
+    expect(page.locator('.flow-item[data-flow="browser.exported"]')).to_have_count(1)
+
+    # A broken bundle is refused with the server's list of problems.
+    broken = dict(bundle)
+    broken["flow"] = {"browser.broken": {"id": "browser.broken", "nodes": [{"id": "n1", "spec_id": "no.such.spec"}], "links": []}}
+    bad_path = output_dir / f"{ui.test_name}-broken.json"
+    bad_path.write_text(json.dumps(broken))
+    page.locator("#import-file").set_input_files(str(bad_path))
+    ui.dialog().locator('[data-value="merge"]').click()
+    errors = page.locator(".import-error-dialog")
+    expect(errors).to_contain_text("no.such.spec")
+    ui.screenshot("import-errors")
+    errors.locator(".btn-primary").click()
+
+    # Replace asks for confirmation first; cancelling it leaves everything in place.
+    page.locator("#import-file").set_input_files(str(path))
+    ui.dialog().locator('[data-value="replace"]').click()
+    expect(ui.dialog()).to_contain_text("Every nodespec and flow that is not in the file will be deleted")
+    ui.dialog().locator("button", has_text="Cancel").click()
+    assert server.get_json("/api/flows/browser.exported")["id"] == "browser.exported"
+
+
+def test_save_conflict_offers_reload_or_overwrite(editor: Editor, server):
+    ui = editor
+    page = ui.page
+    add, _ = build_double_flow(ui, "Shared", "browser.shared")
+    ui.save()
+    # Someone else changes the stored flow.
+    doc = server.get_json("/api/flows/browser.shared")
+    doc["name"] = "Changed elsewhere"
+    page.request.put(f"{ui.url}/api/flows/browser.shared", data=json.dumps(doc), headers={"Content-Type": "application/json"})
+    ui.set_value(add, "a", "40")
+    page.keyboard.press("Control+s")
+    conflict = ui.dialog()
+    expect(conflict).to_contain_text("changed")
+    ui.screenshot("conflict")
+    conflict.locator('[data-value="overwrite"]').click()
+    expect(page.locator("#dirty-indicator")).to_be_hidden()
+    stored = server.get_json("/api/flows/browser.shared")
+    assert stored["name"] == "Shared"
+    assert {"name": "a", "value": "40"} in next(n for n in stored["nodes"] if n["id"] == add)["ports"]
