@@ -44,11 +44,12 @@ class LiveServer:
                "--db", str(self.db), "--executor", self.executor, "--repo-dir", str(self.workdir / "repos"),
                *self.args]
         self._log = open(self.log_path, "ab")
+        offset = self._log.tell()  # a restarted server appends: read only what this one writes
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT),
                                      start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            match = SERVING.search(self.log_path.read_text(errors="replace"))
+            match = SERVING.search(self.log_path.read_text(errors="replace")[offset:])
             if match:
                 self.url = match.group(1).rstrip("/")
                 self._wait_healthy(deadline)

@@ -110,6 +110,11 @@ def _override_problems(graph: FlowGraph, specs: Mapping[str, NodeSpec], values: 
             if spec is not None and spec.input(port) is None:
                 problems.append(detail(pointer("values", node_id, port),
                                        f"node {node_id!r} ({spec.id}) has no input port {port!r}"))
+            elif port in graph.inbound.get(node_id, {}):
+                source = ":".join(graph.inbound[node_id][port])
+                problems.append(detail(pointer("values", node_id, port),
+                                       f"input {port!r} of node {node_id!r} is linked from {source!r}; "
+                                       f"a run value cannot replace a link"))
     return problems
 
 

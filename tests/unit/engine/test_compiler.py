@@ -31,11 +31,11 @@ def test_required_inputs_and_structure_are_reported_together():
 
 
 def test_run_values_override_literals_and_are_checked():
-    doc = flow([("a", "t.inc", {"a": 1})])
+    doc = flow([("a", "t.inc", {"a": 1}), ("b", "t.inc", {})], [("a:out", "b:a")])
     assert compile_flow(doc, SPECS, {"a": {"a": 7}}).nodes["a"].literals == {"a": 7}
     with pytest.raises(InvalidInput) as info:
-        compile_flow(doc, SPECS, {"zz": {"a": 1}, "a": {"nope": 1}})
-    assert {d["path"] for d in info.value.details} == {"/values/zz", "/values/a/nope"}
+        compile_flow(doc, SPECS, {"zz": {"a": 1}, "a": {"nope": 1}, "b": {"a": 3}})
+    assert {d["path"] for d in info.value.details} == {"/values/zz", "/values/a/nope", "/values/b/a"}
 
 
 def chain(values):
