@@ -1,0 +1,45 @@
+"""Run every pyresttest file here against a real PyFlow server (sandbox executor, temporary SQLite
+database) started on a free loopback port, one server per file. Exits non-zero when any test fails."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1]))
+
+from tests.support.server import LiveServer  # noqa: E402
+
+RESTTEST = Path(sys.executable).with_name("resttest.py")
+
+
+def run_file(path: Path) -> bool:
+    with tempfile.TemporaryDirectory(prefix="pyflow-rest-") as tmp:
+        with LiveServer(Path(tmp)) as server:
+            print(f"== {path.name} against {server.url}", flush=True)
+            result = subprocess.run([sys.executable, str(RESTTEST), server.url, str(path), "--verbose"],
+                                    cwd=HERE, capture_output=True, text=True)
+            print("\n".join(line for line in result.stdout.splitlines() + result.stderr.splitlines()
+                            if "FAIL" in line or "PASS" in line or "Test Group" in line or "ERROR" in line))
+            if result.returncode != 0:
+                print(result.stdout[-4000:], result.stderr[-4000:], sep="\n")
+                print(f"server log:\n{server.log()[-3000:]}")
+            return result.returncode == 0
+
+
+def main(names: list[str]) -> int:
+    files = [HERE / n for n in names] if names else sorted(HERE.glob("*.yaml"))
+    if not files:
+        print("no pyresttest files found", file=sys.stderr)
+        return 1
+    failed = [f.name for f in files if not run_file(f)]
+    print(f"pyresttest: {len(files) - len(failed)} of {len(files)} files passed" +
+          (f"; failed: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
