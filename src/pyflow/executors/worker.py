@@ -26,6 +26,7 @@ import resource
 import selectors
 import shutil
 import signal
+import stat
 import struct
 import sys
 import time
@@ -406,29 +407,35 @@ def _is_zombie_of_init(pid):
 
 
 def clean_scratch(path):
-    """Empty the scratch directory; returns False when something could not be removed."""
-    if not path or not os.path.isdir(path):
+    """Empty a scratch directory the node may have booby-trapped (directories chmod'ed to 0, symlinks
+    leading out of it). Never follows a symlink; returns False when something could not be removed."""
+    if not path or os.path.islink(path) or not os.path.isdir(path):
         return True
-    ok = True
-    for name in os.listdir(path):
-        full = os.path.join(path, name)
-        try:
+    try:
+        os.chmod(path, stat.S_IMODE(os.stat(path).st_mode) | 0o700)
+        _unlock_tree(path)
+        for name in os.listdir(path):
+            full = os.path.join(path, name)
             if os.path.isdir(full) and not os.path.islink(full):
-                shutil.rmtree(full, onerror=_force_remove)
+                shutil.rmtree(full, ignore_errors=True)
             else:
                 os.unlink(full)
-        except OSError:
-            ok = False
-    return ok and not os.listdir(path)
-
-
-def _force_remove(func, path, _exc):
-    try:
-        os.chmod(os.path.dirname(path), 0o700)
-        os.chmod(path, 0o700)
-        func(path)
+        return not os.listdir(path)
     except OSError:
-        pass
+        return False
+
+
+def _unlock_tree(path):
+    """Give the owner back its rights on every directory below path, top down, so rmtree can enter them.
+    The worker never has more rights than the node it ran, so this cannot lend the node any."""
+    for root, dirs, _files in os.walk(path):
+        for name in dirs:
+            full = os.path.join(root, name)
+            if not os.path.islink(full):
+                try:
+                    os.chmod(full, 0o700)
+                except OSError:
+                    pass
 
 
 def scratch_dirs(control):
