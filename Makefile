@@ -12,7 +12,7 @@ PORT ?= 5000
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get -y -q -o Dpkg::Use-Pty=0
 
-.PHONY: run test bench docker clean system-deps venv ui test-unit test-rest test-browser test-docker
+.PHONY: run test bench docker clean system-deps venv ui test-unit test-rest test-hostile test-browser test-docker
 
 # Debian packages: bubblewrap (the node sandbox), python3 (the interpreter inside the sandbox), libcurl
 # headers (pycurl, for pyresttest).
@@ -46,7 +46,15 @@ test-unit: system-deps venv
 test-rest: system-deps venv
 	$(PY) tests/rest/run_rest_tests.py
 
-test: test-unit test-rest test-browser test-docker
+# The hostile-code suite against the default sandbox (test-docker runs it against Docker too).
+test-hostile: system-deps venv
+	$(PY) -m pytest tests/hostile -q -p no:cacheprovider
+
+# Every suite runs even when an earlier one fails; the status says whether all passed.
+test: system-deps venv ui
+	@status=0; for suite in test-unit test-rest test-hostile test-browser test-docker; do \
+	  echo "== $$suite"; $(MAKE) --no-print-directory $$suite || { status=1; echo "== $$suite FAILED"; }; \
+	done; exit $$status
 
 bench: system-deps venv
 	$(PY) -m benchmarks
