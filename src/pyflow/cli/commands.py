@@ -124,11 +124,15 @@ def cmd_run(args) -> int:
         final = backend.get_run(run["id"])
     finally:
         backend.close()
-    if args.json:
-        print(json.dumps(final, indent=2))
-    else:
-        print_run_table(final, sys.stdout)
+    show_run(final, args.json)
     return 0 if final["status"] == "succeeded" else 1
+
+
+def show_run(run: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(run, indent=2))
+    else:
+        print_run_table(run, sys.stdout)
 
 
 def load_flow_file(path: Path) -> dict:
@@ -223,10 +227,7 @@ def cmd_runs(args) -> int:
         run = backend.get_run(args.run_id)
     finally:
         backend.close()
-    if args.json:
-        print(json.dumps(run, indent=2))
-    else:
-        print_run_table(run, sys.stdout)
+    show_run(run, args.json)
     return 0
 
 

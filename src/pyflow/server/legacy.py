@@ -106,19 +106,22 @@ def port_types():
     return json_response({"types": list(PORT_TYPES)})
 
 
-@bp.route("/dumprepo", methods=["POST"])
-def dump_repo():
+def _path_body() -> dict:
     body = require_object(json_body())
     if "path" not in body:
         raise InvalidInput("missing path", [detail("/path", "path is required")])
+    return body
+
+
+@bp.route("/dumprepo", methods=["POST"])
+def dump_repo():
+    body = _path_body()
     service().dump_to(body["path"])
     return json_response(body)
 
 
 @bp.route("/loadrepo", methods=["POST"])
 def load_repo():
-    body = require_object(json_body())
-    if "path" not in body:
-        raise InvalidInput("missing path", [detail("/path", "path is required")])
+    body = _path_body()
     service().load_from(body["path"])
     return json_response(body)
