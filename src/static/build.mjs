@@ -6,7 +6,7 @@ const options = {
   bundle: true,
   format: "esm",
   target: ["es2022"],
-  minify: true,
+  minify: !process.env.PYFLOW_UI_DEBUG,
   sourcemap: true,
   outdir: "dist",
   entryNames: "[name]",

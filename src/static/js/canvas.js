@@ -120,14 +120,20 @@ export class Canvas extends Emitter {
     const fragment = document.createDocumentFragment();
     const nodes = [...this.model.nodes.values()];
     for (const node of nodes) fragment.append(this.#createNodeElement(node));
+    const t1 = performance.now();
     this.viewport.append(fragment);
     this.jsp.setSuspendDrawing(true);
+    let t2, t3;
     try {
       for (const node of nodes) this.#wireNode(node);
+      t2 = performance.now();
       for (const link of this.model.links.values()) this.#addLinkView(link);
+      t3 = performance.now();
     } finally {
       this.jsp.setSuspendDrawing(false, true);
     }
+    const t4 = performance.now();
+    this.phases = { clear: t1 - started, wire: t2 - t1, links: t3 - t2, paint: t4 - t3 };
     this.#tagPendingEndpoints();
     this.#updateCounts();
     this.emit("selection", this.selectionInfo());

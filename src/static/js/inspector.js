@@ -36,18 +36,30 @@ export class Inspector extends Emitter {
     if (this.canvas.selection.size === 1) this.render();
   }
 
+  /** Render on the next frame: several changes in one task (a load, a paste) render once. */
   render() {
-    const focusedField = document.activeElement?.closest?.(".inspector")?.dataset ? document.activeElement.dataset.field : undefined;
-    const scroll = this.root.scrollTop;
-    clear(this.root);
+    if (this.pending) return;
+    this.pending = requestAnimationFrame(() => {
+      this.pending = null;
+      this.#render();
+    });
+  }
+
+  #render() {
+    const focusedField = this.root.contains(document.activeElement) ? document.activeElement.dataset?.field : undefined;
     const { nodes, link } = this.canvas.selectionInfo();
+    const subject = link ? `link:${link}` : nodes.join(",");
+    // Keep the scroll position when the same thing is shown again (after an edit); reading it costs a layout.
+    const scroll = subject === this.subject ? this.root.scrollTop : 0;
+    this.subject = subject;
+    clear(this.root);
     if (!this.model.id) this.root.append(this.#emptyPanel());
     else if (link) this.root.append(this.#linkPanel(link));
     else if (nodes.length === 1 && this.model.node(nodes[0])) this.root.append(...this.#nodePanel(this.model.node(nodes[0])));
     else if (nodes.length > 1) this.root.append(this.#multiPanel(nodes));
     else this.root.append(this.#flowPanel());
     if (focusedField) this.root.querySelector(`[data-field="${CSS.escape(focusedField)}"]`)?.focus();
-    this.root.scrollTop = scroll;
+    if (scroll) this.root.scrollTop = scroll;
   }
 
   #emptyPanel() {
