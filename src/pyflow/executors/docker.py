@@ -19,14 +19,17 @@ Nodespec `requirements` become a derived image, built once per (base image id, r
 running pip in a throw-away container and committing it; the build is bounded in time, so an
 unreachable package index gives a clear node error rather than a hang.
 
-Cleanup: at start and at shutdown every container carrying this server's owner label is removed; the
-containers are also `auto_remove`d and close their stdin when the server's attach connection drops, so
-a killed server's containers end by themselves once their current node is over.
+Cleanup: at start, every container carrying this server's owner label is removed, except those of a
+server process that is still alive (each container names the process that made it: host, boot, pid,
+start time); at shutdown, every container this executor made. The containers are also `auto_remove`d
+and close their stdin when the server's attach connection drops, so a killed server's containers end by
+themselves once their current node is over, and the next start removes any that are still busy.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import queue
@@ -34,6 +37,7 @@ import re
 import select
 import socket
 import struct
+import tarfile
 import threading
 import time
 import uuid
@@ -51,6 +55,7 @@ LABEL_ROLE = "pyflow.role"
 LABEL_IMAGE = "pyflow.image"
 LABEL_RUN = "pyflow.run"
 LABEL_NODE = "pyflow.node"
+LABEL_PROCESS = "pyflow.process"
 #: Memory the worker (tini + the zygote interpreter) needs beside the node's own allowance.
 WORKER_RESERVE_MB = 24
 #: Processes the container needs beside the node's own: tini and the zygote.
@@ -107,22 +112,57 @@ def container_options(image: str, limits: Limits, labels: dict, hardening: Harde
         environment=dict(hardening.environment), hostname="pyflow-node", labels=dict(labels),
         detach=False, stdin_open=True, tty=False,
         network_mode="none", read_only=True, ipc_mode="none",
-        tmpfs={"/tmp": f"rw,nosuid,nodev,noexec,size={int(hardening.tmp_mb)}m,mode=1777"},
+        tmpfs={"/tmp": scratch_mount_options(hardening)},
         mem_limit=memory, memswap_limit=memory, pids_limit=process_limit(limits),
         nano_cpus=int(hardening.cpus * 1e9), cap_drop=["ALL"], security_opt=["no-new-privileges"],
         init=True, auto_remove=True, log_config=LogConfig(type="none"),
     )
 
 
+def scratch_mount_options(hardening: Hardening) -> str:
+    """The /tmp tmpfs: size-capped, no devices, no set-uid, no executables, and owned by the node user
+    (the worker empties it after each run, which needs the owner's rights on the directory itself)."""
+    options = f"rw,nosuid,nodev,noexec,size={int(hardening.tmp_mb)}m"
+    uid, _, gid = hardening.user.partition(":")
+    if uid.isdigit():
+        return f"{options},mode=0700,uid={uid},gid={gid if gid.isdigit() else uid}"
+    return f"{options},mode=1777"
+
+
 def node_labels(owner: str, instance: str, image: str, task: NodeTask | None) -> dict:
     """Labels of a node container: PyFlow's, the owner (this server), the image pool, and for a
     container started for one node (no warm pool) the run and node it serves."""
     labels = {LABEL_MANAGED: "1", LABEL_OWNER: owner, LABEL_INSTANCE: instance, LABEL_ROLE: "node",
-              LABEL_IMAGE: image[:200]}
+              LABEL_IMAGE: image[:200], LABEL_PROCESS: process_identity()}
     if task is not None:
         labels[LABEL_RUN] = str(task.run_id or "")
         labels[LABEL_NODE] = str(task.node_id)
     return labels
+
+
+def process_identity(pid: int | None = None) -> str:
+    """host/boot/pid/start-time of a process: names it uniquely, so a later start can tell whether the
+    server that labelled a container is still alive (pids are reused; start times on one boot are not)."""
+    pid = pid or os.getpid()
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as fh:
+            boot = fh.read().strip()[:8]
+        with open(f"/proc/{pid}/stat") as fh:
+            started = fh.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        boot, started = "?", "?"
+    return f"{socket.gethostname()}/{boot}/{pid}/{started}"
+
+
+def is_alive(identity: str) -> bool:
+    """Whether the process a `process_identity` names still runs. Processes of another host (or where it
+    cannot be told) count as gone: a server with the same owner there is this server, restarted."""
+    host, _, rest = identity.partition("/")
+    boot, _, rest = rest.partition("/")
+    pid, _, _started = rest.partition("/")
+    if host != socket.gethostname() or not pid.isdigit() or "?" in identity:
+        return False
+    return process_identity(int(pid)) == identity
 
 
 def default_owner() -> str:
@@ -269,10 +309,14 @@ def remove_container(client, container_id: str) -> None:
                 pass
 
 
-def remove_labelled(client, labels: dict) -> int:
-    """Remove every container (running or not) carrying all of `labels`; returns how many."""
+def remove_labelled(client, labels: dict, keep_live: bool = False) -> int:
+    """Remove every container (running or not) carrying all of `labels`; returns how many. With
+    keep_live, spare those of a server process that is still running (another executor of the same
+    owner in a live process: a test next to its server, say)."""
     filters = {"label": [f"{key}={value}" for key, value in labels.items()]}
-    found = client.api.containers(all=True, quiet=True, filters=filters)
+    found = client.api.containers(all=True, filters=filters)
+    if keep_live:
+        found = [entry for entry in found if not is_alive((entry.get("Labels") or {}).get(LABEL_PROCESS, ""))]
     for entry in found:
         remove_container(client, entry["Id"])
     return len(found)
@@ -286,6 +330,9 @@ REQUIREMENT = re.compile(
     r"(?:\s*(?:===|~=|==|!=|<=|>=|<|>)\s*[A-Za-z0-9.*+!_-]+"  # version specifiers
     r"(?:\s*,\s*(?:===|~=|==|!=|<=|>=|<|>)\s*[A-Za-z0-9.*+!_-]+)*)?$")
 MAX_REQUIREMENTS = 50
+BUILD_CA_PATH = "/tmp/pyflow-build-ca.crt"
+#: How long a (base image, requirements) -> derived image answer is reused without asking the engine.
+RESOLVED_TTL_S = 30.0
 
 
 def validate_requirements(requirements) -> tuple[str, ...]:
@@ -314,6 +361,8 @@ class BuildSettings:
     timeout_s: float = 300.0
     memory_mb: int = 2048
     failure_ttl_s: float = 60.0
+    #: CA bundle pip should trust (read on the server's side, copied into the build container).
+    cert_file: str | None = None
 
 
 class RequirementsBuilder:
@@ -330,23 +379,28 @@ class RequirementsBuilder:
         self.settings = settings
         self._locks: dict[str, threading.Lock] = {}
         self._failures: dict[str, tuple[float, str]] = {}
+        self._resolved: dict[tuple, tuple[str, float]] = {}
         self._guard = threading.Lock()
 
     def image_for(self, base: str, requirements, cancel: threading.Event | None = None) -> str:
+        """The derived image's tag, building it first when it does not exist yet."""
         reqs = validate_requirements(requirements)
         if not reqs:
             return base
+        known = self._resolved.get((base, reqs))
+        if known and time.monotonic() - known[1] < RESOLVED_TTL_S:
+            return known[0]
         base_id = self.client.images.get(base).id
         tag = requirements_tag(base_id, reqs, self.settings.index_url)
         with self._lock_for(tag):
-            if self._exists(tag):
-                return tag
-            self._raise_recent_failure(tag)
-            try:
-                self._build(base, base_id, reqs, tag, cancel)
-            except RequirementsError as exc:
-                self._failures[tag] = (time.monotonic(), str(exc))
-                raise
+            if not self._exists(tag):
+                self._raise_recent_failure(tag)
+                try:
+                    self._build(base, base_id, reqs, tag, cancel)
+                except RequirementsError as exc:
+                    self._failures[tag] = (time.monotonic(), str(exc))
+                    raise
+        self._resolved[(base, reqs)] = (tag, time.monotonic())
         return tag
 
     def _lock_for(self, tag: str) -> threading.Lock:
@@ -375,17 +429,39 @@ class RequirementsBuilder:
                "--timeout", str(per_try), "--retries", "1"]
         if self.settings.index_url:
             cmd += ["--index-url", self.settings.index_url]
+        if self._cert_bytes() is not None:
+            cmd += ["--cert", BUILD_CA_PATH]
         return cmd + list(reqs)
+
+    def _cert_bytes(self) -> bytes | None:
+        path = self.settings.cert_file
+        if not path or not os.path.isfile(path):
+            return None
+        with open(path, "rb") as fh:
+            return fh.read()
+
+    def _add_cert(self, container) -> None:
+        """Copy the CA bundle into the build container (before start), for TLS-inspecting proxies."""
+        data = self._cert_bytes()
+        if data is None:
+            return
+        archive = io.BytesIO()
+        with tarfile.open(fileobj=archive, mode="w") as tar:
+            info = tarfile.TarInfo(os.path.basename(BUILD_CA_PATH))
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+        container.put_archive(os.path.dirname(BUILD_CA_PATH), archive.getvalue())
 
     def _build(self, base: str, base_id: str, reqs: tuple[str, ...], tag: str, cancel) -> None:
         labels = {LABEL_MANAGED: "1", LABEL_OWNER: self.owner, LABEL_INSTANCE: self.instance,
-                  LABEL_ROLE: "build"}
+                  LABEL_ROLE: "build", LABEL_PROCESS: process_identity()}
         memory = self.settings.memory_mb * 1024 * 1024
         container = self.client.containers.create(
             base, self.pip_command(reqs), entrypoint=[], user="0:0", network_mode=self.settings.network,
             labels=labels, mem_limit=memory, memswap_limit=memory, pids_limit=256,
             cap_drop=["ALL"], security_opt=["no-new-privileges"], working_dir="/tmp")
         try:
+            self._add_cert(container)
             status = self._wait(container, cancel)
             if status != 0:
                 raise RequirementsError(self._failure_message(container, reqs, base, status))
@@ -471,6 +547,17 @@ class ContainerPool(ZygoteExecutor):
             self.reaper.remove(container.id)
             raise
         return zygote
+
+    def _spawn_on_spawner(self) -> Zygote:
+        """Containers do not die with the thread that created them (the reason the base class starts
+        workers from one long-lived thread), so create them on the caller's thread: pools fill side by
+        side, and a per-node container sees the task it is labelled for."""
+        return self.spawn()
+
+    def spawn_failure(self, zygote: Zygote) -> str:
+        """What the container wrote on stderr before it failed (python3 missing from an image, say)."""
+        tail = zygote.stderr_tail().strip() if isinstance(zygote, ContainerZygote) else ""
+        return f"container stderr: {tail[-600:]}" if tail else ""
 
     def _started(self) -> Zygote:
         try:
@@ -599,7 +686,8 @@ class DockerExecutor(ContainerPool):
     def __init__(self, pool_size: int = 2, max_runs: int = 100, image: str | None = None, cpus: float = 1.0,
                  tmp_mb: int = 64, owner: str | None = None, base_url: str | None = None,
                  build_network: str | None = None, pip_index_url: str | None = None,
-                 build_timeout_s: float | None = None, max_images: int = 4, **_ignored):
+                 build_timeout_s: float | None = None, pip_cert: str | None = None, max_images: int = 4,
+                 **_ignored):
         client = connect(base_url)
         instance = uuid.uuid4().hex[:12]
         owner = owner or default_owner()
@@ -608,7 +696,7 @@ class DockerExecutor(ContainerPool):
                          pool_size=max(0, int(pool_size)), max_runs=max(1, int(max_runs)))
         self.max_images = max_images
         self.builder = RequirementsBuilder(client, owner, instance, build_settings(
-            build_network, pip_index_url, build_timeout_s))
+            build_network, pip_index_url, build_timeout_s, pip_cert))
         self._pools: dict[str, ContainerPool] = {}
         self._pools_lock = threading.Lock()
         self.removed_at_start = 0
@@ -616,7 +704,8 @@ class DockerExecutor(ContainerPool):
     def start(self) -> None:
         """Check the engine and image, remove what an earlier server of this owner left, fill the pool."""
         require_image(self.client, self.image)
-        self.removed_at_start = remove_labelled(self.client, {LABEL_MANAGED: "1", LABEL_OWNER: self.owner})
+        self.removed_at_start = remove_labelled(self.client, {LABEL_MANAGED: "1", LABEL_OWNER: self.owner},
+                                                keep_live=True)
         super().start()
 
     def run(self, task: NodeTask, cancel: threading.Event | None = None) -> NodeOutcome:
@@ -714,13 +803,15 @@ def require_image(client, image: str) -> None:
                                 f"images") from None
 
 
-def build_settings(network: str | None, index_url: str | None, timeout_s: float | None) -> BuildSettings:
+def build_settings(network: str | None, index_url: str | None, timeout_s: float | None,
+                   cert_file: str | None) -> BuildSettings:
     """Requirement-build settings from options, else PYFLOW_DOCKER_BUILD_NETWORK, PYFLOW_PIP_INDEX_URL,
-    PYFLOW_DOCKER_BUILD_TIMEOUT."""
+    PYFLOW_DOCKER_BUILD_TIMEOUT and PYFLOW_PIP_CERT (else pip's own PIP_CERT)."""
     env = os.environ
     return BuildSettings(network=network or env.get("PYFLOW_DOCKER_BUILD_NETWORK") or "host",
                          index_url=index_url or env.get("PYFLOW_PIP_INDEX_URL") or None,
-                         timeout_s=float(timeout_s or env.get("PYFLOW_DOCKER_BUILD_TIMEOUT") or 300))
+                         timeout_s=float(timeout_s or env.get("PYFLOW_DOCKER_BUILD_TIMEOUT") or 300),
+                         cert_file=cert_file or env.get("PYFLOW_PIP_CERT") or env.get("PIP_CERT") or None)
 
 
 def _ms(started: float) -> float:
