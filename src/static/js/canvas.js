@@ -13,6 +13,11 @@ import { status } from "./status.js";
 import { NODE, nodeHeight, typeColor } from "./theme.js";
 
 const MIN_ZOOM = 0.1;
+// Port handles are only shown where they can be used: on nodes in or near the view, at a zoom where they
+// can be aimed at. Every handle is an absolutely positioned SVG element, and on large flows thousands of
+// them would make each drag step's layout walk them all.
+const HANDLE_MIN_ZOOM = 0.3;
+const HANDLE_MARGIN = 300;
 const MAX_ZOOM = 2.5;
 const STATUS_LABELS = {
   queued: "queued", running: "running", success: "success", fail: "failed", skipped: "skipped",
@@ -43,6 +48,11 @@ export class Canvas extends Emitter {
     this.view = { x: 40, y: 40, k: 1 };
     this.batchDepth = 0;
     this.clipboard = null;
+    this.size = { width: root.clientWidth || 800, height: root.clientHeight || 600 };
+    new ResizeObserver(([entry]) => {
+      this.size = { width: entry.contentRect.width, height: entry.contentRect.height };
+      this.#cullEndpoints();
+    }).observe(root);
     this.#buildDom();
     this.#createJsPlumb();
     this.#listenToModel();
@@ -120,21 +130,16 @@ export class Canvas extends Emitter {
     const fragment = document.createDocumentFragment();
     const nodes = [...this.model.nodes.values()];
     for (const node of nodes) fragment.append(this.#createNodeElement(node));
-    const t1 = performance.now();
     this.viewport.append(fragment);
     this.jsp.setSuspendDrawing(true);
-    let t2, t3;
     try {
       for (const node of nodes) this.#wireNode(node);
-      t2 = performance.now();
       for (const link of this.model.links.values()) this.#addLinkView(link);
-      t3 = performance.now();
     } finally {
       this.jsp.setSuspendDrawing(false, true);
     }
-    const t4 = performance.now();
-    this.phases = { clear: t1 - started, wire: t2 - t1, links: t3 - t2, paint: t4 - t3 };
     this.#tagPendingEndpoints();
+    this.#cullEndpoints(true);
     this.#updateCounts();
     this.emit("selection", this.selectionInfo());
     this.lastRenderMs = performance.now() - started;
@@ -238,7 +243,37 @@ export class Canvas extends Emitter {
       this.jsp.setSuspendDrawing(false, true);
       this.#tagPendingEndpoints();
     }
+    this.#cullEndpoints();
     this.#updateEmptyHint();
+  }
+
+  /** Show the port handles of nodes in (or near) the view and hide the others; see HANDLE_MIN_ZOOM. */
+  #cullEndpoints(now = false) {
+    if (!now) {
+      if (!this.cullPending) this.cullPending = requestAnimationFrame(() => this.#cullEndpoints(true));
+      return;
+    }
+    cancelAnimationFrame(this.cullPending);
+    this.cullPending = null;
+    const { x, y, k } = this.view;
+    const left = -x / k - HANDLE_MARGIN;
+    const top = -y / k - HANDLE_MARGIN;
+    const right = (this.size.width - x) / k + HANDLE_MARGIN;
+    const bottom = (this.size.height - y) / k + HANDLE_MARGIN;
+    const zoomedIn = k >= HANDLE_MIN_ZOOM;
+    this.root.classList.toggle("handles-hidden", !zoomedIn);
+    for (const [id, view] of this.views) {
+      const node = this.model.node(id);
+      const visible = zoomedIn && node.x < right && node.x + NODE.width > left && node.y < bottom && node.y + view.height > top;
+      if (view.handlesVisible === visible) continue;
+      let complete = true;
+      for (const endpoint of view.endpoints) {
+        const element = endpoint.endpoint?.canvas;
+        if (element) element.style.display = visible ? "block" : "none";
+        else complete = false;
+      }
+      view.handlesVisible = complete ? visible : undefined;
+    }
   }
 
   #removeNodeView(id) {
@@ -278,6 +313,7 @@ export class Canvas extends Emitter {
       view.el.style.left = `${node.x}px`;
       view.el.style.top = `${node.y}px`;
     }
+    this.#cullEndpoints();
     if (this.batchDepth > 0) return; // the batch's end repaints everything
     for (const id of ids) {
       const view = this.views.get(id);
@@ -515,6 +551,7 @@ export class Canvas extends Emitter {
     this.root.style.backgroundPosition = `${x}px ${y}px`;
     this.root.style.backgroundSize = `${24 * k}px ${24 * k}px`;
     this.jsp?.setZoom(k, false);
+    if (this.views) this.#cullEndpoints();
     status.setZoom(k);
     this.emit("zoom", k);
   }
