@@ -71,9 +71,9 @@ class CgroupTree:
         """Kill and remove the groups of server instances that are gone; returns processes killed."""
         killed = 0
         for base in self.bases.values():
-            for instance in base.parent.iterdir():
-                if instance.is_dir() and instance != base and not alive(instance.name):
-                    for group in [p for p in instance.iterdir() if p.is_dir()] + [instance]:
+            for instance in _subdirs(base.parent):
+                if instance != base and not alive(instance.name):
+                    for group in _subdirs(instance) + [instance]:
                         killed += kill_all(group)
                         _rmdir(group)
         return killed
@@ -82,8 +82,9 @@ class CgroupTree:
         return Cgroup({c: base / name for c, base in self.bases.items()}, self.version)
 
     def remove(self) -> None:
+        """Kill everything in this instance's groups and remove them; safe to call twice."""
         for base in self.bases.values():
-            for group in [p for p in base.iterdir() if p.is_dir()]:
+            for group in _subdirs(base):
                 kill_all(group)
                 _rmdir(group)
             _rmdir(base)
@@ -165,6 +166,13 @@ def kill_all(group: Path, timeout: float = 2.0) -> int:
                 pass
         time.sleep(0.01)
     return killed
+
+
+def _subdirs(path: Path) -> list[Path]:
+    try:
+        return [p for p in path.iterdir() if p.is_dir()]
+    except FileNotFoundError:
+        return []
 
 
 def _rmdir(path: Path) -> None:

@@ -15,6 +15,7 @@ writable, otherwise by rlimits, and the server says which at start.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import subprocess
@@ -70,9 +71,13 @@ class ExecutorUnavailable(OSError):
     environment error), so `pyflow serve` reports it as a reason not to start rather than a crash."""
 
 
+_instances = itertools.count(1)
+
+
 def instance_name() -> str:
-    """This server's cgroup directory name: pid and start time, so a reused pid is not mistaken."""
-    return f"server-{os.getpid()}-{_start_time(os.getpid())}"
+    """The cgroup directory name of one executor: this process's pid and start time (so a reused pid is
+    not mistaken for it) and a number, so two executors in one process never share (or remove) a tree."""
+    return f"server-{os.getpid()}-{_start_time(os.getpid())}-{next(_instances)}"
 
 
 def _start_time(pid: int) -> str:
@@ -83,11 +88,11 @@ def _start_time(pid: int) -> str:
 
 
 def instance_alive(name: str) -> bool:
-    try:
-        _, pid, started = name.split("-")
-        return _start_time(int(pid)) == started
-    except ValueError:
+    """Whether the process that made cgroup directory `name` still runs."""
+    parts = name.split("-")
+    if len(parts) < 3 or parts[0] != "server" or not parts[1].isdigit():
         return False
+    return _start_time(int(parts[1])) == parts[2]
 
 
 class SandboxExecutor(ZygoteExecutor):
@@ -135,6 +140,8 @@ class SandboxExecutor(ZygoteExecutor):
         try:
             return super()._started()
         except ZygoteDied as exc:
+            if self._closed:
+                raise
             raise ExecutorUnavailable(UNAVAILABLE.format(reason=str(exc))) from None
 
     def _end(self, zygote: Zygote) -> None:

@@ -169,6 +169,7 @@ class ZygoteExecutor(Executor):
         self._lock = threading.Lock()
         self._closed = False
         self._spawn_errors = 0
+        self._reserved = 0  # spawns under way on behalf of the pool (see _reserve)
         self._spawn_requests: queue.Queue = queue.Queue()
         self._spawner: threading.Thread | None = None
 
@@ -236,10 +237,20 @@ class ZygoteExecutor(Executor):
             self._end(zygote)
             raise
         with self._lock:
-            self._live.add(zygote)
+            closed = self._closed
+            if not closed:
+                self._live.add(zygote)
+        if closed:  # close() has already ended every live worker: this one must not outlive it
+            self._end(zygote)
+            raise ZygoteDied("executor is closed")
         return zygote
 
     def _acquire(self, cancel: threading.Event | None) -> Zygote:
+        """An idle worker; when the pool is short of workers (respawns failed or are slow) and none is
+        being started, start one for this run, so a failure to spawn reaches the caller instead of
+        leaving every later run waiting on an empty pool."""
+        if self._closed:
+            raise ZygoteDied("executor is closed")
         if self.pool_size <= 0:
             return self._started()
         while True:
@@ -250,6 +261,23 @@ class ZygoteExecutor(Executor):
                     raise CancelledRun() from None
                 if self._closed:
                     raise ZygoteDied("executor is closed") from None
+            if self._reserve():
+                return self._spawn_reserved()
+
+    def _reserve(self) -> bool:
+        """Claim the right to start one pool member, if live and starting workers are fewer than the pool."""
+        with self._lock:
+            if len(self._live) + self._reserved >= self.pool_size:
+                return False
+            self._reserved += 1
+            return True
+
+    def _spawn_reserved(self) -> Zygote:
+        try:
+            return self._started()
+        finally:
+            with self._lock:
+                self._reserved -= 1
 
     def _release(self, zygote: Zygote, recycle: bool) -> None:
         if self.pool_size <= 0 or self._closed or recycle or zygote.runs >= self.max_runs:
@@ -261,10 +289,10 @@ class ZygoteExecutor(Executor):
 
     def _replenish(self) -> None:
         for attempt in range(5):
-            if self._closed:
+            if self._closed or not self._reserve():
                 return
             try:
-                self._idle.put(self._started())
+                self._idle.put(self._spawn_reserved())
                 return
             except Exception:
                 self._spawn_errors += 1
@@ -291,8 +319,12 @@ class ZygoteExecutor(Executor):
         return outcome
 
     def _run_on(self, zygote: Zygote, task: NodeTask, cancel, started: float) -> tuple[NodeOutcome, bool]:
-        self.before_run(zygote, task)
         deadline = time.monotonic() + task.limits.timeout_s + GRACE_S
+        try:
+            self.before_run(zygote, task)
+        except OSError as exc:  # the worker's cgroup vanished, say: never raise out of run()
+            return NodeOutcome.failure(f"could not prepare the node's worker: {exc}", "ExecutorError", "crashed",
+                                       duration_ms=_ms(started)), True
         try:
             header, value = zygote.request(self.prepare_payload(zygote, task), deadline, cancel)
         except CancelledRun:
@@ -306,12 +338,18 @@ class ZygoteExecutor(Executor):
         return _outcome(header, value, started), bool(header.get("recycle"))
 
     def close(self) -> None:
-        self._closed = True
+        with self._lock:
+            self._closed = True
         self._spawn_requests.put(None)
         with self._lock:
             live = list(self._live)
         for zygote in live:
             self._end(zygote)
+        while not self._idle.empty():  # ended above; a later run must not be handed one
+            try:
+                self._idle.get_nowait()
+            except queue.Empty:
+                break
 
     def live_pids(self) -> list[int]:
         with self._lock:

@@ -1,0 +1,184 @@
+"""The worker (zygote) on its own: its protocol over pipes, how it settles a run, what it leaves behind in
+its memory and its scratch space, and the pure helpers that word results.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from pyflow.executors import worker
+from pyflow.executors.zygote import Zygote, ZygoteDied, worker_path
+
+from .conftest import make_task
+
+SCAVENGER = '''
+def func(first, second):
+    import ctypes
+    first, second = first.encode(), second.encode()
+    hits = []
+    for line in open("/proc/self/maps"):
+        span, perms = line.split()[:2]
+        if not perms.startswith("rw"):
+            continue
+        low, high = (int(x, 16) for x in span.split("-"))
+        data = ctypes.string_at(low, high - low)
+        at = data.find(first)
+        while at >= 0:
+            end = at + len(first)
+            if data[end:end + 1] == b"-" and data[end + 1:end + 1 + len(second)] == second:
+                hits.append(span)
+            at = data.find(first, at + 1)
+    return hits
+'''
+
+
+def start_worker(tmp_path, preload: str = "") -> Zygote:
+    """A bare worker process (no sandbox), optionally with modules already imported in the zygote."""
+    code = f"import runpy{', ' + preload if preload else ''}\nrunpy.run_path({str(worker_path())!r}, run_name='__main__')"
+    proc = subprocess.Popen([sys.executable, "-I", "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            cwd=tmp_path, start_new_session=True)
+    zygote = Zygote(proc, "test worker")
+    zygote.wait_ready()
+    return zygote
+
+
+@pytest.fixture()
+def zygote(tmp_path):
+    z = start_worker(tmp_path)
+    yield z
+    z.kill()
+
+
+def ask(zygote: Zygote, task, scratch=None, **extra) -> tuple[dict, bytes]:
+    import time
+    payload = {**task.payload(), "scratch": str(scratch) if scratch else None, **extra}
+    return zygote.request(payload, time.monotonic() + task.limits.timeout_s + 5, None)
+
+
+def test_ready_frame_names_the_worker(zygote):
+    assert zygote.info["ready"] is True and zygote.info["python"].count(".") == 2
+
+
+def test_one_worker_serves_many_runs_each_in_a_fresh_child(zygote):
+    pids = set()
+    for n in range(3):
+        header, value = ask(zygote, make_task("def func(n):\n    import os\n    return [n, os.getpid()]\n", n))
+        assert header["ok"] and json.loads(value)[0] == n
+        pids.add(json.loads(value)[1])
+    assert len(pids) == 3 and zygote.pid not in pids
+
+
+def test_children_are_reseeded_even_when_the_zygote_imported_random(tmp_path):
+    """Forked children share the zygote's random state unless reseeded after fork."""
+    z = start_worker(tmp_path, preload="random")
+    try:
+        source = "def func():\n    import random, sys\n    return [random.getrandbits(64), 'random' in sys.modules]\n"
+        answers = [json.loads(ask(z, make_task(source))[1]) for _ in range(3)]
+    finally:
+        z.kill()
+    assert all(preloaded for _, preloaded in answers)
+    assert len({bits for bits, _ in answers}) == 3
+
+
+def test_no_earlier_run_data_is_left_in_memory_a_later_child_inherits(zygote):
+    """Inputs, output and results of one run must not be readable by the next run's node."""
+    first, second = "earlier", "run-secret-9f3a"
+    header, _ = ask(zygote, make_task("def func(s):\n    print(s)\n    return s + '|' + s\n", f"{first}-{second}"))
+    assert header["ok"]
+    header, value = ask(zygote, make_task(SCAVENGER, first, second))
+    assert header["ok"], header
+    assert json.loads(value) == []
+
+
+def test_scratch_space_is_emptied_after_each_run_even_when_booby_trapped(zygote, tmp_path):
+    scratch = tmp_path / "scratch"
+    outside = tmp_path / "outside"
+    scratch.mkdir()
+    outside.mkdir()
+    (outside / "keep.txt").write_text("keep")
+    trap = ("def func(outside):\n    import os\n    os.makedirs('a/b/c')\n    open('a/b/c/f', 'w').write('x')\n"
+            "    os.symlink(outside, 'dirlink')\n    os.symlink(outside + '/keep.txt', 'filelink')\n"
+            "    os.symlink(outside, 'a/b/inner')\n    os.chmod('a/b/c', 0)\n    os.chmod('a/b', 0)\n"
+            "    os.chmod('a', 0)\n    return sorted(os.listdir('.'))\n")
+    header, value = ask(zygote, make_task(trap, str(outside)), scratch=scratch)
+    assert header["ok"], header
+    assert json.loads(value) == ["a", "dirlink", "filelink"]
+    assert not header.get("recycle")
+    assert list(scratch.iterdir()) == []
+    assert (outside / "keep.txt").read_text() == "keep"
+    assert sorted(p.name for p in outside.iterdir()) == ["keep.txt"]
+
+
+def test_stdout_and_result_are_capped_and_the_child_killed_on_overflow(zygote):
+    header, _ = ask(zygote, make_task("def func():\n    print('y' * 10000)\n    return 1\n", stdout_kb=1))
+    assert header["ok"] and header["stdout"].endswith("[... output truncated at 1024 bytes ...]\n")
+    assert len(header["stdout"]) == 1024 + len("\n[... output truncated at 1024 bytes ...]\n")
+    header, value = ask(zygote, make_task("def func():\n    return 'z' * (4 << 20)\n", result_kb=16))
+    assert not header["ok"] and header["error"]["type"] == "ResultTooLarge" and value == b""
+
+
+def test_a_forged_or_broken_result_reads_as_a_crash(zygote):
+    """The result line comes from node code: anything malformed is a crash, never trusted."""
+    forge = ("def func():\n    import os\n    fd = max(int(f) for f in os.listdir('/proc/self/fd') if int(f) > 2)\n"
+             "    os.write(fd, b'{not json\\n')\n    os._exit(0)\n")
+    header, value = ask(zygote, make_task(forge))
+    assert not header["ok"] and header["error"]["type"] == "NodeCrashed" and value == b""
+
+
+def test_a_malformed_control_frame_is_answered_and_ends_the_worker(zygote):
+    zygote._write(worker.HEADER.pack(5) + b"{bad}")
+    import time
+    header = json.loads(zygote._read_frame(time.monotonic() + 10, None))
+    assert header["error"]["type"] == "WorkerError" and header["recycle"]
+    zygote._read_frame(time.monotonic() + 10, None)
+    zygote._read_frame(time.monotonic() + 10, None)
+    with pytest.raises(ZygoteDied):
+        zygote._read_frame(time.monotonic() + 10, None)
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+def test_encode_value_names_what_json_cannot_carry():
+    assert worker._encode_value({"a": [1, "b"]}, 1000) == (b'{"a":[1,"b"]}', None)
+    assert worker._encode_value({1, 2}, 1000)[1]["message"] == "a return value of type set cannot be carried as JSON"
+    assert "nan or infinity" in worker._encode_value(float("inf"), 1000)[1]["message"]
+    assert worker._encode_value("x" * 2000, 1024)[1]["type"] == "ResultTooLarge"
+    assert "4300" in worker._encode_value(10 ** 5000, 10 ** 6)[1]["message"]
+
+    data, error = worker._encode_value({(1, 2): "tuple key"}, 1000)
+    assert data is None and error["type"] == "TypeError"
+
+
+@pytest.mark.parametrize("status, words", [
+    (signal.SIGSEGV, "the node process was ended by SIGSEGV (segmentation fault)"),
+    (signal.SIGKILL, "the node process was ended by SIGKILL (killed)"),
+    (signal.SIGABRT, "the node process was ended by SIGABRT (aborted)"),
+    (3 << 8, "the node process exited with status 3 before returning a result"),
+])
+def test_describe_exit_words_how_a_child_ended(status, words):
+    assert worker.describe_exit(status, {})[1] == words
+
+
+def test_describe_exit_names_the_cpu_limit():
+    assert worker.describe_exit(signal.SIGXCPU, {"cpu_s": 2}) == ("cpu", "CPU time limit of 2 s exceeded")
+
+
+def test_clean_scratch_never_follows_symlinks(tmp_path):
+    scratch, outside = tmp_path / "s", tmp_path / "o"
+    scratch.mkdir()
+    outside.mkdir()
+    (outside / "f").write_text("x")
+    outside.chmod(0o755)
+    os.symlink(outside, scratch / "link")
+    (scratch / "d").mkdir()
+    os.symlink(outside, scratch / "d" / "inner")
+    assert worker.clean_scratch(str(scratch)) is True
+    assert list(scratch.iterdir()) == [] and (outside / "f").exists()
+    assert outside.stat().st_mode & 0o777 == 0o755
