@@ -1,0 +1,320 @@
+"""The bubblewrap sandbox: what node code can see and do inside it, the limits a nodespec may set, the
+server refusing to start where bubblewrap cannot run, and no sandbox outliving its server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+import requests
+
+from pyflow.engine.execution import MAX_LIMITS
+from pyflow.executors import sandbox as sandbox_module
+from pyflow.executors.cgroups import CGROUP_ROOT, _own_paths
+from pyflow.executors.sandbox import ExecutorUnavailable, SandboxExecutor
+from tests.support.server import ROOT, LiveServer
+
+from .conftest import make_task, needs_root, wait_until
+
+LOOK = '''
+def func():
+    import os, resource
+    status = dict(line.split(":\\t", 1) for line in open("/proc/self/status").read().splitlines() if ":\\t" in line)
+    return {
+        "uid": os.getuid(), "gid": os.getgid(), "cwd": os.getcwd(), "top": sorted(os.listdir("/")),
+        "etc": sorted(os.listdir("/etc")), "dev": sorted(os.listdir("/dev")),
+        "pids": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
+        "interfaces": sorted(line.split(":")[0].strip() for line in open("/proc/net/dev").readlines()[2:]),
+        "cap_eff": status["CapEff"].strip(), "cap_bnd": status["CapBnd"].strip(),
+        "writable": [p for p in ("/", "/etc", "/usr", "/dev", "/run", "/run/pyflow", "/tmp", "/dev/shm")
+                     if os.access(p, os.W_OK)],
+    }
+'''
+
+
+def test_node_code_sees_only_what_the_interpreter_needs(sandbox):
+    outcome = sandbox.run(make_task(LOOK))
+    assert outcome.ok, outcome.error
+    seen = outcome.value
+    assert seen["cwd"] == "/tmp"
+    assert {"dev", "etc", "proc", "run", "tmp", "usr"} <= set(seen["top"]) <= \
+        {"bin", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc", "run", "sbin", "tmp", "usr"}
+    assert seen["etc"] == ["ld.so.cache"]
+    assert set(seen["dev"]) <= {"null", "zero", "full", "random", "urandom", "tty", "shm", "pts", "ptmx", "fd",
+                                "stdin", "stdout", "stderr", "core"}
+    assert seen["interfaces"] == ["lo"]
+    assert max(seen["pids"]) < 10, "a fresh /proc shows only the sandbox's own few processes"
+    assert int(seen["cap_eff"], 16) == 0 and int(seen["cap_bnd"], 16) == 0
+    assert seen["writable"] == ["/tmp", "/dev/shm"]
+
+
+@needs_root
+def test_node_code_never_runs_as_root(sandbox):
+    seen = sandbox.run(make_task(LOOK)).value
+    assert seen["uid"] == 65534 and seen["gid"] == 65534
+
+
+def test_bwrap_command_line_isolates_everything():
+    executor = SandboxExecutor(pool_size=0, cgroups=False)
+    try:
+        argv = executor.bwrap_argv(99)
+    finally:
+        executor.close()
+    for flag in ("--unshare-all", "--unshare-user", "--die-with-parent", "--new-session", "--clearenv",
+                 "--disable-userns", "--proc", "--dev"):
+        assert flag in argv
+    assert argv[argv.index("--cap-drop") + 1] == "ALL"
+    remounts = [i for i, a in enumerate(argv) if a == "--remount-ro"]
+    assert [argv[i + 1] for i in remounts] == ["/dev", "/"]
+    mounts = [i for i, a in enumerate(argv) if a in ("--tmpfs", "--ro-bind", "--ro-bind-data", "--proc", "--dev",
+                                                     "--dir", "--symlink")]
+    assert max(mounts) < remounts[-1], "the root is made read-only after everything is mounted"
+    binds = [argv[i + 1] for i, a in enumerate(argv) if a in ("--bind", "--ro-bind", "--dev-bind")]
+    assert set(binds) <= {"/usr", "/etc/ld.so.cache", "/bin", "/lib", "/lib64", "/sbin"}, binds
+    assert "--bind" not in argv and "--dev-bind" not in argv
+    env = [argv[i + 1] for i, a in enumerate(argv) if a == "--setenv"]
+    assert env == ["PATH", "HOME", "LANG"]
+
+
+def test_without_cgroups_the_executor_says_limits_are_rlimits_only():
+    executor = SandboxExecutor(pool_size=1, cgroups=False)
+    try:
+        executor.start()
+        info = executor.describe()
+        assert "rlimits only" in info["isolation"]
+        assert any("rlimits" in w for w in info["warnings"])
+        outcome = executor.run(make_task("def func():\n    return len(bytearray(300 << 20))\n", memory_mb=64))
+        assert outcome.violation == "memory" and "memory limit of 64 MB" in outcome.error["message"]
+    finally:
+        executor.close()
+
+
+@pytest.mark.parametrize("option, reason", [({"python": "/nonexistent/python3"}, "/nonexistent/python3 is missing")])
+def test_start_refuses_naming_the_choices(option, reason):
+    executor = SandboxExecutor(pool_size=1, **option)
+    with pytest.raises(ExecutorUnavailable) as raised:
+        executor.start()
+    message = str(raised.value)
+    assert reason in message and "--executor docker" in message and "--executor unsafe-process" in message
+
+
+def test_start_refuses_when_bwrap_is_not_installed(monkeypatch):
+    monkeypatch.setattr(sandbox_module, "BWRAP", "bwrap-not-installed-here")
+    with pytest.raises(ExecutorUnavailable, match="bwrap is not installed.*--executor docker.*--executor unsafe-process"):
+        SandboxExecutor(pool_size=1).start()
+
+
+# ------------------------------------------------------------------------------------------ serve
+
+
+def serve_without_sandbox(tmp_path: Path, path_env: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": path_env}
+    env.pop("PYFLOW_DB", None)
+    return subprocess.run([sys.executable, "-m", "pyflow", "serve", "--port", "0", "--db", str(tmp_path / "db.sqlite"),
+                           "--repo-dir", str(tmp_path / "repos"), "--no-stdlib"],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+
+
+def assert_refused(result: subprocess.CompletedProcess, reason: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "PyFlow serving" not in result.stdout
+    assert "Traceback" not in result.stderr, result.stderr
+    assert reason in result.stderr
+    assert "--executor docker" in result.stderr and "--executor unsafe-process" in result.stderr
+
+
+def test_serve_refuses_to_start_without_bwrap(tmp_path):
+    assert_refused(serve_without_sandbox(tmp_path, "/nonexistent"), "bwrap is not installed")
+
+
+def test_serve_refuses_to_start_where_bwrap_cannot_create_namespaces(tmp_path):
+    """A bwrap that fails the way it does on a kernel without unprivileged user namespaces."""
+    fake = Path(tempfile.mkdtemp(prefix="pyflow-fake-bwrap-"))  # reachable by the sandbox user, unlike tmp_path
+    try:
+        fake.chmod(0o755)
+        script = fake / "bwrap"
+        script.write_text("#!/bin/sh\necho 'bwrap: No permissions to creating new namespace, likely because the "
+                          "kernel does not allow non-privileged user namespaces.' >&2\nexit 1\n")
+        script.chmod(0o755)
+        result = serve_without_sandbox(tmp_path, f"{fake}:/usr/bin:/bin")
+    finally:
+        shutil.rmtree(fake)
+    assert_refused(result, "No permissions to creating new namespace")
+
+
+# ------------------------------------------------------------------------------------------ limits
+
+
+SEE_LIMITS = ("def func(seconds):\n    import resource, time\n    time.sleep(seconds)\n"
+              "    return {name: resource.getrlimit(getattr(resource, 'RLIMIT_' + name))[0]\n"
+              "            for name in ('CPU', 'NOFILE', 'FSIZE')}\n")
+ALLOCATE = "def func(mb):\n    block = bytearray(mb << 20)\n    return len(block) >> 20\n"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with LiveServer(tmp_path_factory.mktemp("sandbox-server"), executor="sandbox", args=("--no-stdlib",)) as live:
+        yield live
+
+
+def node_test(server, spec_id: str, func: str, limits: dict | None, inputs: dict) -> dict:
+    doc = {"id": spec_id, "title": spec_id, "func": func,
+           "port": {"input": [{"name": n, "order": i, "type": "Any"} for i, n in enumerate(inputs)],
+                    "output": [{"name": "out", "type": "Any"}]}}
+    if limits is not None:
+        doc["limits"] = limits
+    answer = requests.post(server.url + "/api/nodespecs", json=doc, timeout=30)
+    assert answer.status_code == 201, answer.text
+    answer = requests.post(f"{server.url}/api/nodespecs/{spec_id}/test", json={"inputs": inputs}, timeout=120)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def test_default_limits_apply_to_a_nodespec_without_limits(server):
+    result = node_test(server, "limits.default", SEE_LIMITS, None, {"seconds": 0})
+    assert result["status"] == "success", result
+    assert result["outputs"]["out"] == {"CPU": 30, "NOFILE": 256, "FSIZE": 64 << 20}
+
+
+def test_nodespec_limits_lower_the_defaults(server):
+    result = node_test(server, "limits.lower", SEE_LIMITS, {"timeout_s": 1, "cpu_s": 2, "open_files": 32}, {"seconds": 5})
+    assert result["status"] == "fail" and result["error"]["message"] == "timed out after 1 s"
+    quick = node_test(server, "limits.lower2", SEE_LIMITS, {"cpu_s": 2, "open_files": 32, "file_size_mb": 1},
+                      {"seconds": 0})
+    assert quick["outputs"]["out"] == {"CPU": 2, "NOFILE": 32, "FSIZE": 1 << 20}
+    small = node_test(server, "limits.small-memory", ALLOCATE, {"memory_mb": 64}, {"mb": 150})
+    assert small["status"] == "fail" and "memory limit of 64 MB" in small["error"]["message"]
+
+
+def test_nodespec_limits_raise_the_defaults(server):
+    default = node_test(server, "limits.default-memory", ALLOCATE, None, {"mb": 320})
+    assert default["status"] == "fail" and "memory limit of 256 MB" in default["error"]["message"]
+    raised = node_test(server, "limits.more-memory", ALLOCATE, {"memory_mb": 512}, {"mb": 320})
+    assert raised["status"] == "success" and raised["outputs"]["out"] == 320, raised
+
+
+def test_nodespec_limits_stop_at_the_server_maxima(server):
+    huge = {"cpu_s": 10 ** 7, "open_files": 10 ** 7, "file_size_mb": 10 ** 7, "timeout_s": 10 ** 7}
+    result = node_test(server, "limits.huge", SEE_LIMITS, huge, {"seconds": 0})
+    assert result["status"] == "success", result
+    assert result["outputs"]["out"] == {"CPU": int(MAX_LIMITS.cpu_s), "NOFILE": MAX_LIMITS.open_files,
+                                        "FSIZE": MAX_LIMITS.file_size_mb << 20}
+
+
+# ------------------------------------------------------------------------------------------ lifetime
+
+
+def server_sandboxes(live: LiveServer) -> list[int]:
+    """Pids of every process under the server: its sandboxes (bwrap, init, workers, node children)."""
+    from tests.hostile.support import descendants, process_table
+    return [p.pid for p in descendants(process_table(), live.proc.pid) if p.state not in ("Z", "X")]
+
+
+def instance_dirs(pid: int) -> list[Path]:
+    own = _own_paths()
+    found = []
+    for controller in ("memory", "pids"):
+        if controller in own:
+            found += (CGROUP_ROOT / controller / own[controller].lstrip("/") / "pyflow").glob(f"server-{pid}-*")
+    return found
+
+
+@needs_root
+def test_no_sandbox_outlives_a_killed_server_and_its_cgroups_are_reaped(tmp_path):
+    """SIGKILL the server while a node runs: every sandbox process ends with it, and the next server
+    removes the cgroups the dead one left."""
+    live = LiveServer(tmp_path / "first", executor="sandbox", args=("--no-stdlib",)).start()
+    try:
+        sleeper = threading.Thread(target=_run_sleeper, args=(live,), daemon=True)
+        sleeper.start()
+        assert wait_until(lambda: _node_running(live), timeout=30), "the sleeping node never started"
+        processes = server_sandboxes(live)
+        assert len(processes) >= 4, processes  # bwrap, its init, the worker, the node
+        dead_pid = live.proc.pid
+        assert instance_dirs(dead_pid)
+    finally:
+        live.kill()
+    assert wait_until(lambda: not [p for p in processes if _alive(p)], timeout=15), \
+        f"sandbox processes outlived the server: {[p for p in processes if _alive(p)]}"
+    with LiveServer(tmp_path / "second", executor="sandbox", args=("--no-stdlib",)):
+        assert instance_dirs(dead_pid) == []
+
+
+def _run_sleeper(live: LiveServer) -> None:
+    try:
+        node_test(live, "lifetime.sleep", "def func():\n    import time\n    time.sleep(120)\n", {"timeout_s": 300}, {})
+    except (requests.RequestException, AssertionError):
+        pass  # the server is killed under it
+
+
+def _node_running(live: LiveServer) -> bool:
+    """A node child exists: some worker (child of bwrap's init) has a child of its own."""
+    from tests.hostile.support import descendants, process_table
+    table = process_table()
+    procs = descendants(table, live.proc.pid)
+    workers = {p.pid for p in procs if p.comm != "bwrap" and table.get(p.ppid) and table[p.ppid].comm == "bwrap"}
+    return any(p.ppid in workers for p in procs)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+# ------------------------------------------------------------------------------------------ not root
+
+
+NON_ROOT_SCRIPT = '''
+import json
+from pyflow.engine.execution import Limits, NodeTask
+from pyflow.executors import create_executor
+executor = create_executor("sandbox", pool_size=1)
+executor.start()
+def run(src):
+    o = executor.run(NodeTask("n", "n", "s", src, [], [], Limits(timeout_s=5, memory_mb=64)))
+    return {"ok": o.ok, "value": o.value, "error": o.error, "violation": o.violation}
+print(json.dumps({
+    "describe": executor.describe(),
+    "who": run("def func():\\n    import os\\n    return [os.getuid(), os.getcwd()]\\n"),
+    "memory": run("def func():\\n    return len(bytearray(300 << 20))\\n"),
+    "write": run("def func():\\n    open('/etc/x', 'w')\\n"),
+}))
+executor.close()
+'''
+
+
+@needs_root
+def test_a_server_that_is_not_root_still_sandboxes_with_rlimits(tmp_path):
+    """The non-root path: no user switch, no writable cgroups (so rlimits, with a warning), same isolation."""
+    setpriv, python = shutil.which("setpriv"), "/usr/bin/python3"
+    site = next(Path(sys.prefix).glob("lib/python3*/site-packages"), None)
+    system_version = subprocess.run([python, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True,
+                                    text=True).stdout.strip()
+    if not setpriv or site is None or system_version != str(tuple(sys.version_info[:2])):
+        pytest.skip("needs setpriv and a system python3 of the venv's version")
+    script = Path(tempfile.mkdtemp(prefix="pyflow-nonroot-")) / "probe.py"
+    try:
+        script.parent.chmod(0o755)
+        script.write_text(NON_ROOT_SCRIPT)
+        script.chmod(0o644)
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(script.parent), "PYTHONPATH": f"{ROOT / 'src'}:{site}"}
+        done = subprocess.run([setpriv, "--reuid", "4242", "--regid", "4242", "--clear-groups", python, str(script)],
+                              capture_output=True, text=True, env=env, timeout=120, cwd=script.parent)
+    finally:
+        shutil.rmtree(script.parent)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert any("rlimits" in w for w in report["describe"]["warnings"])
+    assert report["who"]["value"] == [4242, "/tmp"]
+    assert report["memory"]["violation"] == "memory" and "memory limit of 64 MB" in report["memory"]["error"]["message"]
+    assert not report["write"]["ok"] and "Read-only file system" in report["write"]["error"]["message"]
