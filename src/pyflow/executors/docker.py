@@ -42,6 +42,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from ..engine.execution import Limits, NodeOutcome, NodeTask
 from .zygote import CancelledRun, Zygote, ZygoteDied, ZygoteExecutor, worker_source
@@ -212,6 +213,8 @@ class ContainerZygote(Zygote):
         self._demux = StreamDemux()
         self._stderr = bytearray()
         self._ended = False
+        self.oom_file: Path | None = None
+        self.oom_before = 0
 
     @property
     def pid(self) -> int:
@@ -320,6 +323,37 @@ def remove_labelled(client, labels: dict, keep_live: bool = False) -> int:
     for entry in found:
         remove_container(client, entry["Id"])
     return len(found)
+
+
+def memory_events_file(host_pid: int) -> Path | None:
+    """The file counting out-of-memory kills in the memory cgroup of the container whose init has
+    `host_pid`, when this process can see it (same host and pid namespace as the engine): cgroup v1
+    memory.oom_control or v2 memory.events. None otherwise."""
+    try:
+        lines = Path(f"/proc/{host_pid}/cgroup").read_text().splitlines() if host_pid else []
+    except OSError:
+        return None
+    paths = dict((parts[1], parts[2]) for parts in (line.split(":", 2) for line in lines) if len(parts) == 3)
+    candidates = []
+    if "memory" in paths:
+        candidates.append(Path("/sys/fs/cgroup/memory") / paths["memory"].lstrip("/") / "memory.oom_control")
+    if "" in paths:
+        candidates.append(Path("/sys/fs/cgroup") / paths[""].lstrip("/") / "memory.events")
+    return next((path for path in candidates if path.is_file()), None)
+
+
+def oom_kills(path: Path | None) -> int:
+    """The kernel's count of processes killed for memory in one cgroup (0 when unknown)."""
+    if path is None:
+        return 0
+    try:
+        for line in path.read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill":
+                return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 # ------------------------------------------------------------------------------------- requirements
@@ -543,6 +577,7 @@ class ContainerPool(ZygoteExecutor):
             zygote = ContainerZygote(container, sock, self.reaper, limits)
             container.start()
             zygote.host_pid = int(self.client.api.inspect_container(container.id)["State"].get("Pid") or 0)
+            zygote.oom_file = memory_events_file(zygote.host_pid)
         except BaseException:
             self.reaper.remove(container.id)
             raise
@@ -642,22 +677,36 @@ class ContainerPool(ZygoteExecutor):
         payload["memory_rlimit"] = False  # the container's memory cgroup holds the limit
         return payload
 
+    def before_run(self, zygote: Zygote, task: NodeTask) -> None:
+        if isinstance(zygote, ContainerZygote):
+            zygote.oom_before = oom_kills(zygote.oom_file)
+
     def after_run(self, zygote: Zygote, task: NodeTask, outcome: NodeOutcome) -> NodeOutcome:
-        """A child killed by SIGKILL in a container that reached its memory limit was the OOM killer's."""
-        if outcome.violation != "crashed" or "SIGKILL" not in (outcome.error or {}).get("message", ""):
+        """A failed run during which the kernel killed a process of the container for memory failed
+        because of the node's memory limit, whatever the node made of it (a child it waited for, say)."""
+        if outcome.ok or not isinstance(zygote, ContainerZygote):
+            return outcome
+        if zygote.oom_file is not None:
+            hit = oom_kills(zygote.oom_file) > zygote.oom_before
+        else:
+            hit = self._peak_reached_limit(zygote)
+        if not hit:
             return self._explain_crash(zygote, outcome)
+        return NodeOutcome.failure(f"memory limit of {task.limits.memory_mb} MB exceeded (the kernel's "
+                                   f"out-of-memory killer ended a process of the node)", "MemoryLimit", "memory",
+                                   outcome.stdout, outcome.duration_ms)
+
+    def _peak_reached_limit(self, zygote: ContainerZygote) -> bool:
+        """Where the container's cgroup cannot be read (a remote engine, a server in a container): the
+        engine's peak memory of the container at its limit. Containers are replaced after any memory
+        violation, so a peak at the limit means this run."""
         try:
             stats = self.client.api.stats(zygote.container.id, stream=False, one_shot=True)
-            memory = stats.get("memory_stats") or {}
-            peak, limit = memory.get("max_usage") or memory.get("usage") or 0, memory.get("limit") or 0
         except Exception:
-            return outcome
-        if limit and peak >= limit - 4 * 1024 * 1024:
-            return replace(outcome, violation="memory", error={
-                "type": "MemoryError", "traceback": [],
-                "message": f"memory limit of {task.limits.memory_mb} MB exceeded (killed by the kernel's "
-                           f"out-of-memory killer)"})
-        return outcome
+            return False
+        memory = stats.get("memory_stats") or {}
+        peak, limit = memory.get("max_usage") or memory.get("usage") or 0, memory.get("limit") or 0
+        return bool(limit) and peak >= limit - 4 * 1024 * 1024
 
     def _explain_crash(self, zygote: Zygote, outcome: NodeOutcome) -> NodeOutcome:
         """Add what the worker wrote on stderr when the whole container ended under the node."""
