@@ -10,7 +10,7 @@ from __future__ import annotations
 import statistics
 from typing import Iterable, Sequence
 
-__all__ = ["table", "verdict", "fmt", "median", "percentile"]
+__all__ = ["table", "verdict", "fmt", "median", "percentile", "busy_warning"]
 
 
 def fmt(value, digits: int = 1) -> str:
@@ -56,3 +56,14 @@ def percentile(values: Sequence[float], fraction: float) -> float | None:
     ordered = sorted(values)
     rank = max(0, min(len(ordered) - 1, round(fraction * len(ordered) + 0.5) - 1))
     return ordered[rank]
+
+
+def busy_warning() -> str | None:
+    """A warning when other work competes for the CPUs: absolute times then run high (ratios measured
+    side by side in the same run hold better), so a reader can tell a busy machine from a slow engine."""
+    import os
+    load, cpus = os.getloadavg()[0], os.cpu_count() or 1
+    if load <= cpus * 0.75:
+        return None
+    return (f"warning: the machine is busy (load average {load:.2f} on {cpus} CPUs): absolute times are "
+            f"inflated; compare the ratios, measured side by side")

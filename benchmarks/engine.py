@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import Callable
 
-from benchmarks import median, table, verdict
+from benchmarks import busy_warning, median, table, verdict
 
 SIZES = (10, 100, 1_000, 10_000)
 QUICK_SIZES = (10, 100, 1_000)
@@ -410,6 +410,8 @@ def main(argv: list[str] | tuple = ()) -> int:
             cases.append(run_case(shape, n, specs, driver))
         print(flush=True)
     print()
+    if busy_warning():
+        print(busy_warning() + "\n")
     print(timing_table(cases))
     print()
     print(ratio_table(cases))

@@ -31,7 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from benchmarks import fmt, median, percentile, table, verdict
+from benchmarks import busy_warning, fmt, median, percentile, table, verdict
 
 CHAIN_NODES = 200
 CHANGED_NODE = CHAIN_NODES // 2
@@ -102,8 +102,10 @@ def follow(client: Client, run_id: str) -> tuple[float, list[Received]]:
         opened = time.time()
         if resp.status != 200:
             raise RuntimeError(f"events of run {run_id} answered {resp.status}: {resp.read()[:300]!r}")
-        events, fields_ = [], {}
+        events, fields_, deadline = [], {}, time.monotonic() + TIMEOUT_S
         while True:
+            if time.monotonic() > deadline:  # keepalives would otherwise hold a stuck run open forever
+                raise RuntimeError(f"run {run_id} did not finish within {TIMEOUT_S:.0f} s")
             raw = resp.readline()
             if not raw:
                 return opened, events
@@ -375,6 +377,8 @@ def main(argv: list[str] | tuple = ()) -> int:
         if server is not None:
             server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+    if busy_warning():
+        print("\n" + busy_warning())
     for block in (rerun_report(rounds), changed_report(rounds), phase_report(rounds), sse_report(latencies)):
         print()
         print("\n".join(block))
