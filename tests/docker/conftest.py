@@ -63,7 +63,8 @@ def task(func: str, *args, limits: Limits | None = None, **fields) -> NodeTask:
                     limits=limits or Limits(timeout_s=20), run_id=fields.pop("run_id", "run-1"), **fields)
 
 
-def owned(client, owner: str, **labels) -> list:
-    """Containers (running or not) labelled with this owner (and the given labels)."""
+def owned(client, owner: str, **labels) -> list[str]:
+    """Ids of the containers (running or not) labelled with this owner (and the given labels). The
+    engine's plain list: containers vanish at any time, so nothing is looked up one by one."""
     wanted = [f"pyflow.owner={owner}"] + [f"pyflow.{k}={v}" for k, v in labels.items()]
-    return client.containers.list(all=True, filters={"label": wanted})
+    return [entry["Id"] for entry in client.api.containers(all=True, filters={"label": wanted})]

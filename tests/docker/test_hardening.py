@@ -1,0 +1,71 @@
+"""Every node container is hardened: checked in the engine's own record of the container and from inside,
+by node code running in it."""
+
+from __future__ import annotations
+
+from pyflow.engine.execution import Limits
+from pyflow.executors.docker import WORKER_PROCESSES, WORKER_RESERVE_MB
+
+from .conftest import owned, task
+
+INSIDE = '''
+def func():
+    import os, socket
+    status = dict(line.split(":\\t", 1) for line in open("/proc/self/status").read().splitlines() if ":\\t" in line)
+    mounts = {line.split()[1]: line.split()[3] for line in open("/proc/mounts")}
+    tmp = os.statvfs("/tmp")
+    memory = "/sys/fs/cgroup/memory/memory.limit_in_bytes"
+    swap = "/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"
+    read = lambda path: open(path).read().strip() if os.path.exists(path) else None
+    writable = []
+    for path in ("/", "/etc", "/usr", "/opt", "/var", "/home"):
+        try:
+            with open(os.path.join(path, "pyflow-probe"), "w"):
+                writable.append(path)
+        except OSError:
+            pass
+    return {"uid": os.getuid(), "gid": os.getgid(), "cap_eff": status["CapEff"].strip(),
+            "cap_bnd": status["CapBnd"].strip(), "no_new_privs": status["NoNewPrivs"].strip(),
+            "seccomp": status["Seccomp"].strip(), "root": mounts["/"], "tmp": mounts["/tmp"],
+            "tmp_bytes": tmp.f_blocks * tmp.f_frsize, "interfaces": [name for _, name in socket.if_nameindex()],
+            "memory": read(memory), "memsw": read(swap), "pids": read("/sys/fs/cgroup/pids/pids.max"),
+            "init": open("/proc/1/cmdline").read().split("\\0")[0], "shm": os.path.exists("/dev/shm"),
+            "writable": writable, "cwd": os.getcwd(), "env": sorted(os.environ)}
+'''
+
+
+def test_engine_record_shows_every_hardening_option(engine, executor, owner):
+    ids = owned(engine, owner, instance=executor.instance)
+    assert len(ids) == executor.pool_size
+    for container in map(engine.containers.get, ids):
+        host = container.attrs["HostConfig"]
+        assert host["NetworkMode"] == "none"
+        assert host["ReadonlyRootfs"] is True
+        assert host["Tmpfs"]["/tmp"].startswith("rw,nosuid,nodev,noexec,size=64m")
+        assert host["Memory"] == host["MemorySwap"] > 0
+        assert host["PidsLimit"] > 0 and host["NanoCpus"] == 1_000_000_000
+        assert host["CapDrop"] == ["ALL"] and host["SecurityOpt"] == ["no-new-privileges"]
+        assert host["Init"] is True and host["AutoRemove"] is True and host["IpcMode"] == "none"
+        assert host["LogConfig"]["Type"] == "none"
+        config = container.attrs["Config"]
+        assert config["User"] == "10001:10001" and config["OpenStdin"] and config["StdinOnce"]
+        labels = config["Labels"]
+        assert labels["pyflow.managed"] == "1" and labels["pyflow.owner"] == owner
+        assert labels["pyflow.image"] == executor.image and labels["pyflow.process"]
+
+
+def test_node_code_sees_a_locked_down_container(executor):
+    outcome = executor.run(task(INSIDE, limits=Limits(memory_mb=200, processes=20)))
+    assert outcome.ok, outcome.error
+    seen = outcome.value
+    assert seen["uid"] == 10001 and seen["gid"] == 10001
+    assert seen["cap_eff"] == seen["cap_bnd"] == "0000000000000000"
+    assert seen["no_new_privs"] == "1" and seen["seccomp"] == "2"
+    assert seen["root"].startswith("ro,") and seen["writable"] == []
+    assert seen["tmp"].startswith("rw,nosuid,nodev,noexec") and seen["tmp_bytes"] == 64 * 1024 * 1024
+    assert seen["interfaces"] == ["lo"]
+    limit = str((200 + WORKER_RESERVE_MB) * 1024 * 1024)
+    assert seen["memory"] == limit and seen["memsw"] in (limit, None)
+    assert seen["pids"] == str(20 + WORKER_PROCESSES)
+    assert seen["init"].endswith("docker-init") and seen["shm"] is False
+    assert seen["cwd"] == "/tmp" and "PYFLOW_DOCKER_OWNER" not in seen["env"]
