@@ -530,9 +530,12 @@ class RequirementsBuilder:
             log = container.logs(tail=12).decode("utf-8", "replace").strip()
         except Exception:
             log = ""
-        index = "no package index reachable? " if "connection" in log.lower() or "resolution" in log.lower() \
-            else ""
-        return f"{what}: pip exited with status {status}. {index}pip said: {log[-1500:]}"
+        lowered = log.lower()
+        if any(word in lowered for word in ("connection", "resolution", "timed out", "ssl")):
+            return (f"{what}: the package index could not be reached from the build container (network "
+                    f"{self.settings.network!r}, index {self.settings.index_url or 'PyPI'}). pip said: "
+                    f"{log[-1500:]}")
+        return f"{what}: pip exited with status {status}. pip said: {log[-1500:]}"
 
     def _commit_changes(self, base_id: str, reqs) -> list[str]:
         meta = json.dumps({"base": base_id, "requirements": list(reqs)})
