@@ -42,10 +42,12 @@ class CompiledFlow:
     targets: list[str] = field(default_factory=list)
 
 
-def compile_flow(doc: Any, specs: Mapping[str, NodeSpec], values: dict | None = None) -> CompiledFlow:
+def compile_flow(doc: Any, specs: Mapping[str, NodeSpec], values: dict | None = None,
+                 cache_keys: bool = True) -> CompiledFlow:
     """Check `doc` against `specs` and plan its run; raise InvalidInput listing every problem.
 
-    `values` overrides literal port values for this run only: {node id: {port: value}}.
+    `values` overrides literal port values for this run only: {node id: {port: value}}. Without
+    `cache_keys` (a run that will not use the cache) nodes are not hashed.
     """
     graph, problems = analyze_flow(doc, specs)
     if graph is None:
@@ -66,7 +68,8 @@ def compile_flow(doc: Any, specs: Mapping[str, NodeSpec], values: dict | None = 
         raise InvalidInput("invalid flow", problems)
     predecessors = {n: graph.predecessors[n] for n in nodes}
     compiled = CompiledFlow(graph.id, graph.name, nodes, predecessors, targets)
-    assign_cache_keys(compiled)
+    if cache_keys:
+        assign_cache_keys(compiled)
     return compiled
 
 

@@ -75,6 +75,7 @@ class FlowRunner:
         self.cancel = cancel or threading.Event()
         self.results: dict[str, dict] = {}
         self.outputs: dict[str, dict] = {}
+        self._limits: dict[str, Limits] = {}
         self._finished: queue.SimpleQueue = queue.SimpleQueue()
 
     def run(self) -> RunOutcome:
@@ -146,8 +147,16 @@ class FlowRunner:
             return None
         return NodeTask(node_id=node.id, node_name=node.name, spec_id=node.spec.id, func=node.spec.func,
                         args=args, arg_names=[p.name for p in node.spec.inputs],
-                        limits=resolve_limits(node.spec.limits, self.options.default_limits, self.options.max_limits),
+                        limits=self._limits_of(node),
                         run_id=self.options.run_id, image=node.spec.image, requirements=node.spec.requirements)
+
+    def _limits_of(self, node: PlannedNode) -> Limits:
+        """Limits per nodespec, worked out once per run rather than once per node."""
+        limits = self._limits.get(node.spec.id)
+        if limits is None:
+            limits = self._limits[node.spec.id] = resolve_limits(node.spec.limits, self.options.default_limits,
+                                                                 self.options.max_limits)
+        return limits
 
     def _blocker(self, node: PlannedNode) -> str | None:
         for port, (src, _) in node.inbound.items():

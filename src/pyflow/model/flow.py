@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 from .errors import InvalidInput, detail, pointer
 from .nodespec import NodeSpec, truthy
+from .quickcheck import flow_certainly_valid
 from .validation import schema_errors
 
 
@@ -59,9 +60,10 @@ def node_values(node_doc: dict) -> dict[str, Any]:
 
 def analyze_flow(doc: Any, specs: Mapping[str, NodeSpec]) -> tuple[FlowGraph | None, list[dict]]:
     """Check `doc` against `specs` and build its graph; return (graph or None, every problem found)."""
-    problems = schema_errors("flow", doc)
-    if problems:
-        return None, problems
+    if not flow_certainly_valid(doc):
+        problems = schema_errors("flow", doc)
+        if problems:
+            return None, problems
     nodes, problems = _collect_nodes(doc, specs)
     graph = FlowGraph(id=doc["id"], name=doc.get("name") or doc["id"], nodes=nodes,
                       inbound={n: {} for n in nodes},

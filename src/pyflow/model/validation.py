@@ -52,6 +52,8 @@ def _describe(error) -> str:
     """A shorter message than jsonschema's for the cases users meet most."""
     if error.validator == "pattern":
         return f"{error.instance!r} is not a valid name here (allowed: {error.validator_value})"
+    if error.validator == "not":
+        return f"{error.instance!r} contains characters not allowed here (a line break or '..')"
     if error.validator == "required":
         return error.message.replace("is a required property", "is required")
     return error.message

@@ -136,7 +136,7 @@ class PyflowService:
         flow = {"id": "nodespec-test", "name": f"test of {spec.id}", "links": [],
                 "nodes": [{"id": "test", "spec_id": spec.id, "name": spec.title, "is_end": True,
                            "ports": [{"name": k, "value": v} for k, v in inputs.items()]}]}
-        compiled = compile_flow(flow, {spec.id: spec})
+        compiled = compile_flow(flow, {spec.id: spec}, cache_keys=False)
         outcome = FlowRunner(compiled, self.executor,
                              RunOptions(concurrency=1, use_cache=False, default_limits=self.config.default_limits,
                                         max_limits=self.config.max_limits)).run()

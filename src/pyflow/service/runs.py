@@ -97,7 +97,7 @@ class RunManager:
     def submit(self, flow_doc: dict, specs: dict, values: dict | None = None, use_cache: bool = True,
                flow_id: str | None = None) -> dict:
         """Check and queue a run; answers the stored run. Raises InvalidInput or TooManyRequests."""
-        compiled = compile_flow(flow_doc, specs, values)
+        compiled = compile_flow(flow_doc, specs, values, cache_keys=use_cache)
         used = {n.spec.id for n in compiled.nodes.values()} | {nd["spec_id"] for nd in flow_doc["nodes"]}
         snapshot = {"flow": flow_doc, "nodespec": self._spec_docs(used)}
         live = LiveRun(id=uuid.uuid4().hex, flow_id=flow_id, compiled=compiled, use_cache=use_cache)
