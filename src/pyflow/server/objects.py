@@ -18,7 +18,22 @@ def _kind(collection: str) -> str:
 
 @bp.get("/<any(nodespecs, flows):collection>")
 def list_objects(collection):
-    return json_response([r.doc for r in service().list(_kind(collection))])
+    records = service().list(_kind(collection))
+    if flag("summary"):
+        return json_response([summary(r) for r in records])
+    return json_response([r.doc for r in records])
+
+
+def summary(record) -> dict:
+    """A list entry without the heavy parts (function source, nodes and links), for pickers."""
+    doc = record.doc
+    entry = {"id": record.id, "revision": record.revision, "updated_at": record.updated_at,
+             "title" if record.kind == "nodespec" else "name": doc.get("title") or doc.get("name") or record.id}
+    if doc.get("description"):
+        entry["description"] = doc["description"]
+    if record.kind == "flow":
+        entry["node_count"], entry["link_count"] = len(doc.get("nodes") or []), len(doc.get("links") or [])
+    return entry
 
 
 @bp.post("/<any(nodespecs, flows):collection>")

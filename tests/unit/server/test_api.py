@@ -92,6 +92,15 @@ def test_flows_check_references(api):
     assert requests.post(url(api, "/api/flows"), json=FLOW).status_code == 201
 
 
+def test_flow_list_summary(api):
+    requests.put(url(api, "/api/nodespecs/test.inc"), json=SPEC)
+    requests.put(url(api, "/api/flows/test.flow"), json=FLOW)
+    entries = {e["id"]: e for e in requests.get(url(api, "/api/flows?summary=true")).json()}
+    entry = entries["test.flow"]
+    assert entry["name"] == "Two incs" and entry["node_count"] == 2 and entry["link_count"] == 1
+    assert "nodes" not in entry and entry["revision"] >= 1
+
+
 def test_deleting_a_used_nodespec_names_the_flows(api):
     requests.put(url(api, "/api/nodespecs/test.inc"), json=SPEC)
     requests.put(url(api, "/api/flows/test.flow"), json=FLOW)
