@@ -8,9 +8,13 @@ real `pyflow serve` on a free port:
 - Open: from setting the address to #/flow/<id> until every node and link is in the page and a frame
   has been painted (fetch, JSON parsing, model, DOM, jsPlumb wiring, first paint). Median of 3 opens.
 - Build: the part of that spent drawing the flow (DOM and jsPlumb), as the canvas reports it.
-- Drag: a node with links is dragged 40 steps of 6 px. Per step: the input handler (jsPlumb moving the
-  node and re-routing its links) plus the style, layout and paint of the frame that follows. Smooth
-  means the 95th percentile fits in one 60 Hz frame (16.7 ms).
+- Drag: a node with links is dragged 60 steps of 6 px, at the zoom people work at (the node fitted in
+  view, then zoomed out a little). Per step: the input handlers, then the frame that follows: its
+  animation-frame callbacks (where the canvas moves nodes and re-routes their links), style, layout and
+  paint. The time between the input and the start of that frame, when the page is idle, is not counted.
+  Smooth means the 95th percentile fits in one 60 Hz frame (16.7 ms).
+- Drop: releasing the mouse at the end of the drag (the move becomes an undoable command), measured the
+  same way.
 
     python -m benchmarks.editor
 """
@@ -24,12 +28,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import fmt, percentile, table, verdict
+from benchmarks import busy_warning, fmt, percentile, table, verdict
 
 SIZES = (100, 500, 1000)
 LINKS_PER_NODE = 1.5
 OPEN_ROUNDS = 3
-DRAG_STEPS = 40
+DRAG_STEPS = 60
 DRAG_STEP_PX = 6
 OPEN_GOAL_S = 1.5
 FRAME_MS = 1000 / 60
@@ -79,17 +83,29 @@ OPEN_SCRIPT = """async ([hash, nodes, links]) => {
 }"""
 
 DRAG_PROBE = """() => {
-  const steps = window.__dragSteps = [];
+  // The first listener of every pointer move (window, capture phase) starts a step and asks for the next
+  // frame first, so the step's animation-frame work comes after; a message posted from that frame is
+  // handled once the frame has been rendered. The last listener (window, bubble phase, of the mouse event
+  // that follows the pointer event) ends the handler part.
+  const probe = window.__drag = {steps: [], drops: []};
   const channel = new MessageChannel();
-  let pending = null;
-  channel.port1.onmessage = () => { pending.renderMs = performance.now() - pending.frameAt; pending.done = true; };
-  document.addEventListener('mousemove', () => {
-    pending = {start: performance.now(), done: false};
-    steps.push(pending);
-    const step = pending;
-    requestAnimationFrame(() => { step.frameAt = performance.now(); channel.port2.postMessage(0); });
-  }, true);
-  window.addEventListener('mousemove', () => { pending.handlerMs = performance.now() - pending.start; });
+  const rendering = [];
+  let current = null;
+  channel.port1.onmessage = () => {
+    const step = rendering.shift();
+    step.renderMs = performance.now() - step.frameAt;
+    step.done = true;
+  };
+  const begin = (list) => {
+    const step = current = {start: performance.now(), done: false};
+    list.push(step);
+    requestAnimationFrame(() => { step.frameAt = performance.now(); rendering.push(step); channel.port2.postMessage(null); });
+  };
+  const end = () => { if (current && current.handlerMs === undefined) current.handlerMs = performance.now() - current.start; };
+  window.addEventListener('pointermove', () => begin(probe.steps), true);
+  window.addEventListener('pointerup', () => begin(probe.drops), true);
+  window.addEventListener('mousemove', end);
+  window.addEventListener('mouseup', end);
 }"""
 
 
@@ -132,14 +148,18 @@ def measure_drag(page, flow: dict) -> list[dict]:
     page.evaluate(DRAG_PROBE)
     page.mouse.move(x, y)
     page.mouse.down()
-    page.evaluate("() => { window.__dragSteps.length = 0; }")
+    page.evaluate("() => { window.__drag.steps.length = 0; }")
     for step in range(1, DRAG_STEPS + 1):
         page.mouse.move(x + step * DRAG_STEP_PX, y + step * DRAG_STEP_PX / 2)
-        page.wait_for_function("(n) => window.__dragSteps.length >= n && window.__dragSteps[n - 1].done", arg=step)
+        page.wait_for_function("(n) => window.__drag.steps.length >= n && window.__drag.steps[n - 1].done", arg=step)
     page.mouse.up()
-    steps = page.evaluate("() => window.__dragSteps.map(s => ({handlerMs: s.handlerMs || 0, renderMs: s.renderMs || 0}))")
+    page.wait_for_function("() => window.__drag.drops.length >= 1 && window.__drag.drops[0].done")
+    steps, drops = page.evaluate("""() => [window.__drag.steps, window.__drag.drops].map(
+        (list) => list.map(s => ({handlerMs: s.handlerMs || 0, renderMs: s.renderMs || 0})))""")
+    moved = page.evaluate("(id) => window.pyflow.model.node(id).x", node_id)
+    assert moved != flow["nodes"][len(flow["nodes"]) // 2 + 20]["ui"]["x"], "the drag did not move the node"
     page.keyboard.press("Control+z")  # leave the flow unchanged so the next open does not ask to save
-    return steps
+    return {"steps": steps, "drop": drops[0]}
 
 
 def main() -> None:
@@ -184,19 +204,26 @@ def report(flows, opens, drags, elapsed) -> None:
     for size, flow in flows.items():
         open_ms = statistics.median(o["openMs"] for o in opens[size])
         build_ms = statistics.median(o["buildMs"] for o in opens[size])
-        totals = [s["handlerMs"] + s["renderMs"] for s in drags[size]]
-        handlers = [s["handlerMs"] for s in drags[size]]
+        steps = drags[size]["steps"]
+        totals = [s["handlerMs"] + s["renderMs"] for s in steps]
+        handlers = [s["handlerMs"] for s in steps]
+        drop = drags[size]["drop"]
         rows.append([f"{size:,} nodes / {len(flow['links']):,} links", open_ms, build_ms,
-                     statistics.median(handlers), statistics.median(totals), percentile(totals, 0.95), max(totals)])
-    print(table(["flow", "open ms", "build ms", "drag handler ms", "drag step ms (median)", "p95", "max"], rows,
-                title="Browser editor on large flows (headless Chromium, median of "
-                      f"{OPEN_ROUNDS} opens; {DRAG_STEPS} drag steps of {DRAG_STEP_PX} px)"))
+                     statistics.median(handlers), statistics.median(totals), percentile(totals, 0.95), max(totals),
+                     drop["handlerMs"] + drop["renderMs"]])
+    print(table(["flow", "open ms", "build ms", "drag input ms", "drag step ms (median)", "p95", "max", "drop ms"],
+                rows, title="Browser editor on large flows (headless Chromium, median of "
+                            f"{OPEN_ROUNDS} opens; {DRAG_STEPS} drag steps of {DRAG_STEP_PX} px)"))
     big = max(flows)
     big_open = statistics.median(o["openMs"] for o in opens[big]) / 1000
-    big_p95 = percentile([s["handlerMs"] + s["renderMs"] for s in drags[big]], 0.95)
+    big_steps = [s["handlerMs"] + s["renderMs"] for s in drags[big]["steps"]]
+    big_median, big_p95 = statistics.median(big_steps), percentile(big_steps, 0.95)
     print(verdict(f"{big:,}-node flow opens in at most {OPEN_GOAL_S} s", big_open <= OPEN_GOAL_S, f"{fmt(big_open, 2)} s"))
     print(verdict(f"dragging in the {big:,}-node flow fits a 60 Hz frame (p95 ≤ {FRAME_MS:.1f} ms)",
-                  big_p95 <= FRAME_MS, f"p95 {fmt(big_p95)} ms"))
+                  big_p95 <= FRAME_MS, f"median {fmt(big_median)} ms, p95 {fmt(big_p95)} ms"))
+    warning = busy_warning()
+    if warning:
+        print(f"  {warning}")
     print(f"  (measured in {elapsed:.1f} s)")
 
 

@@ -7,18 +7,22 @@ import { checkLink } from "./catalog.js";
 import { addNodes, connect, copiesOf, moveNodes, removeItems } from "./commands.js";
 import { formatDuration, h } from "./dom.js";
 import { Emitter } from "./events.js";
+import { Layer } from "./layers.js";
 import { closeMenu, showMenu } from "./menu.js";
 import { splitEndpoint } from "./model.js";
 import { status } from "./status.js";
 import { NODE, nodeHeight, typeColor } from "./theme.js";
 
 const MIN_ZOOM = 0.1;
-// Port handles are only shown where they can be used: on nodes in or near the view, at a zoom where they
-// can be aimed at. Every handle is an absolutely positioned SVG element, and on large flows thousands of
-// them would make each drag step's layout walk them all.
-const HANDLE_MIN_ZOOM = 0.3;
-const HANDLE_MARGIN = 300;
 const MAX_ZOOM = 2.5;
+// Only what is in (or near) the view is rendered: nodes out of it are hidden, links out of it and port
+// handles of hidden nodes are not displayed at all, so a frame's style, layout and paint cost follows
+// what can be seen rather than the size of the flow. Handles are also hidden at zooms too small to aim
+// at them. Culling is computed from positions the canvas already knows (the model's, and jsPlumb's
+// bounds of each link), never by reading the layout, and it runs in the same frame as whatever moved.
+const CULL_MARGIN = 160; // screen pixels around the view that are rendered too
+const HANDLE_MIN_ZOOM = 0.3;
+const DRAG_THRESHOLD = 3;
 const STATUS_LABELS = {
   queued: "queued", running: "running", success: "success", fail: "failed", skipped: "skipped",
   cached: "cached", cancelled: "cancelled",
@@ -39,19 +43,22 @@ export class Canvas extends Emitter {
     this.model = model;
     this.catalog = catalog;
     this.history = history;
-    this.views = new Map(); // node id → {el, ports, height, endpoints}
+    this.views = new Map(); // node id → {el, ports, height, endpoints, x, y (where it is drawn), shown, handles}
     this.connections = new Map(); // link key → jsPlumb connection
     this.linkOf = new WeakMap(); // jsPlumb connection → link key
+    this.linkShown = new WeakMap(); // jsPlumb connection → whether it is displayed (see #cullLink)
     this.selection = new Set();
     this.selectedLink = null;
     this.statuses = new Map();
     this.view = { x: 40, y: 40, k: 1 };
     this.batchDepth = 0;
+    this.pending = null; // what a batch touched: repainted once when it ends
+    this.drag = null;
     this.clipboard = null;
     this.size = { width: root.clientWidth || 800, height: root.clientHeight || 600 };
     new ResizeObserver(([entry]) => {
       this.size = { width: entry.contentRect.width, height: entry.contentRect.height };
-      this.#cullEndpoints();
+      this.#cull(true); // before this frame paints: a larger canvas must not show missing nodes
     }).observe(root);
     this.#buildDom();
     this.#createJsPlumb();
@@ -62,6 +69,11 @@ export class Canvas extends Emitter {
   // ------------------------------------------------------------------------------------- setup
   #buildDom() {
     this.viewport = h("div.viewport");
+    this.nodeLayer = new Layer(this.viewport, "nodes");
+    this.linkLayer = new Layer(this.viewport, "links");
+    this.handleLayer = new Layer(this.viewport, "handles");
+    this.dragLayer = h("div.bucket.bucket-drag");
+    this.viewport.append(this.dragLayer);
     this.marquee = h("div.marquee", { hidden: true });
     this.empty = h("div.canvas-empty", {},
       h("div.canvas-empty-title", "Drag a nodespec here"),
@@ -73,18 +85,41 @@ export class Canvas extends Emitter {
   #createJsPlumb() {
     this.jsp = newInstance({
       container: this.viewport,
-      elementsDraggable: true,
+      elementsDraggable: false, // nodes are moved by the canvas itself: see #startNodeDrag
       resizeObserver: false, // node sizes only change when the canvas itself re-renders them
       connectionsDetachable: false,
       connector: { type: "Bezier", options: { curviness: 50 } },
       paintStyle: { stroke: "#94a3b8", strokeWidth: 2.2 },
       hoverPaintStyle: { stroke: "#2563eb", strokeWidth: 3 },
       endpoint: { type: "Dot", options: { radius: 6 } },
-      dragOptions: { cursor: "grabbing" },
     });
+    // jsPlumb appends each link's and each handle's SVG element to its container; put them in layers
+    // instead (see layers.js). Handles are the SVG elements it creates with pointer-events "all", links
+    // the ones with "none" (jsPlumb 6.2's getConnectorElement and SvgEndpoint.getEndpointElement).
+    const append = this.jsp._appendElement.bind(this.jsp);
+    this.jsp._appendElement = (el, parent) => {
+      if (parent !== this.viewport || !(el instanceof SVGElement)) return append(el, parent);
+      const layer = el.getAttribute("pointer-events") === "all" ? this.handleLayer : this.linkLayer;
+      layer.add(el);
+    };
+    // jsPlumb measures an element (offsetLeft, offsetWidth: a forced layout) whenever it refreshes it. A
+    // node's size and position are known here, and culled nodes are not displayed (they would measure as
+    // 0 × 0 at the origin), so it gets them from the canvas; other elements are still measured.
+    const nodeView = (el) => {
+      const view = el?.dataset?.node !== undefined ? this.views.get(el.dataset.node) : undefined;
+      return view?.el === el ? view : undefined;
+    };
+    const getSize = this.jsp.getSize.bind(this.jsp);
+    const getOffset = this.jsp.getOffset.bind(this.jsp);
+    this.jsp.getSize = (el) => {
+      const view = nodeView(el);
+      return view ? { w: NODE.width, h: view.height } : getSize(el);
+    };
+    this.jsp.getOffset = (el) => {
+      const view = nodeView(el);
+      return view ? { x: view.x, y: view.y } : getOffset(el);
+    };
     this.jsp.bind("beforeDrop", (params) => this.#onLinkDrop(params));
-    this.jsp.bind("drag:start", () => { this.dragging = true; });
-    this.jsp.bind("drag:stop", (params) => this.#onDragStop(params));
     this.jsp.bind("connection:click", (connection, event) => this.#onConnectionClick(connection, event));
     this.jsp.bind("connection:contextmenu", (connection, event) => this.#onConnectionMenu(connection, event));
   }
@@ -103,43 +138,69 @@ export class Canvas extends Emitter {
     model.on("change", () => this.#updateCounts());
   }
 
+  // Edits arrive in batches (one per command). While one runs jsPlumb does not draw; at its end only the
+  // nodes it touched are repainted (with their links), from geometry the canvas knows: no layout reads.
   #beginBatch() {
-    if (this.batchDepth++ === 0) this.jsp.setSuspendDrawing(true);
+    if (this.batchDepth++ === 0) {
+      this.jsp.setSuspendDrawing(true);
+      this.pending = { nodes: new Set(), links: new Set() };
+    }
   }
 
   #endBatch() {
-    if (--this.batchDepth === 0) {
-      this.jsp.setSuspendDrawing(false, true);
-      this.#tagPendingEndpoints();
+    if (--this.batchDepth > 0) return;
+    const { nodes, links } = this.pending;
+    this.jsp.setSuspendDrawing(false);
+    this.rect = this.#cullRect();
+    const timestamp = `batch-${performance.now()}`;
+    for (const id of nodes) {
+      const view = this.views.get(id);
+      if (view) this.jsp.repaint(view.el, timestamp, true);
+    }
+    this.pending = null;
+    this.#tagPendingEndpoints();
+    for (const id of nodes) {
+      const view = this.views.get(id);
+      if (view) this.#cullNode(view);
+    }
+    for (const key of links) this.#cullLink(this.connections.get(key));
+  }
+
+  /** Run `fn` as a batch unless one is already running. */
+  #batched(fn) {
+    this.#beginBatch();
+    try {
+      fn();
+    } finally {
+      this.#endBatch();
     }
   }
 
   // ---------------------------------------------------------------------------------- rendering
-  /** Draw the whole model: all node elements in one insertion, then jsPlumb wiring in one batch. */
+  /** Draw the whole model: the node elements, then jsPlumb's wiring in one batch, then cull. */
   renderAll() {
     const started = performance.now();
-    this.jsp.clearDragSelection();
+    this.#endNodeDrag(null);
     this.jsp.reset();
-    this.viewport.replaceChildren();
+    this.viewport.replaceChildren(this.dragLayer);
+    this.dragLayer.replaceChildren();
+    for (const layer of [this.nodeLayer, this.linkLayer, this.handleLayer]) layer.reset();
     this.views.clear();
     this.connections.clear();
     this.untagged = [];
     this.selection.clear();
     this.selectedLink = null;
     this.statuses.clear();
-    const fragment = document.createDocumentFragment();
     const nodes = [...this.model.nodes.values()];
-    for (const node of nodes) fragment.append(this.#createNodeElement(node));
-    this.viewport.append(fragment);
-    this.jsp.setSuspendDrawing(true);
-    try {
-      for (const node of nodes) this.#wireNode(node);
+    for (const node of nodes) this.nodeLayer.add(this.#createNodeElement(node));
+    this.#batched(() => {
+      for (const node of nodes) {
+        this.#wireNode(node);
+        this.pending.nodes.add(node.id);
+      }
       for (const link of this.model.links.values()) this.#addLinkView(link);
-    } finally {
-      this.jsp.setSuspendDrawing(false, true);
-    }
-    this.#tagPendingEndpoints();
-    this.#cullEndpoints(true);
+    });
+    this.#cull(true);
     this.#updateCounts();
     this.emit("selection", this.selectionInfo());
     this.lastRenderMs = performance.now() - started;
@@ -179,7 +240,7 @@ export class Canvas extends Emitter {
       h("div.ports-out", {}, ports.outputs.map((port) => this.#portLabel(node, port, "output")))));
     el.classList.toggle("is-end", this.model.isEnd(node.id));
     el.classList.toggle("missing-spec", !ports.known);
-    this.views.set(node.id, { el, ports, height, endpoints: [] });
+    this.views.set(node.id, { el, ports, height, endpoints: [], x: node.x, y: node.y, shown: true, handles: undefined });
     return el;
   }
 
@@ -194,10 +255,14 @@ export class Canvas extends Emitter {
     h("span.port-name", port.name), h("span.port-type", { style: { color: typeColor(port.type) } }, port.type));
   }
 
-  /** Register a node element with jsPlumb and give each port an endpoint at a computed offset. */
+  /**
+   * Register a node element with jsPlumb and give each port an endpoint at a computed offset. Drawing is
+   * suspended (renderAll, or a batch), so jsPlumb measures nothing here; the node's geometry is known.
+   */
   #wireNode(node) {
     const view = this.views.get(node.id);
     this.jsp.manage(view.el, `n-${node.id}`);
+    this.jsp.viewport.updateElement(this.jsp.getId(view.el), node.x, node.y, NODE.width, view.height, 0, true);
     const addEndpoint = (port, index, side) => {
       const y = NODE.head + index * NODE.row + NODE.row / 2;
       const anchor = side === "input" ? [0, 0, -1, 0, 0, y] : [1, 0, 1, 0, 0, y];
@@ -235,52 +300,87 @@ export class Canvas extends Emitter {
   }
 
   #addNodeView(node) {
-    this.viewport.append(this.#createNodeElement(node));
-    const suspended = this.batchDepth > 0;
-    if (!suspended) this.jsp.setSuspendDrawing(true);
-    this.#wireNode(node);
-    if (!suspended) {
-      this.jsp.setSuspendDrawing(false, true);
-      this.#tagPendingEndpoints();
-    }
-    this.#cullEndpoints();
+    this.#batched(() => {
+      this.nodeLayer.add(this.#createNodeElement(node));
+      this.#wireNode(node);
+      this.pending.nodes.add(node.id);
+    });
     this.#updateEmptyHint();
   }
 
-  /** Show the port handles of nodes in (or near) the view and hide the others; see HANDLE_MIN_ZOOM. */
-  #cullEndpoints(now = false) {
+  // ---------------------------------------------------------------------------------- culling
+  /** The part of the world (viewport coordinates) that is rendered: the view and a margin. */
+  #cullRect() {
+    const { x, y, k } = this.view;
+    const margin = CULL_MARGIN / k;
+    return {
+      left: -x / k - margin, top: -y / k - margin,
+      right: (this.size.width - x) / k + margin, bottom: (this.size.height - y) / k + margin,
+    };
+  }
+
+  /** Cull everything: after the view moved (pan, zoom, resize) or the flow was drawn. `now` or next frame. */
+  #cull(now = false) {
     if (!now) {
-      if (!this.cullPending) this.cullPending = requestAnimationFrame(() => this.#cullEndpoints(true));
+      if (!this.cullPending) this.cullPending = requestAnimationFrame(() => this.#cull(true));
       return;
     }
-    cancelAnimationFrame(this.cullPending);
+    if (this.cullPending) cancelAnimationFrame(this.cullPending);
     this.cullPending = null;
-    const { x, y, k } = this.view;
-    const left = -x / k - HANDLE_MARGIN;
-    const top = -y / k - HANDLE_MARGIN;
-    const right = (this.size.width - x) / k + HANDLE_MARGIN;
-    const bottom = (this.size.height - y) / k + HANDLE_MARGIN;
-    const zoomedIn = k >= HANDLE_MIN_ZOOM;
-    this.root.classList.toggle("handles-hidden", !zoomedIn);
-    for (const [id, view] of this.views) {
-      const node = this.model.node(id);
-      const visible = zoomedIn && node.x < right && node.x + NODE.width > left && node.y < bottom && node.y + view.height > top;
-      if (view.handlesVisible === visible) continue;
-      let complete = true;
-      for (const endpoint of view.endpoints) {
-        const element = endpoint.endpoint?.canvas;
-        if (element) element.style.display = visible ? "block" : "none";
-        else complete = false;
-      }
-      view.handlesVisible = complete ? visible : undefined;
+    this.rect = this.#cullRect();
+    for (const view of this.views.values()) this.#cullNode(view);
+    for (const connection of this.connections.values()) this.#cullLink(connection);
+  }
+
+  /** Show or hide one node (where it is drawn now) and its port handles. */
+  #cullNode(view) {
+    const r = this.rect ||= this.#cullRect();
+    const shown = view.x < r.right && view.x + NODE.width > r.left && view.y < r.bottom && view.y + view.height > r.top;
+    if (shown !== view.shown) {
+      view.shown = shown;
+      view.el.classList.toggle("culled", !shown);
+    }
+    const handles = shown && this.view.k >= HANDLE_MIN_ZOOM;
+    if (handles === view.handles) return;
+    let complete = true;
+    for (const endpoint of view.endpoints) {
+      const element = endpoint.endpoint?.canvas;
+      if (element) element.classList.toggle("culled", !handles);
+      else complete = false;
+    }
+    view.handles = complete ? handles : undefined; // handles not painted yet are culled once they are
+  }
+
+  /** Show or hide one link from the bounds jsPlumb painted it at. */
+  #cullLink(connection) {
+    const connector = connection?.connector;
+    const element = connector?.canvas;
+    if (!element) return;
+    const r = this.rect ||= this.#cullRect();
+    const shown = !(connector.w >= 0) // not painted yet: keep it displayed
+      || (connector.x < r.right && connector.x + connector.w > r.left && connector.y < r.bottom && connector.y + connector.h > r.top);
+    if (this.linkShown.get(connection) === shown) return;
+    this.linkShown.set(connection, shown);
+    element.classList.toggle("culled", !shown);
+  }
+
+  /** Cull the given nodes and every link touching them (after they moved). */
+  #cullAround(ids) {
+    for (const id of ids) {
+      const view = this.views.get(id);
+      if (view) this.#cullNode(view);
+      for (const link of this.model.linksOf(id)) this.#cullLink(this.connections.get(link.key));
     }
   }
 
   #removeNodeView(id) {
     const view = this.views.get(id);
     if (!view) return;
-    this.jsp.removeAllEndpoints(view.el);
-    this.jsp.unmanage(view.el, true);
+    if (this.drag?.items.some((item) => item.id === id)) this.#endNodeDrag(null);
+    this.#batched(() => {
+      this.jsp.removeAllEndpoints(view.el);
+      this.jsp.unmanage(view.el, true);
+    });
     view.el.remove();
     this.views.delete(id);
     this.statuses.delete(id);
@@ -306,38 +406,49 @@ export class Canvas extends Emitter {
   }
 
   #placeNodeViews(ids) {
-    for (const id of ids) {
-      const view = this.views.get(id);
-      const node = this.model.node(id);
-      if (!view) continue;
-      view.el.style.left = `${node.x}px`;
-      view.el.style.top = `${node.y}px`;
-    }
-    this.#cullEndpoints();
-    if (this.batchDepth > 0) return; // the batch's end repaints everything
-    for (const id of ids) {
-      const view = this.views.get(id);
-      if (view) this.jsp.revalidate(view.el);
-    }
+    this.#batched(() => {
+      for (const id of ids) {
+        const view = this.views.get(id);
+        const node = this.model.node(id);
+        if (!view) continue;
+        this.#drawNodeAt(view, node.x, node.y);
+        this.pending.nodes.add(id);
+        for (const link of this.model.linksOf(id)) this.pending.links.add(link.key);
+      }
+    });
+  }
+
+  /** Put a node's element at (x, y) and tell jsPlumb, which repaints its links unless drawing is suspended. */
+  #drawNodeAt(view, x, y) {
+    view.x = x;
+    view.y = y;
+    view.el.style.left = `${x}px`;
+    view.el.style.top = `${y}px`;
+    this.jsp.setElementPosition(view.el, x, y);
   }
 
   #addLinkView(link) {
     const source = splitEndpoint(link.source);
     const target = splitEndpoint(link.target);
-    const connection = this.jsp.connect({
-      uuids: [endpointUuid(source.node, source.port, "output"), endpointUuid(target.node, target.port, "input")],
+    this.#batched(() => {
+      const connection = this.jsp.connect({
+        uuids: [endpointUuid(source.node, source.port, "output"), endpointUuid(target.node, target.port, "input")],
+      });
+      if (!connection) return;
+      const type = this.views.get(source.node)?.ports.outputs.find((p) => p.name === source.port)?.type;
+      connection.setPaintStyle?.({ stroke: typeColor(type), strokeWidth: 2.2 });
+      this.connections.set(link.key, connection);
+      this.linkOf.set(connection, link.key);
+      this.pending.nodes.add(source.node);
+      this.pending.nodes.add(target.node);
+      this.pending.links.add(link.key);
     });
-    if (!connection) return;
-    const type = this.views.get(source.node)?.ports.outputs.find((p) => p.name === source.port)?.type;
-    connection.setPaintStyle?.({ stroke: typeColor(type), strokeWidth: 2.2 });
-    this.connections.set(link.key, connection);
-    this.linkOf.set(connection, link.key);
     this.views.get(target.node)?.el.querySelector(`.port-in[data-port="${CSS.escape(target.port)}"]`)?.classList.add("linked");
   }
 
   #removeLinkView(link) {
     const connection = this.connections.get(link.key);
-    if (connection) this.jsp.deleteConnection(connection, { force: true, fireEvent: false });
+    if (connection) this.#batched(() => this.jsp.deleteConnection(connection, { force: true, fireEvent: false }));
     this.connections.delete(link.key);
     if (this.selectedLink === link.key) {
       this.selectedLink = null;
@@ -404,17 +515,85 @@ export class Canvas extends Emitter {
   }
 
   // ------------------------------------------------------------------------------------- moving
-  #onDragStop(params) {
+  // Nodes are dragged by the canvas rather than by jsPlumb's element drag: pointer moves are applied once
+  // per frame (the latest position wins), only the dragged nodes' links are re-routed (jsPlumb's
+  // setElementPosition repaints just those), and nothing reads the layout. While dragging, the nodes sit
+  // in a layer above everything and the pointer is captured by the canvas, so jsPlumb's delegated mouse
+  // handlers on the viewport are not run for every move.
+
+  #startNodeDrag(event, id) {
+    const ids = this.selection.has(id) ? [...this.selection] : [id];
+    const items = ids.map((nodeId) => ({ id: nodeId, view: this.views.get(nodeId) })).filter((item) => item.view)
+      .map((item) => ({ ...item, from: { x: item.view.x, y: item.view.y } }));
+    if (!items.length) return;
+    const drag = {
+      pointerId: event.pointerId, start: { x: event.clientX, y: event.clientY }, at: null, items,
+      active: false, frame: 0, listeners: null,
+    };
+    const move = (e) => {
+      if (e.pointerId !== drag.pointerId) return;
+      if (!drag.active) {
+        if (Math.abs(e.clientX - drag.start.x) + Math.abs(e.clientY - drag.start.y) < DRAG_THRESHOLD) return;
+        this.#activateNodeDrag(drag);
+      }
+      drag.at = { x: e.clientX, y: e.clientY };
+      if (!drag.frame) drag.frame = requestAnimationFrame(() => this.#applyNodeDrag(drag));
+    };
+    const up = (e) => {
+      if (e.pointerId === drag.pointerId) this.#endNodeDrag(drag, e.type === "pointerup");
+    };
+    drag.listeners = { pointermove: move, pointerup: up, pointercancel: up, lostpointercapture: up };
+    for (const [type, listener] of Object.entries(drag.listeners)) this.root.addEventListener(type, listener);
+    this.#endNodeDrag(null);
+    this.drag = drag;
+  }
+
+  #activateNodeDrag(drag) {
+    drag.active = true;
+    this.dragging = true;
+    try {
+      this.root.setPointerCapture(drag.pointerId);
+    } catch { /* the pointer is already gone; pointerup ends the drag */ }
+    for (const { view } of drag.items) {
+      view.el.classList.add("dragging");
+      this.dragLayer.append(view.el);
+    }
+  }
+
+  /** Move the dragged nodes to where the pointer is now, and their links with them (once per frame). */
+  #applyNodeDrag(drag) {
+    drag.frame = 0;
+    if (!drag.at) return;
+    const dx = (drag.at.x - drag.start.x) / this.view.k;
+    const dy = (drag.at.y - drag.start.y) / this.view.k;
+    for (const { view, from } of drag.items) this.#drawNodeAt(view, from.x + dx, from.y + dy);
+    this.rect = this.#cullRect();
+    this.#cullAround(drag.items.map((item) => item.id));
+  }
+
+  /** Finish the current drag: `commit` records the move as a command; otherwise the nodes go back. */
+  #endNodeDrag(drag = this.drag, commit = false) {
+    drag ||= this.drag;
+    if (!drag) return;
+    this.drag = null;
+    for (const [type, listener] of Object.entries(drag.listeners)) this.root.removeEventListener(type, listener);
+    if (drag.frame) cancelAnimationFrame(drag.frame);
+    if (!drag.active) return;
+    if (this.root.hasPointerCapture?.(drag.pointerId)) this.root.releasePointerCapture(drag.pointerId);
+    if (commit) this.#applyNodeDrag(drag);
     setTimeout(() => { this.dragging = false; }, 0);
     const moves = [];
-    for (const item of params.elements || []) {
-      const id = item.el?.dataset?.node;
-      const node = id && this.model.node(id);
-      if (!node) continue;
-      const to = { x: Math.round(item.pos.x), y: Math.round(item.pos.y) };
-      if (to.x !== Math.round(node.x) || to.y !== Math.round(node.y)) moves.push({ id, from: { x: node.x, y: node.y }, to });
+    for (const { id, view, from } of drag.items) {
+      view.el.classList.remove("dragging");
+      if (view.el.parentNode === this.dragLayer) this.nodeLayer.add(view.el);
+      const to = { x: Math.round(view.x), y: Math.round(view.y) };
+      if (commit && this.model.nodes.has(id) && (to.x !== from.x || to.y !== from.y)) moves.push({ id, from, to });
     }
-    if (moves.length) this.history.execute(moveNodes(moves));
+    if (moves.length) {
+      this.history.execute(moveNodes(moves)); // the model's nodes:move event draws them at the rounded positions
+    } else {
+      this.#placeNodeViews(drag.items.map((item) => item.id).filter((id) => this.model.nodes.has(id)));
+    }
   }
 
   // ------------------------------------------------------------------------------------ selection
@@ -457,10 +636,6 @@ export class Canvas extends Emitter {
     for (const [key, connection] of this.connections) {
       if (key === this.selectedLink) connection.addClass("selected");
       else connection.removeClass("selected");
-    }
-    this.jsp.clearDragSelection();
-    if (this.selection.size > 1) {
-      this.jsp.addToDragSelection(...[...this.selection].map((id) => this.views.get(id)?.el).filter(Boolean));
     }
     this.#updateCounts();
     this.emit("selection", this.selectionInfo());
@@ -551,7 +726,7 @@ export class Canvas extends Emitter {
     this.root.style.backgroundPosition = `${x}px ${y}px`;
     this.root.style.backgroundSize = `${24 * k}px ${24 * k}px`;
     this.jsp?.setZoom(k, false);
-    if (this.views) this.#cullEndpoints();
+    if (this.views) this.#cull();
     status.setZoom(k);
     this.emit("zoom", k);
   }
@@ -668,6 +843,7 @@ export class Canvas extends Emitter {
       if (event.shiftKey || event.ctrlKey || event.metaKey) this.toggle(id);
       else if (!this.selection.has(id)) this.select([id]);
       else this.emit("selection", this.selectionInfo()); // re-show the node when clicked again
+      if (this.model.nodes.has(id)) this.#startNodeDrag(event, id);
       return;
     }
     if (!this.#isBackground(event.target)) return;
