@@ -218,15 +218,23 @@ class SandboxExecutor(ZygoteExecutor):
         return payload
 
     def before_run(self, zygote: Zygote, task: NodeTask) -> None:
+        """Set the sandbox's cgroup limits to this node's (skipped when the last run on it had the same)."""
         group = getattr(zygote, "cgroup", None)
-        if group is not None:
-            group.set_limits(task.limits.memory_mb * 1024 * 1024 + BASE_MEMORY,
-                             task.limits.processes + BASE_PROCESSES)
-            zygote.oom_before = group.oom_kills()
+        wanted = (task.limits.memory_mb * 1024 * 1024 + BASE_MEMORY, task.limits.processes + BASE_PROCESSES)
+        if group is not None and getattr(zygote, "cgroup_limits", None) != wanted:
+            zygote.cgroup_limits = None  # unknown until both are written
+            group.set_limits(*wanted)
+            zygote.cgroup_limits = wanted
 
     def after_run(self, zygote: Zygote, task: NodeTask, outcome: NodeOutcome) -> NodeOutcome:
+        """An out-of-memory kill during the run (the group's counter moved since the last run) is the
+        memory limit, whatever the worker saw."""
         group = getattr(zygote, "cgroup", None)
-        if group is not None and group.oom_kills() > getattr(zygote, "oom_before", 0) and not outcome.ok:
+        if group is None:
+            return outcome
+        count = group.oom_kills()
+        killed, zygote.oom_seen = count > getattr(zygote, "oom_seen", 0), count
+        if killed and not outcome.ok:
             return NodeOutcome.failure(f"memory limit of {task.limits.memory_mb} MB exceeded "
                                        f"(the kernel ended the node's process)", "MemoryLimit", "memory",
                                        outcome.stdout, outcome.duration_ms)

@@ -1,0 +1,274 @@
+"""Executor overhead per node (issue 3, item 8): the warm sandbox pool next to a fresh sandbox per node.
+
+Why: node code must run isolated, and isolation must stay cheap. A fresh bubblewrap + Python per node
+pays a process start, namespace setup and interpreter start every time; the warm pool pays a fork of an
+idle zygote. The promise: the pool's median overhead per node is at least 6x below a fresh bwrap + Python
+per node measured in the same run (about 2 ms or less on the reference machine), and flat as flows grow.
+
+Contenders, all driven by the engine (compile_flow, run_flow) over the same flows, round by round so a
+busy machine slows them alike:
+
+- warm pool: SandboxExecutor as `pyflow serve` builds it (a pool of one sandbox per concurrent node,
+  cgroup limits set before every run);
+- fresh bwrap + Python: per node, one bwrap with the sandbox's own isolation flags (as the sandbox user
+  when root) running `python3 -I -S` on a minimal runner. No cgroups, no trampoline, no fork server: the
+  least a fresh sandbox costs, so the baseline is honest (if anything, flattering to "fresh");
+- plain subprocess: the same minimal runner in a bare `python3 -I -S` per node, no bwrap;
+- in-process: the function called in the engine's own process (the floor).
+
+SandboxExecutor(warm=False) is not the baseline: per node it also starts a root trampoline interpreter
+(to join cgroups and drop to the sandbox user) and makes and removes cgroups, so it would overstate what
+a fresh sandbox costs. It is measured on one size, for information, with the unsafe-process executor.
+
+Overhead per node = wall time of the flow / nodes - the in-process time per node.
+
+    python -m benchmarks.executors [--quick]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from time import perf_counter
+from typing import Sequence
+
+from benchmarks import busy_warning, median, table, verdict
+
+SIZES = (10, 100, 1_000)
+QUICK_SIZES = (10, 100)
+SHAPES = ("chain", "wide")
+ROUNDS = {10: 5, 100: 3, 1_000: 1}  # rounds per size: a 1,000-node flow already averages 1,000 nodes
+INFO_SIZE = 100
+GOAL_RATIO = 6.0
+GOAL_MS = 2.0
+FLAT_REFERENCE = 100
+FLAT_TOLERANCE = 1.5
+SANDBOX_PYTHON = "/usr/bin/python3"
+
+SOURCE_FUNC = "def func():\n    return 0\n"
+INC_FUNC = "def func(a):\n    return a + 1\n"
+# The fresh contenders' whole program: one task as JSON on stdin, the result as JSON on stdout.
+RUNNER = ("import json, sys\n"
+          "task = json.load(sys.stdin)\n"
+          "namespace = {'__name__': '__pyflow_node__'}\n"
+          "exec(compile(task['func'], '<node>', 'exec'), namespace)\n"
+          "try:\n"
+          "    reply = {'ok': True, 'value': namespace['func'](*task['args'])}\n"
+          "except Exception as exc:\n"
+          "    reply = {'ok': False, 'error': {'type': type(exc).__name__, 'message': str(exc), 'traceback': []}}\n"
+          "sys.stdout.write(json.dumps(reply))\n")
+
+
+# ------------------------------------------------------------------------------------ fresh baselines
+
+
+def fresh_executor(name: str, argv: list[str], as_sandbox_user: bool):
+    """An Executor that starts `argv` once per node and hands it the task as data on stdin."""
+    from pyflow.engine.execution import Executor, NodeOutcome
+
+    drop = {"user": 65534, "group": 65534, "extra_groups": []} if as_sandbox_user and os.geteuid() == 0 else {}
+
+    class FreshProcess(Executor):
+        def run(self, task, cancel: threading.Event | None = None):
+            started = perf_counter()
+            data = json.dumps({"func": task.func, "args": task.args}).encode()
+            try:
+                done = subprocess.run(argv, input=data, capture_output=True, timeout=task.limits.timeout_s, **drop)
+                reply = json.loads(done.stdout)
+            except (subprocess.TimeoutExpired, ValueError) as exc:
+                return NodeOutcome.failure(f"{name} failed: {exc}")
+            ms = (perf_counter() - started) * 1000
+            if not reply["ok"]:
+                return NodeOutcome(ok=False, error=reply["error"], duration_ms=ms)
+            return NodeOutcome(ok=True, value=reply["value"], duration_ms=ms)
+
+    executor = FreshProcess()
+    executor.name = name
+    return executor
+
+
+def fresh_bwrap_argv() -> list[str]:
+    """The sandbox's own bwrap command line, without the worker file, running the minimal runner."""
+    from pyflow.executors.sandbox import WORKER_PATH, SandboxExecutor
+    probe = SandboxExecutor(pool_size=0, cgroups=False)
+    try:
+        argv = probe.bwrap_argv(-1)
+    finally:
+        probe.close()
+    at = argv.index("--ro-bind-data")
+    assert argv[at + 2] == WORKER_PATH
+    del argv[at:at + 3]
+    command = argv.index(SANDBOX_PYTHON, argv.index("--disable-userns"))
+    return argv[:command] + [SANDBOX_PYTHON, "-I", "-S", "-c", RUNNER]
+
+
+def contenders(concurrency: int) -> dict:
+    """The four executors of the table, ready to run (the pool warm)."""
+    from pyflow.executors import create_executor
+    pool = create_executor("sandbox", pool_size=concurrency)
+    pool.start()
+    return {
+        "warm pool": pool,
+        "fresh bwrap+Python": fresh_executor("fresh bwrap+Python", fresh_bwrap_argv(), as_sandbox_user=True),
+        "plain subprocess": fresh_executor("plain subprocess", [SANDBOX_PYTHON, "-I", "-S", "-c", RUNNER], False),
+        "in-process": create_executor("inprocess"),
+    }
+
+
+def info_contenders(concurrency: int) -> dict:
+    from pyflow.executors import create_executor
+    fresh_sandbox = create_executor("sandbox", warm=False)
+    fresh_sandbox.start()
+    return {"SandboxExecutor(warm=False)": fresh_sandbox, "unsafe-process": create_executor("unsafe-process")}
+
+
+# ------------------------------------------------------------------------------------------ flows
+
+
+def specs() -> dict:
+    from pyflow.model.nodespec import parse_nodespec
+    source = {"id": "bench.source", "title": "source", "func": SOURCE_FUNC,
+              "port": {"input": [], "output": [{"name": "out", "type": "Int"}]}}
+    inc = {"id": "bench.inc", "title": "increment", "func": INC_FUNC,
+           "port": {"input": [{"name": "a", "order": 0, "type": "Int"}], "output": [{"name": "out", "type": "Int"}]}}
+    return {doc["id"]: parse_nodespec(doc) for doc in (source, inc)}
+
+
+def upstream(shape: str, i: int) -> str:
+    return f"n{i - 1}" if shape == "chain" else "n0"
+
+
+def flow_doc(shape: str, n: int) -> dict:
+    """A chain (each node feeds the next) or a wide flow (one source feeds every other node)."""
+    nodes = [{"id": "n0", "spec_id": "bench.source", "name": "n0", "ports": []}]
+    nodes += [{"id": f"n{i}", "spec_id": "bench.inc", "name": f"n{i}", "ports": []} for i in range(1, n)]
+    links = [{"source": f"{upstream(shape, i)}:out", "target": f"n{i}:a"} for i in range(1, n)]
+    return {"id": f"bench-{shape}-{n}", "name": f"{shape} of {n}", "nodes": nodes, "links": links}
+
+
+def timed_run(compiled, executor, concurrency: int, shape: str, n: int) -> float:
+    """Seconds to run the flow once; checks every node succeeded with the right value."""
+    from pyflow.engine import RunOptions, run_flow
+    started = perf_counter()
+    outcome = run_flow(compiled, executor, RunOptions(use_cache=False, concurrency=concurrency))
+    elapsed = perf_counter() - started
+    if outcome.status != "succeeded":
+        failed = next((r for r in outcome.nodes if r["status"] != "success"), {})
+        raise RuntimeError(f"{executor.name} failed a {shape} of {n}: {failed.get('error')}")
+    last = {r["id"]: r for r in outcome.nodes}[f"n{n - 1}"]["outputs"]["out"]
+    if last != (n - 1 if shape == "chain" else 1) and n > 1:
+        raise RuntimeError(f"{executor.name} computed {last} at the end of a {shape} of {n}")
+    return elapsed
+
+
+# ------------------------------------------------------------------------------------------ measuring
+
+
+@dataclass
+class Cell:
+    shape: str
+    n: int
+    ms_per_node: dict  # contender -> median over rounds of wall ms per node
+
+    def overhead(self, name: str) -> float:
+        return max(self.ms_per_node[name] - self.ms_per_node["in-process"], 0.0)
+
+
+def measure(executors: dict, shape: str, n: int, rounds: int, concurrency: int) -> Cell:
+    """Every contender once per round, interleaved; the median per contender over the rounds."""
+    from pyflow.engine import compile_flow
+    compiled = compile_flow(flow_doc(shape, n), specs())
+    samples: dict = {name: [] for name in executors}
+    for _ in range(rounds):
+        for name, executor in executors.items():
+            samples[name].append(timed_run(compiled, executor, concurrency, shape, n) / n * 1000)
+    return Cell(shape, n, {name: median(values) for name, values in samples.items()})
+
+
+def ratio(a: float, b: float) -> str:
+    return "-" if not b else f"{a / b:.1f}x"
+
+
+def report(cells: list[Cell], info: list[Cell], concurrency: int) -> list[str]:
+    names = list(cells[0].ms_per_node)
+    print(table(("flow", "nodes", *names), [(c.shape, c.n, *(c.ms_per_node[k] for k in names)) for c in cells],
+                title="Wall milliseconds per node (median of rounds; engine + executor + node)"))
+    print()
+    rows = [(c.shape, c.n, c.overhead("warm pool"), c.overhead("fresh bwrap+Python"), c.overhead("plain subprocess"),
+             ratio(c.overhead("fresh bwrap+Python"), c.overhead("warm pool")),
+             ratio(c.overhead("plain subprocess"), c.overhead("warm pool")),
+             ratio(c.ms_per_node["warm pool"], c.ms_per_node["in-process"])) for c in cells]
+    print(table(("flow", "nodes", "pool overhead", "fresh bwrap overhead", "subprocess overhead",
+                 "fresh bwrap / pool", "subprocess / pool", "pool / in-process"), rows,
+                title="Overhead per node in ms (minus the in-process time per node) and ratios vs the warm pool"))
+    if info:
+        print()
+        extra = list(info[0].ms_per_node)
+        print(table(("flow", "nodes", *extra, *(f"{k} / pool" for k in extra if k != "warm pool")),
+                    [(c.shape, c.n, *(c.ms_per_node[k] for k in extra),
+                      *(ratio(c.ms_per_node[k], c.ms_per_node["warm pool"]) for k in extra if k != "warm pool"))
+                     for c in info],
+                    title="For information, ms per node: PyFlow's executors without a pool (same rounds as the pool)"))
+    return goal_lines(cells)
+
+
+def goal_lines(cells: list[Cell]) -> list[str]:
+    worst_ratio = min(cells, key=lambda c: c.overhead("fresh bwrap+Python") / max(c.overhead("warm pool"), 1e-9))
+    r = worst_ratio.overhead("fresh bwrap+Python") / max(worst_ratio.overhead("warm pool"), 1e-9)
+    pool_median = median([c.overhead("warm pool") for c in cells])
+    lines = [verdict(f"pool overhead >= {GOAL_RATIO:.0f}x below fresh bwrap + Python (every flow)", r >= GOAL_RATIO,
+                     f"worst {r:.1f}x ({worst_ratio.shape} of {worst_ratio.n:,})"),
+             verdict(f"pool overhead about {GOAL_MS:.0f} ms per node or less", pool_median <= GOAL_MS,
+                     f"median {pool_median:.2f} ms over all flows")]
+    refs = {c.shape: c.ms_per_node["warm pool"] for c in cells if c.n == FLAT_REFERENCE}
+    growth = [(c.ms_per_node["warm pool"] / refs[c.shape], c) for c in cells if c.n > FLAT_REFERENCE and c.shape in refs]
+    if growth:
+        g, c = max(growth, key=lambda item: item[0])
+        lines.append(verdict(f"flat: pool ms per node within {FLAT_TOLERANCE}x of {FLAT_REFERENCE} nodes",
+                             g <= FLAT_TOLERANCE, f"worst {g:.2f}x ({c.shape} of {c.n:,})"))
+    else:
+        lines.append(verdict("flat as flows grow", None, f"only sizes up to {FLAT_REFERENCE} measured (--quick)"))
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Measure and print the tables and the goals of issue 3, item 8."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    sizes = QUICK_SIZES if "--quick" in args else SIZES
+    concurrency = os.cpu_count() or 1
+    print(f"Python {sys.version.split()[0]}, {concurrency} CPUs, load average {os.getloadavg()[0]:.2f}; "
+          f"engine concurrency {concurrency}, pool of {concurrency} sandboxes; rounds per size {ROUNDS}")
+    executors = contenders(concurrency)
+    cells, info = [], []
+    try:
+        for shape in SHAPES:
+            print(f"measuring {shape}:", end="", flush=True)
+            for n in sizes:
+                print(f" {n:,}", end="", flush=True)
+                cells.append(measure(executors, shape, n, ROUNDS[n], concurrency))
+            print(flush=True)
+        print(f"measuring PyFlow's unpooled executors on {INFO_SIZE} nodes", flush=True)
+        extra = info_contenders(concurrency)
+        try:
+            for shape in SHAPES:
+                info.append(measure({"warm pool": executors["warm pool"], **extra}, shape, INFO_SIZE, 1, concurrency))
+        finally:
+            for executor in extra.values():
+                executor.close()
+    finally:
+        for executor in executors.values():
+            executor.close()
+    print()
+    if busy_warning():
+        print(busy_warning() + "\n")
+    lines = report(cells, info, concurrency)
+    print("\nGoals (issue 3, item 8):")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
