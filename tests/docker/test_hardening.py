@@ -11,7 +11,8 @@ from .conftest import owned, task
 INSIDE = '''
 def func():
     import os, socket
-    status = dict(line.split(":\\t", 1) for line in open("/proc/self/status").read().splitlines() if ":\\t" in line)
+    lines = open("/proc/self/status").read().splitlines()
+    status = dict(line.split(":\\t", 1) for line in lines if ":\\t" in line)
     mounts = {line.split()[1]: line.split()[3] for line in open("/proc/mounts")}
     tmp = os.statvfs("/tmp")
     memory = "/sys/fs/cgroup/memory/memory.limit_in_bytes"

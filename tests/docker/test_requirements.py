@@ -55,7 +55,8 @@ def builder_executor(engine, owner):
 
 def test_requirements_build_a_derived_image_once_and_reuse_it(engine, owner, builder_executor):
     base_id = engine.images.get(RUNTIME_IMAGE).id
-    tag = requirements_tag(base_id, validate_requirements(["six==1.16.0"]), builder_executor.builder.settings.index_url)
+    index = builder_executor.builder.settings.index_url
+    tag = requirements_tag(base_id, validate_requirements(["six==1.16.0"]), index)
     try:
         engine.images.remove(tag, force=True)
     except Exception:
@@ -88,7 +89,8 @@ def test_an_index_that_refuses_connections_fails_the_node_with_pips_words(engine
         assert time.monotonic() - started < 60
         assert not outcome.ok and outcome.error["type"] == "RequirementsError"
         message = outcome.error["message"]
-        assert "could not install requirements six==1.15.0" in message and "package index could not be reached" in message
+        assert "could not install requirements six==1.15.0" in message
+        assert "package index could not be reached" in message
         cached = ex.run(task(SIX, requirements=("six==1.15.0",)))
         assert "cached failure" in cached.error["message"]
     finally:

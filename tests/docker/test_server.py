@@ -49,8 +49,8 @@ def test_server_runs_nodes_in_containers_with_nodespec_requirements(engine, owne
         draft = {**SLEEPER, "id": "docker.six", "requirements": ["six==1.16.0"],
                  "func": "def func(seconds):\n    import six, os\n    print('uid', os.getuid())\n"
                          "    return seconds + len(six.__version__)\n"}
-        tested = requests.post(live.url + "/api/nodespecs/test", json={"nodespec": draft, "inputs": {"seconds": 1}},
-                               timeout=300).json()
+        body = {"nodespec": draft, "inputs": {"seconds": 1}}
+        tested = requests.post(live.url + "/api/nodespecs/test", json=body, timeout=300).json()
         assert tested["status"] == "success", tested
         assert tested["outputs"] == {"out": 7} and tested["stdout"] == "uid 10001\n"
         assert owned(engine, owner)

@@ -69,7 +69,8 @@ def test_server_image_serves_runs_nodes_in_containers_and_keeps_its_data(engine,
         assert health["executor"]["name"] == "docker"
         assert requests.get(url + "/", timeout=10).ok
         assert requests.put(url + "/api/nodespecs/image.double", json=SPEC, timeout=10).ok
-        tested = requests.post(url + "/api/nodespecs/image.double/test", json={"inputs": {"x": 21}}, timeout=60).json()
+        tested = requests.post(url + "/api/nodespecs/image.double/test", json={"inputs": {"x": 21}},
+                               timeout=60).json()
         assert tested["status"] == "success" and tested["outputs"] == {"out": 42}
         assert owned(engine, owner), "nodes ran in sibling containers labelled for this server"
     finally:

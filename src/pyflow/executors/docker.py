@@ -356,6 +356,18 @@ def oom_kills(path: Path | None) -> int:
     return 0
 
 
+def wait_until_removed(client, labels: dict, timeout: float = 30.0) -> bool:
+    """Wait until the engine lists no container with `labels`: a removal the engine already had under
+    way (auto_remove) answers "in progress" at once, before the container is really gone."""
+    filters = {"label": [f"{key}={value}" for key, value in labels.items()]}
+    deadline = time.monotonic() + timeout
+    while client.api.containers(all=True, quiet=True, filters=filters):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 # ------------------------------------------------------------------------------------- requirements
 
 REQUIREMENT = re.compile(
@@ -565,6 +577,7 @@ class ContainerPool(ZygoteExecutor):
         self._local = threading.local()
         self._started_once = threading.Lock()
         self._is_started = False
+        self._replenishing = 0
 
     # -- containers --------------------------------------------------------------------------------
     def spawn(self) -> Zygote:
@@ -630,7 +643,8 @@ class ContainerPool(ZygoteExecutor):
     def run(self, task: NodeTask, cancel: threading.Event | None = None) -> NodeOutcome:
         """Take a container, give it the node's limits, run the node, recycle it when needed."""
         started = time.monotonic()
-        self.last_used, self.in_use = started, self.in_use + 1
+        with self._lock:
+            self.last_used, self.in_use = started, self.in_use + 1
         try:
             zygote = self._take(task, cancel, started)
             if isinstance(zygote, NodeOutcome):
@@ -644,12 +658,15 @@ class ContainerPool(ZygoteExecutor):
             self._release(zygote, recycle or outcome.violation is not None)
             return outcome
         finally:
-            self.in_use -= 1
+            with self._lock:
+                self.in_use -= 1
 
     def _take(self, task: NodeTask, cancel, started: float):
         """A ready container, or the outcome that says why there is none."""
         self._local.task = task
         try:
+            if self._pool_is_empty_for_good():
+                return self._started()  # retry here: an engine that is back serves the node, else its error
             return self._acquire(cancel)
         except CancelledRun:
             return NodeOutcome.failure("the run was cancelled", "Cancelled", "cancelled", duration_ms=_ms(started))
@@ -659,16 +676,33 @@ class ContainerPool(ZygoteExecutor):
         finally:
             self._local.task = None
 
+    def _pool_is_empty_for_good(self) -> bool:
+        """No container idle, none alive, none being started: waiting for one would wait forever (the
+        engine failed every replacement)."""
+        with self._lock:
+            return self.pool_size > 0 and self._idle.empty() and not self._live and not self._replenishing
+
+    def _replenish(self) -> None:
+        with self._lock:
+            self._replenishing += 1
+        try:
+            super()._replenish()
+        finally:
+            with self._lock:
+                self._replenishing -= 1
+
     def _apply_limits(self, zygote: ContainerZygote, limits: Limits) -> str | None:
-        """Update a warm container's memory and process limits to this node's, when they differ."""
+        """Update a warm container's memory and process limits to this node's, when they differ.
+
+        Through the engine's update endpoint directly: docker-py's update_container has no PidsLimit."""
         wanted = (memory_bytes(limits), process_limit(limits))
         if wanted == (memory_bytes(zygote.limits), process_limit(zygote.limits)):
             return None
         body = {"Memory": wanted[0], "MemorySwap": wanted[0], "PidsLimit": wanted[1]}
+        api = self.client.api
         try:
-            response = self.client.api._post_json(self.client.api._url("/containers/{0}/update", zygote.container.id),
-                                                  data=body)
-            self.client.api._raise_for_status(response)
+            response = api._post_json(api._url("/containers/{0}/update", zygote.container.id), data=body)
+            api._raise_for_status(response)
         except Exception as exc:
             return f"could not set the node's limits on its container: {exc}"
         zygote.limits = limits
@@ -727,16 +761,20 @@ class ContainerPool(ZygoteExecutor):
 class DockerExecutor(ContainerPool):
     """The "docker" executor: hardened containers with warm workers, one small pool per image.
 
-    Options (all optional; unknown ones are ignored): pool_size (warm containers per image; 0 means a
-    fresh container per node), max_runs (runs before a container is replaced), image (the default
-    runtime image), cpus, tmp_mb, owner (label value naming this server), base_url (the engine; default
-    from DOCKER_HOST), build_network / pip_index_url / build_timeout_s (requirement images), max_images
-    (how many non-default image pools stay warm)."""
+    Options (all optional; unknown ones are ignored), with the environment variables that set them when
+    the server is started from the command line: pool_size (warm containers per image; 0 means a fresh
+    container per node), max_runs (runs before a container is replaced), image (the default runtime
+    image; PYFLOW_DOCKER_IMAGE), cpus (PYFLOW_DOCKER_CPUS), tmp_mb (PYFLOW_DOCKER_TMP_MB), owner (the
+    label naming this server; PYFLOW_DOCKER_OWNER), base_url (the engine; DOCKER_HOST), build_network
+    (PYFLOW_DOCKER_BUILD_NETWORK), pip_index_url (PYFLOW_PIP_INDEX_URL), build_timeout_s
+    (PYFLOW_DOCKER_BUILD_TIMEOUT), pip_cert (PYFLOW_PIP_CERT, else PIP_CERT), max_images (how many
+    non-default image pools stay warm)."""
 
     name = "docker"
 
-    def __init__(self, pool_size: int = 2, max_runs: int = 100, image: str | None = None, cpus: float = 1.0,
-                 tmp_mb: int = 64, owner: str | None = None, base_url: str | None = None,
+    def __init__(self, pool_size: int = 2, max_runs: int = 100, image: str | None = None,
+                 cpus: float | None = None, tmp_mb: int | None = None, owner: str | None = None,
+                 base_url: str | None = None,
                  build_network: str | None = None, pip_index_url: str | None = None,
                  build_timeout_s: float | None = None, pip_cert: str | None = None, max_images: int = 4,
                  **_ignored):
@@ -744,7 +782,9 @@ class DockerExecutor(ContainerPool):
         instance = uuid.uuid4().hex[:12]
         owner = owner or default_owner()
         image = image or os.environ.get("PYFLOW_DOCKER_IMAGE") or DEFAULT_IMAGE
-        super().__init__(client, image, Reaper(client), owner, instance, Hardening(cpus=cpus, tmp_mb=tmp_mb),
+        hardening = Hardening(cpus=float(cpus or os.environ.get("PYFLOW_DOCKER_CPUS") or 1.0),
+                              tmp_mb=int(tmp_mb or os.environ.get("PYFLOW_DOCKER_TMP_MB") or 64))
+        super().__init__(client, image, Reaper(client), owner, instance, hardening,
                          pool_size=max(0, int(pool_size)), max_runs=max(1, int(max_runs)))
         self.max_images = max_images
         self.builder = RequirementsBuilder(client, owner, instance, build_settings(
@@ -792,7 +832,13 @@ class DockerExecutor(ContainerPool):
                 self._pools[image] = pool
                 self._evict_idle_pools()
         if self.pool_size > 0:
-            pool.start()
+            try:
+                pool.start()
+            except Exception as exc:
+                with self._pools_lock:
+                    if self._pools.get(image) is pool:
+                        del self._pools[image]
+                raise DockerUnavailable(f"could not start a container of image {image!r}: {exc}") from None
         return pool
 
     def _evict_idle_pools(self) -> None:
@@ -814,8 +860,10 @@ class DockerExecutor(ContainerPool):
             pool.close()
         super().close()
         self.reaper.drain()
+        mine = {LABEL_MANAGED: "1", LABEL_INSTANCE: self.instance}
         try:
-            remove_labelled(self.client, {LABEL_MANAGED: "1", LABEL_INSTANCE: self.instance})
+            remove_labelled(self.client, mine)
+            wait_until_removed(self.client, mine)
         except Exception:
             pass
 
@@ -839,8 +887,9 @@ def connect(base_url: str | None = None):
             docker.from_env(timeout=ENGINE_TIMEOUT_S)
         client.ping()
     except docker.errors.DockerException as exc:
-        raise DockerUnavailable(f"cannot reach the Docker engine ({base_url or os.environ.get('DOCKER_HOST') or 'local socket'}): "
-                                f"{exc}. Start dockerd, or choose another executor (--executor sandbox)") from None
+        where = base_url or os.environ.get("DOCKER_HOST") or "the local socket"
+        raise DockerUnavailable(f"cannot reach the Docker engine at {where}: {exc}. Start dockerd, or choose "
+                                f"another executor (--executor sandbox)") from None
     return client
 
 
