@@ -1,0 +1,181 @@
+"""A large flow in the real editor: only what is in view is rendered, yet whatever is in view is there and
+up to date: nodes where they should be, links attached to their ports, while dragging, after dropping,
+after panning and zooming, and after undo."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+from playwright.sync_api import expect
+
+from .editor import Editor
+
+COLUMNS = 20
+
+# Checks the page against the canvas's geometry (theme.js: nodes 220 px wide, ports 24 px apart below a
+# 50 px head). Every node in view must be displayed where it is drawn; every link with an end in view
+# must be displayed; a displayed link must start and end exactly at the ports of the displayed nodes it
+# joins; at a zoom where handles are shown, a displayed node's handles are on its ports. Answers a list
+# of problems.
+CHECK = """() => {
+  const c = window.pyflow.canvas;
+  const problems = [];
+  const root = c.root.getBoundingClientRect();
+  const {x: vx, y: vy, k} = c.view;
+  const displayed = (el) => Boolean(el) && el.isConnected && getComputedStyle(el).display !== 'none';
+  const near = (a, b) => Math.abs(a[0] - b[0]) <= 2 && Math.abs(a[1] - b[1]) <= 2;
+  const inView = (p) => Boolean(p) && p[0] >= root.left && p[0] <= root.right && p[1] >= root.top && p[1] <= root.bottom;
+  const rects = new Map();
+  let shownNodes = 0, shownLinks = 0;
+  for (const [id, view] of c.views) {
+    const left = root.left + vx + view.x * k, top = root.top + vy + view.y * k;
+    const width = 220 * k, height = view.height * k;
+    const inView = left < root.right && left + width > root.left && top < root.bottom && top + height > root.top;
+    if (!displayed(view.el)) {
+      if (inView) problems.push(`node ${id} is in view but not displayed`);
+      continue;
+    }
+    shownNodes++;
+    const r = view.el.getBoundingClientRect();
+    if (!near([r.left, r.top], [left, top]) || Math.abs(r.width - width) > 1) {
+      problems.push(`node ${id} is drawn at ${r.left.toFixed(1)},${r.top.toFixed(1)}, not ${left.toFixed(1)},${top.toFixed(1)}`);
+    }
+    rects.set(id, r);
+  }
+  const port = (id, name, side) => {
+    const r = rects.get(id);
+    if (!r) return null;
+    const ports = c.views.get(id).ports[side === 'input' ? 'inputs' : 'outputs'];
+    const index = ports.findIndex((p) => p.name === name);
+    return [side === 'input' ? r.left : r.right, r.top + (50 + index * 24 + 12) * k];
+  };
+  for (const [key, connection] of c.connections) {
+    const link = c.model.links.get(key);
+    const [sourceNode, sourcePort] = link.source.split(':');
+    const [targetNode, targetPort] = link.target.split(':');
+    const ends = [port(sourceNode, sourcePort, 'output'), port(targetNode, targetPort, 'input')];
+    const svg = connection.connector.canvas;
+    if (!displayed(svg)) {
+      if (ends.some(inView)) problems.push(`link ${key} has an end in view but is not displayed`);
+      continue;
+    }
+    shownLinks++;
+    const path = svg.querySelector('path');
+    const matrix = path.getScreenCTM();
+    const at = (length) => {
+      const p = new DOMPoint(path.getPointAtLength(length).x, path.getPointAtLength(length).y).matrixTransform(matrix);
+      return [p.x, p.y];
+    };
+    const drawn = [at(0), at(path.getTotalLength())];
+    ends.forEach((end, i) => {
+      if (end && !near(drawn[i], end) && !near(drawn[1 - i], end)) {
+        problems.push(`link ${key} is not attached to its ${i ? 'target' : 'source'} port: ${drawn.map((p) => p.map((v) => v.toFixed(1)))} vs ${end.map((v) => v.toFixed(1))}`);
+      }
+    });
+  }
+  if (k >= 0.3) {
+    for (const [id, r] of rects) {
+      for (const endpoint of c.views.get(id).endpoints) {
+        const el = endpoint.endpoint.canvas;
+        const [, portName, side] = endpoint.getUuid().split(':');
+        const expected = port(id, portName, side);
+        if (!displayed(el)) { problems.push(`handle ${endpoint.getUuid()} of a displayed node is hidden`); continue; }
+        const b = el.getBoundingClientRect();
+        if (!near([b.left + b.width / 2, b.top + b.height / 2], expected)) problems.push(`handle ${endpoint.getUuid()} is off its port`);
+      }
+    }
+  }
+  return {problems: problems.slice(0, 10), count: problems.length, shownNodes, shownLinks, total: c.views.size, k};
+}"""
+
+NEXT_FRAME = "() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)))"
+
+
+def grid_flow(flow_id: str, size: int) -> dict:
+    """`size` Add nodes on a grid; each one fed by its left neighbour (a) and by the node above it (b)."""
+    nodes = [{"id": f"g{i}", "spec_id": "uitest.num.add", "name": f"Add {i}", "ports": [],
+              "ui": {"x": (i % COLUMNS) * 300, "y": (i // COLUMNS) * 160}} for i in range(size)]
+    links = []
+    for i in range(size):
+        if i % COLUMNS:
+            links.append({"source": f"g{i - 1}:out", "target": f"g{i}:a"})
+        if i >= COLUMNS:
+            links.append({"source": f"g{i - COLUMNS}:out", "target": f"g{i}:b"})
+    return {"id": flow_id, "name": f"Grid of {size}", "nodes": nodes, "links": links}
+
+
+def check(ui: Editor, when: str) -> dict:
+    ui.page.evaluate(NEXT_FRAME)
+    result = ui.page.evaluate(CHECK)
+    assert not result["count"], f"{when}: {result['count']} problems, e.g. {result['problems']}"
+    return result
+
+
+def test_large_flow_renders_what_is_in_view_and_keeps_it_current(editor: Editor, server):
+    ui = editor
+    page = ui.page
+    flow = grid_flow("browser.grid", 400)
+    request = urllib.request.Request(f"{server.url}/api/flows/browser.grid", data=json.dumps(flow).encode(),
+                                     method="PUT", headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=30).close()
+    ui.open_app("#/flow/browser.grid")
+    expect(ui.nodes()).to_have_count(400)
+    expect(ui.connectors()).to_have_count(len(flow["links"]))
+
+    # Opened fitted to the view: everything is in view. Closer (a node fitted, then 100 %), only about
+    # what is in view is rendered.
+    opened = check(ui, "opened")
+    assert opened["shownNodes"] == 400, opened
+    target = "g45"  # row 2, column 5: links in every direction
+    page.evaluate("(id) => { const c = window.pyflow.canvas; c.fitView([id]); c.zoomBy(1 / c.view.k); }", target)
+    closer = check(ui, "zoomed in")
+    assert 0 < closer["shownNodes"] < 100, closer
+
+    # Drag the node, several steps, checking after each frame.
+    expect(ui.node(target)).to_be_visible()
+    before = ui.node_position(target)
+    title = ui.node(target).locator(".node-title").bounding_box()
+    x, y = title["x"] + 20, title["y"] + 8
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for step in range(1, 9):
+        page.mouse.move(x + step * 35, y + step * 22)
+        check(ui, f"drag step {step}")
+    # Far enough that it leaves the view: it and its links go, those of its neighbours stay right.
+    page.mouse.move(x + 3000, y + 60)
+    check(ui, "dragged out of view")
+    page.mouse.move(x + 280, y + 170)
+    check(ui, "dragged back")
+    page.mouse.up()
+    moved = ui.node_position(target)
+    assert moved != before
+    stored = page.evaluate("(id) => { const n = window.pyflow.model.node(id); return [n.x, n.y]; }", target)
+    assert stored == moved
+    check(ui, "dropped")
+
+    # Pan with the mouse onto a part of the grid that was not rendered.
+    canvas = page.locator("#canvas").bounding_box()
+    page.mouse.move(canvas["x"] + canvas["width"] - 20, canvas["y"] + canvas["height"] - 20)
+    page.mouse.down()
+    page.mouse.move(canvas["x"] + 20, canvas["y"] + 20, steps=6)
+    page.mouse.up()
+    panned = check(ui, "panned")
+    assert panned["shownNodes"] > 0, panned
+
+    # Zoom out with the wheel until the whole grid is in view (handles are hidden that far out).
+    page.mouse.move(canvas["x"] + canvas["width"] / 2, canvas["y"] + canvas["height"] / 2)
+    for _ in range(12):
+        page.mouse.wheel(0, 400)
+    zoomed = check(ui, "zoomed out")
+    assert zoomed["k"] < 0.3 and zoomed["shownNodes"] > 200, zoomed
+    ui.screenshot("zoomed-out")
+
+    # Undo the move: the node goes back, and its links with it.
+    page.locator("#canvas").focus()
+    page.keyboard.press("Control+z")
+    page.wait_for_function("([id, x, y]) => { const n = window.pyflow.model.node(id); return n.x === x && n.y === y; }",
+                           arg=[target, *before])
+    assert ui.node_position(target) == before
+    page.evaluate("(id) => { const c = window.pyflow.canvas; c.fitView([id]); }", target)
+    check(ui, "undone")
