@@ -1,4 +1,5 @@
-# Browser editor: npm packages from the committed lock file, bundled by esbuild into src/static/dist.
+# Browser editor: npm packages from the committed lock file, bundled by esbuild into src/static/dist (app.js,
+# app.css, and chunks loaded on first use: the code editor with CodeMirror, auto-layout with dagre).
 # `make ui` is quick when nothing changed: npm ci runs only when the lock file is newer than the last
 # install, and esbuild only when a source file is newer than the bundle.
 .PHONY: ui test-browser

@@ -322,3 +322,25 @@ def test_save_conflict_offers_reload_or_overwrite(editor: Editor, server):
     stored = server.get_json("/api/flows/browser.shared")
     assert stored["name"] == "Shared"
     assert {"name": "a", "value": "40"} in next(n for n in stored["nodes"] if n["id"] == add)["ports"]
+
+
+def test_auto_layout_and_lazy_modules(editor: Editor):
+    """Auto-layout (dagre) and the code editor (CodeMirror) are fetched on first use, not with the page."""
+    ui = editor
+    page = ui.page
+    scripts = page.evaluate("() => performance.getEntriesByType('resource').map((r) => r.name)")
+    assert not [s for s in scripts if "/layout-" in s or "/code-editor-" in s], scripts
+    ui.new_flow("Layout", "browser.layout")
+    add = ui.drag_spec_to_canvas("uitest.num.add", 500, 400)
+    double = ui.drag_spec_to_canvas("uitest.num.double", 200, 150)
+    ui.link(add, "out", double, "x")
+    ui.click_action("layout")
+    expect(page.locator("#btn-undo")).to_have_attribute("title", re.compile("Undo Auto-layout"))
+    (ax, ay), (dx, dy) = ui.node_position(add), ui.node_position(double)
+    assert dx > ax + 220 and abs(dy - ay) < 100  # left to right along the link
+    page.keyboard.press("Control+z")
+    expect(page.locator("#btn-undo")).to_have_attribute("title", re.compile("Undo Link ports"))
+    ui.click_action("new-spec")
+    expect(page.locator(".spec-editor .cm-content")).to_be_visible()
+    scripts = page.evaluate("() => performance.getEntriesByType('resource').map((r) => r.name)")
+    assert [s for s in scripts if "/layout-" in s] and [s for s in scripts if "/code-editor-" in s], scripts

@@ -9,7 +9,6 @@ import { isTyping } from "./dom.js";
 import { Flows } from "./flows.js";
 import { History } from "./history.js";
 import { Inspector } from "./inspector.js";
-import { autoLayout } from "./layout.js";
 import { FlowModel } from "./model.js";
 import { NodespecEditor } from "./nodespec-editor.js";
 import { Palette } from "./palette.js";
@@ -38,7 +37,19 @@ function createApp() {
   return { model, history, catalog, canvas, palette, flows, runs, inspector, specEditor, repository, router };
 }
 
-function layoutCommand(app, ids) {
+// Auto-layout (dagre) is loaded on first use, in a chunk of its own: most sessions never need it.
+let layoutModule = null;
+
+async function layoutCommand(app, ids) {
+  let autoLayout;
+  try {
+    layoutModule ||= import("./layout.js");
+    ({ autoLayout } = await layoutModule);
+  } catch (error) {
+    layoutModule = null;
+    status.error(error, "Could not load auto-layout");
+    return;
+  }
   const command = autoLayout(app.model, app.canvas, ids);
   if (!command) return;
   app.history.execute(command);

@@ -2,10 +2,6 @@
 // button that infers the ports from the function's signature, and a test panel that runs the draft once.
 // Server validation errors (JSON pointers in details[].path) are shown next to the field they concern.
 
-import { indentWithTab } from "@codemirror/commands";
-import { python } from "@codemirror/lang-python";
-import { keymap } from "@codemirror/view";
-import { EditorView, basicSetup } from "codemirror";
 import { api, ApiError } from "./api.js";
 import { choose, confirmAction } from "./dialogs.js";
 import { clear, formatDuration, h, valueToText } from "./dom.js";
@@ -22,6 +18,17 @@ const TEMPLATE = `def func(a: int, b: int = 1) -> int:
     return a + b
 `;
 const TRUE_WORDS = new Set(["true", "1", "yes", "y"]);
+
+let codeEditorModule = null;
+
+/** The code editor module (CodeMirror), loaded on first use; see code-editor.js. */
+function loadCodeEditor() {
+  codeEditorModule ||= import("./code-editor.js").catch((error) => {
+    codeEditorModule = null; // let a later attempt try again
+    throw error;
+  });
+  return codeEditorModule;
+}
 
 /** The value typed in a default cell: JSON for non-string types when it parses, else the text itself. */
 function parseDefault(text, type) {
@@ -47,6 +54,7 @@ export class NodespecEditor extends Emitter {
   // --------------------------------------------------------------------------------- opening
   async open(specId = null) {
     if (this.isOpen && !(await this.close())) return;
+    const loading = loadCodeEditor(); // fetched while the nodespec is
     let doc = { id: "", title: "", description: "", port: { input: [], output: [{ name: "out", type: "Any" }] }, func: TEMPLATE };
     let etag = null;
     if (specId) {
@@ -57,10 +65,18 @@ export class NodespecEditor extends Emitter {
         return;
       }
     }
+    let codeEditor;
+    try {
+      ({ createCodeEditor: codeEditor } = await loading);
+    } catch (error) {
+      status.error(error, "Could not load the code editor");
+      return;
+    }
+    if (this.isOpen) return; // opened again meanwhile
     this.etag = etag;
     this.isNew = !specId;
     this.original = JSON.stringify(doc);
-    this.#build(doc);
+    this.#build(doc, codeEditor);
     this.#loadPorts(doc);
   }
 
@@ -71,7 +87,7 @@ export class NodespecEditor extends Emitter {
       const ok = await confirmAction("Discard changes?", "This nodespec has unsaved changes.", "Discard", true);
       if (!ok) return false;
     }
-    this.view?.destroy();
+    this.code?.destroy();
     this.root.remove();
     this.root = null;
     return true;
@@ -86,7 +102,7 @@ export class NodespecEditor extends Emitter {
   }
 
   // ---------------------------------------------------------------------------------- layout
-  #build(doc) {
+  #build(doc, createCodeEditor) {
     this.fields = {
       id: h("input.input", { type: "text", value: doc.id, readOnly: !this.isNew, dataset: { path: "/id" }, spellcheck: "false", placeholder: "e.g. text.upper" }),
       title: h("input.input", { type: "text", value: doc.title || "", dataset: { path: "/title" }, placeholder: "Shown on the node" }),
@@ -150,13 +166,7 @@ export class NodespecEditor extends Emitter {
       }
     });
     document.body.append(this.root);
-    this.view = new EditorView({
-      doc: doc.func || "",
-      extensions: [basicSetup, python(), keymap.of([indentWithTab]), EditorView.updateListener.of((update) => {
-        if (update.docChanged) this.#clearError("/func");
-      })],
-      parent: this.codeHost,
-    });
+    this.code = createCodeEditor({ doc: doc.func || "", parent: this.codeHost, onChange: () => this.#clearError("/func") });
     (this.isNew ? this.fields.id : this.fields.title).focus();
   }
 
@@ -233,7 +243,7 @@ export class NodespecEditor extends Emitter {
   async #inferPorts() {
     this.#clearErrors();
     try {
-      const inferred = await api.inferPorts(this.view.state.doc.toString());
+      const inferred = await api.inferPorts(this.code.text());
       this.#loadPorts({ port: { input: inferred.input || [], output: inferred.output?.length ? inferred.output : [{ name: "out", type: "Any" }] } });
       if (this.isNew && !this.fields.id.value && inferred.id) this.fields.id.value = inferred.id;
       if (!this.fields.title.value && inferred.title) this.fields.title.value = inferred.title;
@@ -251,7 +261,7 @@ export class NodespecEditor extends Emitter {
     const tags = this.fields.tags.value.split(",").map((t) => t.trim()).filter(Boolean);
     if (tags.length) doc.tags = tags;
     doc.port = this.#readPorts();
-    doc.func = this.view.state.doc.toString();
+    doc.func = this.code.text();
     return doc;
   }
 
