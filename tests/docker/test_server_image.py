@@ -5,7 +5,7 @@ socket, and without one refuses to start and says how to run it."""
 from __future__ import annotations
 
 import os
-import time
+import subprocess
 import uuid
 
 import pytest
@@ -35,13 +35,20 @@ def volume(engine):
     created.remove(force=True)
 
 
-def start_server(engine, volume: str, owner: str):
-    if not os.path.exists(SOCKET):
-        pytest.skip(f"the engine is not at {SOCKET}, which this test mounts into the server container")
-    container = engine.containers.run(
-        SERVER_IMAGE, detach=True, ports={"5000/tcp": ("127.0.0.1", None)},
-        volumes={volume: {"bind": "/data", "mode": "rw"}, SOCKET: {"bind": SOCKET, "mode": "rw"}},
-        environment={"PYFLOW_DOCKER_OWNER": owner})
+def start_server(engine, volume: str, owner: str, cli_options: tuple[str, ...] = ()):
+    """The server image on a free loopback port: with the engine's socket mounted, or else started
+    with `docker run` and `cli_options` (systempaths=unconfined exists only on the command line)."""
+    if cli_options:
+        started = subprocess.run(["docker", "run", "-d", "-p", "127.0.0.1::5000", "-v", f"{volume}:/data",
+                                  *cli_options, SERVER_IMAGE], capture_output=True, text=True, check=True)
+        container = engine.containers.get(started.stdout.strip())
+    else:
+        if not os.path.exists(SOCKET):
+            pytest.skip(f"the engine is not at {SOCKET}, which this test mounts into the server container")
+        container = engine.containers.run(
+            SERVER_IMAGE, detach=True, ports={"5000/tcp": ("127.0.0.1", None)},
+            volumes={volume: {"bind": "/data", "mode": "rw"}, SOCKET: {"bind": SOCKET, "mode": "rw"}},
+            environment={"PYFLOW_DOCKER_OWNER": owner})
     container.reload()
     port = container.attrs["NetworkSettings"]["Ports"]["5000/tcp"][0]["HostPort"]
     url = f"http://127.0.0.1:{port}"
@@ -82,6 +89,20 @@ def test_server_image_serves_runs_nodes_in_containers_and_keeps_its_data(engine,
         assert requests.get(url + "/api/nodespecs/image.double", timeout=10).json()["func"] == SPEC["func"]
     finally:
         again.remove(force=True)
+
+
+def test_server_image_runs_the_sandbox_when_its_container_allows_namespaces(engine, server_image, volume):
+    container, url = start_server(engine, volume, "", ("-e", "PYFLOW_EXECUTOR=sandbox", "--security-opt",
+                                                       "seccomp=unconfined", "--security-opt",
+                                                       "systempaths=unconfined"))
+    try:
+        assert requests.get(url + "/api/health", timeout=10).json()["executor"]["name"] == "sandbox"
+        assert requests.put(url + "/api/nodespecs/image.double", json=SPEC, timeout=10).ok
+        tested = requests.post(url + "/api/nodespecs/image.double/test", json={"inputs": {"x": 4}},
+                               timeout=60).json()
+        assert tested["status"] == "success" and tested["outputs"] == {"out": 8}
+    finally:
+        container.remove(force=True)
 
 
 def test_without_an_engine_socket_or_a_usable_sandbox_the_image_says_how_to_run_it(engine, server_image, volume):
