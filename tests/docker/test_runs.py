@@ -217,3 +217,20 @@ def test_an_image_the_worker_cannot_run_in_is_a_clear_node_error(executor):
     assert f"could not start a container of image '{base}'" in outcome.error["message"]
     assert "json" in outcome.error["message"], "what the container said on stderr"
     assert base not in executor.describe()["images"], "a failed pool is dropped, so a later run retries"
+
+
+def test_only_max_images_other_image_pools_stay_warm(engine, owner):
+    aliases = [f"pyflow-test-evict:{n}" for n in ("a", "b")]
+    for alias in aliases:
+        engine.images.get(RUNTIME_IMAGE).tag(alias)
+    ex = DockerExecutor(pool_size=1, owner=owner, max_images=1)
+    try:
+        ex.start()
+        assert ex.run(task("def func():\n    return 1\n", image=aliases[0])).ok
+        assert ex.run(task("def func():\n    return 2\n", image=aliases[1])).ok
+        assert ex.describe()["images"] == [RUNTIME_IMAGE, aliases[1]]
+        wait_until(lambda: not owned(engine, owner, instance=ex.instance, image=aliases[0]))
+    finally:
+        ex.close()
+        for alias in aliases:
+            engine.images.remove(alias)
