@@ -7,8 +7,9 @@ into frames with an 8-byte header that `StreamDemux` splits again.
 
 Every container is hardened: no network, read-only root, a size-capped tmpfs /tmp (the run's scratch
 space, emptied after each run), memory limit equal to memory+swap limit, a process limit, a CPU quota,
-every capability dropped, no-new-privileges, an unprivileged user, no IPC namespace (no /dev/shm to
-leave things in between runs), no logging on the host, and labels that say PyFlow owns it.
+every capability dropped, no-new-privileges, an unprivileged user, a private IPC namespace without
+/dev/shm (nowhere to leave things for later runs), no logging on the host, and labels that say PyFlow
+owns it.
 
 Speed: a container per node costs about a second (several with the vfs storage driver); a warm one
 answers in a few milliseconds. So there is a small warm pool per image, recycled after `max_runs` runs
@@ -801,6 +802,8 @@ class DockerExecutor(ContainerPool):
         super().start()
 
     def run(self, task: NodeTask, cancel: threading.Event | None = None) -> NodeOutcome:
+        """Find the node's image (building its requirements image first if needed) and run the node on
+        that image's pool; problems with images are the node's error, never an exception."""
         started = time.monotonic()
         try:
             image = self._image_for(task, cancel)
