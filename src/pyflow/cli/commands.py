@@ -77,6 +77,8 @@ def _add_local(parser) -> None:
     parser.add_argument("--concurrency", type=int, default=None, help="nodes running at once (default: cores)")
     parser.add_argument("--no-stdlib", action="store_true", help="do not load the standard library into an "
                                                                  "empty database")
+    parser.add_argument("--executor-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="an option for the executor, e.g. pool_size=4, max_runs=50, tmp_mb=128 (repeatable)")
 
 
 def _add_target(parser) -> None:
@@ -91,7 +93,22 @@ def config_from(args) -> Config:
     config.load_stdlib = not args.no_stdlib
     if args.concurrency:
         config.concurrency = args.concurrency
+    config.executor_options = executor_options(args.executor_option)
     return config
+
+
+def executor_options(pairs: list[str]) -> dict:
+    """KEY=VALUE strings as keyword arguments; values that read as JSON (numbers, true) are parsed."""
+    options = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInput("bad --executor-option", [detail("/executor-option", f"{pair!r} is not KEY=VALUE")])
+        try:
+            options[key.strip()] = json.loads(raw)
+        except ValueError:
+            options[key.strip()] = raw
+    return options
 
 
 def backend_for(args):

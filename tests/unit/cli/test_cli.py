@@ -113,3 +113,15 @@ def test_remote_mode_against_a_server(tmp_path):
         result = pyflow("run", "pyflow.sample.math", "--server", live.url, check=0)
         assert "succeeded" in result.stdout and "[    ok] Division" in result.stderr
         assert "pyflow.sample.math" in pyflow("runs", "list", "--server", live.url, check=0).stdout
+
+
+def test_executor_options_reach_the_executor(tmp_path):
+    from pyflow.cli.commands import executor_options
+    assert executor_options(["pool_size=3", "image=my:img", "warm=false"]) == {"pool_size": 3, "image": "my:img",
+                                                                               "warm": False}
+    with LiveServer(tmp_path / "opt", args=("--no-stdlib", "--executor-option", "tmp_mb=8")) as live:
+        big = {"id": "t.fill", "title": "fill", "port": {},
+               "func": "def func():\n    open('/tmp/f', 'wb').write(b'x' * (16 * 1024 * 1024))\n    return 1\n"}
+        import requests
+        result = requests.post(live.url + "/api/nodespecs/test", json={"nodespec": big}).json()
+        assert result["status"] == "fail" and "No space left" in result["error"]["message"]
