@@ -79,10 +79,14 @@ def descendants(table: dict[int, Proc], root: int) -> list[Proc]:
     return found
 
 
+SPARE = "pyflow-spare"
+
+
 def sandbox_leftovers(table: dict[int, Proc], root: int) -> list[Proc]:
     """Processes under `root` that no idle sandbox should hold: inside a bubblewrap sandbox only bwrap
-    itself and one worker (the oldest non-bwrap child of bwrap's init) may remain between runs; any other
-    live process there is something a run left behind. Executors without bwrap yield nothing here."""
+    itself, one worker (the oldest non-bwrap child of bwrap's init) and that worker's one waiting child
+    for the next run (named pyflow-spare) may remain between runs; any other live process there is
+    something a run left behind. Executors without bwrap yield nothing here."""
     live = [p for p in descendants(table, root) if p.state not in ("Z", "X")]
     by_parent: dict[int, list[Proc]] = {}
     for proc in live:
@@ -92,7 +96,9 @@ def sandbox_leftovers(table: dict[int, Proc], root: int) -> list[Proc]:
     for parent in (table.get(pid) for pid in by_parent):
         if parent is not None and parent.comm == "bwrap":
             workers = sorted((p for p in by_parent[parent.pid] if p.comm != "bwrap"), key=lambda p: (p.start, p.pid))
-            allowed.update(p.pid for p in workers[:1])
+            for worker in workers[:1]:
+                spares = [p for p in by_parent.get(worker.pid, []) if p.comm == SPARE]
+                allowed.update([worker.pid] + [p.pid for p in spares[:1]])
     return [p for p in live if p.pid in inside and p.comm != "bwrap" and p.pid not in allowed]
 
 

@@ -59,13 +59,14 @@ def assert_at_rest() -> None:
 
 
 def test_leftover_detector_sees_an_extra_process_in_a_sandbox():
-    """A second child of bwrap's init, or any child of the worker, is a leftover; bwrap and one idle
-    worker are not."""
+    """A second child of bwrap's init, or a child of the worker other than its one waiting spare, is a
+    leftover; bwrap, one idle worker and its spare are not."""
     table = {p.pid: p for p in [
         Proc(10, 1, "pytest", "S", 1), Proc(11, 10, "bwrap", "S", 2), Proc(12, 11, "bwrap", "S", 3),
-        Proc(13, 12, "python3", "S", 4), Proc(14, 12, "python3", "S", 9), Proc(15, 13, "python3", "R", 10),
-        Proc(16, 13, "python3", "Z", 11), Proc(17, 10, "python3", "S", 5)]}
-    assert sorted(p.pid for p in sandbox_leftovers(table, 10)) == [14, 15]
+        Proc(13, 12, "python3", "S", 4), Proc(14, 12, "python3", "S", 9), Proc(15, 13, "pyflow-node", "R", 10),
+        Proc(16, 13, "python3", "Z", 11), Proc(17, 10, "python3", "S", 5), Proc(18, 13, "pyflow-spare", "S", 12),
+        Proc(19, 13, "pyflow-spare", "S", 13)]}
+    assert sorted(p.pid for p in sandbox_leftovers(table, 10)) == [14, 15, 19]
 
 
 def test_daemon_detector_finds_a_named_process(token):

@@ -14,9 +14,12 @@ Everything arrives as data and is never spliced into code.
 The zygote itself never runs node code, and never holds a node's data in its own heap: the node frame,
 the captured output and the result pass through anonymous memory maps that are unmapped after the run,
 so a child forked for a later run cannot find an earlier run's inputs or outputs in the memory it
-inherits. Each child applies the limits, runs func(*args), writes its result to a pipe and exits; the
-zygote collects stdout and the result with caps, enforces the wall-clock timeout, and afterwards kills
-any process the run left behind and empties the scratch space.
+inherits. Each run gets its own freshly forked child, used once: it is forked ahead of its task, right
+after the previous run was answered and cleaned up (so fork and setup cost nothing on the run's critical
+path), waits on a pipe as "pyflow-spare", then, as "pyflow-node", applies the task's limits, runs
+func(*args), writes its result to a pipe and exits. The zygote collects stdout and the result with caps,
+enforces the wall-clock timeout, and afterwards kills any process the run left behind and empties the
+scratch space.
 """
 
 import json
@@ -175,8 +178,9 @@ def _describe_exception(exc, filename, limits):
     return {"type": type(exc).__name__, "message": message, "traceback": lines}
 
 
-def run_child(control, node, result_fd, output_fd):
-    """In the forked child: isolate, apply limits, run the node function, write the result, exit."""
+def run_child(task_fd, result_fd, output_fd):
+    """In a child forked ahead of its task: isolate, wait for the task, apply its limits, run the node
+    function, write the result, exit. The zygote closing the task pipe unused (it ends) ends the child."""
     code = 0
     try:
         os.setsid()
@@ -185,17 +189,22 @@ def run_child(control, node, result_fd, output_fd):
         os.dup2(output_fd, 1)
         os.dup2(output_fd, 2)
         os.close(output_fd)
-        os.closerange(3, result_fd)
-        os.closerange(result_fd + 1, 65536)
+        _close_all_but(task_fd, result_fd)
+        _prefer_as_oom_victim()
+        _set_name(b"pyflow-spare")
+        control_raw, node_raw = read_frame(task_fd), read_frame(task_fd)
+        os.close(task_fd)
+        if control_raw is None or node_raw is None:
+            os._exit(0)
+        _set_name(b"pyflow-node")
         if "random" in sys.modules:
-            sys.modules["random"].seed()
-        task = json.loads(node[0][:node[1]].decode("utf-8"))
-        node[0].close()
+            sys.modules["random"].seed()  # children forked from one zygote would share its random state
+        control, task = json.loads(control_raw.decode("utf-8")), json.loads(node_raw.decode("utf-8"))
+        del control_raw, node_raw
         scratch = control.get("scratch")
         if scratch:
             os.chdir(scratch)
             os.environ["TMPDIR"] = scratch
-        _prefer_as_oom_victim()
         limits = control.get("limits") or {}
         _apply_limits(limits, control.get("memory_rlimit", True))
         data, error = _run_function(task, limits)
@@ -209,6 +218,15 @@ def run_child(control, node, result_fd, output_fd):
     finally:
         _flush_quietly()
         os._exit(code)
+
+
+def _close_all_but(*keep):
+    """Close every descriptor from 3 up except `keep`: the child holds nothing of the zygote's."""
+    low = 3
+    for fd in sorted(keep):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 65536)
 
 
 def _flush_quietly():
@@ -444,13 +462,72 @@ def scratch_dirs(control):
     return [d for d in dict.fromkeys(dirs) if d]
 
 
-def handle_task(control, node, pid_namespace):
-    """Fork a child for one task; answer (header dict, collector). The caller writes the collector's
-    buffers out and releases them."""
+class Spare:
+    """The next run's child, forked ahead of its task once the previous run is cleaned up (so it inherits
+    no earlier run's data): it sets itself up and waits on a pipe, which takes fork and setup off the
+    run's critical path. Each spare serves exactly one run."""
+
+    def __init__(self):
+        task_r, self.task_w = os.pipe()
+        self.out_r, out_w = os.pipe()
+        self.res_r, res_w = os.pipe()
+        try:
+            self.pid = os.fork()
+        except OSError:
+            for fd in (task_r, self.task_w, self.out_r, out_w, self.res_r, res_w):
+                os.close(fd)
+            raise
+        if self.pid == 0:
+            os.close(self.task_w)
+            os.close(self.out_r)
+            os.close(self.res_r)
+            run_child(task_r, res_w, out_w)
+        for fd in (task_r, out_w, res_w):
+            os.close(fd)
+        self.consumed = False
+
+    def hand(self, control_raw, node):
+        """Send the task (the node's data straight from its map); False when the spare has ended."""
+        self.consumed = True
+        view = memoryview(node[0])[:node[1]]
+        try:
+            write_frame(self.task_w, control_raw)
+            write_frame(self.task_w, view)
+            return True
+        except BrokenPipeError:
+            return False
+        finally:
+            view.release()
+            os.close(self.task_w)
+
+    def discard(self):
+        """End a spare that will not run (it died waiting, or the task could not be handed over)."""
+        if not self.consumed:
+            os.close(self.task_w)
+        self.consumed = True
+        for fd in (self.out_r, self.res_r):
+            os.close(fd)
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(self.pid, 0)
+
+
+def handle_task(control, control_raw, node, spare, pid_namespace):
+    """Run one task on `spare` (or on a fresh child when the spare has ended); answer (header dict,
+    collector). The caller writes the collector's buffers out and releases them."""
     limits = control.get("limits") or {}
     started = time.monotonic()
-    pid, out_r, res_r = _fork_child(control, node)
-    collector = Collector(pid, out_r, res_r, limits)
+    if spare is None or not spare.hand(control_raw, node):
+        if spare is not None:
+            spare.discard()
+        spare = Spare()
+        if not spare.hand(control_raw, node):
+            spare.discard()
+            raise OSError("the node's child ended before it received its task")
+    node[0].close()
+    collector = Collector(spare.pid, spare.out_r, spare.res_r, limits)
     try:
         try:
             violation = collector.collect(started + float(limits.get("timeout_s", 30)))
@@ -467,27 +544,6 @@ def handle_task(control, node, pid_namespace):
         collector.release()
         raise
     return header, collector
-
-
-def _fork_child(control, node):
-    """Start the child with its output and result pipes; the zygote keeps only the read ends, and drops
-    its mapping of the node's data at once."""
-    out_r, out_w = os.pipe()
-    res_r, res_w = os.pipe()
-    try:
-        pid = os.fork()
-    except OSError:
-        for fd in (out_r, out_w, res_r, res_w):
-            os.close(fd)
-        raise
-    if pid == 0:
-        os.close(out_r)
-        os.close(res_r)
-        run_child(control, node, res_w, out_w)
-    node[0].close()
-    os.close(out_w)
-    os.close(res_w)
-    return pid, out_r, res_r
 
 
 def _settle(collector, violation, limits):
@@ -510,13 +566,28 @@ def _plain(kind, message):
     return {"type": kind, "message": message, "traceback": []}
 
 
+_LIBC = None
+
+
 def _make_undumpable():
     """Keep node children (same uid) from ptracing the zygote or reading its memory."""
+    global _LIBC
     try:
         import ctypes
-        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
+        _LIBC = ctypes.CDLL(None)
+        _LIBC.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
     except Exception:
         pass
+
+
+def _set_name(name):
+    """Name this process (what ps and /proc/<pid>/stat show): a waiting spare is told apart from a
+    node's process that outlived its run."""
+    if _LIBC is not None:
+        try:
+            _LIBC.prctl(15, name, 0, 0, 0)  # PR_SET_NAME = 15
+        except Exception:
+            pass
 
 
 def answer(outfd, header, stdout=b"", result=b""):
@@ -536,7 +607,7 @@ def answer(outfd, header, stdout=b"", result=b""):
             parts[0] = rest
 
 
-def serve_one(infd, outfd, pid_namespace):
+def serve_one(infd, outfd, pid_namespace, spare):
     """Read one task and answer it; False at end of input or when the stream can no longer be trusted."""
     frame = read_frame(infd)
     if frame is None:
@@ -547,7 +618,7 @@ def serve_one(infd, outfd, pid_namespace):
         node = read_frame_mapped(infd)
         if node is None:
             return False
-        header, collector = handle_task(control, node, pid_namespace)
+        header, collector = handle_task(control, frame, node, spare, pid_namespace)
     except Exception as exc:
         answer(outfd, {"error": _plain("WorkerError", repr(exc)), "violation": "crashed",
                        "recycle": "worker error", "stdout_seen": 0, "stdout_cap": 0, "duration_ms": 0})
@@ -555,6 +626,8 @@ def serve_one(infd, outfd, pid_namespace):
     finally:
         if node is not None:
             node[0].close()
+        if spare is not None and not spare.consumed:
+            spare.discard()
     try:
         keep = header["error"] is None
         answer(outfd, header, collector.stdout.data(), collector.result.data() if keep else b"")
@@ -571,8 +644,16 @@ def serve(pid_namespace):
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
     write_frame(outfd, json.dumps({"ready": True, "pid": os.getpid(), "python": sys.version.split()[0]}).encode())
-    while serve_one(infd, outfd, pid_namespace):
+    while serve_one(infd, outfd, pid_namespace, _next_spare()):
         pass
+
+
+def _next_spare():
+    """The next run's child, or None when it cannot be forked now (the run will fork its own)."""
+    try:
+        return Spare()
+    except OSError:
+        return None
 
 
 if __name__ == "__main__":

@@ -256,12 +256,9 @@ def _run_sleeper(live: LiveServer) -> None:
 
 
 def _node_running(live: LiveServer) -> bool:
-    """A node child exists: some worker (child of bwrap's init) has a child of its own."""
+    """A node's process exists (a worker's child that received its task names itself pyflow-node)."""
     from tests.hostile.support import descendants, process_table
-    table = process_table()
-    procs = descendants(table, live.proc.pid)
-    workers = {p.pid for p in procs if p.comm != "bwrap" and table.get(p.ppid) and table[p.ppid].comm == "bwrap"}
-    return any(p.ppid in workers for p in procs)
+    return any(p.comm == "pyflow-node" for p in descendants(process_table(), live.proc.pid))
 
 
 def _alive(pid: int) -> bool:
