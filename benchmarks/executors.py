@@ -178,14 +178,22 @@ class Cell:
         return max(self.ms_per_node[name] - self.ms_per_node["in-process"], 0.0)
 
 
+CHEAP = ("warm pool", "in-process")
+
+
 def measure(executors: dict, shape: str, n: int, rounds: int, concurrency: int) -> Cell:
-    """Every contender once per round, interleaved; the median per contender over the rounds."""
+    """Every contender in every round, interleaved; the median per contender over its samples. The cheap
+    contenders run again between each of the slow ones, so their samples spread over the same stretch
+    of time as the slow ones' (load on a shared machine comes and goes)."""
     from pyflow.engine import compile_flow
     compiled = compile_flow(flow_doc(shape, n), specs())
+    cheap = [name for name in executors if name in CHEAP]
+    slow = [name for name in executors if name not in CHEAP]
+    order = [name for one in slow for name in (*cheap, one)] + cheap
     samples: dict = {name: [] for name in executors}
     for _ in range(rounds):
-        for name, executor in executors.items():
-            samples[name].append(timed_run(compiled, executor, concurrency, shape, n) / n * 1000)
+        for name in order:
+            samples[name].append(timed_run(compiled, executors[name], concurrency, shape, n) / n * 1000)
     return Cell(shape, n, {name: median(values) for name, values in samples.items()})
 
 

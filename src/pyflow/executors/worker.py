@@ -491,8 +491,7 @@ class Spare:
         self.consumed = True
         view = memoryview(node[0])[:node[1]]
         try:
-            write_frame(self.task_w, control_raw)
-            write_frame(self.task_w, view)
+            write_parts(self.task_w, [HEADER.pack(len(control_raw)), control_raw, HEADER.pack(node[1]), view])
             return True
         except BrokenPipeError:
             return False
@@ -591,13 +590,17 @@ def _set_name(name):
 
 
 def answer(outfd, header, stdout=b"", result=b""):
-    """Write the three answer frames with as few system calls as the pipe allows (one, usually), so the
-    host wakes once per run rather than once per piece."""
+    """Write the three answer frames in one go, so the host wakes once per run rather than per piece."""
     head = json.dumps(header).encode("utf-8")
-    parts = [memoryview(part) for part in (HEADER.pack(len(head)), head, HEADER.pack(len(stdout)), stdout,
-                                            HEADER.pack(len(result)), result)]
+    write_parts(outfd, [HEADER.pack(len(head)), head, HEADER.pack(len(stdout)), stdout,
+                        HEADER.pack(len(result)), result])
+
+
+def write_parts(fd, pieces):
+    """Write byte strings and buffer views with as few system calls as the pipe allows (one, usually)."""
+    parts = [memoryview(part) for part in pieces]
     while parts:
-        written = os.writev(outfd, parts)
+        written = os.writev(fd, parts)
         while parts and written >= len(parts[0]):
             written -= len(parts[0])
             parts.pop(0).release()
