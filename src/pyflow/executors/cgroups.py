@@ -28,41 +28,42 @@ def _own_paths() -> dict[str, str]:
 
 
 class CgroupTree:
-    """The cgroups of one server instance: one directory per controller ("memory", "pids" or v2)."""
+    """The cgroups of one executor: pyflow/<instance>/<unit>/ under the server's own cgroup, per controller
+    ("memory" and "pids" in v1, "" in v2). One instance directory per server process (server-<pid>-<start
+    time>: the name that tells live from dead), one unit directory per executor in it, so two executors
+    of one process never remove each other's groups."""
 
     def __init__(self, bases: dict[str, Path], version: int):
         self.bases = bases
         self.version = version
 
     @classmethod
-    def detect(cls, instance: str) -> tuple["CgroupTree | None", str]:
-        """A writable tree for this server, or (None, reason it is not available)."""
+    def detect(cls, instance: str, unit: str = "executor") -> tuple["CgroupTree | None", str]:
+        """A writable tree for this executor, or (None, reason it is not available)."""
         try:
             own = _own_paths()
         except OSError as exc:
             return None, f"cannot read /proc/self/cgroup: {exc}"
         v1 = {c: CGROUP_ROOT / c / own[c].lstrip("/") for c in ("memory", "pids") if c in own}
         if len(v1) == 2 and all(p.is_dir() for p in v1.values()):
-            return cls._make(v1, 1, instance)
+            return cls._make(v1, 1, instance, unit)
         unified = CGROUP_ROOT / own.get("", "/").lstrip("/")
         controllers = (CGROUP_ROOT / "cgroup.controllers")
         if controllers.exists() and {"memory", "pids"} <= set(controllers.read_text().split()):
-            return cls._make({"": unified}, 2, instance)
+            return cls._make({"": unified}, 2, instance, unit)
         return None, "no memory and pids cgroup controllers are mounted"
 
     @classmethod
-    def _make(cls, own: dict[str, Path], version: int, instance: str) -> tuple["CgroupTree | None", str]:
+    def _make(cls, own: dict[str, Path], version: int, instance: str, unit: str) -> tuple["CgroupTree | None", str]:
         bases = {}
         try:
             for controller, path in own.items():
-                parent = path / "pyflow"
-                parent.mkdir(exist_ok=True)
-                if version == 2:
-                    _enable_v2_controllers(path)
-                    _enable_v2_controllers(parent)
-                base = parent / instance
-                base.mkdir(exist_ok=True)
-                bases[controller] = base
+                chain = [path, path / "pyflow", path / "pyflow" / instance, path / "pyflow" / instance / unit]
+                for directory in chain:
+                    directory.mkdir(exist_ok=True)
+                    if version == 2:
+                        _enable_v2_controllers(directory)  # each level hands memory and pids down
+                bases[controller] = chain[-1]
         except OSError as exc:
             return None, f"cgroups are not writable here ({exc.strerror})"
         return cls(bases, version), ""
@@ -71,23 +72,35 @@ class CgroupTree:
         """Kill and remove the groups of server instances that are gone; returns processes killed."""
         killed = 0
         for base in self.bases.values():
-            for instance in _subdirs(base.parent):
-                if instance != base and not alive(instance.name):
-                    for group in _subdirs(instance) + [instance]:
-                        killed += kill_all(group)
-                        _rmdir(group)
+            instance = base.parent
+            for other in _subdirs(instance.parent):
+                if other != instance and not alive(other.name):
+                    killed += remove_tree(other)
         return killed
 
     def group(self, name: str) -> "Cgroup":
         return Cgroup({c: base / name for c, base in self.bases.items()}, self.version)
 
     def remove(self) -> None:
-        """Kill everything in this instance's groups and remove them; safe to call twice."""
+        """Kill everything in this executor's groups and remove them (and the instance directory when no
+        other executor of the process uses it); safe to call twice."""
         for base in self.bases.values():
-            for group in _subdirs(base):
-                kill_all(group)
-                _rmdir(group)
-            _rmdir(base)
+            remove_tree(base)
+            try:
+                base.parent.rmdir()
+            except OSError:
+                pass  # another executor of this process still has its unit here
+
+
+def remove_tree(top: Path) -> int:
+    """Kill every process in `top` and the cgroups below it, and remove them, deepest first (a cgroup
+    directory can only go once it has no children); returns processes killed."""
+    killed = 0
+    for group in _subdirs(top):
+        killed += remove_tree(group)
+    killed += kill_all(top)
+    _rmdir(top)
+    return killed
 
 
 def _enable_v2_controllers(path: Path) -> None:

@@ -71,13 +71,13 @@ class ExecutorUnavailable(OSError):
     environment error), so `pyflow serve` reports it as a reason not to start rather than a crash."""
 
 
-_instances = itertools.count(1)
+_units = itertools.count(1)
 
 
 def instance_name() -> str:
-    """The cgroup directory name of one executor: this process's pid and start time (so a reused pid is
-    not mistaken for it) and a number, so two executors in one process never share (or remove) a tree."""
-    return f"server-{os.getpid()}-{_start_time(os.getpid())}-{next(_instances)}"
+    """This process's cgroup directory name: its pid and start time, so a reused pid is not mistaken
+    for it (the format every PyFlow version reads: servers of any version reap each other's leftovers)."""
+    return f"server-{os.getpid()}-{_start_time(os.getpid())}"
 
 
 def _start_time(pid: int) -> str:
@@ -88,10 +88,11 @@ def _start_time(pid: int) -> str:
 
 
 def instance_alive(name: str) -> bool:
-    """Whether the process that made cgroup directory `name` still runs."""
+    """Whether the process that made cgroup directory `name` still runs. A name that is not a server
+    instance's is treated as alive: only what is surely dead is reaped."""
     parts = name.split("-")
-    if len(parts) < 3 or parts[0] != "server" or not parts[1].isdigit():
-        return False
+    if len(parts) != 3 or parts[0] != "server" or not parts[1].isdigit():
+        return True
     return _start_time(int(parts[1])) == parts[2]
 
 
@@ -106,7 +107,7 @@ class SandboxExecutor(ZygoteExecutor):
         self.uid = user if user is not None else (NOBODY if os.geteuid() == 0 else os.geteuid())
         self.gid = self.uid if os.geteuid() == 0 else os.getegid()
         self._worker = worker_source()
-        self._tree, self.cgroup_note = (None, "disabled") if not cgroups else CgroupTree.detect(instance_name())
+        self._tree, self.cgroup_note = (None, "disabled") if not cgroups else CgroupTree.detect(instance_name(), f"executor-{next(_units)}")
         self._groups = 0
         self._group_lock = threading.Lock()
         self.warnings: list[str] = []

@@ -183,6 +183,7 @@ def run_child(task_fd, result_fd, output_fd):
     function, write the result, exit. The zygote closing the task pipe unused (it ends) ends the child."""
     code = 0
     try:
+        _die_with_zygote()
         os.setsid()
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
@@ -218,6 +219,17 @@ def run_child(task_fd, result_fd, output_fd):
     finally:
         _flush_quietly()
         os._exit(code)
+
+
+def _die_with_zygote():
+    """SIGKILL this child when the zygote ends (the host kills it on cancel or a missed deadline). The
+    child runs in a session of its own, so without a PID namespace (unsafe-process) nothing else would
+    end it; in a sandbox the namespace's end does it anyway."""
+    zygote = os.getppid()
+    if _LIBC is not None:
+        _LIBC.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    if os.getppid() != zygote:  # the zygote ended before the signal was armed
+        os._exit(0)
 
 
 def _close_all_but(*keep):

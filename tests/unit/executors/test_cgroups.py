@@ -19,7 +19,7 @@ pytestmark = needs_root
 
 @pytest.fixture()
 def tree():
-    tree, why = CgroupTree.detect(instance_name())  # a live name: no other server's reaping removes it
+    tree, why = CgroupTree.detect(instance_name(), f"test-{uuid.uuid4().hex[:6]}")  # a live instance
     if tree is None:
         pytest.skip(f"no writable cgroups here: {why}")
     yield tree
@@ -71,10 +71,22 @@ def test_remove_kills_what_is_left_and_deletes_the_groups(tree):
 
 
 def test_groups_of_a_dead_server_are_reaped_at_start(tree):
-    dead, _ = CgroupTree.detect(f"server-{2 ** 22 + 1}-1-{uuid.uuid4().hex[:4]}")  # beyond pid_max: never alive
+    dead, _ = CgroupTree.detect(f"server-{2 ** 22 + 1}-1", "executor-1")  # beyond any pid_max: never alive
     group = dead.group("orphan")
     proc = joined(group, "import time\ntime.sleep(60)")
-    assert not instance_alive(next(iter(dead.bases.values())).name)
+    assert not instance_alive(f"server-{2 ** 22 + 1}-1")
     assert tree.reap_stale(instance_alive) >= 1
     assert proc.wait(timeout=10) == -9
-    assert wait_until(lambda: all(not p.exists() for p in dead.bases.values()), timeout=5)
+    assert all(not p.parent.exists() for p in dead.bases.values())
+    assert all(p.exists() for p in tree.bases.values()), "a live instance's groups are kept"
+
+
+def test_executors_of_one_process_do_not_remove_each_others_groups(tree):
+    other, _ = CgroupTree.detect(instance_name(), f"other-{uuid.uuid4().hex[:6]}")
+    proc = joined(other.group("busy"), "import time\ntime.sleep(60)")
+    try:
+        tree.remove()
+        assert proc.poll() is None and all(p.exists() for p in other.bases.values())
+    finally:
+        other.remove()
+    assert proc.wait(timeout=10) == -9

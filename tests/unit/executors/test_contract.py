@@ -4,6 +4,7 @@ what a node run reports for values, exceptions, output, limits, crashes and canc
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -138,3 +139,21 @@ def test_concurrent_runs_each_get_their_own_result(any_executor):
 def test_describe_names_the_executor_and_its_isolation(any_executor):
     info = any_executor.describe()
     assert info["name"] == any_executor.name and info["isolation"] and isinstance(info["warnings"], list)
+
+
+def test_a_cancelled_node_leaves_no_process_behind(any_executor):
+    """Cancelling ends the node's own process too, not only what runs it (a plain subprocess has no
+    namespace whose end would take the node with it)."""
+    from tests.hostile.support import processes_named, wait_until
+    name = f"pfc{os.getpid() % 100000}"
+    source = ("def func(name):\n    import ctypes, time\n    ctypes.CDLL(None).prctl(15, name.encode(), 0, 0, 0)\n"
+              "    time.sleep(60)\n")
+    cancel = threading.Event()
+    runner = threading.Thread(target=any_executor.run, args=(make_task(source, name, timeout_s=60), cancel))
+    runner.start()
+    try:
+        assert wait_until(lambda: processes_named(name), timeout=30), "the node never started"
+    finally:
+        cancel.set()
+        runner.join(timeout=30)
+    assert wait_until(lambda: not processes_named(name), timeout=10), processes_named(name)
