@@ -9,7 +9,8 @@ real `pyflow serve` on a free port:
   has been painted (fetch, JSON parsing, model, DOM, jsPlumb wiring, first paint). Median of 3 opens.
 - Build: the part of that spent drawing the flow (DOM and jsPlumb), as the canvas reports it.
 - Drag: a node with links is dragged 60 steps of 6 px, at the zoom people work at (the node fitted in
-  view, then zoomed out a little). Per step: the input handlers, then the frame that follows: its
+  view, then zoomed out a little), and again with the whole flow fitted in view (zoomed far out, where
+  most of the flow is on screen at once). Per step: the input handlers, then the frame that follows: its
   animation-frame callbacks (where the canvas moves nodes and re-routes their links), style, layout and
   paint. The time between the input and the start of that frame, when the page is idle, is not counted.
   Smooth means the 95th percentile fits in one 60 Hz frame (16.7 ms).
@@ -48,9 +49,12 @@ SPEC = {"id": "bench.ui.step", "title": "Step",
         "func": "def func(a=0, b=0):\n    return a + b\n"}
 
 
+COLUMNS = 40
+
+
 def large_flow(size: int) -> dict:
     """A layered DAG of `size` nodes and 1.5 × size links, laid out on a grid as people would have it."""
-    columns = 40
+    columns = COLUMNS
     nodes = [{"id": f"n{i}", "spec_id": SPEC["id"], "name": f"Step {i}", "ports": [],
               "ui": {"x": (i % columns) * 280, "y": (i // columns) * 150}} for i in range(size)]
     links = [{"source": f"n{(i - 1) if i % columns else i - columns}:out", "target": f"n{i}:a"} for i in range(1, size)]
@@ -87,6 +91,10 @@ DRAG_PROBE = """() => {
   // frame first, so the step's animation-frame work comes after; a message posted from that frame is
   // handled once the frame has been rendered. The last listener (window, bubble phase, of the mouse event
   // that follows the pointer event) ends the handler part.
+  if (window.__drag) {  // installed by an earlier measurement on this page
+    Object.assign(window.__drag, {steps: [], drops: []});
+    return;
+  }
   const probe = window.__drag = {steps: [], drops: []};
   const channel = new MessageChannel();
   const rendering = [];
@@ -134,17 +142,25 @@ def measure_opens(page, flows: dict[int, dict]) -> dict[int, list[dict]]:
     return results
 
 
-def measure_drag(page, flow: dict) -> list[dict]:
-    """Drag a linked node in the middle of the flow; answers each step's timings."""
+def measure_drag(page, flow: dict, whole_flow: bool = False) -> dict:
+    """Drag a linked node in the middle of the flow; answers each step's timings and the drop's."""
     page.evaluate(OPEN_SCRIPT, [f"#/flow/{flow['id']}", len(flow["nodes"]), len(flow["links"])])
-    node_id = flow["nodes"][len(flow["nodes"]) // 2 + 20]["id"]
-    page.evaluate("""(id) => {
+    size = len(flow["nodes"])
+    # In the middle of the flow, so that it is in view either way.
+    index = ((size + COLUMNS - 1) // COLUMNS // 2) * COLUMNS + COLUMNS // 2 if whole_flow else size // 2 + 20
+    node = flow["nodes"][min(index, size - 1)]
+    node_id = node["id"]
+    page.evaluate("""([id, wholeFlow]) => {
       const canvas = window.pyflow.canvas;
-      canvas.fitView([id]);
-      canvas.zoomBy(0.8);
-    }""", node_id)
-    title = page.locator(f'.node[data-node="{node_id}"] .node-title').bounding_box()
-    x, y = title["x"] + 12, title["y"] + 8
+      if (wholeFlow) {
+        canvas.fitView();
+      } else {
+        canvas.fitView([id]);
+        canvas.zoomBy(0.8);
+      }
+    }""", [node_id, whole_flow])
+    box = page.locator(f'.node[data-node="{node_id}"]').bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.15  # on the node's head
     page.evaluate(DRAG_PROBE)
     page.mouse.move(x, y)
     page.mouse.down()
@@ -157,7 +173,7 @@ def measure_drag(page, flow: dict) -> list[dict]:
     steps, drops = page.evaluate("""() => [window.__drag.steps, window.__drag.drops].map(
         (list) => list.map(s => ({handlerMs: s.handlerMs || 0, renderMs: s.renderMs || 0})))""")
     moved = page.evaluate("(id) => window.pyflow.model.node(id).x", node_id)
-    assert moved != flow["nodes"][len(flow["nodes"]) // 2 + 20]["ui"]["x"], "the drag did not move the node"
+    assert moved != node["ui"]["x"], "the drag did not move the node"
     page.keyboard.press("Control+z")  # leave the flow unchanged so the next open does not ask to save
     return {"steps": steps, "drop": drops[0]}
 
@@ -191,15 +207,16 @@ def main() -> None:
             started = time.perf_counter()
             opens = measure_opens(page, flows)
             drags = {size: measure_drag(page, flow) for size, flow in flows.items()}
+            far = {size: measure_drag(page, flow, whole_flow=True) for size, flow in flows.items()}
             elapsed = time.perf_counter() - started
             browser.close()
     finally:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-    report(flows, opens, drags, elapsed)
+    report(flows, opens, drags, far, elapsed)
 
 
-def report(flows, opens, drags, elapsed) -> None:
+def report(flows, opens, drags, far, elapsed) -> None:
     rows = []
     for size, flow in flows.items():
         open_ms = statistics.median(o["openMs"] for o in opens[size])
@@ -208,10 +225,12 @@ def report(flows, opens, drags, elapsed) -> None:
         totals = [s["handlerMs"] + s["renderMs"] for s in steps]
         handlers = [s["handlerMs"] for s in steps]
         drop = drags[size]["drop"]
+        far_totals = [s["handlerMs"] + s["renderMs"] for s in far[size]["steps"]]
         rows.append([f"{size:,} nodes / {len(flow['links']):,} links", open_ms, build_ms,
                      statistics.median(handlers), statistics.median(totals), percentile(totals, 0.95), max(totals),
-                     drop["handlerMs"] + drop["renderMs"]])
-    print(table(["flow", "open ms", "build ms", "drag input ms", "drag step ms (median)", "p95", "max", "drop ms"],
+                     drop["handlerMs"] + drop["renderMs"], statistics.median(far_totals), percentile(far_totals, 0.95)])
+    print(table(["flow", "open ms", "build ms", "drag input ms", "drag step ms (median)", "p95", "max", "drop ms",
+                 "whole flow in view: step ms (median)", "p95"],
                 rows, title="Browser editor on large flows (headless Chromium, median of "
                             f"{OPEN_ROUNDS} opens; {DRAG_STEPS} drag steps of {DRAG_STEP_PX} px)"))
     big = max(flows)
@@ -221,6 +240,10 @@ def report(flows, opens, drags, elapsed) -> None:
     print(verdict(f"{big:,}-node flow opens in at most {OPEN_GOAL_S} s", big_open <= OPEN_GOAL_S, f"{fmt(big_open, 2)} s"))
     print(verdict(f"dragging in the {big:,}-node flow fits a 60 Hz frame (p95 ≤ {FRAME_MS:.1f} ms)",
                   big_p95 <= FRAME_MS, f"median {fmt(big_median)} ms, p95 {fmt(big_p95)} ms"))
+    far_steps = [s["handlerMs"] + s["renderMs"] for s in far[big]["steps"]]
+    far_median, far_p95 = statistics.median(far_steps), percentile(far_steps, 0.95)
+    print(verdict(f"... with the whole {big:,}-node flow fitted in view (p95 ≤ {FRAME_MS:.1f} ms)",
+                  far_p95 <= FRAME_MS, f"median {fmt(far_median)} ms, p95 {fmt(far_p95)} ms"))
     warning = busy_warning()
     if warning:
         print(f"  {warning}")

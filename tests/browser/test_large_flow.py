@@ -74,7 +74,7 @@ CHECK = """() => {
       }
     });
   }
-  if (k >= 0.3) {
+  if (k >= 0.4) {  // canvas.js: HANDLE_MIN_ZOOM
     for (const [id, r] of rects) {
       for (const endpoint of c.views.get(id).endpoints) {
         const el = endpoint.endpoint.canvas;

@@ -21,7 +21,7 @@ const MAX_ZOOM = 2.5;
 // at them. Culling is computed from positions the canvas already knows (the model's, and jsPlumb's
 // bounds of each link), never by reading the layout, and it runs in the same frame as whatever moved.
 const CULL_MARGIN = 160; // screen pixels around the view that are rendered too
-const HANDLE_MIN_ZOOM = 0.3;
+const HANDLE_MIN_ZOOM = 0.4; // port handles (and the body of nodes) below this zoom: too small to aim at or read
 const DRAG_THRESHOLD = 3;
 const STATUS_LABELS = {
   queued: "queued", running: "running", success: "success", fail: "failed", skipped: "skipped",
@@ -726,6 +726,9 @@ export class Canvas extends Emitter {
     this.root.style.backgroundPosition = `${x}px ${y}px`;
     this.root.style.backgroundSize = `${24 * k}px ${24 * k}px`;
     this.jsp?.setZoom(k, false);
+    // Far out, where handles are hidden and a node's text could not be read anyway, nodes show their head
+    // only (app.css): far fewer clipped boxes for the browser to paint and composite on every frame.
+    this.root.classList.toggle("far", k < HANDLE_MIN_ZOOM);
     if (this.views) this.#cull();
     status.setZoom(k);
     this.emit("zoom", k);
