@@ -344,3 +344,40 @@ def test_auto_layout_and_lazy_modules(editor: Editor):
     expect(page.locator(".spec-editor .cm-content")).to_be_visible()
     scripts = page.evaluate("() => performance.getEntriesByType('resource').map((r) => r.name)")
     assert [s for s in scripts if "/layout-" in s] and [s for s in scripts if "/code-editor-" in s], scripts
+
+
+def test_drag_moves_the_selection(editor: Editor):
+    """Dragging one of several selected nodes moves them all, their links follow, and one undo puts
+    them back."""
+    from .test_large_flow import CHECK, NEXT_FRAME
+
+    ui = editor
+    page = ui.page
+    ui.new_flow("Selection", "browser.selection")
+    add = ui.drag_spec_to_canvas("uitest.num.add", 220, 200)
+    double = ui.drag_spec_to_canvas("uitest.num.double", 560, 300)
+    upper = ui.drag_spec_to_canvas("uitest.text.upper", 220, 460)
+    ui.link(add, "out", double, "x")
+    ui.select_node(add)
+    ui.node(double).locator(".node-title").click(modifiers=["Shift"])
+    before = {node: ui.node_position(node) for node in (add, double, upper)}
+
+    title = ui.node(add).locator(".node-title").bounding_box()
+    page.mouse.move(title["x"] + 10, title["y"] + 5)
+    page.mouse.down()
+    for step in range(1, 6):
+        page.mouse.move(title["x"] + 10 + step * 12, title["y"] + 5 + step * 8)
+        page.evaluate(NEXT_FRAME)
+        result = page.evaluate(CHECK)
+        assert not result["count"], result["problems"]
+    page.mouse.up()
+    zoom = page.evaluate("() => window.pyflow.canvas.view.k")
+    for node in (add, double):
+        (x0, y0), (x1, y1) = before[node], ui.node_position(node)
+        assert abs(x1 - x0 - 60 / zoom) <= 1 and abs(y1 - y0 - 40 / zoom) <= 1, (node, before[node], (x1, y1))
+    assert ui.node_position(upper) == before[upper]
+    expect(page.locator("#btn-undo")).to_have_attribute("title", re.compile("Undo Move 2 nodes"))
+    page.keyboard.press("Control+z")
+    for node in (add, double, upper):
+        assert ui.node_position(node) == before[node]
+    assert not page.evaluate(CHECK)["count"]

@@ -180,7 +180,7 @@ export class Canvas extends Emitter {
   /** Draw the whole model: the node elements, then jsPlumb's wiring in one batch, then cull. */
   renderAll() {
     const started = performance.now();
-    this.#endNodeDrag(null);
+    this.#cancelNodeDrag();
     this.jsp.reset();
     this.viewport.replaceChildren(this.dragLayer);
     this.dragLayer.replaceChildren();
@@ -376,7 +376,7 @@ export class Canvas extends Emitter {
   #removeNodeView(id) {
     const view = this.views.get(id);
     if (!view) return;
-    if (this.drag?.items.some((item) => item.id === id)) this.#endNodeDrag(null);
+    if (this.drag?.items.some((item) => item.id === id)) this.#cancelNodeDrag();
     this.#batched(() => {
       this.jsp.removeAllEndpoints(view.el);
       this.jsp.unmanage(view.el, true);
@@ -522,6 +522,7 @@ export class Canvas extends Emitter {
   // handlers on the viewport are not run for every move.
 
   #startNodeDrag(event, id) {
+    this.#cancelNodeDrag();
     const ids = this.selection.has(id) ? [...this.selection] : [id];
     const items = ids.map((nodeId) => ({ id: nodeId, view: this.views.get(nodeId) })).filter((item) => item.view)
       .map((item) => ({ ...item, from: { x: item.view.x, y: item.view.y } }));
@@ -544,7 +545,6 @@ export class Canvas extends Emitter {
     };
     drag.listeners = { pointermove: move, pointerup: up, pointercancel: up, lostpointercapture: up };
     for (const [type, listener] of Object.entries(drag.listeners)) this.root.addEventListener(type, listener);
-    this.#endNodeDrag(null);
     this.drag = drag;
   }
 
@@ -571,11 +571,9 @@ export class Canvas extends Emitter {
     this.#cullAround(drag.items.map((item) => item.id));
   }
 
-  /** Finish the current drag: `commit` records the move as a command; otherwise the nodes go back. */
-  #endNodeDrag(drag = this.drag, commit = false) {
-    drag ||= this.drag;
-    if (!drag) return;
-    this.drag = null;
+  /** Finish a drag: `commit` records the move as a command; otherwise the nodes go back. */
+  #endNodeDrag(drag, commit) {
+    if (this.drag === drag) this.drag = null;
     for (const [type, listener] of Object.entries(drag.listeners)) this.root.removeEventListener(type, listener);
     if (drag.frame) cancelAnimationFrame(drag.frame);
     if (!drag.active) return;
@@ -594,6 +592,10 @@ export class Canvas extends Emitter {
     } else {
       this.#placeNodeViews(drag.items.map((item) => item.id).filter((id) => this.model.nodes.has(id)));
     }
+  }
+
+  #cancelNodeDrag() {
+    if (this.drag) this.#endNodeDrag(this.drag, false);
   }
 
   // ------------------------------------------------------------------------------------ selection
