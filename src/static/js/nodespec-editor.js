@@ -55,6 +55,7 @@ export class NodespecEditor extends Emitter {
   async open(specId = null) {
     if (this.isOpen && !(await this.close())) return;
     const loading = loadCodeEditor(); // fetched while the nodespec is
+    loading.catch(() => {}); // a failure is reported below, unless opening stops earlier
     let doc = { id: "", title: "", description: "", port: { input: [], output: [{ name: "out", type: "Any" }] }, func: TEMPLATE };
     let etag = null;
     if (specId) {
