@@ -52,7 +52,11 @@ class LiveServer:
             match = SERVING.search(self.log_path.read_text(errors="replace")[offset:])
             if match:
                 self.url = match.group(1).rstrip("/")
-                self._wait_healthy(deadline)
+                try:
+                    self._wait_healthy(deadline)
+                except RuntimeError:
+                    self.stop()
+                    raise
                 return self
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited ({self.proc.returncode}): {self.log()}")

@@ -5,11 +5,8 @@ from __future__ import annotations
 import signal
 import sys
 
+from ..engine.execution import ExecutorUnavailable
 from ..service import Config, PyflowService, build_executor
-
-
-class ExecutorUnavailable(RuntimeError):
-    """The chosen executor cannot run here; the message names the alternatives."""
 
 
 def serve(config: Config, host: str, port: int, threads: int) -> int:
@@ -18,7 +15,7 @@ def serve(config: Config, host: str, port: int, threads: int) -> int:
     from ..server import create_app
     try:
         executor = build_executor(config)
-    except (ExecutorUnavailable, ValueError, ImportError, OSError) as exc:
+    except (ExecutorUnavailable, ValueError, ImportError) as exc:
         print(f"pyflow: cannot start: {exc}", file=sys.stderr)
         return 2
     for warning in executor.describe().get("warnings", []):

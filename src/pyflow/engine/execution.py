@@ -13,6 +13,11 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 
+class ExecutorUnavailable(OSError):
+    """An executor cannot run on this machine (no bubblewrap, no Docker engine, ...); the message says
+    why and names the alternatives. The server refuses to start rather than degrade silently."""
+
+
 @dataclass(frozen=True)
 class Limits:
     """Resource limits of one node run. Sizes in MiB/KiB as named; times in seconds."""

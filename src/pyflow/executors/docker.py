@@ -45,7 +45,7 @@ import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..engine.execution import Limits, NodeOutcome, NodeTask
+from ..engine.execution import ExecutorUnavailable, Limits, NodeOutcome, NodeTask
 from .zygote import CancelledRun, Zygote, ZygoteDied, ZygoteExecutor, worker_source
 
 DEFAULT_IMAGE = "pyflow-runtime:bookworm"
@@ -68,7 +68,7 @@ FRAME = struct.Struct(">BxxxI")
 ENGINE_TIMEOUT_S = 120
 
 
-class DockerUnavailable(OSError):
+class DockerUnavailable(ExecutorUnavailable):
     """The Docker engine or the runtime image cannot be used; the message says what to do."""
 
 

@@ -25,7 +25,7 @@ import threading
 import uuid
 from pathlib import Path
 
-from ..engine.execution import NodeOutcome, NodeTask
+from ..engine.execution import ExecutorUnavailable, NodeOutcome, NodeTask
 from .cgroups import Cgroup, CgroupTree
 from .zygote import Zygote, ZygoteDied, ZygoteExecutor, worker_source
 
@@ -66,9 +66,6 @@ UNAVAILABLE = ("bubblewrap cannot create a sandbox here ({reason}). Choices: run
                "(rlimits only).")
 
 
-class ExecutorUnavailable(OSError):
-    """The sandbox cannot run on this machine; the message names the alternatives. An OSError (an
-    environment error), so `pyflow serve` reports it as a reason not to start rather than a crash."""
 
 
 _units = itertools.count(1)
