@@ -52,7 +52,8 @@ export const api = {
   testDraftSpec: (nodespec, inputs) => data(request("POST", "/api/nodespecs/test", { body: { nodespec, inputs } })),
 
   // Flows
-  listFlows: () => data(request("GET", "/api/flows")),
+  // Summaries only: a list of big flows should not download every node and link.
+  listFlows: () => data(request("GET", "/api/flows", { query: { summary: "true" } })),
   getFlow: (id) => record(request("GET", `/api/flows/${enc(id)}`)),
   createFlow: (doc) => record(request("POST", "/api/flows", { body: doc })),
   saveFlow: (id, doc, etag) => record(request("PUT", `/api/flows/${enc(id)}`, { body: doc, etag })),

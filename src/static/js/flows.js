@@ -60,7 +60,7 @@ export class Flows extends Emitter {
   async refreshList() {
     try {
       const flows = await api.listFlows();
-      this.summaries = flows.map((f) => ({ id: f.id, name: f.name || f.id, nodes: f.nodes?.length || 0 }))
+      this.summaries = flows.map((f) => ({ id: f.id, name: f.name || f.id, nodes: f.node_count || 0 }))
         .sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
       this.renderList();
     } catch (error) {
