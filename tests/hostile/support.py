@@ -11,13 +11,13 @@ import os
 import socket
 import sqlite3
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
 from pyflow.engine.execution import NodeOutcome, NodeTask, resolve_limits
+from tests.support.waiting import wait_until  # noqa: F401 (used here and by importers)
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET_VAR = "PYFLOW_HOSTILE_SECRET"
@@ -27,16 +27,6 @@ HEALTHY = ("def func(x):\n"
            "    with open('probe.bin', 'wb') as fh:\n"
            "        fh.write(b'x' * 100000)\n"
            "    return {'double': x * 2, 'left': left}\n")
-
-
-def wait_until(condition, timeout: float = 10.0, interval: float = 0.02):
-    """Poll `condition` until it returns something truthy or `timeout` passes; returns its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
 
 
 # ------------------------------------------------------------------------------------------ processes

@@ -50,13 +50,21 @@ def read_exact(fd, size):
     return b"".join(chunks)
 
 
-def read_frame(fd):
+def read_frame_size(fd):
+    """The length announced by the next frame's header, or None at end of input."""
     head = read_exact(fd, HEADER.size)
     if head is None:
         return None
     (size,) = HEADER.unpack(head)
     if size > MAX_TASK_BYTES:
         raise ValueError("frame too large")
+    return size
+
+
+def read_frame(fd):
+    size = read_frame_size(fd)
+    if size is None:
+        return None
     return read_exact(fd, size) if size else b""
 
 
@@ -65,12 +73,9 @@ def read_frame_mapped(fd):
 
     Used for node data, so no copy of it lands in the zygote's heap, where later children would inherit
     it; the caller unmaps it after the fork."""
-    head = read_exact(fd, HEADER.size)
-    if head is None:
+    size = read_frame_size(fd)
+    if size is None:
         return None
-    (size,) = HEADER.unpack(head)
-    if size > MAX_TASK_BYTES:
-        raise ValueError("frame too large")
     buffer = mmap.mmap(-1, max(size, 1))
     view = memoryview(buffer)
     done = 0

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 
 from pyflow.engine.execution import NodeTask, resolve_limits
 from pyflow.executors import create_executor
+from tests.support.waiting import wait_until  # noqa: F401 (used here and by importers)
 
 SMALL = {"timeout_s": 5, "memory_mb": 64, "cpu_s": 5}
 
@@ -28,16 +28,6 @@ def make_task(func: str, *args, spec_id: str = "t", **limits) -> NodeTask:
     """A task for `func` (source defining func), with small limits resolved as the server resolves them."""
     return NodeTask(node_id="n", node_name="node", spec_id=spec_id, func=func, args=list(args),
                     arg_names=[f"a{i}" for i in range(len(args))], limits=resolve_limits({**SMALL, **limits}))
-
-
-def wait_until(condition, timeout: float = 10.0, interval: float = 0.02):
-    """Poll `condition` until it returns something truthy or `timeout` passes; returns its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
 
 
 def started(name: str, **options):
