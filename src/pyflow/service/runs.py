@@ -37,6 +37,7 @@ class LiveRun:
     cancel: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
     cond: threading.Condition = field(default_factory=threading.Condition)
+    flushing: threading.Lock = field(default_factory=threading.Lock)
     events: list[dict] = field(default_factory=list)
     pending_events: list[dict] = field(default_factory=list)
     pending_results: dict = field(default_factory=dict)
@@ -211,11 +212,14 @@ class RunManager:
                 self._flush(live)
 
     def _flush(self, live: LiveRun) -> None:
-        with live.cond:
-            events, live.pending_events = live.pending_events, []
-            results, live.pending_results = list(live.pending_results.values()), {}
-        if events or results:
-            self.repository.save_progress(live.id, events, results)
+        """Write what is pending. One flush at a time per run: the finishing thread must not report the
+        run complete while the persister still holds results it has taken but not yet written."""
+        with live.flushing:
+            with live.cond:
+                events, live.pending_events = live.pending_events, []
+                results, live.pending_results = list(live.pending_results.values()), {}
+            if events or results:
+                self.repository.save_progress(live.id, events, results)
 
     def stream(self, run_id: str, after: int = 0, keepalive_s: float = 15.0) -> Iterator[dict | None]:
         """Yield the run's events after id `after`, live until the run finishes; None means 'keepalive'."""

@@ -1,0 +1,36 @@
+"""The run manager in-process: what a caller sees right after a run ends is complete."""
+
+import threading
+import time
+
+from pyflow.executors.inprocess import InProcessExecutor
+from pyflow.service import Config, PyflowService
+from pyflow.storage import SQLiteRepository
+
+SLOW = {"id": "t.slow", "title": "Slow", "func": "import time\ndef func(a):\n    time.sleep(0.06)\n    return a + 1\n",
+        "port": {"input": [{"name": "a", "type": "Int"}]}}
+
+
+class SlowPersister(SQLiteRepository):
+    """Writes from the background persister take long, as on a busy disk."""
+
+    def save_progress(self, run_id, events, results):
+        if threading.current_thread().name == "pyflow-persist":
+            time.sleep(0.3)
+        super().save_progress(run_id, events, results)
+
+
+def test_a_finished_run_has_every_node_result_even_while_the_persister_is_writing(tmp_path):
+    config = Config(db_path=tmp_path / "db.sqlite", load_stdlib=False)
+    service = PyflowService(config, InProcessExecutor(), SlowPersister(config.db_path)).start()
+    try:
+        service.upsert("nodespec", SLOW)
+        nodes = [{"id": f"n{i}", "spec_id": "t.slow", "ports": [] if i else [{"name": "a", "value": 0}]}
+                 for i in range(4)]
+        links = [{"source": f"n{i - 1}:out", "target": f"n{i}:a"} for i in range(1, 4)]
+        for _ in range(3):
+            run = service.run_now(flow={"id": "f", "nodes": nodes, "links": links}, use_cache=False)
+            assert [n["id"] for n in run["nodes"]] == ["n0", "n1", "n2", "n3"]
+            assert run["status"] == "succeeded" and run["nodes"][-1]["outputs"] == {"out": 4}
+    finally:
+        service.close()
