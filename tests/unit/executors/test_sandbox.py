@@ -271,6 +271,21 @@ def _alive(pid: int) -> bool:
 # ------------------------------------------------------------------------------------------ not root
 
 
+def portable_packages(workdir: Path) -> Path:
+    """PyFlow and what it imports, copied where any user can read them: the checkout and the virtual
+    environment may sit in a directory only root can enter (a CI clone under /root, a private tmp)."""
+    import importlib
+    lib = workdir / "lib"
+    shutil.copytree(ROOT / "src" / "pyflow", lib / "pyflow", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("jsonschema", "jsonschema_specifications", "referencing", "rpds", "attr", "attrs"):
+        module = importlib.import_module(name)
+        source = Path(module.__file__).parent
+        shutil.copytree(source, lib / source.name, ignore=shutil.ignore_patterns("__pycache__"))
+    for extra in Path(importlib.import_module("typing_extensions").__file__).parent.glob("typing_extensions.py"):
+        shutil.copy(extra, lib / extra.name)
+    return lib
+
+
 NON_ROOT_SCRIPT = '''
 import json
 from pyflow.engine.execution import Limits, NodeTask
@@ -294,21 +309,22 @@ executor.close()
 def test_a_server_that_is_not_root_still_sandboxes_with_rlimits(tmp_path):
     """The non-root path: no user switch, no writable cgroups (so rlimits, with a warning), same isolation."""
     setpriv, python = shutil.which("setpriv"), "/usr/bin/python3"
-    site = next(Path(sys.prefix).glob("lib/python3*/site-packages"), None)
     system_version = subprocess.run([python, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True,
                                     text=True).stdout.strip()
-    if not setpriv or site is None or system_version != str(tuple(sys.version_info[:2])):
+    if not setpriv or system_version != str(tuple(sys.version_info[:2])):
         pytest.skip("needs setpriv and a system python3 of the venv's version")
-    script = Path(tempfile.mkdtemp(prefix="pyflow-nonroot-")) / "probe.py"
+    workdir = Path(tempfile.mkdtemp(prefix="pyflow-nonroot-"))
     try:
-        script.parent.chmod(0o755)
+        lib = portable_packages(workdir)
+        script = workdir / "probe.py"
         script.write_text(NON_ROOT_SCRIPT)
-        script.chmod(0o644)
-        env = {"PATH": "/usr/bin:/bin", "HOME": str(script.parent), "PYTHONPATH": f"{ROOT / 'src'}:{site}"}
+        for path in [workdir, *workdir.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(workdir), "PYTHONPATH": str(lib)}
         done = subprocess.run([setpriv, "--reuid", "4242", "--regid", "4242", "--clear-groups", python, str(script)],
-                              capture_output=True, text=True, env=env, timeout=120, cwd=script.parent)
+                              capture_output=True, text=True, env=env, timeout=120, cwd=workdir)
     finally:
-        shutil.rmtree(script.parent)
+        shutil.rmtree(workdir)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert any("rlimits" in w for w in report["describe"]["warnings"])
