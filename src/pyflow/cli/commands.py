@@ -18,6 +18,12 @@ from .progress import Progress, print_run_table
 
 
 def add_arguments(sub) -> None:
+    _add_serve(sub)
+    _add_repository_commands(sub)
+    _add_run_commands(sub)
+
+
+def _add_serve(sub) -> None:
     serve = sub.add_parser("serve", help="start the server (waitress), by default on 127.0.0.1:5000")
     serve.add_argument("--host", default=os.environ.get("PYFLOW_HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("PYFLOW_PORT", "5000")))
@@ -29,13 +35,28 @@ def add_arguments(sub) -> None:
     serve.add_argument("--repo-dir", help="the only directory /dumprepo and /loadrepo may use")
     serve.add_argument("--max-body-mb", type=int, default=32, help="largest request body accepted (413 above)")
 
+
+def _add_run_commands(sub) -> None:
     run = sub.add_parser("run", help="run a flow (a stored flow id or a flow JSON file) with live progress")
     run.add_argument("flow", help="flow id, or path to a flow JSON file")
     run.add_argument("--values", help='port values for this run: {"nodeId": {"port": value}}')
     run.add_argument("--no-cache", action="store_true", help="run every node even when cached")
     run.add_argument("--json", action="store_true", help="print the run as JSON instead of a table")
     _add_target(run)
+    runs = sub.add_parser("runs", help="run history")
+    runs_sub = runs.add_subparsers(dest="runs_command", required=True)
+    rl = runs_sub.add_parser("list", help="recent runs, newest first")
+    rl.add_argument("--flow")
+    rl.add_argument("--status")
+    rl.add_argument("--limit", type=int, default=20)
+    _add_target(rl)
+    rs = runs_sub.add_parser("show", help="one run with every node's result")
+    rs.add_argument("run_id")
+    rs.add_argument("--json", action="store_true")
+    _add_target(rs)
 
+
+def _add_repository_commands(sub) -> None:
     imp = sub.add_parser("import", help="import a bundle file or a repository directory")
     imp.add_argument("source")
     imp.add_argument("--replace", action="store_true", help="replace the whole repository (default: merge)")
@@ -55,18 +76,6 @@ def add_arguments(sub) -> None:
     spec.add_argument("--id", help="nodespec id (default: the file's spec['id'] or the function name)")
     spec.add_argument("--function", help="which function (default: func, else the first)")
     spec.add_argument("-o", "--output", help="write to this file instead of standard output")
-
-    runs = sub.add_parser("runs", help="run history")
-    runs_sub = runs.add_subparsers(dest="runs_command", required=True)
-    rl = runs_sub.add_parser("list", help="recent runs, newest first")
-    rl.add_argument("--flow")
-    rl.add_argument("--status")
-    rl.add_argument("--limit", type=int, default=20)
-    _add_target(rl)
-    rs = runs_sub.add_parser("show", help="one run with every node's result")
-    rs.add_argument("run_id")
-    rs.add_argument("--json", action="store_true")
-    _add_target(rs)
 
 
 def _add_local(parser) -> None:
