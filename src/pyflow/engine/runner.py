@@ -28,7 +28,8 @@ EventSink = Callable[[str, dict], None]
 class CacheStore(Protocol):
     """Where cached node results live (the repository's database, in the server)."""
 
-    def get(self, key: str) -> dict | None: ...
+    def get_many(self, keys: list[str]) -> dict[str, dict]:
+        """The records stored under any of `keys` (one lookup for a whole run)."""
 
     def put(self, key: str, record: dict) -> None: ...
 
@@ -79,6 +80,7 @@ class FlowRunner:
         self._finished: queue.SimpleQueue = queue.SimpleQueue()
 
     def run(self) -> RunOutcome:
+        self._cached = self._prefetch()
         sorter = graphlib.TopologicalSorter(self.compiled.predecessors)
         sorter.prepare()
         workers = max(1, int(self.options.concurrency))
@@ -184,10 +186,17 @@ class FlowRunner:
                                       f"{port.type}, cannot convert {_short(raw)}: {exc}") from None
         return args
 
+    def _prefetch(self) -> dict[str, dict]:
+        """Every cached record this run can use, fetched at once rather than node by node."""
+        if self.cache is None:
+            return {}
+        keys = [n.cache_key for n in self.compiled.nodes.values() if n.cache_key is not None]
+        return self.cache.get_many(keys) if keys else {}
+
     def _from_cache(self, node: PlannedNode, args: list) -> bool:
-        if self.cache is None or node.cache_key is None:
+        if node.cache_key is None:
             return False
-        record = self.cache.get(node.cache_key)
+        record = self._cached.get(node.cache_key)
         if record is None:
             return False
         self.outputs[node.id] = record["outputs"]

@@ -238,7 +238,7 @@ class Repository(ABC):
 
     # ------------------------------------------------------------------------------- cache (backend)
     @abstractmethod
-    def cache_get(self, key: str) -> dict | None: ...
+    def cache_get_many(self, keys: list[str]) -> dict[str, dict]: ...
 
     @abstractmethod
     def cache_put(self, key: str, record: dict) -> None: ...
@@ -271,8 +271,8 @@ class CacheAdapter:
     def __init__(self, repository: Repository):
         self.repository = repository
 
-    def get(self, key: str) -> dict | None:
-        return self.repository.cache_get(key)
+    def get_many(self, keys: list[str]) -> dict[str, dict]:
+        return self.repository.cache_get_many(keys)
 
     def put(self, key: str, record: dict) -> None:
         self.repository.cache_put(key, record)

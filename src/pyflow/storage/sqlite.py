@@ -244,9 +244,15 @@ class SQLiteRepository(Repository):
         return len(rows)
 
     # ---------------------------------------------------------------------------------------- cache
-    def cache_get(self, key: str) -> dict | None:
-        row = self._conn().execute("SELECT record FROM cache WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else None
+    def cache_get_many(self, keys: list[str]) -> dict[str, dict]:
+        found = {}
+        conn = self._conn()
+        for start in range(0, len(keys), 500):  # below SQLite's limit on bound parameters
+            chunk = keys[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for key, record in conn.execute(f"SELECT key, record FROM cache WHERE key IN ({marks})", chunk):
+                found[key] = json.loads(record)
+        return found
 
     def cache_put(self, key: str, record: dict) -> None:
         now = utcnow()
