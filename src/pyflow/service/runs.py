@@ -97,7 +97,7 @@ class RunManager:
     # ------------------------------------------------------------------------------------ submit
     def submit(self, flow_doc: dict, specs: dict, values: dict | None = None, use_cache: bool = True,
                flow_id: str | None = None) -> dict:
-        """Check and queue a run; answers the stored run. Raises InvalidInput or TooManyRequests."""
+        """Check and queue a run; answers its id and status. Raises InvalidInput or TooManyRequests."""
         compiled = compile_flow(flow_doc, specs, values, cache_keys=use_cache)
         used = {n.spec.id for n in compiled.nodes.values()} | {nd["spec_id"] for nd in flow_doc["nodes"]}
         snapshot = {"flow": flow_doc, "nodespec": self._spec_docs(used)}
@@ -114,7 +114,7 @@ class RunManager:
             self._emit(live, "run_queued", {"run": live.id, "flow_id": flow_id,
                                             "nodes": list(compiled.nodes)})
             self._lock.notify_all()
-        return self.repository.get_run(live.id)
+        return {"id": live.id, "flow_id": flow_id, "status": "queued"}
 
     def _spec_docs(self, spec_ids: set[str]) -> dict:
         docs = {}

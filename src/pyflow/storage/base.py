@@ -63,15 +63,15 @@ class Repository(ABC):
         return record
 
     def specs(self) -> dict[str, NodeSpec]:
-        """All nodespecs, parsed for the engine (cached per revision)."""
-        cache = self.__dict__.setdefault("_spec_cache", {})
-        parsed = {}
-        for record in self._list("nodespec"):
-            hit = cache.get(record.id)
-            if hit is None or hit[0] != record.revision:
-                hit = cache[record.id] = (record.revision, parse_nodespec(record.doc))
-            parsed[record.id] = hit[1]
-        return parsed
+        """All nodespecs, parsed for the engine. Every run and every flow save needs them, so they are
+        kept until the repository's revision counter moves (any write does that)."""
+        stamp = self._revision()
+        cached = self.__dict__.get("_specs")
+        if cached is not None and cached[0] == stamp:
+            return dict(cached[1])
+        parsed = {record.id: parse_nodespec(record.doc) for record in self._list("nodespec")}
+        self.__dict__["_specs"] = (stamp, parsed)
+        return dict(parsed)
 
     def save(self, kind: str, doc: Any, object_id: str | None = None, expected: int | None = None,
              create_only: bool = False, must_exist: bool = False) -> tuple[Record, bool]:
@@ -186,6 +186,10 @@ class Repository(ABC):
     @abstractmethod
     def transaction(self) -> contextlib.AbstractContextManager:
         """A write transaction; nested use joins the outer one."""
+
+    @abstractmethod
+    def _revision(self) -> int:
+        """The latest revision handed out: it changes whenever any object is written or removed."""
 
     @abstractmethod
     def _list(self, kind: str) -> list[Record]: ...

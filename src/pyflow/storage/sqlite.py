@@ -142,7 +142,11 @@ class SQLiteRepository(Repository):
         return Record(kind, doc["id"], doc, revision, now)
 
     def _remove(self, kind: str, object_id: str) -> None:
+        self._next("revision")  # a removal changes what lists and caches must show
         self._conn().execute("DELETE FROM objects WHERE kind = ? AND id = ?", (kind, object_id))
+
+    def _revision(self) -> int:
+        return int(self._conn().execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()[0])
 
     def _set_refs(self, flow_id: str, spec_ids: set[str]) -> None:
         conn = self._conn()
