@@ -8,7 +8,6 @@ every sink) and their ancestors are planned.
 
 from __future__ import annotations
 
-import graphlib
 import hashlib
 import json
 from collections import deque
@@ -40,6 +39,7 @@ class CompiledFlow:
     nodes: dict[str, PlannedNode]
     predecessors: dict[str, set[str]]
     targets: list[str] = field(default_factory=list)
+    order: list[str] = field(default_factory=list)  # planned nodes, upstream before downstream
 
 
 def compile_flow(doc: Any, specs: Mapping[str, NodeSpec], values: dict | None = None,
@@ -67,7 +67,8 @@ def compile_flow(doc: Any, specs: Mapping[str, NodeSpec], values: dict | None = 
     if problems:
         raise InvalidInput("invalid flow", problems)
     predecessors = {n: graph.predecessors[n] for n in nodes}
-    compiled = CompiledFlow(graph.id, graph.name, nodes, predecessors, targets)
+    order = [n for n in graph.order if n in nodes]
+    compiled = CompiledFlow(graph.id, graph.name, nodes, predecessors, targets, order)
     if cache_keys:
         assign_cache_keys(compiled)
     return compiled
@@ -146,7 +147,7 @@ def assign_cache_keys(compiled: CompiledFlow) -> None:
     nodes always run.
     """
     fingerprints: dict[str, str] = {}
-    for node_id in _topological(compiled):
+    for node_id in compiled.order:
         node = compiled.nodes[node_id]
         if not node.spec.cache:
             continue
@@ -162,6 +163,3 @@ def assign_cache_keys(compiled: CompiledFlow) -> None:
             literals = {k: v for k, v in node.literals.items() if k not in linked}
             node.cache_key = _digest({"spec": fp, "literals": literals, "upstream": upstream})
 
-
-def _topological(compiled: CompiledFlow) -> list[str]:
-    return list(graphlib.TopologicalSorter(compiled.predecessors).static_order())

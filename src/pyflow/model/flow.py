@@ -45,6 +45,7 @@ class FlowGraph:
     inbound: dict[str, dict[str, tuple[str, str]]] = field(default_factory=dict)
     predecessors: dict[str, set[str]] = field(default_factory=dict)
     successors: dict[str, set[str]] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)  # a topological order, when there is no cycle
 
 
 def split_endpoint(endpoint: str) -> tuple[str, str]:
@@ -98,8 +99,8 @@ def _collect_links(doc: dict, specs: Mapping[str, NodeSpec], graph: FlowGraph) -
     for i, ln in enumerate(doc["links"]):
         src_node, src_port = split_endpoint(ln["source"])
         dst_node, dst_port = split_endpoint(ln["target"])
-        found = (_endpoint_problem(graph, specs, src_node, src_port, "output", pointer("links", i, "source"))
-                 + _endpoint_problem(graph, specs, dst_node, dst_port, "input", pointer("links", i, "target")))
+        found = (_endpoint_problem(graph, specs, src_node, src_port, "output", i)
+                 + _endpoint_problem(graph, specs, dst_node, dst_port, "input", i))
         if found:
             problems += found
             continue
@@ -115,16 +116,16 @@ def _collect_links(doc: dict, specs: Mapping[str, NodeSpec], graph: FlowGraph) -
 
 
 def _endpoint_problem(graph: FlowGraph, specs: Mapping[str, NodeSpec], node_id: str, port: str,
-                      role: str, path: str) -> list[dict]:
+                      role: str, link_index: int) -> list[dict]:
     node = graph.nodes.get(node_id)
+    spec = specs.get(node.spec_id) if node is not None else None
+    if spec is not None and (spec.output(port) if role == "output" else spec.input(port)) is not None:
+        return []  # the common case, kept free of any work for the messages below
+    path = pointer("links", link_index, "source" if role == "output" else "target")
     if node is None:
         return [detail(path, f"unknown node {node_id!r}")]
-    spec = specs.get(node.spec_id)
     if spec is None:
         return [detail(path, f"node {node_id!r} uses unknown nodespec {node.spec_id!r}")]
-    wanted = spec.output(port) if role == "output" else spec.input(port)
-    if wanted is not None:
-        return []
     other = spec.input(port) if role == "output" else spec.output(port)
     if other is not None:
         side = "source" if role == "output" else "target"
@@ -134,8 +135,9 @@ def _endpoint_problem(graph: FlowGraph, specs: Mapping[str, NodeSpec], node_id: 
 
 
 def _cycle_problems(graph: FlowGraph) -> list[dict]:
+    """Order the graph (kept for the engine), or name the nodes on a cycle."""
     try:
-        graphlib.TopologicalSorter(graph.predecessors).prepare()
+        graph.order = list(graphlib.TopologicalSorter(graph.predecessors).static_order())
     except graphlib.CycleError as exc:
         cycle = exc.args[1]
         names = " -> ".join(cycle)
