@@ -82,7 +82,8 @@ def _add_local(parser) -> None:
     parser.add_argument("--db", help="SQLite database file (default: $PYFLOW_DB, else "
                                      "~/.local/share/pyflow/pyflow.db)")
     parser.add_argument("--executor", default=os.environ.get("PYFLOW_EXECUTOR", "sandbox"),
-                        help="where node code runs: sandbox (default), docker, dask, unsafe-process")
+                        help="where node code runs: sandbox (default), docker, unsafe-process, or none "
+                             "(serve the editor and repository, run no node)")
     parser.add_argument("--concurrency", type=int, default=None, help="nodes running at once (default: cores)")
     parser.add_argument("--no-stdlib", action="store_true", help="do not load the standard library into an "
                                                                  "empty database")

@@ -2,8 +2,8 @@
 entry-point group, so a package can add its own without touching PyFlow.
 
 Built in: "sandbox" (bubblewrap + warm fork-server pool; the default), "docker" (a hardened container
-per image, warm), "unsafe-process" (a plain subprocess with rlimits), and "inprocess" (tests and
-benchmarks only).
+per image, warm), "unsafe-process" (a plain subprocess with rlimits), "none" (serve the editor and
+repository but run no node), and "inprocess" (tests and benchmarks only).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ BUILTIN = {
     "sandbox": "pyflow.executors.sandbox:SandboxExecutor",
     "unsafe-process": "pyflow.executors.process:ProcessExecutor",
     "inprocess": "pyflow.executors.inprocess:InProcessExecutor",
+    "none": "pyflow.executors.disabled:DisabledExecutor",
     "docker": "pyflow.executors.docker:DockerExecutor",
 }
 SERVER_FORBIDDEN = {"inprocess"}

@@ -125,3 +125,17 @@ def test_executor_options_reach_the_executor(tmp_path):
         import requests
         result = requests.post(live.url + "/api/nodespecs/test", json={"nodespec": big}).json()
         assert result["status"] == "fail" and "No space left" in result["error"]["message"]
+
+
+def test_executor_none_serves_everything_but_runs_no_node(tmp_path):
+    import requests
+    with LiveServer(tmp_path / "none", executor="none") as live:
+        health = live.get_json("/api/health")
+        assert health["executor"]["name"] == "none" and "disabled" in health["executor"]["warnings"][0]
+        assert requests.get(live.url + "/").status_code == 200
+        assert len(live.get_json("/api/nodespecs")) > 10
+        result = requests.post(live.url + "/api/flows/pyflow.samples.arithmetic/run", json={}).json()
+        assert result["status"] == "failed"
+        assert result["nodes"][0]["error"]["type"] == "ExecutionDisabled"
+        assert "--executor sandbox" in result["nodes"][0]["error"]["message"]
+    assert "disabled" in live.log()
