@@ -15,6 +15,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Iterator
 
+from .. import process_identity
 from ..engine import CompiledFlow, Executor, FlowRunner, RunOptions, compile_flow
 from ..engine.runner import now_iso
 from ..model.errors import Conflict, NotFound, TooManyRequests
@@ -25,6 +26,9 @@ from .config import Config
 FINAL_STATES = frozenset({"succeeded", "failed", "cancelled", "interrupted"})
 PREVIEW_BYTES = 1024
 PERSIST_INTERVAL_S = 0.05
+# More events than a run can emit between two persister passes, so a recovered run's final event id is
+# above any id a client may have seen.
+RECOVERY_EVENT_GAP = 1_000_000
 
 
 @dataclass
@@ -65,6 +69,7 @@ class RunManager:
         self.repository = repository
         self.executor = executor
         self.config = config
+        self.owner = process_identity.current()
         self._queue: deque[LiveRun] = deque()
         self._live: dict[str, LiveRun] = {}
         self._lock = threading.Condition()
@@ -81,13 +86,22 @@ class RunManager:
 
     # ---------------------------------------------------------------------------------- recovery
     def recover(self) -> list[str]:
-        """Runs left queued or running by a server that died become interrupted, with the reason."""
+        """Runs left queued or running by a process that died become interrupted, with the reason.
+
+        Runs of a process that is still alive (another server, or `pyflow run`, on the same database)
+        are left alone. The final event's id leaves a gap after the last stored one: events of the last
+        moments before the crash may have reached a client without reaching the database, and a client
+        resuming from one of those must still be told how the run ended.
+        """
         ids = []
         for run in self.repository.unfinished_runs():
+            owner = run.get("owner")
+            if owner and process_identity.alive(owner) is not False:
+                continue  # its process is alive, or on another host: not ours to judge
             reason = f"the server stopped while the run was {run['status']}"
             last = self.repository.events(run["id"], after=0, limit=1_000_000)
             seq = last[-1]["id"] if last else 0
-            event = {"id": seq + 1, "event": "run_finished", "at": now_iso(),
+            event = {"id": seq + RECOVERY_EVENT_GAP, "event": "run_finished", "at": now_iso(),
                      "data": {"status": "interrupted", "reason": reason}}
             self.repository.save_progress(run["id"], [event], [])
             self.repository.update_run(run["id"], status="interrupted", reason=reason, finished_at=now_iso())
@@ -107,7 +121,7 @@ class RunManager:
                 raise TooManyRequests(f"the run queue is full ({self.config.max_queue} runs waiting); "
                                       f"try again shortly", retry_after=self._retry_after())
             self.repository.create_run({"id": live.id, "flow_id": flow_id, "status": "queued",
-                                        "snapshot": snapshot, "created_at": now_iso(),
+                                        "snapshot": snapshot, "created_at": now_iso(), "owner": self.owner,
                                         "request": {"values": values or {}, "cache": use_cache}})
             self._live[live.id] = live
             self._queue.append(live)

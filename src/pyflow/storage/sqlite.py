@@ -29,7 +29,7 @@ CREATE INDEX IF NOT EXISTS flow_refs_spec ON flow_refs (spec_id);
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, flow_id TEXT, status TEXT NOT NULL, snapshot TEXT NOT NULL,
     request TEXT NOT NULL, reason TEXT, created_at TEXT NOT NULL, started_at TEXT, finished_at TEXT,
-    seq INTEGER NOT NULL);
+    seq INTEGER NOT NULL, owner TEXT);
 CREATE INDEX IF NOT EXISTS runs_flow ON runs (flow_id, seq);
 CREATE INDEX IF NOT EXISTS runs_status ON runs (status, seq);
 CREATE TABLE IF NOT EXISTS run_nodes (
@@ -65,6 +65,14 @@ class SQLiteRepository(Repository):
         conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         conn.execute("INSERT OR IGNORE INTO meta VALUES ('revision', '0')")
         conn.execute("INSERT OR IGNORE INTO meta VALUES ('run_seq', '0')")
+        self._migrate(conn)
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        """Bring a database written by an earlier version up to this schema."""
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+        if "owner" not in columns:
+            conn.execute("ALTER TABLE runs ADD COLUMN owner TEXT")
 
     # ---------------------------------------------------------------------------------- connections
     def _conn(self) -> sqlite3.Connection:
@@ -161,10 +169,11 @@ class SQLiteRepository(Repository):
     def create_run(self, run: dict) -> None:
         with self.transaction() as conn:
             seq = self._next("run_seq")
-            conn.execute("INSERT INTO runs (id, flow_id, status, snapshot, request, reason, created_at, seq) "
-                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            conn.execute("INSERT INTO runs (id, flow_id, status, snapshot, request, reason, created_at, seq, owner) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                          (run["id"], run.get("flow_id"), run["status"], _dumps(run["snapshot"]),
-                          _dumps(run.get("request") or {}), run.get("reason"), run["created_at"], seq))
+                          _dumps(run.get("request") or {}), run.get("reason"), run["created_at"], seq,
+                          run.get("owner")))
 
     def update_run(self, run_id: str, **fields) -> None:
         unknown = set(fields) - set(RUN_FIELDS)
@@ -178,15 +187,15 @@ class SQLiteRepository(Repository):
 
     def _run_row(self, row, with_nodes: bool) -> dict:
         run = {"id": row[0], "flow_id": row[1], "status": row[2], "reason": row[3], "created_at": row[4],
-               "started_at": row[5], "finished_at": row[6], "request": json.loads(row[7])}
+               "started_at": row[5], "finished_at": row[6], "request": json.loads(row[7]), "owner": row[8]}
         if with_nodes:
-            run["snapshot"] = json.loads(row[8])
+            run["snapshot"] = json.loads(row[9])
             nodes = self._conn().execute("SELECT result FROM run_nodes WHERE run_id = ? ORDER BY position",
                                          (row[0],))
             run["nodes"] = [json.loads(r[0]) for r in nodes]
         return run
 
-    _RUN_COLUMNS = "id, flow_id, status, reason, created_at, started_at, finished_at, request, snapshot"
+    _RUN_COLUMNS = "id, flow_id, status, reason, created_at, started_at, finished_at, request, owner, snapshot"
 
     def get_run(self, run_id: str, with_nodes: bool = True) -> dict:
         row = self._conn().execute(f"SELECT {self._RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()

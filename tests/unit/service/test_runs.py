@@ -34,3 +34,40 @@ def test_a_finished_run_has_every_node_result_even_while_the_persister_is_writin
             assert run["status"] == "succeeded" and run["nodes"][-1]["outputs"] == {"out": 4}
     finally:
         service.close()
+
+
+def test_a_second_process_on_the_same_database_leaves_live_runs_alone(tmp_path):
+    config = Config(db_path=tmp_path / "db.sqlite", load_stdlib=False)
+    first = PyflowService(config, InProcessExecutor()).start()
+    second = None
+    try:
+        first.upsert("nodespec", {**SLOW, "id": "t.wait",
+                                  "func": "import time\ndef func(a):\n    time.sleep(0.5)\n    return a\n"})
+        run = first.start_run(flow={"id": "f", "links": [],
+                                    "nodes": [{"id": "n", "spec_id": "t.wait", "ports": [{"name": "a", "value": 1}]}]})
+        deadline = time.monotonic() + 5
+        while first.repository.get_run(run["id"])["status"] != "running" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        second = PyflowService(config, InProcessExecutor()).start()  # as `pyflow run` on the same file does
+        assert second.repository.get_run(run["id"])["status"] == "running"
+        assert first.runs.wait(run["id"], timeout=10)["status"] == "succeeded"
+    finally:
+        first.close()
+        if second is not None:
+            second.close()
+
+
+def test_runs_of_a_dead_process_are_interrupted(tmp_path):
+    config = Config(db_path=tmp_path / "db.sqlite", load_stdlib=False)
+    repository = SQLiteRepository(config.db_path)
+    repository.create_run({"id": "dead", "flow_id": "f", "status": "running", "snapshot": {},
+                           "created_at": "t", "owner": None})  # written before runs had owners
+    repository.create_run({"id": "gone", "flow_id": "f", "status": "queued", "snapshot": {}, "created_at": "t",
+                           "owner": f"{__import__('socket').gethostname()}:999999:1"})
+    repository.close()
+    service = PyflowService(config, InProcessExecutor()).start()
+    try:
+        assert service.repository.get_run("gone")["status"] == "interrupted"
+        assert service.repository.get_run("dead")["status"] == "interrupted"
+    finally:
+        service.close()
