@@ -52,7 +52,7 @@ def get_object(collection, object_id):
 @bp.put("/<any(nodespecs, flows):collection>/<object_id>")
 def put_object(collection, object_id):
     doc = require_object(json_body())
-    record, created = service().put(_kind(collection), object_id, doc, expected=if_match())
+    record, created = service().put(_kind(collection), object_id, doc, expected=if_match(), force=flag("force"))
     return record_response(record, 201 if created else 200)
 
 

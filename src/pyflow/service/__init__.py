@@ -88,8 +88,10 @@ class PyflowService:
         record, _ = self.repository.save(kind, doc, create_only=True)
         return record
 
-    def put(self, kind: str, object_id: str, doc, expected: int | None = None) -> tuple[Record, bool]:
-        return self.repository.save(kind, doc, object_id=object_id, expected=expected, must_exist=True)
+    def put(self, kind: str, object_id: str, doc, expected: int | None = None,
+            force: bool = False) -> tuple[Record, bool]:
+        return self.repository.save(kind, doc, object_id=object_id, expected=expected, must_exist=True,
+                                    force=force)
 
     def upsert(self, kind: str, doc) -> Record:
         record, _ = self.repository.save(kind, doc)

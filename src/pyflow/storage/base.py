@@ -74,8 +74,11 @@ class Repository(ABC):
         return dict(parsed)
 
     def save(self, kind: str, doc: Any, object_id: str | None = None, expected: int | None = None,
-             create_only: bool = False, must_exist: bool = False) -> tuple[Record, bool]:
-        """Create or replace an object; returns (record, created). `expected` is an If-Match revision."""
+             create_only: bool = False, must_exist: bool = False, force: bool = False) -> tuple[Record, bool]:
+        """Create or replace an object; returns (record, created). `expected` is an If-Match revision.
+
+        Replacing a nodespec in a way that breaks flows using it (a port they link or set removed, say)
+        answers 409 naming those flows and what breaks, unless `force`."""
         _check_kind(kind)
         if isinstance(doc, dict) and object_id is not None:
             if doc.get("id") is None:
@@ -91,10 +94,28 @@ class Repository(ABC):
             _check_precondition(kind, doc["id"], current, expected, create_only, must_exist)
             if current is not None and current.doc == doc:
                 return current, False
+            if kind == "nodespec" and current is not None and not force:
+                self._check_users_still_fit(doc)
             record = self._write(kind, doc)
             if kind == "flow":
                 self._set_refs(doc["id"], referenced_spec_ids(doc))
             return record, current is None
+
+    def _check_users_still_fit(self, spec_doc: dict) -> None:
+        users = self._users_of(spec_doc["id"])
+        if not users:
+            return
+        specs = {**self.specs(), spec_doc["id"]: parse_nodespec(spec_doc)}
+        problems, broken = [], []
+        for flow_id in users:
+            record = self._read("flow", flow_id)
+            found = analyze_flow(record.doc, specs)[1] if record is not None else []
+            if found:
+                broken.append(flow_id)
+                problems += [detail(pointer("flow", flow_id) + d["path"], d["message"]) for d in found]
+        if problems:
+            raise Conflict(f"this change to nodespec {spec_doc['id']!r} breaks {len(broken)} flow(s) that use "
+                           f"it; fix them first, or save with ?force=true", problems, flows=broken)
 
     def _problems(self, kind: str, doc: Any) -> list[dict]:
         if kind == "nodespec":

@@ -109,6 +109,18 @@ def test_deleting_a_used_nodespec_names_the_flows(api):
     assert requests.get(url(api, "/api/nodespecs/test.inc")).status_code == 200
 
 
+def test_a_nodespec_change_that_breaks_a_flow_answers_409(api):
+    requests.put(url(api, "/api/nodespecs/test.inc"), json=SPEC)
+    requests.put(url(api, "/api/flows/test.flow"), json=FLOW)
+    renamed = {**SPEC, "port": {"input": [{"name": "x", "type": "Int"}]}, "func": "def func(x):\n    return x\n"}
+    answer = requests.put(url(api, "/api/nodespecs/test.inc"), json=renamed)
+    assert answer.status_code == 409 and answer.json()["flows"] == ["test.flow"]
+    assert {d["path"] for d in answer.json()["details"]} >= {"/flow/test.flow/nodes/0/ports/0/name"}
+    assert requests.get(url(api, "/api/nodespecs/test.inc")).json() == SPEC
+    assert requests.put(url(api, "/api/nodespecs/test.inc?force=true"), json=renamed).status_code == 200
+    requests.put(url(api, "/api/nodespecs/test.inc?force=true"), json=SPEC)
+
+
 def test_run_a_stored_flow_and_an_inline_flow(api):
     requests.put(url(api, "/api/nodespecs/test.inc"), json=SPEC)
     requests.put(url(api, "/api/flows/test.flow"), json=FLOW)

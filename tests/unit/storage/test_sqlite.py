@@ -146,3 +146,19 @@ def test_runs_events_and_retention(repo):
         repo.update_run(f"r{i}", status="succeeded")
     assert repo.prune_runs("f", keep=2) == 3
     assert [r["id"] for r in repo.list_runs("f")[0]] == ["r4", "r3"]
+
+
+def test_a_nodespec_change_that_breaks_flows_conflicts_unless_forced(repo):
+    repo.save("nodespec", SPEC)
+    repo.save("flow", FLOW)
+    renamed = {**SPEC, "port": {"input": [{"name": "b", "type": "Int"}]}, "func": "def func(b):\n    return b\n"}
+    before = dump(repo)
+    with pytest.raises(Conflict) as info:
+        repo.save("nodespec", renamed)
+    assert info.value.extra["flows"] == ["f1"]
+    assert info.value.details[0]["path"] == "/flow/f1/nodes/0/ports/0/name"
+    assert dump(repo) == before
+    compatible = {**SPEC, "title": "Still fits"}
+    assert repo.save("nodespec", compatible)[0].doc["title"] == "Still fits"
+    repo.save("nodespec", renamed, force=True)
+    assert repo.get("nodespec", "t.inc").doc == renamed
