@@ -654,10 +654,7 @@ class ContainerPool(ZygoteExecutor):
             if problem:
                 self._release(zygote, True)
                 return NodeOutcome.failure(problem, "ExecutorError", duration_ms=_ms(started))
-            outcome, recycle = self._run_on(zygote, task, cancel, started)
-            outcome = self.after_run(zygote, task, outcome)
-            self._release(zygote, recycle or outcome.violation is not None)
-            return outcome
+            return self._run_and_release(zygote, task, cancel, started)
         finally:
             with self._lock:
                 self.in_use -= 1

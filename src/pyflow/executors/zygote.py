@@ -81,7 +81,7 @@ class Zygote:
         frames = [json.dumps(part, separators=(",", ":")).encode("utf-8") for part in (control, node)]
         self._write(b"".join(HEADER.pack(len(frame)) + frame for frame in frames))
         self.runs += 1
-        header = json.loads(self._read_frame(deadline, cancel))
+        header = _worker_header(self._read_frame(deadline, cancel))
         stdout = self._read_frame(deadline, cancel)
         result = self._read_frame(deadline, cancel)
         return compose_answer(header, stdout, result)
@@ -145,6 +145,17 @@ class Zygote:
         except subprocess.TimeoutExpired:
             pass
         self._sel.close()
+
+
+def _worker_header(frame: bytes) -> dict:
+    """The worker's account of a run; a worker that cannot give one is treated as gone."""
+    try:
+        header = json.loads(frame)
+    except Exception as exc:
+        raise ZygoteDied(f"unreadable answer from the worker: {_clipped(str(exc))}") from None
+    if not isinstance(header, dict):
+        raise ZygoteDied("unreadable answer from the worker: not an object")
+    return header
 
 
 class CancelledRun(Exception):
@@ -313,10 +324,27 @@ class ZygoteExecutor(Executor):
             return _cancelled(started)
         except Exception as exc:
             return NodeOutcome.failure(f"could not start a worker: {exc}", "ExecutorError", "crashed")
-        outcome, recycle = self._run_on(zygote, task, cancel, started)
-        outcome = self.after_run(zygote, task, outcome)
-        self._release(zygote, recycle or outcome.violation is not None)
-        return outcome
+        return self._run_and_release(zygote, task, cancel, started)
+
+    def _run_and_release(self, zygote: Zygote, task: NodeTask, cancel, started: float) -> NodeOutcome:
+        """Run the node on `zygote`, then hand the worker back whatever happened.
+
+        A worker that is neither idle nor ended still counts as live, so the pool would never replace it:
+        a few runs that raised would leave every later run waiting forever. So the release is in a
+        `finally`, and a failure of the executor's own becomes the node's error (and ends the worker)
+        instead of an exception out of run()."""
+        recycle = True
+        try:
+            outcome, recycle = self._run_on(zygote, task, cancel, started)
+            outcome = self.after_run(zygote, task, outcome)
+            recycle = recycle or outcome.violation is not None
+            return outcome
+        except Exception as exc:
+            recycle = True
+            return NodeOutcome.failure(f"the executor failed while running the node: {_clipped(repr(exc))}",
+                                       "ExecutorError", "crashed", duration_ms=_ms(started))
+        finally:
+            self._release(zygote, recycle)
 
     def _run_on(self, zygote: Zygote, task: NodeTask, cancel, started: float) -> tuple[NodeOutcome, bool]:
         deadline = time.monotonic() + task.limits.timeout_s + GRACE_S
@@ -335,7 +363,7 @@ class ZygoteExecutor(Executor):
         except (ZygoteDied, ValueError) as exc:
             return NodeOutcome.failure(f"the node's worker process ended unexpectedly: {exc}", "NodeCrashed",
                                        "crashed", duration_ms=_ms(started)), True
-        return _outcome(header, value, started), bool(header.get("recycle"))
+        return _outcome(header, value, started, task.limits.result_kb), bool(header.get("recycle"))
 
     def close(self) -> None:
         with self._lock:
@@ -384,7 +412,7 @@ def _parse_meta(meta: bytes) -> tuple[bool, dict | None] | None:
     """(ok, error) from the child's result line, or None when it is missing or malformed."""
     try:
         parsed = json.loads(meta.decode("utf-8")) if meta else None
-    except (UnicodeDecodeError, ValueError, RecursionError):
+    except Exception:  # RecursionError, MemoryError, ...: the line came from node code
         return None
     if not isinstance(parsed, dict) or not isinstance(parsed.get("ok"), bool):
         return None
@@ -400,20 +428,46 @@ def _error(kind: str, message: str, traceback: list | None = None) -> dict:
     return {"type": kind, "message": message, "traceback": traceback or []}
 
 
-def _outcome(header: dict, value: bytes, started: float) -> NodeOutcome:
+def _outcome(header: dict, value: bytes, started: float, result_kb: int) -> NodeOutcome:
     duration = float(header.get("duration_ms") or _ms(started))
     stdout = header.get("stdout") or ""
     if header.get("ok"):
-        try:
-            parsed = json.loads(value.decode("utf-8")) if value else None
-        except (UnicodeDecodeError, ValueError) as exc:
-            return NodeOutcome.failure(f"the node returned unreadable JSON: {exc}", "ResultError",
-                                       "crashed", stdout, duration)
+        parsed, error = parse_value(value, result_kb)
+        if error is not None:
+            kind, message, violation = error
+            return NodeOutcome.failure(message, kind, violation, stdout, duration)
         return NodeOutcome(ok=True, value=parsed, stdout=stdout, duration_ms=duration)
     error = header.get("error") if isinstance(header.get("error"), dict) else None
     error = error or {"type": "NodeError", "message": "the node failed", "traceback": []}
     return NodeOutcome(ok=False, error=error, stdout=stdout, duration_ms=duration,
                        violation=header.get("violation"))
+
+
+def parse_value(value: bytes, result_kb: int) -> tuple[object, tuple[str, str, str] | None]:
+    """(the node's return value, None), or (None, (error type, message, violation)).
+
+    The value's JSON text was written by node code, which can write anything to its result pipe rather
+    than let the worker encode its value: so this never raises (nesting deep enough to exhaust the
+    parser's recursion, say), holds the value to the node's result limit on this side too, and refuses
+    NaN and Infinity, which Python's json accepts but JSON (and every browser) does not."""
+    if len(value) > result_kb * 1024:
+        return None, ("ResultTooLarge", f"the return value is {len(value)} bytes of JSON, over the limit of "
+                      f"{result_kb} KiB", "result_too_large")
+    try:
+        return (json.loads(value.decode("utf-8"), parse_constant=_refuse_constant) if value else None), None
+    except RecursionError:
+        why = "it is nested too deeply"
+    except Exception as exc:  # whatever the bytes make the parser do, it is the node's failure
+        why = _clipped(str(exc))
+    return None, ("ResultError", f"the node returned a value that cannot be read: {why}", "crashed")
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"it holds {name}, which JSON cannot carry")
+
+
+def _clipped(text: str, size: int = 300) -> str:
+    return text if len(text) <= size else text[:size] + "..."
 
 
 def _cancelled(started: float) -> NodeOutcome:

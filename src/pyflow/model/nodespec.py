@@ -15,6 +15,8 @@ from .types import DEFAULT_TYPE, PORT_TYPES, is_known_type
 from .validation import schema_errors
 
 DEFAULT_OUTPUT = "out"
+# Ids the REST API uses for routes under /api/nodespecs/: a nodespec with one of them could not be read.
+RESERVED_IDS = frozenset({"tree", "infer", "test"})
 TRUE_WORDS = frozenset({"1", "true", "yes", "y"})
 
 
@@ -47,6 +49,7 @@ class NodeSpec:
     image: str | None = None
     requirements: tuple[str, ...] = ()
     cache: bool = True
+    doc: dict = field(default_factory=dict, compare=False, repr=False)  # the document as stored
 
     def input(self, name: str) -> InputPort | None:
         return next((p for p in self.inputs if p.name == name), None)
@@ -90,6 +93,7 @@ def parse_nodespec(doc: dict) -> NodeSpec:
         image=doc.get("image"),
         requirements=tuple(doc.get("requirements") or ()),
         cache=doc.get("cache", True) is not False,
+        doc=doc,
     )
 
 
@@ -102,6 +106,9 @@ def check_nodespec(doc: Any, base: tuple = ()) -> list[dict]:
     problems = schema_errors("nodespec", doc, base)
     if problems:
         return problems
+    if doc["id"] in RESERVED_IDS:
+        problems.append(detail(pointer(*base, "id"), f"{doc['id']!r} is reserved (the REST API routes "
+                                                       f"/api/nodespecs/{doc['id']}); choose another id"))
     problems += _port_problems(doc, base)
     problems += _func_problems(doc, base)
     return problems

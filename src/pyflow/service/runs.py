@@ -18,7 +18,7 @@ from typing import Iterator
 from .. import process_identity
 from ..engine import CompiledFlow, Executor, FlowRunner, RunOptions, compile_flow
 from ..engine.runner import now_iso
-from ..model.errors import Conflict, NotFound, TooManyRequests
+from ..model.errors import Conflict, TooManyRequests
 from ..model.nodespec import parse_nodespec
 from ..storage import CacheAdapter, Repository
 from .config import Config
@@ -114,7 +114,7 @@ class RunManager:
         """Check and queue a run; answers its id and status. Raises InvalidInput or TooManyRequests."""
         compiled = compile_flow(flow_doc, specs, values, cache_keys=use_cache)
         used = {n.spec.id for n in compiled.nodes.values()} | {nd["spec_id"] for nd in flow_doc["nodes"]}
-        snapshot = {"flow": flow_doc, "nodespec": self._spec_docs(used)}
+        snapshot = {"flow": flow_doc, "nodespec": {sid: specs[sid].doc for sid in sorted(used) if sid in specs}}
         live = LiveRun(id=uuid.uuid4().hex, flow_id=flow_id, compiled=compiled, use_cache=use_cache)
         with self._lock:
             if len(self._queue) >= self.config.max_queue:
@@ -129,15 +129,6 @@ class RunManager:
                                             "nodes": list(compiled.nodes)})
             self._lock.notify_all()
         return {"id": live.id, "flow_id": flow_id, "status": "queued"}
-
-    def _spec_docs(self, spec_ids: set[str]) -> dict:
-        docs = {}
-        for sid in spec_ids:
-            try:
-                docs[sid] = self.repository.get("nodespec", sid).doc
-            except NotFound:
-                pass
-        return docs
 
     def _retry_after(self) -> int:
         return max(1, min(60, len(self._queue) // max(1, self.config.max_running)))

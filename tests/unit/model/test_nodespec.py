@@ -56,3 +56,9 @@ def test_source_is_never_executed(tmp_path):
     doc = {**GOOD, "func": f"open({str(marker)!r}, 'w').write('x')\ndef func(a, b):\n    return 1\n"}
     assert check_nodespec(doc) == []
     assert not marker.exists()
+
+
+def test_ids_the_rest_api_routes_are_reserved():
+    problems = check_nodespec({**GOOD, "id": "tree"})
+    assert problems[0]["path"] == "/id" and "reserved" in problems[0]["message"]
+    assert check_nodespec({**GOOD, "id": "my.tree"}) == []
