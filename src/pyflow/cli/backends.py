@@ -5,8 +5,11 @@ Both backends answer the same calls with the same shapes, so commands do not car
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterator
 
+from ..model.bundle import load_bundle_file
+from ..model.nodespec import parse_nodespec
 from ..service import Config, PyflowService, build_executor
 from .client import Client
 
@@ -43,6 +46,12 @@ class LocalBackend:
         return self.service().export_bundle()
 
     def specs(self):
+        """The nodespecs a flow is checked against, without creating or filling a database: a missing
+        database means the standard library is what a new one would hold."""
+        if self._service is None and not Path(self.config.db_path).exists():
+            stdlib = self.config.stdlib_dir
+            bundle = load_bundle_file(Path(stdlib)) if stdlib and Path(stdlib).is_dir() else {"nodespec": {}}
+            return {key: parse_nodespec(doc) for key, doc in bundle["nodespec"].items()}
         return self.service().repository.specs()
 
     def start_run(self, flow_id=None, flow=None, values=None, cache=True):

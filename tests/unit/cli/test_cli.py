@@ -82,8 +82,12 @@ def test_import_of_a_bad_bundle_lists_problems_and_changes_nothing(db, tmp_path)
     bad["nodespec"]["pyflow.math.add"]["func"] = "def func(a, b:\n"
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(bad))
+    pyflow("export", str(tmp_path / "before.json"), db=db, check=0)
+    before = (tmp_path / "before.json").read_text()
     result = pyflow("import", str(path), db=db, check=2)
     assert "/nodespec/pyflow.math.add/func" in result.stderr and "syntax error" in result.stderr
+    pyflow("export", str(tmp_path / "after.json"), db=db, check=0)
+    assert (tmp_path / "after.json").read_text() == before
 
 
 def test_validate(tmp_path, db):
@@ -95,6 +99,12 @@ def test_validate(tmp_path, db):
     out = pyflow("validate", str(bad), db=db, check=1).stdout
     assert "invalid flow" in out and "/nodes/0/spec_id" in out
     assert "valid bundle" in pyflow("validate", str(COMPAT), db=db, check=0).stdout
+    fresh = tmp_path / "never-created.db"
+    sample = tmp_path / "sample.json"
+    sample.write_text(json.dumps({"id": "s", "links": [],
+                                  "nodes": [{"id": "n", "spec_id": "pyflow.math.add", "ports": []}]}))
+    assert "valid flow" in pyflow("validate", str(sample), db=fresh, check=0).stdout  # standard library
+    assert not fresh.exists()  # validating changes nothing
 
 
 def test_nodespec_from_a_python_file(tmp_path):
