@@ -32,6 +32,8 @@ def _add_serve(sub) -> None:
     serve.add_argument("--max-running", type=int, default=2, help="runs executing at once")
     serve.add_argument("--max-queue", type=int, default=100, help="runs waiting before 429")
     serve.add_argument("--retention", type=int, default=100, help="runs kept per flow (0 keeps all)")
+    serve.add_argument("--cache-entries", type=int, default=100_000,
+                       help="cached node results kept (least recently used dropped first)")
     serve.add_argument("--repo-dir", help="the only directory /dumprepo and /loadrepo may use")
     serve.add_argument("--max-body-mb", type=int, default=32, help="largest request body accepted (413 above)")
 
@@ -130,6 +132,7 @@ def cmd_serve(args) -> int:
     config = config_from(args)
     config.max_running, config.max_queue, config.retention = args.max_running, args.max_queue, args.retention
     config.max_body_mb = args.max_body_mb
+    config.cache_entries = args.cache_entries
     if args.repo_dir:
         config.repo_dir = Path(args.repo_dir)
     return serve(config, args.host, args.port, args.threads)
@@ -177,6 +180,9 @@ def cmd_import(args) -> int:
         backend.close()
     print(f"imported ({summary['mode']}): {summary['created']} created, {summary['updated']} updated, "
           f"{summary['unchanged']} unchanged, {summary['deleted']} deleted")
+    for change in ("updated", "deleted"):  # what the import replaced or removed, so nothing goes unnoticed
+        for name in summary.get("changes", {}).get(change, []):
+            print(f"  {change}: {name}")
     return 0
 
 

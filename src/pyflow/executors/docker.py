@@ -66,6 +66,11 @@ MIN_NODE_MEMORY_MB = 8
 STDERR_TAIL = 8192
 FRAME = struct.Struct(">BxxxI")
 ENGINE_TIMEOUT_S = 120
+#: Characters a Docker container name may not hold ([a-zA-Z0-9][a-zA-Z0-9_.-]+ is allowed).
+NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+#: How long a warm container stays under its last node's name before it is renamed idle: a container
+#: that is handed its next node within this time is renamed once (to that node), not twice.
+IDLE_RENAME_DELAY_S = 0.05
 
 
 class DockerUnavailable(ExecutorUnavailable):
@@ -140,6 +145,68 @@ def node_labels(owner: str, instance: str, image: str, task: NodeTask | None) ->
         labels[LABEL_RUN] = str(task.run_id or "")
         labels[LABEL_NODE] = str(task.node_id)
     return labels
+
+
+def container_name(token: str, task: NodeTask | None) -> str:
+    """A node container's name: `pyflow-<run>-<node>-<token>` while it runs that node, `pyflow-idle-<token>`
+    while it waits (token: unique to the container, so names never clash).
+
+    Docker fixes labels at creation but lets a running container be renamed, so the name is the one
+    place where a warm container that serves many runs can show which run and node it is running:
+    `docker ps`, `docker inspect` and `docker ps --filter name=<run id>` show it. Characters that Docker
+    names do not allow become "_", and ids are cut (run at 64, node at 48 characters)."""
+    if task is None:
+        return f"pyflow-idle-{token}"
+    run = NAME_UNSAFE.sub("_", str(task.run_id or "norun"))[:64]
+    node = NAME_UNSAFE.sub("_", str(task.node_id))[:48]
+    return f"pyflow-{run}-{node}-{token}"
+
+
+class ContainerName:
+    """Keeps one warm container's name in step with what it runs.
+
+    Renamed on the node's own thread before the node starts (so a node never runs under another
+    node's name), and back to idle later, off the node's path, only if nothing was asked of the name
+    since: a container that is kept busy costs one rename per node, not two. The lock keeps renames of
+    one container in order."""
+
+    def __init__(self, client, container_id: str, current: str):
+        self.client = client
+        self.container_id = container_id
+        self.current = current
+        self._wanted = current
+        self._asked = 0
+        self._lock = threading.Lock()
+
+    def rename_now(self, name: str) -> None:
+        """Rename before returning; raises the engine's error (the caller does not run the node then)."""
+        with self._lock:
+            self._asked += 1
+            self._wanted = name
+            self._apply()
+
+    def want(self, name: str) -> int:
+        """Ask for `name` later; returns the ticket that `settle` needs to apply it."""
+        with self._lock:
+            self._asked += 1
+            self._wanted = name
+            return self._asked
+
+    def settle(self, ticket: int) -> None:
+        """Apply the name asked for with `ticket`, unless something newer was asked since (a container
+        that is gone meanwhile is fine: it needs no name)."""
+        with self._lock:
+            if ticket != self._asked:
+                return
+            try:
+                self._apply()
+            except Exception:
+                pass
+
+    def _apply(self) -> None:
+        if self._wanted != self.current:
+            self.client.api.rename(self.container_id, self._wanted)
+            self.current = self._wanted
 
 
 def process_identity(pid: int | None = None) -> str:

@@ -47,6 +47,7 @@ class Config:
     max_queue: int = 100
     max_running: int = 2
     retention: int = 100
+    cache_entries: int = 100_000  # cached node results kept, least recently used dropped first
     default_limits: Limits = DEFAULT_LIMITS
     max_limits: Limits = MAX_LIMITS
     max_body_mb: int = 32

@@ -29,6 +29,7 @@ PERSIST_INTERVAL_S = 0.05
 # More events than a run can emit between two persister passes, so a recovered run's final event id is
 # above any id a client may have seen.
 RECOVERY_EVENT_GAP = 1_000_000
+PRUNE_CACHE_EVERY = 20  # finished runs between two trims of the result cache
 
 
 @dataclass
@@ -70,6 +71,7 @@ class RunManager:
         self.executor = executor
         self.config = config
         self.owner = process_identity.current()
+        self._finished_runs = 0
         self._queue: deque[LiveRun] = deque()
         self._live: dict[str, LiveRun] = {}
         self._lock = threading.Condition()
@@ -81,6 +83,7 @@ class RunManager:
 
     def start(self) -> None:
         self.recover()
+        self.repository.cache_prune(self.config.cache_entries)
         for thread in self._threads:
             thread.start()
 
@@ -193,6 +196,9 @@ class RunManager:
             live.cond.notify_all()
         if self.config.retention > 0:
             self.repository.prune_runs(live.flow_id, self.config.retention)
+        self._finished_runs += 1
+        if self._finished_runs % PRUNE_CACHE_EVERY == 0:
+            self.repository.cache_prune(self.config.cache_entries)
         live.done.set()
         with self._lock:
             self._live.pop(live.id, None)

@@ -178,7 +178,8 @@ class Repository(ABC):
         return problems
 
     def _apply_bundle(self, bundle: dict, mode: str) -> dict:
-        summary = {"mode": mode, "created": 0, "updated": 0, "unchanged": 0, "deleted": 0}
+        summary = {"mode": mode, "created": 0, "updated": 0, "unchanged": 0, "deleted": 0,
+                   "changes": {"created": [], "updated": [], "deleted": []}}
         if mode == "replace":
             for kind in ("flow", "nodespec"):
                 for record in self._list(kind):
@@ -187,6 +188,7 @@ class Repository(ABC):
                         if kind == "flow":
                             self._set_refs(record.id, set())
                         summary["deleted"] += 1
+                        summary["changes"]["deleted"].append(f"{kind}/{record.id}")
         for kind in KINDS:
             for key, doc in bundle.get(kind, {}).items():
                 doc = doc if "id" in doc else {**doc, "id": key}
@@ -197,7 +199,9 @@ class Repository(ABC):
                 self._write(kind, doc)
                 if kind == "flow":
                     self._set_refs(key, referenced_spec_ids(doc))
-                summary["created" if current is None else "updated"] += 1
+                change = "created" if current is None else "updated"
+                summary[change] += 1
+                summary["changes"][change].append(f"{kind}/{key}")
         return summary
 
     def is_empty(self) -> bool:
@@ -267,6 +271,10 @@ class Repository(ABC):
 
     @abstractmethod
     def cache_put(self, key: str, record: dict) -> None: ...
+
+    @abstractmethod
+    def cache_prune(self, keep: int) -> int:
+        """Keep the `keep` most recently used cached results; returns how many were dropped."""
 
     def close(self) -> None:
         """Release connections."""

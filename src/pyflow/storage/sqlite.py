@@ -265,7 +265,24 @@ class SQLiteRepository(Repository):
             marks = ",".join("?" * len(chunk))
             for key, record in conn.execute(f"SELECT key, record FROM cache WHERE key IN ({marks})", chunk):
                 found[key] = json.loads(record)
+        if found:
+            self._touch_cache(list(found))
         return found
+
+    def _touch_cache(self, keys: list[str]) -> None:
+        """Mark entries as used now, so pruning drops the least recently used ones."""
+        now = utcnow()
+        with self.transaction() as conn:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start:start + 500]
+                conn.execute(f"UPDATE cache SET used_at = ? WHERE key IN ({','.join('?' * len(chunk))})",
+                             (now, *chunk))
+
+    def cache_prune(self, keep: int) -> int:
+        """Drop all but the `keep` most recently used entries; returns how many went."""
+        with self.transaction() as conn:
+            return conn.execute("DELETE FROM cache WHERE key IN (SELECT key FROM cache ORDER BY used_at DESC, "
+                                "key LIMIT -1 OFFSET ?)", (keep,)).rowcount
 
     def cache_put(self, key: str, record: dict) -> None:
         now = utcnow()

@@ -103,6 +103,11 @@ def test_merge_and_replace(repo, compat_bundle):
     assert repo.import_bundle(compat_bundle, "merge")["unchanged"] == 15
     summary = repo.import_bundle(compat_bundle, "replace")
     assert summary["deleted"] == 1 and "t.inc" not in {r.id for r in repo.list("nodespec")}
+    assert summary["changes"]["deleted"] == ["nodespec/t.inc"]
+    changed = {**compat_bundle, "nodespec": {**compat_bundle["nodespec"],
+                                             "pyflow.math.add": {**compat_bundle["nodespec"]["pyflow.math.add"],
+                                                                 "title": "Plus"}}}
+    assert repo.import_bundle(changed, "merge")["changes"]["updated"] == ["nodespec/pyflow.math.add"]
 
 
 def test_merge_refuses_to_break_stored_flows(repo):
@@ -162,3 +167,13 @@ def test_a_nodespec_change_that_breaks_flows_conflicts_unless_forced(repo):
     assert repo.save("nodespec", compatible)[0].doc["title"] == "Still fits"
     repo.save("nodespec", renamed, force=True)
     assert repo.get("nodespec", "t.inc").doc == renamed
+
+
+def test_cache_keeps_the_most_recently_used_entries(repo):
+    for i in range(5):
+        repo.cache_put(f"k{i}", {"outputs": {"out": i}})
+    import time
+    time.sleep(0.01)
+    assert repo.cache_get_many(["k0", "k1", "zz"]) == {"k0": {"outputs": {"out": 0}}, "k1": {"outputs": {"out": 1}}}
+    assert repo.cache_prune(keep=2) == 3
+    assert set(repo.cache_get_many([f"k{i}" for i in range(5)])) == {"k0", "k1"}
