@@ -24,6 +24,7 @@ class Case:
     limits: dict = field(default_factory=dict)
     check: Callable[[dict, dict], None] | None = None  # (context, result): more proof of containment
     setup: tuple["Case", ...] = ()  # runs before the case on the same executor, results ignored
+    healthy_after: int = 1  # normal nodes that must then run, one after another, on the same executor
 
     @property
     def spec_id(self) -> str:
@@ -288,6 +289,25 @@ def func(marker):
 CPU = "def func():\n    n = 0\n    while True:\n        n += 1\n"
 
 
+def forged_result(value: str) -> str:
+    """A node that skips the worker's encoding: it writes its own result line and value JSON (the bytes
+    that `value`, a Python expression, makes) straight to its result pipe, then exits."""
+    return ("def func():\n    import os\n"
+            "    pipes = [fd for fd in map(int, os.listdir('/proc/self/fd')) if fd > 2\n"
+            "             and os.path.exists(f'/proc/self/fd/{fd}') and os.readlink(f'/proc/self/fd/{fd}').startswith('pipe:')]\n"
+            f"    view = memoryview(b'{{\"ok\":true}}\\n' + {value})\n"
+            "    while view:\n        view = view[os.write(pipes[-1], view):]\n"
+            "    os._exit(0)\n")
+
+
+FORGED_DEEP = forged_result("b'[' * 200000 + b']' * 200000")
+FORGED_NAN = forged_result("b'[NaN, Infinity, -Infinity]'")
+FORGED_HUGE = forged_result("b'\"' + b'x' * (300 * 1024) + b'\"'")  # valid JSON, over a result_kb of 256
+# After a forged result, more normal nodes than the suite's pools hold (one worker each) must still run:
+# a worker lost by a run that went wrong would leave every later run waiting.
+AFTER_FORGERY = 3
+
+
 def _hardware_targets(ctx):
     return [[ctx["outside_host"], ctx["canary_outside"].port]] if ctx["outside_host"] else []
 
@@ -318,6 +338,14 @@ CASES: list[Case] = [
     Case("cyclic-return-value", CYCLIC, r"circular reference"),
     Case("non-json-return-value", NON_JSON, r"^TypeError: .*type set cannot be carried as JSON"),
     Case("nan-return-value", NOT_A_NUMBER, r"nan or infinity"),
+    Case("forged-deeply-nested-result", FORGED_DEEP,
+         r"^ResultError: the node returned a value that cannot be read: it is nested too deeply$",
+         limits={"result_kb": 1024}, healthy_after=AFTER_FORGERY),
+    Case("forged-nan-result", FORGED_NAN,
+         r"^ResultError: the node returned a value that cannot be read: it holds NaN, which JSON cannot carry$",
+         healthy_after=AFTER_FORGERY),
+    Case("forged-huge-result", FORGED_HUGE, r"^ResultTooLarge: the return value is \d+ bytes of JSON, over the "
+         r"limit of 256 KiB$", healthy_after=AFTER_FORGERY),
     # -- writes outside the scratch space
     Case("write-root", WRITE, r"Read-only file system|Permission denied",
          inputs={"path": lambda c: "/" + c["marker"]}),

@@ -33,7 +33,8 @@ def test_hostile_node_is_contained(target, case: Case, via: str):
     for secret in (target.ctx["secret"], "root:x:0:0", "SQLite format 3"):
         assert secret not in text, f"the node got hold of {secret!r}: {text[:500]}"
     assert_at_rest()
-    runner.serving()
+    for _ in range(case.healthy_after):
+        runner.serving()
     assert target.world.snapshot() == before, "the attack changed the host, the project or the database"
 
 
