@@ -149,3 +149,28 @@ def test_executor_none_serves_everything_but_runs_no_node(tmp_path):
         assert result["nodes"][0]["error"]["type"] == "ExecutionDisabled"
         assert "--executor sandbox" in result["nodes"][0]["error"]["message"]
     assert "disabled" in live.log()
+
+
+def test_run_draws_a_progress_bar_on_a_terminal(db):
+    """On a terminal, `pyflow run` keeps a bar on the last line, redrawn as nodes finish."""
+    import pty
+    env = {**os.environ, "PYFLOW_DB": str(db), "PYTHONUNBUFFERED": "1"}
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.chdir(ROOT)
+        os.execvpe(sys.executable, [sys.executable, "-m", "pyflow", "run", "pyflow.sample.math", "--no-cache",
+                                    "--executor", test_executor()], env)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    _, status = os.waitpid(pid, 0)
+    text = output.decode("utf-8", "replace")
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert "[" + "#" * 30 + "] 4/4" in text and "] 1/4" in text  # the bar, from first to last node
+    assert "\r\x1b[K" in text  # redrawn in place

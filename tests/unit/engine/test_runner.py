@@ -65,6 +65,26 @@ def test_independent_nodes_run_concurrently():
     assert elapsed < 1.1, elapsed  # four 0.3 s nodes in parallel, not 1.2 s in a row
 
 
+def test_concurrency_caps_the_nodes_running_at_once():
+    """Six independent nodes with a limit of two: never more than two at once, and all of them run."""
+    running, peak, lock = [0], [0], threading.Lock()
+
+    def on_event(kind, data):
+        with lock:
+            if kind == "node_started":
+                running[0] += 1
+                peak[0] = max(peak[0], running[0])
+            elif kind == "node_finished":
+                running[0] -= 1
+
+    from pyflow.executors.process import ProcessExecutor
+    doc = flow([(f"s{i}", "t.sleep", {"s": 0.2}) for i in range(6)])
+    with ProcessExecutor(pool_size=2) as executor:
+        executor.start()
+        outcome = run_flow(compile_flow(doc, SPECS), executor, RunOptions(concurrency=2), on_event=on_event)
+    assert outcome.status == "succeeded" and peak[0] == 2
+
+
 def test_ten_thousand_node_chain_runs_without_recursion():
     n = 10_000
     doc = flow([("n0", "t.inc", {"a": 0})] + [(f"n{i}", "t.inc", {}) for i in range(1, n)],

@@ -85,6 +85,12 @@ def test_async_run_history_and_stored_snapshot(srv):
     listed = requests.get(f"{srv.url}/api/runs", params={"flow": "h.flow", "status": "succeeded"}).json()
     assert listed["runs"][0]["id"] == run_id and listed["total"] >= 1
     assert requests.get(f"{srv.url}/api/runs", params={"status": "bogus"}).status_code == 400
+    more = [wait_run(srv, submit(srv, chain("h.flow", 1), cache=False))["id"] for _ in range(3)]
+    newest_first = [more[2], more[1], more[0], run_id]
+    page1 = requests.get(f"{srv.url}/api/runs", params={"flow": "h.flow", "limit": 2}).json()
+    page2 = requests.get(f"{srv.url}/api/runs", params={"flow": "h.flow", "limit": 2, "offset": 2}).json()
+    assert [r["id"] for r in page1["runs"] + page2["runs"]] == newest_first
+    assert page1["total"] == page2["total"] == 4 and page2["offset"] == 2
     assert requests.delete(f"{srv.url}/api/runs/{run_id}").status_code == 200
     assert requests.get(f"{srv.url}/api/runs/{run_id}").status_code == 404
 
