@@ -7,7 +7,7 @@ import pytest
 
 from pyflow.engine.execution import Limits, NodeTask
 from pyflow.executors.docker import (WORKER_PROCESSES, WORKER_RESERVE_MB, Hardening, RequirementsError,
-                                     StreamDemux, container_options, node_labels, requirements_tag,
+                                     StreamDemux, container_name, container_options, node_labels, requirements_tag,
                                      validate_requirements, worker_command)
 
 
@@ -51,6 +51,14 @@ def test_labels_name_the_owner_always_and_the_run_and_node_for_a_per_node_contai
     assert warm["pyflow.owner"] == "me" and warm["pyflow.managed"] == "1" and "pyflow.run" not in warm
     cold = node_labels("me", "inst", "img", task)
     assert cold["pyflow.run"] == "r9" and cold["pyflow.node"] == "n7"
+
+
+def test_names_show_run_and_node_in_characters_docker_allows():
+    task = NodeTask(node_id="load/data 1", node_name="x", spec_id="s", func="", args=[], arg_names=[], run_id="r9")
+    assert container_name("abc123", task) == "pyflow-r9-load_data_1-abc123"
+    assert container_name("abc123", None) == "pyflow-idle-abc123"
+    untitled = NodeTask(node_id="n" * 300, node_name="x", spec_id="s", func="", args=[], arg_names=[])
+    assert container_name("t", untitled) == f"pyflow-norun-{'n' * 48}-t"
 
 
 @pytest.mark.parametrize("req", ["six", "six==1.16.0", "requests[socks]>=2,<3", "numpy~=1.26", "a.b_c-d"])

@@ -170,11 +170,11 @@ class ContainerName:
     since: a container that is kept busy costs one rename per node, not two. The lock keeps renames of
     one container in order."""
 
-    def __init__(self, client, container_id: str, current: str):
+    def __init__(self, client, container_id: str, token: str):
         self.client = client
         self.container_id = container_id
-        self.current = current
-        self._wanted = current
+        self.token = token
+        self.idle = self.current = self._wanted = container_name(token, None)
         self._asked = 0
         self._lock = threading.Lock()
 
@@ -283,6 +283,8 @@ class ContainerZygote(Zygote):
         self._ended = False
         self.oom_file: Path | None = None
         self.oom_before = 0
+        #: A warm container's name, renamed for each node it runs; None for a container made for one node.
+        self.naming: ContainerName | None = None
 
     @property
     def pid(self) -> int:
@@ -337,17 +339,32 @@ class ContainerZygote(Zygote):
 
 
 class Reaper:
-    """Removes containers on a background thread, so a recycled container does not delay its node's
-    result; `drain` waits for outstanding removals (at shutdown)."""
+    """The engine calls that a node's result need not wait for, on background threads: removing
+    recycled containers, and renaming warm containers idle after their node. Each has its own thread,
+    so a slow removal (seconds with the vfs driver) never holds up a rename. `drain` waits for
+    outstanding removals (at shutdown)."""
 
     def __init__(self, client):
         self.client = client
         self._queue: queue.Queue[str | None] = queue.Queue()
+        self._renames: queue.Queue[tuple[float, ContainerName, int]] = queue.Queue()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="pyflow-docker-reaper")
         self._thread.start()
+        threading.Thread(target=self._rename_loop, daemon=True, name="pyflow-docker-namer").start()
 
     def remove(self, container_id: str) -> None:
         self._queue.put(container_id)
+
+    def rename_idle(self, naming: ContainerName, name: str) -> None:
+        """Rename a container `name` once IDLE_RENAME_DELAY_S has passed, unless it was renamed or
+        asked for another name since (it was handed its next node)."""
+        self._renames.put((time.monotonic() + IDLE_RENAME_DELAY_S, naming, naming.want(name)))
+
+    def _rename_loop(self) -> None:
+        while True:
+            due, naming, ticket = self._renames.get()  # all wait the same delay: the queue is in due order
+            time.sleep(max(0.0, due - time.monotonic()))
+            naming.settle(ticket)
 
     def _loop(self) -> None:
         while True:
@@ -649,16 +666,24 @@ class ContainerPool(ZygoteExecutor):
 
     # -- containers --------------------------------------------------------------------------------
     def spawn(self) -> Zygote:
-        """Create, attach to (before start, so nothing is missed) and start one worker container."""
+        """Create, attach to (before start, so nothing is missed) and start one worker container.
+
+        A container for one node (pool size 0) is labelled and named for its run and node; a warm one
+        is named idle and renamed for each node it runs (labels cannot change after creation)."""
         task = getattr(self._local, "task", None)
         limits = task.limits if task is not None else Limits()
-        labels = node_labels(self.owner, self.instance, self.image, task if self.pool_size <= 0 else None)
-        container = self.client.containers.create(**container_options(self.image, limits, labels,
-                                                                      self.hardening))
+        own_task = task if self.pool_size <= 0 else None
+        labels = node_labels(self.owner, self.instance, self.image, own_task)
+        token = uuid.uuid4().hex[:12]
+        name = container_name(token, own_task)
+        container = self.client.containers.create(name=name, **container_options(self.image, limits, labels,
+                                                                                  self.hardening))
         try:
             sock = self.client.api.attach_socket(container.id, params={"stdin": 1, "stdout": 1, "stderr": 1,
                                                                        "stream": 1})
             zygote = ContainerZygote(container, sock, self.reaper, limits)
+            if own_task is None:
+                zygote.naming = ContainerName(self.client, container.id, token)
             container.start()
             zygote.host_pid = int(self.client.api.inspect_container(container.id)["State"].get("Pid") or 0)
             zygote.oom_file = memory_events_file(zygote.host_pid)
@@ -780,12 +805,23 @@ class ContainerPool(ZygoteExecutor):
         return payload
 
     def before_run(self, zygote: Zygote, task: NodeTask) -> None:
+        """Name a warm container for the node's run and node; a container that cannot be named so does
+        not run the node (the OSError fails the node and recycles the container)."""
         if isinstance(zygote, ContainerZygote):
+            if zygote.naming is not None:
+                try:
+                    zygote.naming.rename_now(container_name(zygote.naming.token, task))
+                except Exception as exc:
+                    raise OSError(f"could not name the container for run {task.run_id}, node {task.node_id}: "
+                                  f"{exc}") from None
             zygote.oom_before = oom_kills(zygote.oom_file)
 
     def after_run(self, zygote: Zygote, task: NodeTask, outcome: NodeOutcome) -> NodeOutcome:
         """A failed run during which the kernel killed a process of the container for memory failed
-        because of the node's memory limit, whatever the node made of it (a child it waited for, say)."""
+        because of the node's memory limit, whatever the node made of it (a child it waited for, say).
+        A warm container is renamed idle shortly after, unless its next node comes first."""
+        if isinstance(zygote, ContainerZygote) and zygote.naming is not None:
+            self.reaper.rename_idle(zygote.naming, zygote.naming.idle)
         if outcome.ok or not isinstance(zygote, ContainerZygote):
             return outcome
         if zygote.oom_file is not None:
