@@ -1,9 +1,12 @@
 """The server image (docker/server/Dockerfile, built by `make docker`): serves the editor and the API on
-port 5000 with its database on a volume, runs nodes in sibling containers through a mounted engine
-socket, and without one refuses to start and says how to run it."""
+port 5000 with its database on a volume; runs nodes in sibling containers through a mounted engine
+socket, or in the sandbox under the documented security options; and with neither (a plain
+`docker run -p 5000:5000 -v vol:/data pyflow`) still serves the editor, runs no node and says how to
+enable execution."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import uuid
@@ -35,20 +38,21 @@ def volume(engine):
     created.remove(force=True)
 
 
-def start_server(engine, volume: str, owner: str, cli_options: tuple[str, ...] = ()):
+def start_server(engine, volume: str, owner: str = "", cli_options: tuple[str, ...] = (),
+                 mount_socket: bool = False):
     """The server image on a free loopback port: with the engine's socket mounted, or else started
     with `docker run` and `cli_options` (systempaths=unconfined exists only on the command line)."""
-    if cli_options:
-        started = subprocess.run(["docker", "run", "-d", "-p", "127.0.0.1::5000", "-v", f"{volume}:/data",
-                                  *cli_options, SERVER_IMAGE], capture_output=True, text=True, check=True)
-        container = engine.containers.get(started.stdout.strip())
-    else:
+    if mount_socket:
         if not os.path.exists(SOCKET):
             pytest.skip(f"the engine is not at {SOCKET}, which this test mounts into the server container")
         container = engine.containers.run(
             SERVER_IMAGE, detach=True, ports={"5000/tcp": ("127.0.0.1", None)},
             volumes={volume: {"bind": "/data", "mode": "rw"}, SOCKET: {"bind": SOCKET, "mode": "rw"}},
             environment={"PYFLOW_DOCKER_OWNER": owner})
+    else:
+        started = subprocess.run(["docker", "run", "-d", "-p", "127.0.0.1::5000", "-v", f"{volume}:/data",
+                                  *cli_options, SERVER_IMAGE], capture_output=True, text=True, check=True)
+        container = engine.containers.get(started.stdout.strip())
     container.reload()
     port = container.attrs["NetworkSettings"]["Ports"]["5000/tcp"][0]["HostPort"]
     url = f"http://127.0.0.1:{port}"
@@ -70,7 +74,7 @@ def _healthy(url: str) -> bool:
 
 def test_server_image_serves_runs_nodes_in_containers_and_keeps_its_data(engine, server_image, volume, owner):
     owner = f"{owner}-image"
-    container, url = start_server(engine, volume, owner)
+    container, url = start_server(engine, volume, owner, mount_socket=True)
     try:
         health = requests.get(url + "/api/health", timeout=10).json()
         assert health["executor"]["name"] == "docker"
@@ -84,17 +88,17 @@ def test_server_image_serves_runs_nodes_in_containers_and_keeps_its_data(engine,
         container.stop(timeout=30)
         container.remove(force=True)
     wait_until(lambda: not owned(engine, owner), timeout=30)
-    again, url = start_server(engine, volume, owner)
+    again, url = start_server(engine, volume, owner, mount_socket=True)
     try:
         assert requests.get(url + "/api/nodespecs/image.double", timeout=10).json()["func"] == SPEC["func"]
     finally:
         again.remove(force=True)
 
 
-def test_server_image_runs_the_sandbox_when_its_container_allows_namespaces(engine, server_image, volume):
-    container, url = start_server(engine, volume, "", ("-e", "PYFLOW_EXECUTOR=sandbox", "--security-opt",
-                                                       "seccomp=unconfined", "--security-opt",
-                                                       "systempaths=unconfined"))
+def test_server_image_chooses_the_sandbox_when_its_container_allows_namespaces(engine, server_image, volume):
+    """No socket, but the documented security options: the entry point finds that bubblewrap works."""
+    container, url = start_server(engine, volume, "", ("--security-opt", "seccomp=unconfined",
+                                                       "--security-opt", "systempaths=unconfined"))
     try:
         assert requests.get(url + "/api/health", timeout=10).json()["executor"]["name"] == "sandbox"
         assert requests.put(url + "/api/nodespecs/image.double", json=SPEC, timeout=10).ok
@@ -105,13 +109,50 @@ def test_server_image_runs_the_sandbox_when_its_container_allows_namespaces(engi
         container.remove(force=True)
 
 
-def test_without_an_engine_socket_or_a_usable_sandbox_the_image_says_how_to_run_it(engine, server_image, volume):
-    container = engine.containers.run(SERVER_IMAGE, detach=True, volumes={volume: {"bind": "/data", "mode": "rw"}})
+def test_a_plain_docker_run_serves_the_editor_and_keeps_data_but_runs_no_node(engine, server_image, volume):
+    """`docker run -p 5000:5000 -v vol:/data pyflow`: no socket, default security options, so neither
+    executor can isolate nodes. The editor and the repository work; every node run fails and says how
+    to enable execution; the log says so loudly."""
+    container, url = start_server(engine, volume)
+    try:
+        page = requests.get(url + "/", timeout=10)
+        assert page.ok and "text/html" in page.headers["Content-Type"] and "<title>PyFlow</title>" in page.text
+        assert requests.get(url + "/static/dist/app.js", timeout=10).ok
+        executor = requests.get(url + "/api/health", timeout=10).json()["executor"]
+        assert executor["name"] == "none"
+        assert _names_both_ways(" ".join(executor["warnings"])), executor
+        assert requests.put(url + "/api/nodespecs/image.double", json=SPEC, timeout=10).ok
+        tested = requests.post(url + "/api/nodespecs/image.double/test", json={"inputs": {"x": 21}},
+                               timeout=60).json()
+        assert tested["status"] != "success" and "disabled" in json.dumps(tested), tested
+        logs = container.logs().decode(errors="replace")
+        assert "NODE EXECUTION IS DISABLED" in logs and _names_both_ways(logs), logs[-2000:]
+    finally:
+        container.remove(force=True)
+    again, url = start_server(engine, volume)
+    try:
+        assert requests.get(url + "/api/nodespecs/image.double", timeout=10).json()["func"] == SPEC["func"]
+        assert requests.get(url + "/api/health", timeout=10).json()["executor"]["name"] == "none"
+    finally:
+        again.remove(force=True)
+
+
+def _names_both_ways(text: str) -> bool:
+    """Whether `text` tells both ways to enable node execution: the engine's socket, or the sandbox's
+    security options."""
+    return "-v /var/run/docker.sock:/var/run/docker.sock" in text and "seccomp=unconfined" in text \
+        and "systempaths=unconfined" in text
+
+
+@pytest.mark.parametrize("executor, why", [("sandbox", "bubblewrap cannot create its namespaces"),
+                                           ("docker", "no Docker socket is mounted")])
+def test_an_executor_chosen_that_cannot_start_ends_the_container_with_status_2(engine, server_image, volume,
+                                                                                executor, why):
+    container = engine.containers.run(SERVER_IMAGE, detach=True, environment={"PYFLOW_EXECUTOR": executor},
+                                      volumes={volume: {"bind": "/data", "mode": "rw"}})
     try:
         status = container.wait(timeout=60)["StatusCode"]
         logs = container.logs().decode(errors="replace")
     finally:
         container.remove(force=True)
-    if status == 0 or "PyFlow serving" in logs:
-        pytest.fail(f"expected a refusal: {logs[-1000:]}")
-    assert "-v /var/run/docker.sock:/var/run/docker.sock" in logs and "systempaths=unconfined" in logs
+    assert status == 2 and why in logs and _names_both_ways(logs), logs[-1000:]
