@@ -1,7 +1,8 @@
 """Docker executor overhead per node (issue 6, item 2): the warm pool against a container per node.
 
 Side by side in one run, on the same trivial node (x + 1) and the same hardened settings:
-  - warm pool: DockerExecutor with one warm container, the fork-server answering each node;
+  - warm pool: DockerExecutor with one warm container, the fork-server answering each node (including
+    the rename that names the container for each node's run and node: docker/README.md);
   - docker exec per node: a fresh process in one running container (the middle ground);
   - container per node (executor): DockerExecutor with pool_size=0 (create, attach, start, remove);
   - docker run per node: `docker run --rm -i` with the same hardening, input on stdin, JSON out.
