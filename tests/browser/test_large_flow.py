@@ -1,6 +1,7 @@
 """A large flow in the real editor: only what is in view is rendered, yet whatever is in view is there and
 up to date: nodes where they should be, links attached to their ports, while dragging, after dropping,
-after panning and zooming, and after undo."""
+after panning and zooming, and after undo; and so while dragging far out, where the links that do not
+move are drawn by the link sketch."""
 
 from __future__ import annotations
 
@@ -15,19 +16,21 @@ COLUMNS = 20
 
 # Checks the page against the canvas's geometry (theme.js: nodes 220 px wide, ports 24 px apart below a
 # 50 px head). Every node in view must be displayed where it is drawn; every link with an end in view
-# must be displayed; a displayed link must start and end exactly at the ports of the displayed nodes it
-# joins; at a zoom where handles are shown, a displayed node's handles are on its ports. Answers a list
-# of problems.
+# must be displayed, by its own element or (dragging far out) by the link sketch, and not by both; a
+# displayed link must start and end exactly at the ports of the displayed nodes it joins, as drawn (the
+# path of its element, or its subpath in the sketch); at a zoom where handles are shown, a displayed
+# node's handles are on its ports. Answers a list of problems.
 CHECK = """() => {
   const c = window.pyflow.canvas;
   const problems = [];
   const root = c.root.getBoundingClientRect();
   const {x: vx, y: vy, k} = c.view;
-  const displayed = (el) => Boolean(el) && el.isConnected && getComputedStyle(el).display !== 'none';
+  // Rendered: connected, and neither it nor an ancestor is display: none or content-visibility: hidden.
+  const displayed = (el) => Boolean(el) && el.isConnected && el.checkVisibility();
   const near = (a, b) => Math.abs(a[0] - b[0]) <= 2 && Math.abs(a[1] - b[1]) <= 2;
   const inView = (p) => Boolean(p) && p[0] >= root.left && p[0] <= root.right && p[1] >= root.top && p[1] <= root.bottom;
   const rects = new Map();
-  let shownNodes = 0, shownLinks = 0;
+  let shownNodes = 0, shownLinks = 0, sketchedLinks = 0;
   for (const [id, view] of c.views) {
     const left = root.left + vx + view.x * k, top = root.top + vy + view.y * k;
     const width = 220 * k, height = view.height * k;
@@ -50,24 +53,40 @@ CHECK = """() => {
     const index = ports.findIndex((p) => p.name === name);
     return [side === 'input' ? r.left : r.right, r.top + (50 + index * 24 + 12) * k];
   };
+  // The link sketch: each of its paths draws its links as subpaths, in order ("M x y C ... C ...").
+  const sketched = new Map();
+  if (c.sketch.active) {
+    if (!displayed(c.sketch.el)) problems.push('the link sketch is active but not displayed');
+    for (const [key, path, index] of c.sketch.entries()) sketched.set(key, [path, index]);
+  }
+  const screen = (matrix, x, y) => { const p = new DOMPoint(x, y).matrixTransform(matrix); return [p.x, p.y]; };
+  const sketchEnds = ([path, index]) => {
+    const numbers = path.getAttribute('d').split('M').filter(Boolean)[index].match(/-?[0-9.]+(e-?[0-9]+)?/g).map(Number);
+    const matrix = path.getScreenCTM();
+    return [screen(matrix, numbers[0], numbers[1]), screen(matrix, numbers.at(-2), numbers.at(-1))];
+  };
+  for (const key of sketched.keys()) if (!c.connections.has(key)) problems.push(`the sketch draws link ${key}, which is gone`);
   for (const [key, connection] of c.connections) {
     const link = c.model.links.get(key);
     const [sourceNode, sourcePort] = link.source.split(':');
     const [targetNode, targetPort] = link.target.split(':');
     const ends = [port(sourceNode, sourcePort, 'output'), port(targetNode, targetPort, 'input')];
     const svg = connection.connector.canvas;
-    if (!displayed(svg)) {
+    let drawn;
+    if (displayed(svg)) {
+      if (sketched.has(key)) problems.push(`link ${key} is drawn twice: by its element and by the sketch`);
+      shownLinks++;
+      const path = svg.querySelector('path');
+      const matrix = path.getScreenCTM();
+      const at = (length) => screen(matrix, path.getPointAtLength(length).x, path.getPointAtLength(length).y);
+      drawn = [at(0), at(path.getTotalLength())];
+    } else if (sketched.has(key)) {
+      sketchedLinks++;
+      drawn = sketchEnds(sketched.get(key));
+    } else {
       if (ends.some(inView)) problems.push(`link ${key} has an end in view but is not displayed`);
       continue;
     }
-    shownLinks++;
-    const path = svg.querySelector('path');
-    const matrix = path.getScreenCTM();
-    const at = (length) => {
-      const p = new DOMPoint(path.getPointAtLength(length).x, path.getPointAtLength(length).y).matrixTransform(matrix);
-      return [p.x, p.y];
-    };
-    const drawn = [at(0), at(path.getTotalLength())];
     ends.forEach((end, i) => {
       if (end && !near(drawn[i], end) && !near(drawn[1 - i], end)) {
         problems.push(`link ${key} is not attached to its ${i ? 'target' : 'source'} port: ${drawn.map((p) => p.map((v) => v.toFixed(1)))} vs ${end.map((v) => v.toFixed(1))}`);
@@ -86,7 +105,9 @@ CHECK = """() => {
       }
     }
   }
-  return {problems: problems.slice(0, 10), count: problems.length, shownNodes, shownLinks, total: c.views.size, k};
+  return {problems: problems.slice(0, 10), count: problems.length, shownNodes, shownLinks, sketchedLinks,
+          sketching: c.sketch.active, total: c.views.size, links: c.connections.size, k,
+          far: c.root.classList.contains('far'), tiny: c.root.classList.contains('tiny')};
 }"""
 
 NEXT_FRAME = "() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)))"
@@ -178,4 +199,81 @@ def test_large_flow_renders_what_is_in_view_and_keeps_it_current(editor: Editor,
                            arg=[target, *before])
     assert ui.node_position(target) == before
     page.evaluate("(id) => { const c = window.pyflow.canvas; c.fitView([id]); }", target)
+    check(ui, "undone")
+
+
+def test_dragging_far_out_sketches_the_still_links_and_keeps_every_link_attached(editor: Editor, server):
+    """Fitted far out (most of the flow on screen), a drag draws the links that do not move as the link
+    sketch and keeps only the dragged node's links live: every link stays drawn exactly once and attached
+    while dragging, after an edit during the drag, after zooming in mid-drag, and after the drop."""
+    ui = editor
+    page = ui.page
+    flow = grid_flow("browser.grid.far", 400)
+    request = urllib.request.Request(f"{server.url}/api/flows/browser.grid.far", data=json.dumps(flow).encode(),
+                                     method="PUT", headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=30).close()
+    ui.open_app("#/flow/browser.grid.far")
+    expect(ui.nodes()).to_have_count(400)
+    total = len(flow["links"])
+    expect(ui.connectors()).to_have_count(total)
+    opened = check(ui, "opened")
+    assert opened["far"] and opened["tiny"] and opened["shownLinks"] == total and not opened["sketching"], opened
+
+    target = "g210"  # row 10, column 10: a link in from the left, from above, out to the right and below
+    own = {f"g209:out->{target}:a", f"g190:out->{target}:b", f"{target}:out->g211:a", f"{target}:out->g230:b"}
+    assert set(page.evaluate("(id) => window.pyflow.model.linksOf(id).map((l) => l.key)", target)) == own
+    before = ui.node_position(target)
+    box = ui.node(target).bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for step in range(1, 7):
+        page.mouse.move(x + step * 9, y + step * 5)
+        result = check(ui, f"far drag step {step}")
+        # Only the dragged node's four links are live; the sketch draws all the others.
+        assert result["sketching"] and result["shownLinks"] == 4, result
+        assert result["sketchedLinks"] == total - 4, result
+    live = page.evaluate("() => { const c = window.pyflow.canvas; return [...c.connections]"
+                         ".filter(([, conn]) => conn.connector.canvas.parentNode === c.liveLinkLayer).map(([key]) => key); }")
+    assert set(live) == own
+    ui.screenshot("far-drag")
+
+    # An edit during the drag (a link elsewhere deleted, then one added): the sketch follows.
+    page.evaluate("() => { const m = window.pyflow.model; m.batch(() => m.deleteLink('g0:out->g1:a')); }")
+    result = check(ui, "link deleted mid-drag")
+    assert result["sketchedLinks"] == total - 5 and result["links"] == total - 1, result
+    page.evaluate("() => { const m = window.pyflow.model; m.batch(() => m.insertLink({source: 'g0:out', target: 'g1:a'})); }")
+    result = check(ui, "link added mid-drag")
+    assert result["sketchedLinks"] == total - 4 and result["links"] == total, result
+    page.mouse.move(x + 70, y + 40)
+    check(ui, "dragged after the edits")
+
+    # Zooming in mid-drag (past where handles show) ends the sketch: every link in view is its own element.
+    page.evaluate("(id) => { const c = window.pyflow.canvas; c.fitView([id]); c.zoomBy(0.7); }", target)
+    result = check(ui, "zoomed in mid-drag")
+    assert not result["sketching"] and not result["far"] and result["k"] >= 0.4 and result["shownLinks"] > 0, result
+    page.mouse.move(x + 90, y + 50)
+    check(ui, "dragged zoomed in")
+    page.mouse.up()
+    moved = ui.node_position(target)
+    assert moved != before
+    result = check(ui, "dropped")
+    assert not result["sketching"], result
+
+    # Far out again: a drag that is dropped leaves every link its own element, attached.
+    page.evaluate("() => window.pyflow.canvas.fitView()")
+    box = ui.node(target).bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 30, y + 12, steps=3)
+    assert check(ui, "second far drag")["sketching"]
+    page.mouse.up()
+    result = check(ui, "dropped far out")
+    assert not result["sketching"] and result["shownLinks"] == total and result["sketchedLinks"] == 0, result
+    page.locator("#canvas").focus()
+    page.keyboard.press("Control+z")
+    page.keyboard.press("Control+z")
+    page.wait_for_function("([id, x, y]) => { const n = window.pyflow.model.node(id); return n.x === x && n.y === y; }",
+                           arg=[target, *before])
     check(ui, "undone")

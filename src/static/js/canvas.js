@@ -8,6 +8,7 @@ import { addNodes, connect, copiesOf, moveNodes, removeItems } from "./commands.
 import { formatDuration, h } from "./dom.js";
 import { Emitter } from "./events.js";
 import { Layer } from "./layers.js";
+import { LinkSketch } from "./linksketch.js";
 import { closeMenu, showMenu } from "./menu.js";
 import { splitEndpoint } from "./model.js";
 import { status } from "./status.js";
@@ -22,6 +23,7 @@ const MAX_ZOOM = 2.5;
 // bounds of each link), never by reading the layout, and it runs in the same frame as whatever moved.
 const CULL_MARGIN = 160; // screen pixels around the view that are rendered too
 const HANDLE_MIN_ZOOM = 0.4; // port handles (and the body of nodes) below this zoom: too small to aim at or read
+const TEXT_MIN_ZOOM = 0.25; // node titles below this zoom (a few pixels high): a bar stands for them
 const DRAG_THRESHOLD = 3;
 const STATUS_LABELS = {
   queued: "queued", running: "running", success: "success", fail: "failed", skipped: "skipped",
@@ -73,7 +75,11 @@ export class Canvas extends Emitter {
     this.linkLayer = new Layer(this.viewport, "links");
     this.handleLayer = new Layer(this.viewport, "handles");
     this.dragLayer = h("div.bucket.bucket-drag");
-    this.viewport.append(this.dragLayer);
+    // Far out, while nodes are dragged, the links that do not move are drawn by the sketch and the
+    // dragged nodes' links sit in a bucket of their own (see #startSketch).
+    this.sketch = new LinkSketch();
+    this.liveLinkLayer = h("div.bucket.bucket-live-links");
+    this.viewport.append(this.dragLayer, this.sketch.el, this.liveLinkLayer);
     this.marquee = h("div.marquee", { hidden: true });
     this.empty = h("div.canvas-empty", {},
       h("div.canvas-empty-title", "Drag a nodespec here"),
@@ -164,6 +170,7 @@ export class Canvas extends Emitter {
       if (view) this.#cullNode(view);
     }
     for (const key of links) this.#cullLink(this.connections.get(key));
+    if (this.drag?.sketch) this.#resketch(this.drag); // links may have come, gone or moved: draw them again
   }
 
   /** Run `fn` as a batch unless one is already running. */
@@ -182,8 +189,9 @@ export class Canvas extends Emitter {
     const started = performance.now();
     this.#cancelNodeDrag();
     this.jsp.reset();
-    this.viewport.replaceChildren(this.dragLayer);
+    this.viewport.replaceChildren(this.dragLayer, this.sketch.el, this.liveLinkLayer);
     this.dragLayer.replaceChildren();
+    this.liveLinkLayer.replaceChildren();
     for (const layer of [this.nodeLayer, this.linkLayer, this.handleLayer]) layer.reset();
     this.views.clear();
     this.connections.clear();
@@ -435,8 +443,7 @@ export class Canvas extends Emitter {
         uuids: [endpointUuid(source.node, source.port, "output"), endpointUuid(target.node, target.port, "input")],
       });
       if (!connection) return;
-      const type = this.views.get(source.node)?.ports.outputs.find((p) => p.name === source.port)?.type;
-      connection.setPaintStyle?.({ stroke: typeColor(type), strokeWidth: 2.2 });
+      connection.setPaintStyle?.({ stroke: this.#linkColor(link.key), strokeWidth: 2.2 });
       this.connections.set(link.key, connection);
       this.linkOf.set(connection, link.key);
       this.pending.nodes.add(source.node);
@@ -558,6 +565,56 @@ export class Canvas extends Emitter {
       view.el.classList.add("dragging");
       this.dragLayer.append(view.el);
     }
+    if (this.view.k < HANDLE_MIN_ZOOM) this.#startSketch(drag);
+  }
+
+  // Level of detail for dragging far out, where most of a large flow is on screen: the links that do not
+  // move are drawn once by the sketch (one path per colour), their own elements are left undrawn
+  // (content-visibility: hidden on their buckets, app.css, which keeps their layout for when they come
+  // back), and only the links of the dragged nodes stay live, re-routed by jsPlumb on every step. Each
+  // frame then re-composites a handful of elements instead of one per link. The sketch ends when the drag
+  // does, when the view zooms in past HANDLE_MIN_ZOOM, and is drawn again after any edit during the drag.
+  #startSketch(drag) {
+    const moving = new Set();
+    for (const { id } of drag.items) {
+      for (const link of this.model.linksOf(id)) moving.add(link.key);
+    }
+    if (this.selectedLink) moving.add(this.selectedLink); // drawn highlighted by its own element
+    const still = [];
+    for (const [key, connection] of this.connections) {
+      if (!moving.has(key)) still.push({ key, color: this.#linkColor(key), connector: connection.connector });
+    }
+    const drawn = this.sketch.draw(still);
+    drag.sketch = { live: [] };
+    for (const [key, connection] of this.connections) {
+      const el = connection.connector?.canvas;
+      if (drawn.has(key) || !el?.parentNode) continue;
+      drag.sketch.live.push({ el, parent: el.parentNode });
+      this.liveLinkLayer.append(el);
+    }
+    this.root.classList.add("sketching");
+  }
+
+  #endSketch(drag) {
+    if (!drag?.sketch) return;
+    for (const { el, parent } of drag.sketch.live) {
+      if (el.parentNode === this.liveLinkLayer) parent.append(el); // unless jsPlumb removed it meanwhile
+    }
+    drag.sketch = null;
+    this.sketch.clear();
+    this.root.classList.remove("sketching");
+  }
+
+  #resketch(drag) {
+    this.#endSketch(drag);
+    if (this.view.k < HANDLE_MIN_ZOOM) this.#startSketch(drag);
+  }
+
+  #linkColor(key) {
+    const link = this.model.links.get(key);
+    if (!link) return typeColor("Any");
+    const source = splitEndpoint(link.source);
+    return typeColor(this.views.get(source.node)?.ports.outputs.find((p) => p.name === source.port)?.type);
   }
 
   /** Move the dragged nodes to where the pointer is now, and their links with them (once per frame). */
@@ -579,6 +636,7 @@ export class Canvas extends Emitter {
     if (!drag.active) return;
     if (this.root.hasPointerCapture?.(drag.pointerId)) this.root.releasePointerCapture(drag.pointerId);
     if (commit) this.#applyNodeDrag(drag);
+    this.#endSketch(drag);
     setTimeout(() => { this.dragging = false; }, 0);
     const moves = [];
     for (const { id, view, from } of drag.items) {
@@ -728,9 +786,13 @@ export class Canvas extends Emitter {
     this.root.style.backgroundPosition = `${x}px ${y}px`;
     this.root.style.backgroundSize = `${24 * k}px ${24 * k}px`;
     this.jsp?.setZoom(k, false);
-    // Far out, where handles are hidden and a node's text could not be read anyway, nodes show their head
-    // only (app.css): far fewer clipped boxes for the browser to paint and composite on every frame.
+    // Levels of detail (app.css). Far out, where handles are hidden and a node's ports could not be read
+    // anyway, nodes show their head only, flat: far fewer boxes for the browser to paint and composite on
+    // every frame, and a drag draws the still links as a sketch (#startSketch). Tiny, a bar stands for
+    // each title.
     this.root.classList.toggle("far", k < HANDLE_MIN_ZOOM);
+    this.root.classList.toggle("tiny", k < TEXT_MIN_ZOOM);
+    if (k >= HANDLE_MIN_ZOOM && this.drag?.sketch) this.#endSketch(this.drag);
     if (this.views) this.#cull();
     status.setZoom(k);
     this.emit("zoom", k);
