@@ -14,11 +14,14 @@ sys.path.insert(0, str(HERE.parents[1]))
 from tests.support.server import LiveServer  # noqa: E402
 
 RESTTEST = Path(sys.executable).with_name("resttest.py")
+# Files that need a server with tighter limits, and the options that set them.
+SERVER_ARGS = {"limits.yaml": ("--max-body-mb", "1", "--max-queue", "1", "--max-running", "1")}
+LARGE_BODY = HERE / ".large-body.json"
 
 
 def run_file(path: Path) -> bool:
     with tempfile.TemporaryDirectory(prefix="pyflow-rest-") as tmp:
-        with LiveServer(Path(tmp)) as server:
+        with LiveServer(Path(tmp), args=SERVER_ARGS.get(path.name, ())) as server:
             print(f"== {path.name} against {server.url}", flush=True)
             result = subprocess.run([sys.executable, str(RESTTEST), server.url, str(path), "--verbose"],
                                     cwd=HERE, capture_output=True, text=True)
@@ -32,10 +35,14 @@ def run_file(path: Path) -> bool:
 
 def main(names: list[str]) -> int:
     files = [HERE / n for n in names] if names else sorted(HERE.glob("*.yaml"))
+    LARGE_BODY.write_text('{"id": "big", "title": "' + "x" * (2 * 1024 * 1024) + '"}')
     if not files:
         print("no pyresttest files found", file=sys.stderr)
         return 1
-    failed = [f.name for f in files if not run_file(f)]
+    try:
+        failed = [f.name for f in files if not run_file(f)]
+    finally:
+        LARGE_BODY.unlink(missing_ok=True)
     print(f"pyresttest: {len(files) - len(failed)} of {len(files)} files passed" +
           (f"; failed: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
