@@ -250,11 +250,20 @@ function showTab(name) {
   }
 }
 
+// What an executor's warnings mean for people at the editor, said first, before the server's own words.
+const EXECUTOR_HEADLINES = {
+  "unsafe-process": { headline: "Node code runs without isolation", severity: "danger" },
+  inprocess: { headline: "Node code runs without isolation", severity: "danger" },
+  none: { headline: "Node execution is disabled: every node run fails", severity: "warning" },
+};
+
 async function loadServerInfo() {
   try {
     const health = await api.health();
-    status.setServer(`PyFlow ${health.version} · executor ${health.executor?.name || "?"}`);
-    status.setWarnings(health.executor?.warnings || []);
+    const executor = health.executor || {};
+    status.setServer(`PyFlow ${health.version} · executor ${executor.name || "?"}`);
+    status.setWarnings(executor.warnings || [],
+      EXECUTOR_HEADLINES[executor.name] || { headline: `Executor ${executor.name || "?"}`, severity: "warning" });
   } catch (error) {
     status.setServer("server unreachable", false);
     status.error(error);

@@ -1,8 +1,10 @@
-// The status line at the bottom and short-lived toasts: how the editor tells people what happened.
+// The status line at the bottom, short-lived toasts, and the banner of the server's warnings: how the
+// editor tells people what happened, and what they must know about the server.
 
 import { clear, h } from "./dom.js";
 
 const TOAST_MS = { info: 3500, success: 3000, error: 7000, warning: 6000 };
+const DISMISSED_KEY = "pyflow.dismissed-server-warning";
 
 class Status {
   init(root) {
@@ -12,6 +14,8 @@ class Status {
     this.zoom = root.querySelector(".status-zoom");
     this.server = root.querySelector(".status-server");
     this.toasts = document.getElementById("toasts");
+    this.banner = document.getElementById("server-banner");
+    this.warnings.addEventListener("click", () => this.#showBanner(true));
   }
 
   /** A message in the status line; `kind` is info, success, warning or error. */
@@ -41,12 +45,44 @@ class Status {
     return this.toast(text, "error", { detail: details || undefined });
   }
 
-  setWarnings(warnings) {
-    clear(this.warnings);
+  /**
+   * The server's warnings: a banner across the top with `headline` and every warning in full, which the
+   * person may dismiss (for this browser session), and a chip in the status line that carries the same
+   * text in its tooltip and brings the banner back. `severity` is "warning" or "danger".
+   */
+  setWarnings(warnings, { headline = "Server warning", severity = "warning" } = {}) {
+    const text = warnings.join(" · ");
+    this.warningText = warnings.length ? `${headline}: ${text}` : "";
     this.warnings.hidden = !warnings.length;
-    for (const warning of warnings) {
-      this.warnings.append(h("span.status-warning", { title: warning }, "⚠ ", warning));
-    }
+    this.banner.hidden = true;
+    if (!warnings.length) return;
+    this.warnings.dataset.severity = severity;
+    this.warnings.textContent = `⚠ ${headline}`;
+    this.warnings.title = `${this.warningText}\n(click to show)`;
+    this.warnings.setAttribute("aria-label", this.warningText);
+    this.banner.dataset.severity = severity;
+    clear(this.banner).append(
+      h("span.server-banner-icon", { "aria-hidden": "true" }, "⚠"),
+      h("div.server-banner-body", {},
+        h("strong.server-banner-headline", headline), h("span.server-banner-text", text)),
+      h("button.server-banner-close", {
+        type: "button", "aria-label": "Dismiss this warning", title: "Dismiss (the status line keeps it)",
+        onclick: () => this.#showBanner(false),
+      }, "×"));
+    let dismissed = null;
+    try {
+      dismissed = sessionStorage.getItem(DISMISSED_KEY);
+    } catch { /* storage disabled: show it */ }
+    this.#showBanner(dismissed !== this.warningText);
+  }
+
+  #showBanner(show) {
+    if (!this.warningText) return;
+    this.banner.hidden = !show;
+    try {
+      if (show) sessionStorage.removeItem(DISMISSED_KEY);
+      else sessionStorage.setItem(DISMISSED_KEY, this.warningText);
+    } catch { /* storage disabled: dismissed until the page is reloaded */ }
   }
 
   setCounts(nodes, links, selected) {
