@@ -12,6 +12,18 @@ SPECS = {
         "port": {"input": [{"name": "x", "order": 0, "type": "Int", "required": True}], "output": [{"name": "out", "type": "Int"}]},
         "func": "def func(x):\n    print('doubling', x)\n    return x * 2\n",
     },
+    "uitest.num.checked": {
+        "title": "Checked double",
+        "port": {"input": [{"name": "x", "order": 0, "type": "Int", "required": True}], "output": [{"name": "out", "type": "Int"}]},
+        # A helper of the node's own raises: the traceback shows both frames (lines 7 and 3), and only those.
+        "func": ("def check_positive(x):\n"
+                 "    if x < 0:\n"
+                 "        raise ValueError(f'{x} is negative')\n"
+                 "    return x\n"
+                 "\n"
+                 "def func(x):\n"
+                 "    return check_positive(x) * 2\n"),
+    },
     "uitest.text.upper": {
         "title": "Upper case",
         "port": {"input": [{"name": "text", "order": 0, "type": "String"}], "output": [{"name": "out", "type": "String"}]},

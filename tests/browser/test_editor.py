@@ -76,19 +76,30 @@ def test_build_save_reload_and_run(editor: Editor, server):
 
 
 def test_failed_node_shows_error_and_traceback(editor: Editor):
+    """An exception raised in a node's own code (in a helper its function calls) shows its type, message
+    and the traceback lines of the node's code: file "<node SPEC_ID>", line numbers, source lines, and
+    none of the runner's frames. Other nodes still run."""
     ui = editor
     page = ui.page
     ui.new_flow("Failing", "browser.failing")
-    upper = ui.drag_spec_to_canvas("uitest.text.upper", 250, 200)
-    double = ui.drag_spec_to_canvas("uitest.num.double", 600, 200)
-    ui.set_value(double, "x", "not a number")
+    checked = ui.drag_spec_to_canvas("uitest.num.checked", 250, 200)
+    upper = ui.drag_spec_to_canvas("uitest.text.upper", 600, 200)
+    ui.set_value(checked, "x", "-3")
     ui.set_value(upper, "text", "fine")
     page.keyboard.press("Control+Enter")
-    expect(ui.node(double)).to_have_attribute("data-status", "fail")
+    expect(ui.node(checked)).to_have_attribute("data-status", "fail")
     expect(ui.node(upper)).to_have_attribute("data-status", "success")
-    ui.select_node(double)
+    ui.select_node(checked)
     error = page.locator("#inspector .run-result .error-box")
-    expect(error).to_contain_text("x")
+    expect(error.locator(".error-title")).to_have_text("ValueError: -3 is negative")
+    traceback = error.locator("pre.traceback")
+    expect(traceback).to_contain_text('File "<node uitest.num.checked>", line 7, in func')
+    lines = [line.strip() for line in traceback.inner_text().splitlines() if line.strip()]
+    frames = [line for line in lines if line.startswith("File ")]
+    assert frames == ['File "<node uitest.num.checked>", line 7, in func',
+                      'File "<node uitest.num.checked>", line 3, in check_positive'], lines
+    assert lines.index("return check_positive(x) * 2") == lines.index(frames[0]) + 1, lines
+    assert lines.index("raise ValueError(f'{x} is negative')") == lines.index(frames[1]) + 1, lines
     ui.screenshot("failed")
 
 
