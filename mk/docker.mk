@@ -28,6 +28,7 @@ test-docker: docker-deps venv | $(STAMPS)
 	if ! $(DOCKERD_START); then echo "SKIPPED test-docker: no Docker engine could be started (reason above)"; exit 0; fi; \
 	docker/images.sh runtime server || exit 1; \
 	$(PY) -m pytest tests/docker -q -p no:cacheprovider || status=1; \
+	PYFLOW_HOSTILE_EXECUTORS=docker $(PY) -m pytest tests/unit/executors/test_contract.py -q -p no:cacheprovider || status=1; \
 	if [ -d tests/hostile ]; then \
 	  PYFLOW_HOSTILE_EXECUTORS=docker $(PY) -m pytest tests/hostile -q -p no:cacheprovider || status=1; \
 	else echo "tests/hostile is not there yet: the hostile-code suite was not run against the docker executor"; fi; \

@@ -9,6 +9,10 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
+from tests.hostile.cases import FORGED_DEEP, FORGED_HUGE, FORGED_NAN
+
 from .conftest import make_task
 
 RAISES = '''
@@ -157,3 +161,18 @@ def test_a_cancelled_node_leaves_no_process_behind(any_executor):
         cancel.set()
         runner.join(timeout=30)
     assert wait_until(lambda: not processes_named(name), timeout=10), processes_named(name)
+
+
+@pytest.mark.parametrize("forged, error", [
+    (FORGED_DEEP, "ResultError: the node returned a value that cannot be read: it is nested too deeply"),
+    (FORGED_NAN, "ResultError: the node returned a value that cannot be read: it holds NaN, which JSON cannot carry"),
+    (FORGED_HUGE, "ResultTooLarge: the return value is 307202 bytes of JSON, over the limit of 256 KiB"),
+], ids=["deeply-nested", "nan", "over-result-kb"])
+def test_a_forged_result_fails_the_node_and_the_pool_keeps_serving(any_executor, forged, error):
+    """A node can write any bytes to its result pipe instead of returning: reading them never raises,
+    and the worker it ran on is replaced, so the pool still serves more runs than it holds workers."""
+    for _ in range(2):
+        outcome = any_executor.run(make_task(forged, result_kb=1024 if forged is FORGED_DEEP else 256))
+        assert not outcome.ok and f"{outcome.error['type']}: {outcome.error['message']}" == error, outcome
+    for n in range(any_executor.pool_size + 2):
+        assert any_executor.run(make_task("def func(n):\n    return n\n", n)).value == n

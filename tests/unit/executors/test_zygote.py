@@ -12,7 +12,7 @@ import time
 import pytest
 
 from pyflow.executors.process import ProcessExecutor
-from pyflow.executors.zygote import TRUNCATED_MARK, compose_answer
+from pyflow.executors.zygote import TRUNCATED_MARK, compose_answer, parse_value
 
 from .conftest import make_task, started, wait_until
 
@@ -79,6 +79,26 @@ def test_workers_respawned_from_short_lived_threads_stay_alive(pool):
     outcome = pool.run(make_task("def func():\n    return 'alive'\n"))
     assert outcome.ok, outcome.error
     assert pool.live_pids() == [replacement]
+
+
+class Faulty(ProcessExecutor):
+    """A pool whose after-run hook fails: an executor bug, or a counter that cannot be read."""
+
+    def after_run(self, zygote, task, outcome):
+        raise RuntimeError("the hook broke")
+
+
+def test_a_run_that_fails_inside_the_executor_still_hands_its_worker_back():
+    executor = Faulty(pool_size=1, max_runs=100)
+    executor.start()
+    try:
+        for _ in range(3):  # each would leave a worker counted live but never idle, and the next run waiting
+            outcome = executor.run(make_task("def func():\n    return 1\n"))
+            assert not outcome.ok and outcome.error["type"] == "ExecutorError", outcome
+            assert "the hook broke" in outcome.error["message"]
+        assert wait_until(lambda: len(executor.live_pids()) == 1, timeout=20)
+    finally:
+        executor.close()
 
 
 def test_close_ends_every_worker_and_is_safe_twice():
@@ -148,6 +168,33 @@ def test_compose_answer_marks_a_memory_error_as_a_memory_violation():
     meta = b'{"ok":false,"error":{"type":"MemoryError","message":"memory limit of 64 MB exceeded","traceback":[1]}}'
     answer, value = compose_answer(header, b"", meta + b"\n")
     assert answer["violation"] == "memory" and answer["error"]["traceback"] == ["1"] and value == b""
+
+
+@pytest.mark.parametrize("value, kind, message", [
+    (b"[" * 100000 + b"]" * 100000, "ResultError", "the node returned a value that cannot be read: it is nested "
+                                                   "too deeply"),
+    (b"[1, NaN]", "ResultError", "the node returned a value that cannot be read: it holds NaN, which JSON cannot carry"),
+    (b'{"a": Infinity}', "ResultError", "the node returned a value that cannot be read: it holds Infinity, which "
+                                        "JSON cannot carry"),
+    (b"-Infinity", "ResultError", "the node returned a value that cannot be read: it holds -Infinity, which JSON "
+                                  "cannot carry"),
+    (b'"\xff"', "ResultError", "the node returned a value that cannot be read: 'utf-8' codec can't decode byte 0xff "
+                               "in position 1: invalid start byte"),
+    (b"[1, 2", "ResultError", "the node returned a value that cannot be read: Expecting ',' delimiter: line 1 "
+                              "column 6 (char 5)"),
+    (b'"' + b"x" * 262144 + b'"', "ResultTooLarge", "the return value is 262146 bytes of JSON, over the limit of "
+                                                    "256 KiB"),
+])
+def test_parse_value_turns_whatever_a_node_wrote_into_a_clear_failure(value, kind, message):
+    parsed, error = parse_value(value, 256)
+    assert parsed is None and error[:2] == (kind, message)
+    assert error[2] == ("result_too_large" if kind == "ResultTooLarge" else "crashed")
+
+
+def test_parse_value_reads_a_value_at_its_limit():
+    assert parse_value(b'{"a":[1,2.5,null]}', 1) == ({"a": [1, 2.5, None]}, None)
+    assert parse_value(b'"' + b"x" * 1022 + b'"', 1) == ("x" * 1022, None)
+    assert parse_value(b"", 1) == (None, None)
 
 
 def _alive(pid: int) -> bool:
