@@ -2,8 +2,9 @@
 
 Each sandbox is `bwrap` with every namespace unshared (no network at all, a private PID space, a fresh
 /proc, a minimal /dev), no capabilities, a cleared environment (PATH, HOME and LANG only), read-only
-binds of just what /usr/bin/python3 needs, a read-only root, and private size-capped tmpfs mounts as /tmp
-(the working directory) and /dev/shm, emptied after every run.
+binds of just what /usr/bin/python3 needs (the interpreter, its standard library, the dynamic loader and
+the shared libraries they load: see `InterpreterFiles`), a read-only root, and private size-capped tmpfs
+mounts as /tmp (the working directory) and /dev/shm, emptied after every run.
 Nothing of the server is visible: not the database, the configuration, the project checkout, home
 directories or the server's environment. When the server runs as root, sandboxes run as an unprivileged
 user (nobody by default).
@@ -16,6 +17,7 @@ writable, otherwise by rlimits, and the server says which at start.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import shutil
 import subprocess
@@ -70,6 +72,95 @@ UNAVAILABLE = ("bubblewrap cannot create a sandbox here ({reason}). Choices: run
 
 _units = itertools.count(1)
 
+# Asked of the sandbox's interpreter once (with -I -S, as the worker runs): where its standard library is.
+STDLIB_PROBE = ("import json, sys, sysconfig\n"
+                "print(json.dumps([sysconfig.get_path('stdlib'), sysconfig.get_path('platstdlib')]))")
+# glibc itself dlopen()s libgcc_s to unwind a thread's stack (pthread_exit, pthread_cancel), so ldd never
+# names it; without it such a thread aborts the process.
+DLOPENED_BY_LIBC = ("libgcc_s.so.1",)
+LINK_HOPS = 64
+
+
+class InterpreterFiles:
+    """Exactly what the sandbox's Python needs, found once at executor start: the interpreter, its
+    standard library directory (extension modules in lib-dynload included), the dynamic loader and the
+    shared libraries that the interpreter and its extension modules load (the closure `ldd` reports),
+    each bound read-only at its own path, with the symlinks met on the way (/usr/bin/python3,
+    /lib -> usr/lib, the loader's /lib64 link, ...) recreated as symlinks. Nothing else of /usr is
+    there: no other program, library, site-packages or shared data for node code to read or run."""
+
+    def __init__(self, python: str):
+        self.python = python
+        stdlib = self._stdlib_dirs()
+        modules = sorted(str(f) for d in stdlib for f in Path(d).rglob("*.so") if f.is_file())
+        libraries = self._shared_libraries([python, *modules])
+        self.binds: list[str] = []
+        self.symlinks: dict[str, str] = {}
+        for path in [python, *stdlib, *sorted(libraries)]:
+            self._add(path)
+
+    def _stdlib_dirs(self) -> list[str]:
+        try:
+            out = subprocess.run([self.python, "-I", "-S", "-c", STDLIB_PROBE], capture_output=True, text=True,
+                                 timeout=60, check=True, env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}).stdout
+            dirs = [d for d in dict.fromkeys(json.loads(out)) if isinstance(d, str) and os.path.isdir(d)]
+        except (OSError, ValueError, subprocess.SubprocessError) as exc:
+            raise ExecutorUnavailable(UNAVAILABLE.format(reason=f"cannot ask {self.python} where its standard "
+                                                         f"library is: {exc}")) from None
+        if not dirs:
+            raise ExecutorUnavailable(UNAVAILABLE.format(reason=f"{self.python} names no standard library"))
+        return dirs
+
+    def _shared_libraries(self, files: list[str]) -> set[str]:
+        """Every shared library `files` load, directly or not, and the loader (ldd lists the closure)."""
+        try:
+            out = subprocess.run(["ldd", *files], capture_output=True, text=True, timeout=120,
+                                 env={"PATH": "/usr/bin:/bin", "LANG": "C"}).stdout
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise ExecutorUnavailable(UNAVAILABLE.format(reason=f"cannot list the shared libraries {self.python} "
+                                                         f"needs (ldd: {exc})")) from None
+        found = set()
+        for line in out.splitlines():
+            line = line.strip()
+            path = line.split("=>", 1)[1] if "=>" in line else line
+            path = path.split(" (", 1)[0].strip()
+            if path.startswith("/") and " (" in line:
+                found.add(path)
+        if not found:
+            raise ExecutorUnavailable(UNAVAILABLE.format(reason=f"ldd found no shared libraries for {self.python}"))
+        for name in DLOPENED_BY_LIBC:
+            beside = [os.path.join(os.path.dirname(lib), name) for lib in found if "/libc.so" in lib]
+            found.update(p for p in beside if os.path.exists(p))
+        return found
+
+    def _add(self, path: str) -> None:
+        """Bind `path`'s real file or directory, and recreate each symlink met on the way to it."""
+        pending, current = [p for p in path.split("/") if p], "/"
+        for _ in range(LINK_HOPS):
+            if not pending:
+                if current not in self.binds:
+                    self.binds.append(current)
+                return
+            part = pending.pop(0)
+            step = os.path.normpath(os.path.join(current, part))
+            if part != "." and os.path.islink(step):
+                target = os.readlink(step)
+                self.symlinks[step] = target
+                pending = [p for p in target.split("/") if p] + pending
+                current = "/" if target.startswith("/") else current
+            else:
+                current = step
+        raise ExecutorUnavailable(UNAVAILABLE.format(reason=f"too many symlinks on the way to {path}"))
+
+    def argv(self) -> list[str]:
+        """bwrap options: the binds first, so that every symlink is made in a directory that exists."""
+        argv = []
+        for path in self.binds:
+            argv += ["--ro-bind", path, path]
+        for link, target in sorted(self.symlinks.items()):
+            argv += ["--symlink", target, link]
+        return argv
+
 
 def instance_name() -> str:
     """This process's cgroup directory name: its pid and start time, so a reused pid is not mistaken
@@ -104,6 +195,7 @@ class SandboxExecutor(ZygoteExecutor):
         self.uid = user if user is not None else (NOBODY if os.geteuid() == 0 else os.geteuid())
         self.gid = self.uid if os.geteuid() == 0 else os.getegid()
         self._worker = worker_source()
+        self._files: InterpreterFiles | None = None
         self._tree, self.cgroup_note = (None, "disabled") if not cgroups else CgroupTree.detect(instance_name(), f"executor-{next(_units)}")
         self._groups = 0
         self._group_lock = threading.Lock()
@@ -117,6 +209,7 @@ class SandboxExecutor(ZygoteExecutor):
         """Check the sandbox works here (or refuse, naming the choices), then fill the warm pool."""
         try:
             self.check_available()
+            self.interpreter_files()
             if self._tree is not None:
                 self._tree.reap_stale(instance_alive)
             probe = self._started()
@@ -133,6 +226,12 @@ class SandboxExecutor(ZygoteExecutor):
             raise ExecutorUnavailable(UNAVAILABLE.format(reason="bwrap is not installed: apt-get install bubblewrap"))
         if not os.access(self.python, os.X_OK):
             raise ExecutorUnavailable(UNAVAILABLE.format(reason=f"{self.python} is missing: apt-get install python3"))
+
+    def interpreter_files(self) -> InterpreterFiles:
+        """What the sandbox binds of the host, found on first use (at start) and kept."""
+        if self._files is None:
+            self._files = InterpreterFiles(self.python)
+        return self._files
 
     def _started(self) -> Zygote:
         try:
@@ -155,13 +254,7 @@ class SandboxExecutor(ZygoteExecutor):
     def bwrap_argv(self, worker_fd: int) -> list[str]:
         argv = [shutil.which(BWRAP) or BWRAP, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
                 "--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", SCRATCH,
-                "--setenv", "LANG", "C.UTF-8", "--ro-bind", "/usr", "/usr"]
-        for link in ("bin", "lib", "lib64", "sbin"):
-            target = Path("/") / link
-            if target.is_symlink():
-                argv += ["--symlink", os.readlink(target), f"/{link}"]
-            elif target.is_dir():
-                argv += ["--ro-bind", str(target), f"/{link}"]
+                "--setenv", "LANG", "C.UTF-8", *self.interpreter_files().argv()]
         if Path("/etc/ld.so.cache").exists():
             argv += ["--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache"]
         # Writable: only the size-capped tmpfs mounts /tmp and /dev/shm, which the worker empties after

@@ -62,12 +62,21 @@ def test_node_code_never_runs_as_root(sandbox):
     assert seen["uid"] == 65534 and seen["gid"] == 65534
 
 
-def test_bwrap_command_line_isolates_everything():
+def bwrap_argv() -> list[str]:
     executor = SandboxExecutor(pool_size=0, cgroups=False)
     try:
-        argv = executor.bwrap_argv(99)
+        return executor.bwrap_argv(99)
     finally:
         executor.close()
+
+
+def options(argv: list[str], flag: str) -> list[tuple[str, str]]:
+    """The two operands of every `flag` in argv (--ro-bind SRC DEST, --symlink TARGET LINK)."""
+    return [(argv[i + 1], argv[i + 2]) for i, a in enumerate(argv) if a == flag]
+
+
+def test_bwrap_command_line_isolates_everything():
+    argv = bwrap_argv()
     for flag in ("--unshare-all", "--unshare-user", "--die-with-parent", "--new-session", "--clearenv",
                  "--disable-userns", "--proc", "--dev"):
         assert flag in argv
@@ -77,11 +86,90 @@ def test_bwrap_command_line_isolates_everything():
     mounts = [i for i, a in enumerate(argv) if a in ("--tmpfs", "--ro-bind", "--ro-bind-data", "--proc", "--dev",
                                                      "--dir", "--symlink")]
     assert max(mounts) < remounts[-1], "the root is made read-only after everything is mounted"
-    binds = [argv[i + 1] for i, a in enumerate(argv) if a in ("--bind", "--ro-bind", "--dev-bind")]
-    assert set(binds) <= {"/usr", "/etc/ld.so.cache", "/bin", "/lib", "/lib64", "/sbin"}, binds
     assert "--bind" not in argv and "--dev-bind" not in argv
     env = [argv[i + 1] for i, a in enumerate(argv) if a == "--setenv"]
     assert env == ["PATH", "HOME", "LANG"]
+
+
+def test_bwrap_binds_only_the_interpreter_its_stdlib_the_loader_and_the_libraries_they_load():
+    argv = bwrap_argv()
+    binds = options(argv, "--ro-bind")
+    assert all(source == dest for source, dest in binds), "everything is bound at its own path"
+    bound = [source for source, _ in binds]
+    python = os.path.realpath(sandbox_module.SANDBOX_PYTHON)
+    version = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    assert [path for path in bound if os.path.isdir(path)] == [f"/usr/lib/python{version}"]
+    assert python in bound and "/etc/ld.so.cache" in bound
+    files = [path for path in bound if path not in (f"/usr/lib/python{version}", "/etc/ld.so.cache", python)]
+    assert all(os.path.isfile(path) and not os.path.islink(path) for path in files), files
+    names = [os.path.basename(path) for path in files]
+    for needed in ("ld-linux", "libc.so.6", "libm.so.6", "libz.so", "libssl.so", "libcrypto.so", "libsqlite3.so",
+                   "libffi.so"):
+        assert any(name.startswith(needed) for name in names), (needed, names)
+    for broad in ("/usr", "/usr/lib", "/usr/bin", "/usr/share", "/usr/local", "/lib", "/etc", "/bin"):
+        assert broad not in bound, broad
+    links = {link: target for target, link in options(argv, "--symlink")}
+    assert os.path.realpath(os.path.join("/usr/bin", links["/usr/bin/python3"])) == python
+
+
+def unneeded_library() -> str:
+    """A shared library on this host that the sandbox's Python does not load."""
+    bound = {os.path.basename(source) for source, _ in options(bwrap_argv(), "--ro-bind")}
+    for candidate in sorted(Path("/usr/lib/x86_64-linux-gnu").glob("lib*.so*")):
+        real = Path(os.path.realpath(candidate))
+        if real.is_file() and real.name not in bound:
+            return str(candidate)
+    pytest.skip("no shared library here that python3 does not need")
+
+
+PEEK = '''
+def func(paths):
+    import os
+    seen = {}
+    for path in paths:
+        try:
+            seen[path] = sorted(os.listdir(path)) if os.path.isdir(path) else len(open(path, "rb").read())
+        except OSError as exc:
+            seen[path] = type(exc).__name__
+    return seen
+'''
+
+
+def test_node_code_cannot_list_or_read_the_rest_of_usr(sandbox):
+    library = unneeded_library()
+    paths = ["/usr/share", "/usr/local", "/usr/bin/bash", "/usr/bin/sh", "/usr/sbin", "/usr/include",
+             "/usr/lib/python3/dist-packages", "/usr/lib/ssl", library, "/bin/sh"]
+    assert all(os.path.exists(p) for p in ("/usr/share", "/usr/local", "/usr/bin/bash", library)), "the host has them"
+    outcome = sandbox.run(make_task(PEEK, paths))
+    assert outcome.ok, outcome.error
+    assert outcome.value == {path: "FileNotFoundError" for path in paths}, outcome.value
+    listed = sandbox.run(make_task(PEEK, ["/usr", "/usr/bin"])).value
+    assert set(listed["/usr"]) <= {"bin", "lib", "lib64"}, listed
+    assert listed["/usr/bin"] == sorted(["python3", os.path.basename(os.path.realpath(sandbox_module.SANDBOX_PYTHON))])
+
+
+STANDARD_MODULES = '''
+def func():
+    import ssl, sqlite3, ctypes, json, decimal, zlib, hashlib, bz2, lzma, uuid, socket, select, threading
+    import xml.etree.ElementTree as tree, unicodedata, curses, readline, subprocess, asyncio, multiprocessing
+    db = sqlite3.connect(":memory:")
+    worker = threading.Thread(target=lambda: None)
+    worker.start()
+    worker.join()
+    return {"ssl": ssl.create_default_context().protocol > 0, "sqlite": db.execute("SELECT 6 * 7").fetchone()[0],
+            "sha256": hashlib.sha256(b"x").hexdigest()[:8], "decimal": str(decimal.Decimal(1) / 8),
+            "zlib": zlib.decompress(zlib.compress(b"abc")).decode(), "ctypes": ctypes.c_int(5).value,
+            "xml": tree.fromstring("<a><b/></a>")[0].tag, "lzma": len(lzma.compress(b"x")) > 0,
+            "bz2": bz2.decompress(bz2.compress(b"y")).decode(), "json": json.dumps({"k": [1]})}
+'''
+
+
+def test_the_standard_library_and_its_extension_modules_work_inside(sandbox):
+    outcome = sandbox.run(make_task(STANDARD_MODULES))
+    assert outcome.ok, outcome.error
+    assert outcome.value == {"ssl": True, "sqlite": 42, "sha256": "2d711642", "decimal": "0.125", "zlib": "abc",
+                             "ctypes": 5, "xml": "b", "lzma": True, "bz2": "y", "json": '{"k": [1]}'}
 
 
 def test_without_cgroups_the_executor_says_limits_are_rlimits_only():
