@@ -130,13 +130,29 @@ class Cgroup:
         return self.paths[controller] / v1_name
 
     def set_limits(self, memory_bytes: int, pids: int) -> None:
-        mem = self._file("memory", "memory.limit_in_bytes", "memory.max")
-        mem.write_text(str(memory_bytes))
         if self.version == 2:
+            (self.paths[""] / "memory.max").write_text(str(memory_bytes))
             swap = self.paths[""] / "memory.swap.max"
             if swap.exists():
                 swap.write_text("0")
+        else:
+            self._set_v1_memory(memory_bytes)
         self._file("pids", "pids.max", "pids.max").write_text(str(pids))
+
+    def _set_v1_memory(self, memory_bytes: int) -> None:
+        """The v1 memory limit, and the memory+swap limit equal to it where the kernel accounts swap
+        (memory.memsw.*): otherwise a group at its memory limit goes on into swap.
+
+        The kernel refuses a memory+swap limit below the memory limit at every step, so the one that
+        must stay larger moves first: memsw when raising, memory when lowering."""
+        memory = self.paths["memory"] / "memory.limit_in_bytes"
+        memsw = self.paths["memory"] / "memory.memsw.limit_in_bytes"
+        if not memsw.exists():
+            memory.write_text(str(memory_bytes))
+            return
+        raising = memory_bytes > int(memory.read_text())
+        for path in ((memsw, memory) if raising else (memory, memsw)):
+            path.write_text(str(memory_bytes))
 
     def oom_kills(self) -> int:
         """How many processes the kernel killed for memory in this group so far."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -46,6 +47,20 @@ def test_memory_limit_covers_a_group_and_oom_kills_are_counted(tree):
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == -9 and "survived" not in out
     assert group.oom_kills() >= 1
+
+
+def test_v1_memory_and_swap_limit_follows_the_memory_limit_up_and_down(tree):
+    """With swap accounting (memory.memsw.*), memory+swap is held to the memory limit, so a node cannot
+    go past its limit into swap; raising and lowering both keep memsw >= memory at every step, as the
+    kernel requires."""
+    group = tree.group("swap")
+    files = {name: group.paths.get("memory", Path("/nonexistent")) / f"memory.{name}limit_in_bytes"
+             for name in ("", "memsw.")}
+    if tree.version != 1 or not files["memsw."].exists():
+        pytest.skip("no cgroup v1 memory+swap accounting here (memory.memsw.limit_in_bytes)")
+    for limit in (48 << 20, 96 << 20, 32 << 20, 32 << 20, 64 << 20):
+        group.set_limits(limit, 16)
+        assert {name: int(path.read_text()) for name, path in files.items()} == {"": limit, "memsw.": limit}
 
 
 def test_process_limit_counts_every_process_of_the_group(tree):
