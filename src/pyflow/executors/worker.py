@@ -665,8 +665,19 @@ def _warm_up():
     json.loads(json.dumps({"ok": namespace["func"](1, 2), "error": None}, allow_nan=False, separators=(",", ":")))
 
 
+NODE_ENVIRONMENT = ("PATH", "HOME", "LANG")
+
+
+def _minimal_environment():
+    """Leave node code only PATH, HOME and LANG, whatever started the worker added: a container engine
+    sets HOSTNAME (and an image its own ENV lines), which a sandbox's --clearenv would have removed."""
+    for name in [name for name in os.environ if name not in NODE_ENVIRONMENT]:
+        del os.environ[name]
+
+
 def serve(pid_namespace):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _minimal_environment()
     _warm_up()
     _make_undumpable()
     infd, outfd = os.dup(0), os.dup(1)
