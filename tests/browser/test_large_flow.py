@@ -205,7 +205,8 @@ def test_large_flow_renders_what_is_in_view_and_keeps_it_current(editor: Editor,
 def test_dragging_far_out_sketches_the_still_links_and_keeps_every_link_attached(editor: Editor, server):
     """Fitted far out (most of the flow on screen), a drag draws the links that do not move as the link
     sketch and keeps only the dragged node's links live: every link stays drawn exactly once and attached
-    while dragging, after an edit during the drag, after zooming in mid-drag, and after the drop."""
+    while dragging, after edits during the drag, after zooming in mid-drag, after the drop, and once the
+    links get their own elements back when the editor is idle."""
     ui = editor
     page = ui.page
     flow = grid_flow("browser.grid.far", 400)
@@ -238,13 +239,17 @@ def test_dragging_far_out_sketches_the_still_links_and_keeps_every_link_attached
     assert set(live) == own
     ui.screenshot("far-drag")
 
-    # An edit during the drag (a link elsewhere deleted, then one added): the sketch follows.
-    page.evaluate("() => { const m = window.pyflow.model; m.batch(() => m.deleteLink('g0:out->g1:a')); }")
+    # Edits during the drag: a sketched link deleted (the sketch is drawn again without it), a link added
+    # (drawn live), and a node elsewhere moved (the sketch is drawn again with its links where they are).
+    page.evaluate("() => window.pyflow.model.deleteLink('g0:out->g1:a')")
     result = check(ui, "link deleted mid-drag")
-    assert result["sketchedLinks"] == total - 5 and result["links"] == total - 1, result
+    assert result["sketchedLinks"] == total - 5 and result["shownLinks"] == 4 and result["links"] == total - 1, result
     page.evaluate("() => { const m = window.pyflow.model; m.batch(() => m.insertLink({source: 'g0:out', target: 'g1:a'})); }")
     result = check(ui, "link added mid-drag")
-    assert result["sketchedLinks"] == total - 4 and result["links"] == total, result
+    assert result["sketchedLinks"] == total - 5 and result["shownLinks"] == 5 and result["links"] == total, result
+    page.evaluate("() => window.pyflow.model.placeNodes([{id: 'g21', x: 330, y: 190}])")
+    result = check(ui, "node moved mid-drag")
+    assert result["sketching"] and result["sketchedLinks"] + result["shownLinks"] == total, result
     page.mouse.move(x + 70, y + 40)
     check(ui, "dragged after the edits")
 
@@ -269,7 +274,9 @@ def test_dragging_far_out_sketches_the_still_links_and_keeps_every_link_attached
     page.mouse.move(x + 30, y + 12, steps=3)
     assert check(ui, "second far drag")["sketching"]
     page.mouse.up()
-    result = check(ui, "dropped far out")
+    check(ui, "dropped far out")  # the sketch may still be shown: it and the live links must be right
+    page.wait_for_function("() => !window.pyflow.canvas.sketch.active")
+    result = check(ui, "idle after the drop far out")
     assert not result["sketching"] and result["shownLinks"] == total and result["sketchedLinks"] == 0, result
     page.locator("#canvas").focus()
     page.keyboard.press("Control+z")

@@ -25,6 +25,7 @@ const CULL_MARGIN = 160; // screen pixels around the view that are rendered too
 const HANDLE_MIN_ZOOM = 0.4; // port handles (and the body of nodes) below this zoom: too small to aim at or read
 const TEXT_MIN_ZOOM = 0.25; // node titles below this zoom (a few pixels high): a bar stands for them
 const DRAG_THRESHOLD = 3;
+const SKETCH_LINGER_MS = 300; // after a drop far out, links get their own elements back once idle this long
 const STATUS_LABELS = {
   queued: "queued", running: "running", success: "success", fail: "failed", skipped: "skipped",
   cached: "cached", cancelled: "cancelled",
@@ -78,6 +79,9 @@ export class Canvas extends Emitter {
     // Far out, while nodes are dragged, the links that do not move are drawn by the sketch and the
     // dragged nodes' links sit in a bucket of their own (see #startSketch).
     this.sketch = new LinkSketch();
+    this.sketched = null; // while the sketch is shown: keys of the links it draws
+    this.liveLinks = []; // while it is shown: [{el, parent}] of link elements moved to the live bucket
+    this.sketchTimer = 0;
     this.liveLinkLayer = h("div.bucket.bucket-live-links");
     this.viewport.append(this.dragLayer, this.sketch.el, this.liveLinkLayer);
     this.marquee = h("div.marquee", { hidden: true });
@@ -149,13 +153,13 @@ export class Canvas extends Emitter {
   #beginBatch() {
     if (this.batchDepth++ === 0) {
       this.jsp.setSuspendDrawing(true);
-      this.pending = { nodes: new Set(), links: new Set() };
+      this.pending = { nodes: new Set(), links: new Set(), moved: new Set() }; // moved: nodes placed anew
     }
   }
 
   #endBatch() {
     if (--this.batchDepth > 0) return;
-    const { nodes, links } = this.pending;
+    const { nodes, links, moved } = this.pending;
     this.jsp.setSuspendDrawing(false);
     this.rect = this.#cullRect();
     const timestamp = `batch-${performance.now()}`;
@@ -170,7 +174,7 @@ export class Canvas extends Emitter {
       if (view) this.#cullNode(view);
     }
     for (const key of links) this.#cullLink(this.connections.get(key));
-    if (this.drag?.sketch) this.#resketch(this.drag); // links may have come, gone or moved: draw them again
+    if (this.sketched) this.#sketchAfterEdit(moved, links);
   }
 
   /** Run `fn` as a batch unless one is already running. */
@@ -188,6 +192,7 @@ export class Canvas extends Emitter {
   renderAll() {
     const started = performance.now();
     this.#cancelNodeDrag();
+    this.#endSketch();
     this.jsp.reset();
     this.viewport.replaceChildren(this.dragLayer, this.sketch.el, this.liveLinkLayer);
     this.dragLayer.replaceChildren();
@@ -421,6 +426,7 @@ export class Canvas extends Emitter {
         if (!view) continue;
         this.#drawNodeAt(view, node.x, node.y);
         this.pending.nodes.add(id);
+        this.pending.moved.add(id);
         for (const link of this.model.linksOf(id)) this.pending.links.add(link.key);
       }
     });
@@ -455,8 +461,13 @@ export class Canvas extends Emitter {
 
   #removeLinkView(link) {
     const connection = this.connections.get(link.key);
-    if (connection) this.#batched(() => this.jsp.deleteConnection(connection, { force: true, fireEvent: false }));
     this.connections.delete(link.key);
+    if (connection) {
+      this.#batched(() => {
+        this.pending.links.add(link.key);
+        this.jsp.deleteConnection(connection, { force: true, fireEvent: false });
+      });
+    }
     if (this.selectedLink === link.key) {
       this.selectedLink = null;
       this.#selectionChanged();
@@ -565,49 +576,98 @@ export class Canvas extends Emitter {
       view.el.classList.add("dragging");
       this.dragLayer.append(view.el);
     }
-    if (this.view.k < HANDLE_MIN_ZOOM) this.#startSketch(drag);
+    if (this.view.k < HANDLE_MIN_ZOOM) this.#startSketch(drag.items.map((item) => item.id));
   }
 
   // Level of detail for dragging far out, where most of a large flow is on screen: the links that do not
-  // move are drawn once by the sketch (one path per colour), their own elements are left undrawn
-  // (content-visibility: hidden on their buckets, app.css, which keeps their layout for when they come
-  // back), and only the links of the dragged nodes stay live, re-routed by jsPlumb on every step. Each
-  // frame then re-composites a handful of elements instead of one per link. The sketch ends when the drag
-  // does, when the view zooms in past HANDLE_MIN_ZOOM, and is drawn again after any edit during the drag.
-  #startSketch(drag) {
+  // move are drawn once by the sketch (a few paths), their own elements are left undrawn (content-
+  // visibility: hidden on their buckets, app.css, which keeps their layout for when they come back), and
+  // only the links of the dragged nodes stay live, in a bucket of their own, re-routed by jsPlumb on
+  // every step. Each frame then re-composites a handful of elements instead of one per link.
+  //
+  // After the drop the sketch stays until the editor has been idle a moment (#lingerSketch): giving
+  // every link its element back costs a frame as long as the sketch saved on each step, better spent
+  // when nothing moves than on the drop. Dragging again meanwhile reuses it. It ends at once when the
+  // view zooms in past HANDLE_MIN_ZOOM or the flow is drawn again; an edit that touches a sketched link
+  // draws it again (#sketchAfterEdit). Whatever is on screen is always either the sketch or a live link.
+  #startSketch(ids) {
     const moving = new Set();
-    for (const { id } of drag.items) {
+    for (const id of ids) {
       for (const link of this.model.linksOf(id)) moving.add(link.key);
     }
     if (this.selectedLink) moving.add(this.selectedLink); // drawn highlighted by its own element
+    this.#cancelSketchEnd();
+    if (this.sketched && ![...moving].some((key) => this.sketched.has(key))) return; // still right: reuse it
+    this.#endSketch();
     const still = [];
     for (const [key, connection] of this.connections) {
       if (!moving.has(key)) still.push({ key, color: this.#linkColor(key), connector: connection.connector });
     }
-    const drawn = this.sketch.draw(still);
-    drag.sketch = { live: [] };
-    for (const [key, connection] of this.connections) {
-      const el = connection.connector?.canvas;
-      if (drawn.has(key) || !el?.parentNode) continue;
-      drag.sketch.live.push({ el, parent: el.parentNode });
-      this.liveLinkLayer.append(el);
+    this.sketched = this.sketch.draw(still);
+    this.liveLinks = [];
+    for (const key of this.connections.keys()) {
+      if (!this.sketched.has(key)) this.#makeLive(key);
     }
     this.root.classList.add("sketching");
   }
 
-  #endSketch(drag) {
-    if (!drag?.sketch) return;
-    for (const { el, parent } of drag.sketch.live) {
+  /** Move a link's element to the live bucket (drawn while the sketch is shown); put back at the end. */
+  #makeLive(key) {
+    const el = this.connections.get(key)?.connector?.canvas;
+    if (!el?.parentNode || el.parentNode === this.liveLinkLayer) return;
+    this.liveLinks.push({ el, parent: el.parentNode });
+    this.liveLinkLayer.append(el);
+  }
+
+  #endSketch() {
+    this.#cancelSketchEnd();
+    if (!this.sketched) return;
+    for (const { el, parent } of this.liveLinks) {
       if (el.parentNode === this.liveLinkLayer) parent.append(el); // unless jsPlumb removed it meanwhile
     }
-    drag.sketch = null;
+    this.liveLinks = [];
+    this.sketched = null;
     this.sketch.clear();
     this.root.classList.remove("sketching");
   }
 
-  #resketch(drag) {
-    this.#endSketch(drag);
-    if (this.view.k < HANDLE_MIN_ZOOM) this.#startSketch(drag);
+  /** End the sketch once the editor is idle: no drag, no pan, nothing else to do for a moment. */
+  #lingerSketch() {
+    this.#cancelSketchEnd();
+    const token = this.sketchTimer = setTimeout(() => {
+      const idle = window.requestIdleCallback || ((fn) => setTimeout(fn, 0));
+      idle(() => {
+        if (this.sketchTimer !== token) return; // cancelled or rescheduled meanwhile
+        if (this.drag?.active || this.root.classList.contains("panning")) this.#lingerSketch();
+        else this.#endSketch();
+      }, { timeout: 1000 });
+    }, SKETCH_LINGER_MS);
+  }
+
+  #cancelSketchEnd() {
+    clearTimeout(this.sketchTimer);
+    this.sketchTimer = 0;
+  }
+
+  /** After a batch of edits while the sketch is shown: the links it added, removed or repainted, and the
+   * nodes it moved. */
+  #sketchAfterEdit(moved, links) {
+    const touched = new Set(links);
+    for (const id of moved) {
+      for (const link of this.model.linksOf(id)) touched.add(link.key);
+    }
+    if ([...touched].some((key) => this.sketched.has(key))) {
+      // A sketched link moved, went or changed: draw the sketch again (while dragging) or end it.
+      if (this.drag?.active && this.view.k < HANDLE_MIN_ZOOM) {
+        const ids = this.drag.items.map((item) => item.id);
+        this.#endSketch();
+        this.#startSketch(ids);
+      } else {
+        this.#endSketch();
+      }
+      return;
+    }
+    for (const key of touched) this.#makeLive(key); // new links: drawn by their own element
   }
 
   #linkColor(key) {
@@ -636,7 +696,7 @@ export class Canvas extends Emitter {
     if (!drag.active) return;
     if (this.root.hasPointerCapture?.(drag.pointerId)) this.root.releasePointerCapture(drag.pointerId);
     if (commit) this.#applyNodeDrag(drag);
-    this.#endSketch(drag);
+    if (this.sketched) this.#lingerSketch();
     setTimeout(() => { this.dragging = false; }, 0);
     const moves = [];
     for (const { id, view, from } of drag.items) {
@@ -692,6 +752,10 @@ export class Canvas extends Emitter {
   }
 
   #selectionChanged() {
+    if (this.sketched?.has(this.selectedLink)) {
+      this.#endSketch();
+      if (this.drag?.active && this.view.k < HANDLE_MIN_ZOOM) this.#startSketch(this.drag.items.map((item) => item.id));
+    }
     for (const [id, view] of this.views) view.el.classList.toggle("selected", this.selection.has(id));
     for (const [key, connection] of this.connections) {
       if (key === this.selectedLink) connection.addClass("selected");
@@ -792,7 +856,7 @@ export class Canvas extends Emitter {
     // each title.
     this.root.classList.toggle("far", k < HANDLE_MIN_ZOOM);
     this.root.classList.toggle("tiny", k < TEXT_MIN_ZOOM);
-    if (k >= HANDLE_MIN_ZOOM && this.drag?.sketch) this.#endSketch(this.drag);
+    if (k >= HANDLE_MIN_ZOOM) this.#endSketch();
     if (this.views) this.#cull();
     status.setZoom(k);
     this.emit("zoom", k);
