@@ -326,6 +326,7 @@ class Collector:
         self.sel.register(result_fd, selectors.EVENT_READ, self.result)
         self.pidfd = os.pidfd_open(pid)
         self.sel.register(self.pidfd, selectors.EVENT_READ, "exit")
+        self._fds = (output_fd, result_fd, self.pidfd)
 
     @property
     def result_overflow(self):
@@ -384,9 +385,14 @@ class Collector:
                 pass
 
     def close_pipes(self):
-        for key in list(self.sel.get_map().values()):
-            os.close(key.fd)
+        """Close both pipes and the pidfd, also those unregistered on the way (at end of stream, at
+        exit): a zygote that kept them would run out of descriptors after a few hundred runs."""
         self.sel.close()
+        for fd in self._fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
     def release(self):
         """Unmap every buffer that held the node's output."""

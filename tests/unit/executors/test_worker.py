@@ -96,6 +96,19 @@ def test_no_earlier_run_data_is_left_in_memory_a_later_child_inherits(zygote):
     assert json.loads(value) == []
 
 
+def test_the_zygote_keeps_no_descriptor_of_a_finished_run(zygote):
+    """Each run opens two pipes and a pidfd in the zygote: all of them are closed after it."""
+    def descriptors() -> int:
+        return len(os.listdir(f"/proc/{zygote.pid}/fd"))
+    task = make_task("def func():\n    print('out')\n    return 1\n")
+    for _ in range(3):
+        assert ask(zygote, task)[0]["ok"]
+    before = descriptors()
+    for _ in range(20):
+        assert ask(zygote, task)[0]["ok"]
+    assert descriptors() == before
+
+
 def test_scratch_space_is_emptied_after_each_run_even_when_booby_trapped(zygote, tmp_path):
     scratch = tmp_path / "scratch"
     outside = tmp_path / "outside"
