@@ -309,10 +309,15 @@ class SandboxExecutor(ZygoteExecutor):
         return payload
 
     def before_run(self, zygote: Zygote, task: NodeTask) -> None:
-        """Set the sandbox's cgroup limits to this node's (skipped when the last run on it had the same)."""
+        """Set the sandbox's cgroup limits to this node's (skipped when the last run on it had the same),
+        and count the out-of-memory kills so far: the worker answers a run before it kills what the run
+        left, so a kill of a leftover after that answer must not count against this node."""
         group = getattr(zygote, "cgroup", None)
+        if group is None:
+            return
+        zygote.oom_seen = group.oom_kills()
         wanted = (task.limits.memory_mb * 1024 * 1024 + BASE_MEMORY, task.limits.processes + BASE_PROCESSES)
-        if group is not None and getattr(zygote, "cgroup_limits", None) != wanted:
+        if getattr(zygote, "cgroup_limits", None) != wanted:
             zygote.cgroup_limits = None  # unknown until both are written
             group.set_limits(*wanted)
             zygote.cgroup_limits = wanted

@@ -8,8 +8,10 @@ writes a "ready" frame. Each task is two frames: a control frame (JSON: "limits"
 "scratch_dirs"?, "memory_rlimit"?) and a node frame (JSON: "func", "filename", "args"). The zygote answers
 with three frames: a header (JSON the zygote writes itself: "violation", "error" when the zygote ended
 the run, "exit", "stdout_seen", "stdout_cap", "duration_ms", "recycle"?), the captured stdout/stderr
-bytes, and the child's raw result (a JSON line {"ok", "error"} then the JSON text of the value).
-Everything arrives as data and is never spliced into code.
+bytes, and the child's raw result (a JSON line {"ok", "error"} then the JSON text of the value); then,
+once it has cleaned up after the run, with a fourth frame {"recycle": reason or null}. The answer comes
+as soon as the child's result is in, so the cleanup overlaps the host's handling of it; the next task is
+only read after it. Everything arrives as data and is never spliced into code.
 
 The zygote itself never runs node code, and never holds a node's data in its own heap: the node frame,
 the captured output and the result pass through anonymous memory maps that are unmapped after the run,
@@ -18,8 +20,8 @@ inherits. Each run gets its own freshly forked child, used once: it is forked ah
 after the previous run was answered and cleaned up (so fork and setup cost nothing on the run's critical
 path), waits on a pipe as "pyflow-spare", then, as "pyflow-node", applies the task's limits, runs
 func(*args), writes its result to a pipe and exits. The zygote collects stdout and the result with caps,
-enforces the wall-clock timeout, and afterwards kills any process the run left behind and empties the
-scratch space.
+enforces the wall-clock timeout, answers, and then reaps the child, kills any process the run left behind
+and empties the scratch space.
 """
 
 import json
@@ -219,6 +221,8 @@ def run_child(task_fd, result_fd, output_fd):
         view = memoryview(payload)
         while view:
             view = view[os.write(result_fd, view):]
+        # The end of the result, now rather than at exit, which unmaps this whole process first.
+        os.close(result_fd)
     except BaseException:
         code = 70
     finally:
@@ -321,6 +325,7 @@ class Collector:
         self._spill = mmap.mmap(-1, 65536)
         self._spill_view = memoryview(self._spill)
         self.status = None
+        self.result_ended = False
         self.sel = selectors.DefaultSelector()
         self.sel.register(output_fd, selectors.EVENT_READ, self.stdout)
         self.sel.register(result_fd, selectors.EVENT_READ, self.result)
@@ -333,8 +338,10 @@ class Collector:
         return self.result.seen >= self.result.cap
 
     def collect(self, deadline):
-        """Gather until the child exits; returns "timeout" or "result_too_large" when it had to be killed."""
-        while self.status is None:
+        """Gather until the child has exited or its result is complete (the result pipe ended after
+        some bytes: the child's own code only exits after that); returns "timeout" or
+        "result_too_large" when it had to be killed. A child still exiting is left to `end_child`."""
+        while self.status is None and not (self.result_ended and self.result.seen):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self._kill()
@@ -344,6 +351,7 @@ class Collector:
                     self._reap()
                 elif not key.data.read_from(key.fd, self._spill_view):
                     self.sel.unregister(key.fd)
+                    self.result_ended = self.result_ended or key.data is self.result
             if self.result_overflow:
                 self._kill()
                 return "result_too_large"
@@ -379,10 +387,17 @@ class Collector:
             return
         if pid:
             self.status = status
-            try:
-                self.sel.unregister(self.pidfd)
-            except KeyError:
-                pass
+            if self.sel.get_map() is not None:  # None once the pipes are closed
+                try:
+                    self.sel.unregister(self.pidfd)
+                except KeyError:
+                    pass
+
+    def end_child(self):
+        """After the answer: make sure the child has ended and is reaped. It is usually still exiting
+        (its result came first); a node that wrote its own result and went on is killed here."""
+        if self.status is None:
+            self._kill()
 
     def close_pipes(self):
         """Close both pipes and the pidfd, also those unregistered on the way (at end of stream, at
@@ -536,9 +551,10 @@ class Spare:
         os.waitpid(self.pid, 0)
 
 
-def handle_task(control, control_raw, node, spare, pid_namespace):
+def handle_task(control, control_raw, node, spare):
     """Run one task on `spare` (or on a fresh child when the spare has ended); answer (header dict,
-    collector). The caller writes the collector's buffers out and releases them."""
+    collector) as soon as the child's result is in. The caller writes the collector's buffers out,
+    releases them, and then cleans up after the run (`finish_run`)."""
     limits = control.get("limits") or {}
     started = time.monotonic()
     if spare is None or not spare.hand(control_raw, node):
@@ -557,15 +573,23 @@ def handle_task(control, control_raw, node, spare, pid_namespace):
             collector.close_pipes()
         header = _settle(collector, violation, limits)
         header["duration_ms"] = round((time.monotonic() - started) * 1000, 3)
-        stray = sweep(pid_namespace)
-        if not all([clean_scratch(path) for path in scratch_dirs(control)]):
-            header["recycle"] = "scratch space could not be emptied"
-        if stray:
-            header["recycle"] = "processes survived the run: {}".format(stray)
     except BaseException:
         collector.release()
         raise
     return header, collector
+
+
+def finish_run(collector, control, pid_namespace):
+    """After the run was answered: reap its child, kill whatever it left, empty the scratch space.
+    Done while the host reads the answer and the next task is on its way, and always before that task
+    is read; returns why this sandbox must not serve again, or None."""
+    collector.end_child()
+    stray = sweep(pid_namespace)
+    if stray:
+        return "processes survived the run: {}".format(stray)
+    if not all([clean_scratch(path) for path in scratch_dirs(control)]):
+        return "scratch space could not be emptied"
+    return None
 
 
 def _settle(collector, violation, limits):
@@ -578,8 +602,10 @@ def _settle(collector, violation, limits):
         header["violation"] = "result_too_large"
         header["error"] = _plain("ResultTooLarge", "the return value is over the limit of {} KiB"
                                  .format(limits.get("result_kb")))
+    elif collector.status is None:  # the result is in, the child not yet reaped: only read if malformed
+        header["exit"] = {"violation": "crashed", "message": "the node process wrote a result that cannot be read"}
     else:
-        kind, message = describe_exit(collector.status or 0, limits)
+        kind, message = describe_exit(collector.status, limits)
         header["exit"] = {"violation": kind, "message": message}
     return header
 
@@ -634,7 +660,8 @@ def write_parts(fd, pieces):
 
 
 def serve_one(infd, outfd, pid_namespace, spare):
-    """Read one task and answer it; False at end of input or when the stream can no longer be trusted."""
+    """Read one task, answer it, clean up after it and say so; False at end of input or when the
+    stream can no longer be trusted."""
     frame = read_frame(infd)
     if frame is None:
         return False
@@ -644,10 +671,11 @@ def serve_one(infd, outfd, pid_namespace, spare):
         node = read_frame_mapped(infd)
         if node is None:
             return False
-        header, collector = handle_task(control, frame, node, spare, pid_namespace)
+        header, collector = handle_task(control, frame, node, spare)
     except Exception as exc:
         answer(outfd, {"error": _plain("WorkerError", repr(exc)), "violation": "crashed",
                        "recycle": "worker error", "stdout_seen": 0, "stdout_cap": 0, "duration_ms": 0})
+        settled(outfd, "worker error")
         return node is not None  # a task that was not read whole leaves the stream out of step
     finally:
         if node is not None:
@@ -659,7 +687,18 @@ def serve_one(infd, outfd, pid_namespace, spare):
         answer(outfd, header, collector.stdout.data(), collector.result.data() if keep else b"")
     finally:
         collector.release()
+    try:
+        reason = finish_run(collector, control, pid_namespace)
+    except Exception as exc:
+        reason = "cleaning up after the run failed: {!r}".format(exc)
+    settled(outfd, reason)
     return True
+
+
+def settled(outfd, recycle):
+    """The frame that follows every answer once the run is cleaned up: {"recycle": why not to serve
+    again, or null}. The host reads it before it hands this worker its next task."""
+    write_frame(outfd, json.dumps({"recycle": recycle}).encode("utf-8"))
 
 
 def _warm_up():

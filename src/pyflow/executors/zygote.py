@@ -22,6 +22,9 @@ from ..engine.execution import Executor, NodeOutcome, NodeTask
 from .worker import HEADER
 
 READY_TIMEOUT_S = 20.0
+# How long a worker may take to clean up after a run (reap, sweep, empty its scratch space) before the
+# next run gives up on it and takes another.
+SETTLE_TIMEOUT_S = 30.0
 NODE_KEYS = ("func", "filename", "args")
 TRUNCATED_MARK = "\n[... output truncated at {} bytes ...]\n"
 GRACE_S = 2.0
@@ -53,6 +56,7 @@ class Zygote:
         self.label = label
         self.runs = 0
         self.info: dict = {}
+        self.unsettled = False  # a run was answered; the worker's word on its cleanup is still to read
         self._buffer = bytearray()
         if proc is not None:
             self._sel = selectors.DefaultSelector()
@@ -76,6 +80,8 @@ class Zygote:
         The node's own data (source, file name, arguments) travels in a frame of its own, which the
         worker keeps out of its heap; the rest is the control frame. The header is composed here from
         the worker's account and the child's raw result, so the worker never parses node output."""
+        if self.unsettled:  # executors settle a worker before they hand it a run; direct callers here
+            self.settle(deadline, cancel)
         node = {key: payload[key] for key in NODE_KEYS if key in payload}
         control = {key: value for key, value in payload.items() if key not in NODE_KEYS}
         frames = [json.dumps(part, separators=(",", ":")).encode("utf-8") for part in (control, node)]
@@ -84,7 +90,15 @@ class Zygote:
         header = _worker_header(self._read_frame(deadline, cancel))
         stdout = self._read_frame(deadline, cancel)
         result = self._read_frame(deadline, cancel)
+        self.unsettled = True
         return compose_answer(header, stdout, result)
+
+    def settle(self, deadline: float, cancel: threading.Event | None = None) -> str | None:
+        """Read the worker's word that it has cleaned up after its last run (reaped it, killed what it
+        left, emptied the scratch space): None when it can serve again, else why it must not."""
+        said = _worker_header(self._read_frame(deadline, cancel))
+        self.unsettled = False
+        return str(said["recycle"]) if said.get("recycle") else None
 
     def _read_frame(self, deadline: float, cancel: threading.Event | None) -> bytes:
         while True:
@@ -257,13 +271,19 @@ class ZygoteExecutor(Executor):
         return zygote
 
     def _acquire(self, cancel: threading.Event | None) -> Zygote:
-        """An idle worker; when the pool is short of workers (respawns failed or are slow) and none is
-        being started, start one for this run, so a failure to spawn reaches the caller instead of
-        leaving every later run waiting on an empty pool."""
+        """An idle worker that has cleaned up after its last run; when the pool is short of workers
+        (respawns failed or are slow) and none is being started, start one for this run, so a failure
+        to spawn reaches the caller instead of leaving every later run waiting on an empty pool."""
         if self._closed:
             raise ZygoteDied("executor is closed")
         if self.pool_size <= 0:
             return self._started()
+        while True:
+            zygote = self._next_idle(cancel)
+            if self._settled(zygote, cancel):
+                return zygote
+
+    def _next_idle(self, cancel: threading.Event | None) -> Zygote:
         while True:
             try:
                 return self._idle.get(timeout=POLL_S)
@@ -274,6 +294,24 @@ class ZygoteExecutor(Executor):
                     raise ZygoteDied("executor is closed") from None
             if self._reserve():
                 return self._spawn_reserved()
+
+    def _settled(self, zygote: Zygote, cancel: threading.Event | None) -> bool:
+        """Whether `zygote` may run the next node. A worker answers a run before it cleans up after it
+        (so the cleanup overlaps the caller's work), then says whether the cleanup went well; one
+        that says no, or says nothing in time, is ended and replaced, and the run takes another."""
+        if not zygote.unsettled:
+            return True
+        try:
+            reason = zygote.settle(time.monotonic() + SETTLE_TIMEOUT_S, cancel)
+        except CancelledRun:
+            self._idle.put(zygote)  # still fine to settle for the next run
+            raise
+        except (ZygoteDied, TimeoutError) as exc:
+            reason = f"no word on its cleanup: {exc or 'timed out'}"
+        if reason is None:
+            return True
+        self._release(zygote, True)
+        return False
 
     def _reserve(self) -> bool:
         """Claim the right to start one pool member, if live and starting workers are fewer than the pool."""

@@ -9,13 +9,14 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
 from pyflow.executors import worker
 from pyflow.executors.zygote import Zygote, ZygoteDied, worker_path
 
-from .conftest import make_task
+from .conftest import make_task, wait_until
 
 SCAVENGER = '''
 def func(first, second):
@@ -56,7 +57,6 @@ def zygote(tmp_path):
 
 
 def ask(zygote: Zygote, task, scratch=None, **extra) -> tuple[dict, bytes]:
-    import time
     payload = {**task.payload(), "scratch": str(scratch) if scratch else None, **extra}
     return zygote.request(payload, time.monotonic() + task.limits.timeout_s + 5, None)
 
@@ -96,9 +96,17 @@ def test_no_earlier_run_data_is_left_in_memory_a_later_child_inherits(zygote):
     assert json.loads(value) == []
 
 
+def at_rest(zygote: Zygote) -> None:
+    """Wait until the worker has cleaned up after its last run and waits for the next task."""
+    if zygote.unsettled:
+        assert zygote.settle(time.monotonic() + 10) is None
+    assert wait_until(lambda: "pipe_read" in open(f"/proc/{zygote.pid}/wchan").read(), timeout=10)
+
+
 def test_the_zygote_keeps_no_descriptor_of_a_finished_run(zygote):
     """Each run opens two pipes and a pidfd in the zygote: all of them are closed after it."""
     def descriptors() -> int:
+        at_rest(zygote)
         return len(os.listdir(f"/proc/{zygote.pid}/fd"))
     task = make_task("def func():\n    print('out')\n    return 1\n")
     for _ in range(3):
@@ -107,6 +115,18 @@ def test_the_zygote_keeps_no_descriptor_of_a_finished_run(zygote):
     for _ in range(20):
         assert ask(zygote, task)[0]["ok"]
     assert descriptors() == before
+
+
+def test_a_run_is_answered_before_it_is_cleaned_up_and_the_cleanup_is_reported(zygote, tmp_path):
+    """The answer does not wait for the child's exit, the sweep or the scratch space: the worker says
+    afterwards, in a frame of its own, whether the cleanup went well, and reads no task before that."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    header, value = ask(zygote, make_task("def func():\n    open('left.txt', 'w').write('x')\n    return 7\n"),
+                        scratch=scratch)
+    assert header["ok"] and value == b"7" and zygote.unsettled
+    assert zygote.settle(time.monotonic() + 10) is None and not zygote.unsettled
+    assert list(scratch.iterdir()) == []
 
 
 def test_scratch_space_is_emptied_after_each_run_even_when_booby_trapped(zygote, tmp_path):
@@ -122,7 +142,7 @@ def test_scratch_space_is_emptied_after_each_run_even_when_booby_trapped(zygote,
     header, value = ask(zygote, make_task(trap, str(outside)), scratch=scratch)
     assert header["ok"], header
     assert json.loads(value) == ["a", "dirlink", "filelink"]
-    assert not header.get("recycle")
+    assert not header.get("recycle") and zygote.settle(time.monotonic() + 10) is None
     assert list(scratch.iterdir()) == []
     assert (outside / "keep.txt").read_text() == "keep"
     assert sorted(p.name for p in outside.iterdir()) == ["keep.txt"]
@@ -146,11 +166,11 @@ def test_a_forged_or_broken_result_reads_as_a_crash(zygote):
 
 def test_a_malformed_control_frame_is_answered_and_ends_the_worker(zygote):
     zygote._write(worker.HEADER.pack(5) + b"{bad}")
-    import time
     header = json.loads(zygote._read_frame(time.monotonic() + 10, None))
     assert header["error"]["type"] == "WorkerError" and header["recycle"]
     zygote._read_frame(time.monotonic() + 10, None)
     zygote._read_frame(time.monotonic() + 10, None)
+    assert json.loads(zygote._read_frame(time.monotonic() + 10, None)) == {"recycle": "worker error"}
     with pytest.raises(ZygoteDied):
         zygote._read_frame(time.monotonic() + 10, None)
 

@@ -59,13 +59,31 @@ def test_any_violation_recycles_the_worker(pool, kind):
     before = who(pool)
     cancel = threading.Event()
     if kind == "cancelled":
-        cancel.set()
-        outcome = pool.run(make_task("def func():\n    import time\n    time.sleep(60)\n"), cancel)
+        timer = threading.Timer(0.5, cancel.set)
+        timer.start()
+        outcome = pool.run(make_task("def func():\n    import time\n    time.sleep(60)\n", timeout_s=60), cancel)
+        timer.cancel()
         assert outcome.violation == "cancelled"
     else:
         outcome = pool.run(make_task(VIOLATIONS[kind], timeout_s=1, memory_mb=64))
         assert outcome.violation == kind, outcome
     assert who(pool) != before
+
+
+def test_a_worker_that_could_not_clean_up_is_replaced_before_the_next_run(pool):
+    """A worker answers before it cleans up; when it then says the cleanup failed (processes it could
+    not kill, a scratch space it could not empty), the next run goes to another worker."""
+    before = who(pool)
+    worker = pool._idle.queue[0]
+    assert worker.unsettled
+    real = worker.settle
+
+    def failed_cleanup(deadline, cancel=None):
+        assert real(deadline, cancel) is None
+        return "scratch space could not be emptied"
+    worker.settle = failed_cleanup
+    assert who(pool) != before
+    assert worker.pid not in pool.live_pids()
 
 
 def test_workers_respawned_from_short_lived_threads_stay_alive(pool):
