@@ -121,11 +121,18 @@ def _apply_limits(limits, memory_rlimit):
 
 
 def _prefer_as_oom_victim():
+    """With plain descriptors, not open(): a waiting child pays for every page of the zygote's memory
+    it writes to (copy-on-write), and the io stack writes to many."""
     try:
-        with open("/proc/self/oom_score_adj", "w") as fh:
-            fh.write("1000")
+        fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
+    except OSError:
+        return
+    try:
+        os.write(fd, b"1000")
     except OSError:
         pass
+    finally:
+        os.close(fd)
 
 
 def _encode_value(value, limit_bytes):
@@ -192,7 +199,7 @@ def run_child(task_fd, result_fd, output_fd):
     try:
         _die_with_zygote()
         os.setsid()
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE, signal.SIGCHLD):
+        for sig in _SIGNALS_TO_RESET:
             signal.signal(sig, signal.SIG_DFL)
         os.dup2(output_fd, 1)
         os.dup2(output_fd, 2)
@@ -711,6 +718,14 @@ def _warm_up():
 
 
 NODE_ENVIRONMENT = ("PATH", "HOME", "LANG")
+# The signals whose handling the zygote changed (Python ignores SIGPIPE, the zygote SIGINT): a child puts
+# back their default handling, and only theirs (each reset costs it copy-on-write page faults).
+_SIGNALS_TO_RESET = []
+
+
+def _note_signals_to_reset():
+    _SIGNALS_TO_RESET[:] = [sig for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE,
+                                            signal.SIGCHLD) if signal.getsignal(sig) != signal.SIG_DFL]
 
 
 def _minimal_environment():
@@ -722,6 +737,7 @@ def _minimal_environment():
 
 def serve(pid_namespace):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _note_signals_to_reset()
     _minimal_environment()
     _warm_up()
     _make_undumpable()
