@@ -558,21 +558,21 @@ class Spare:
         os.waitpid(self.pid, 0)
 
 
-def handle_task(control, control_raw, node, spare):
-    """Run one task on `spare` (or on a fresh child when the spare has ended); answer (header dict,
-    collector) as soon as the child's result is in. The caller writes the collector's buffers out,
-    releases them, and then cleans up after the run (`finish_run`)."""
-    limits = control.get("limits") or {}
+def handle_task(control_raw, node, spare):
+    """Run one task on `spare` (or on a fresh child when the spare has ended); answer (control, header,
+    collector) as soon as the child's result is in. The control frame is parsed only once the child
+    has the task, off the run's path (the child parses its own copy). The caller writes the
+    collector's buffers out, releases them, and then cleans up after the run (`finish_run`)."""
     started = time.monotonic()
-    if spare is None or not spare.hand(control_raw, node):
-        if spare is not None:
-            spare.discard()
-        spare = Spare()
-        if not spare.hand(control_raw, node):
-            spare.discard()
-            raise OSError("the node's child ended before it received its task")
+    child = _hand(spare, control_raw, node)
     node[0].close()
-    collector = Collector(spare.pid, spare.out_r, spare.res_r, limits)
+    try:
+        control = json.loads(control_raw.decode("utf-8"))
+        limits = control.get("limits") or {}
+        collector = Collector(child.pid, child.out_r, child.res_r, limits)
+    except BaseException:
+        child.discard()
+        raise
     try:
         try:
             violation = collector.collect(started + float(limits.get("timeout_s", 30)))
@@ -583,7 +583,20 @@ def handle_task(control, control_raw, node, spare):
     except BaseException:
         collector.release()
         raise
-    return header, collector
+    return control, header, collector
+
+
+def _hand(spare, control_raw, node):
+    """The child that received the task: `spare`, or a freshly forked one when the spare has ended."""
+    if spare is not None and spare.hand(control_raw, node):
+        return spare
+    if spare is not None:
+        spare.discard()
+    child = Spare()
+    if not child.hand(control_raw, node):
+        child.discard()
+        raise OSError("the node's child ended before it received its task")
+    return child
 
 
 def finish_run(collector, control, pid_namespace):
@@ -674,11 +687,10 @@ def serve_one(infd, outfd, pid_namespace, spare):
         return False
     node = None
     try:
-        control = json.loads(frame.decode("utf-8"))
         node = read_frame_mapped(infd)
         if node is None:
             return False
-        header, collector = handle_task(control, frame, node, spare)
+        control, header, collector = handle_task(frame, node, spare)
     except Exception as exc:
         answer(outfd, {"error": _plain("WorkerError", repr(exc)), "violation": "crashed",
                        "recycle": "worker error", "stdout_seen": 0, "stdout_cap": 0, "duration_ms": 0})

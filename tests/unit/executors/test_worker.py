@@ -164,15 +164,44 @@ def test_a_forged_or_broken_result_reads_as_a_crash(zygote):
     assert not header["ok"] and header["error"]["type"] == "NodeCrashed" and value == b""
 
 
-def test_a_malformed_control_frame_is_answered_and_ends_the_worker(zygote):
-    zygote._write(worker.HEADER.pack(5) + b"{bad}")
+def test_a_malformed_control_frame_is_answered_and_the_worker_asks_to_be_replaced(zygote):
+    node = json.dumps({"func": "def func():\n    return 1\n", "args": []}).encode()
+    zygote._write(worker.HEADER.pack(5) + b"{bad}" + worker.HEADER.pack(len(node)) + node)
     header = json.loads(zygote._read_frame(time.monotonic() + 10, None))
     assert header["error"]["type"] == "WorkerError" and header["recycle"]
     zygote._read_frame(time.monotonic() + 10, None)
     zygote._read_frame(time.monotonic() + 10, None)
     assert json.loads(zygote._read_frame(time.monotonic() + 10, None)) == {"recycle": "worker error"}
+    assert wait_until(lambda: [p for p in children(zygote.pid) if p != spare_of(zygote.pid)] == [], timeout=10)
+
+
+def test_a_task_cut_short_is_answered_and_ends_the_worker(zygote):
+    """A node frame that ends early leaves the stream out of step: the worker says so and ends."""
+    zygote._write(worker.HEADER.pack(2) + b"{}" + worker.HEADER.pack(100) + b'{"func": "')
+    zygote.proc.stdin.close()
+    header = json.loads(zygote._read_frame(time.monotonic() + 10, None))
+    assert header["error"]["type"] == "WorkerError"
+    for _ in range(3):
+        zygote._read_frame(time.monotonic() + 10, None)
     with pytest.raises(ZygoteDied):
         zygote._read_frame(time.monotonic() + 10, None)
+
+
+def children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as fh:
+        return [int(p) for p in fh.read().split()]
+
+
+def spare_of(pid: int) -> int | None:
+    """The worker's waiting child for its next run, if it has forked one yet."""
+    for child in children(pid):
+        try:
+            with open(f"/proc/{child}/comm") as fh:
+                if fh.read().strip() == "pyflow-spare":
+                    return child
+        except OSError:
+            pass
+    return None
 
 
 # ------------------------------------------------------------------------------------------ helpers
