@@ -155,15 +155,21 @@ class Cgroup:
             path.write_text(str(memory_bytes))
 
     def oom_kills(self) -> int:
-        """How many processes the kernel killed for memory in this group so far."""
-        path = self._file("memory", "memory.oom_control", "memory.events")
+        """How many processes the kernel killed for memory in this group so far (read before every
+        node run, so with plain descriptors rather than pathlib)."""
+        path = str(self._file("memory", "memory.oom_control", "memory.events"))
         try:
-            for line in path.read_text().splitlines():
-                key, _, value = line.partition(" ")
-                if key == "oom_kill":
-                    return int(value)
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                text = os.read(fd, 4096).decode("ascii", "replace")
+            finally:
+                os.close(fd)
         except OSError:
-            pass
+            return 0
+        for line in text.splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill":
+                return int(value)
         return 0
 
     def kill(self) -> int:

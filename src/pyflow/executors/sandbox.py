@@ -323,14 +323,12 @@ class SandboxExecutor(ZygoteExecutor):
             zygote.cgroup_limits = wanted
 
     def after_run(self, zygote: Zygote, task: NodeTask, outcome: NodeOutcome) -> NodeOutcome:
-        """An out-of-memory kill during the run (the group's counter moved since the last run) is the
-        memory limit, whatever the worker saw."""
+        """A failed run during which the kernel killed a process of the sandbox for memory (the group's
+        counter moved since before the run) failed on the memory limit, whatever the worker saw."""
         group = getattr(zygote, "cgroup", None)
-        if group is None:
+        if group is None or outcome.ok:
             return outcome
-        count = group.oom_kills()
-        killed, zygote.oom_seen = count > getattr(zygote, "oom_seen", 0), count
-        if killed and not outcome.ok:
+        if group.oom_kills() > getattr(zygote, "oom_seen", 0):
             return NodeOutcome.failure(f"memory limit of {task.limits.memory_mb} MB exceeded "
                                        f"(the kernel ended the node's process)", "MemoryLimit", "memory",
                                        outcome.stdout, outcome.duration_ms)

@@ -29,7 +29,6 @@ import mmap
 import os
 import resource
 import selectors
-import shutil
 import signal
 import stat
 import struct
@@ -299,16 +298,19 @@ class Capture:
         self.seen = 0
 
     def read_from(self, fd, spill):
-        """Read once from fd; bytes past the cap go to `spill` and are only counted. False at EOF."""
+        """Read once from the (non-blocking) fd; bytes past the cap go to `spill` and are only counted.
+        True when bytes came, None when none are there yet, False at end of stream."""
         target = self.view[self.size:self.cap] if self.size < self.cap else spill
         try:
             got = os.readv(fd, [target])
+        except BlockingIOError:
+            got = None
         except OSError:
             got = 0
         if target is not spill:
             target.release()
         if not got:
-            return False
+            return None if got is None else False
         self.seen += got
         self.size = min(self.cap, self.size + got)
         return True
@@ -356,26 +358,35 @@ class Collector:
             for key, _ in self.sel.select(timeout=min(remaining, 1.0)):
                 if key.data == "exit":
                     self._reap()
-                elif not key.data.read_from(key.fd, self._spill_view):
-                    self.sel.unregister(key.fd)
-                    self.result_ended = self.result_ended or key.data is self.result
+                else:
+                    self._read_ready(key)
             if self.result_overflow:
                 self._kill()
                 return "result_too_large"
         self._drain()
         return None
 
+    def _read_ready(self, key):
+        """Read a pipe that has bytes or has ended, again right away (it is non-blocking), so that a
+        child's result and the end of it that follows take one wake-up, not two; a few reads at most
+        per wake-up, so that a flood of output cannot keep the deadline from being checked."""
+        for _ in range(4):
+            got = key.data.read_from(key.fd, self._spill_view)
+            if got is None:
+                return
+            if got is False:
+                self.sel.unregister(key.fd)
+                self.result_ended = self.result_ended or key.data is self.result
+                return
+
     def _drain(self):
-        """After the child exited: read what is buffered without waiting on stragglers."""
+        """After the child exited or its result is in: read what is buffered without waiting on
+        stragglers."""
         for key in list(self.sel.get_map().values()):
             if key.data == "exit":
                 continue
-            os.set_blocking(key.fd, False)
             for _ in range(64):  # bounded: a straggler may still be writing
-                try:
-                    if not key.data.read_from(key.fd, self._spill_view):
-                        break
-                except BlockingIOError:
+                if not key.data.read_from(key.fd, self._spill_view):
                     break
 
     def _kill(self):
@@ -480,6 +491,7 @@ def clean_scratch(path):
         for name in os.listdir(path):
             full = os.path.join(path, name)
             if os.path.isdir(full) and not os.path.islink(full):
+                import shutil  # only here: importing it costs every sandbox's start a few milliseconds
                 shutil.rmtree(full, ignore_errors=True)
             else:
                 os.unlink(full)
@@ -529,6 +541,8 @@ class Spare:
             run_child(task_r, res_w, out_w)
         for fd in (task_r, out_w, res_w):
             os.close(fd)
+        os.set_blocking(self.out_r, False)  # the zygote's ends only: the child's writes must block
+        os.set_blocking(self.res_r, False)
         self.consumed = False
 
     def hand(self, control_raw, node):

@@ -329,12 +329,25 @@ class ZygoteExecutor(Executor):
                 self._reserved -= 1
 
     def _release(self, zygote: Zygote, recycle: bool) -> None:
-        if self.pool_size <= 0 or self._closed or recycle or zygote.runs >= self.max_runs:
+        """Back to the pool, or ended (and replaced, for a pool). A worker retired only because it has
+        served `max_runs` runs, its last one fine, is ended on the replacing thread, off the run's path
+        (ending a sandbox takes milliseconds); one recycled for a violation is ended before the run
+        returns, so nothing of that run outlives it."""
+        if self.pool_size <= 0 or self._closed:
             self._end(zygote)
-            if self.pool_size > 0 and not self._closed:
-                threading.Thread(target=self._replenish, daemon=True, name="pyflow-respawn").start()
             return
-        self._idle.put(zygote)
+        if not recycle and zygote.runs < self.max_runs:
+            self._idle.put(zygote)
+            return
+        if recycle:
+            self._end(zygote)
+        retired = None if recycle else zygote
+        threading.Thread(target=self._replace, args=(retired,), daemon=True, name="pyflow-respawn").start()
+
+    def _replace(self, retired: Zygote | None) -> None:
+        if retired is not None:
+            self._end(retired)
+        self._replenish()
 
     def _replenish(self) -> None:
         for attempt in range(5):
