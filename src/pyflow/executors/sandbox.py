@@ -28,6 +28,7 @@ import uuid
 from pathlib import Path
 
 from ..engine.execution import ExecutorUnavailable, NodeOutcome, NodeTask
+from ..process_identity import start_time
 from .cgroups import Cgroup, CgroupTree
 from .zygote import Zygote, ZygoteDied, ZygoteExecutor, worker_source
 
@@ -165,14 +166,7 @@ class InterpreterFiles:
 def instance_name() -> str:
     """This process's cgroup directory name: its pid and start time, so a reused pid is not mistaken
     for it (the format every PyFlow version reads: servers of any version reap each other's leftovers)."""
-    return f"server-{os.getpid()}-{_start_time(os.getpid())}"
-
-
-def _start_time(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return "0"
+    return f"server-{os.getpid()}-{start_time(os.getpid())}"
 
 
 def instance_alive(name: str) -> bool:
@@ -181,7 +175,7 @@ def instance_alive(name: str) -> bool:
     parts = name.split("-")
     if len(parts) != 3 or parts[0] != "server" or not parts[1].isdigit():
         return True
-    return _start_time(int(parts[1])) == parts[2]
+    return start_time(int(parts[1])) == parts[2]
 
 
 class SandboxExecutor(ZygoteExecutor):
