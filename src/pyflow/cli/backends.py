@@ -58,9 +58,8 @@ class LocalBackend:
         return self.service(executor=True).start_run(flow_id, flow, values, cache)
 
     def follow(self, run_id: str) -> Iterator[dict]:
-        for event in self.service(executor=True).runs.stream(run_id):
-            if event is not None:
-                yield event
+        for batch in self.service(executor=True).runs.stream(run_id):
+            yield from batch
 
     def get_run(self, run_id):
         return self.service().repository.get_run(run_id)

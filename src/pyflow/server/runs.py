@@ -113,15 +113,13 @@ def run_events(run_id):
 
     def generate():
         yield "retry: 1000\n\n"
-        for item in events:
-            yield _sse(item)
+        for batch in events:
+            yield "".join(map(_sse, batch)) if batch else ": keepalive\n\n"
 
     return Response(stream_with_context(generate()), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-def _sse(event: dict | None) -> str:
-    if event is None:
-        return ": keepalive\n\n"
+def _sse(event: dict) -> str:
     data = json.dumps({**event["data"], "at": event["at"]}, separators=(",", ":"))
     return f"id: {event['id']}\nevent: {event['event']}\ndata: {data}\n\n"

@@ -19,7 +19,6 @@ from .. import process_identity
 from ..engine import CompiledFlow, Executor, FlowRunner, RunOptions, compile_flow
 from ..engine.runner import now_iso
 from ..model.errors import Conflict, TooManyRequests
-from ..model.nodespec import parse_nodespec
 from ..storage import CacheAdapter, Repository
 from .config import Config
 
@@ -232,8 +231,10 @@ class RunManager:
             if events or results:
                 self.repository.save_progress(live.id, events, results)
 
-    def stream(self, run_id: str, after: int = 0, keepalive_s: float = 15.0) -> Iterator[dict | None]:
-        """Yield the run's events after id `after`, live until the run finishes; None means 'keepalive'."""
+    def stream(self, run_id: str, after: int = 0, keepalive_s: float = 15.0) -> Iterator[list[dict]]:
+        """Yield the run's events after id `after`, live until the run finishes, in batches: everything
+        ready at once goes out together (a client catching up gets one write, not hundreds). An empty
+        batch means nothing happened for `keepalive_s`."""
         with self._lock:
             live = self._live.get(run_id)
         if live is None:
@@ -247,20 +248,21 @@ class RunManager:
                 if not fresh and not live.done.is_set():
                     live.cond.wait(timeout=keepalive_s)
                     fresh = live.events[position:]
-            for event in fresh:
-                position = event["id"]
-                yield event
-            if not fresh:
-                if live.done.is_set():
+            if fresh:
+                position = fresh[-1]["id"]
+                yield fresh
+                if fresh[-1]["event"] == "run_finished":
                     return
-                yield None
-            elif fresh[-1]["event"] == "run_finished":
+            elif live.done.is_set():
                 return
+            else:
+                yield []
 
-    def _replay(self, run_id: str, after: int) -> Iterator[dict]:
+    def _replay(self, run_id: str, after: int) -> Iterator[list[dict]]:
         while True:
             batch = self.repository.events(run_id, after=after, limit=1000)
-            yield from batch
+            if batch:
+                yield batch
             if len(batch) < 1000:
                 return
             after = batch[-1]["id"]
@@ -318,6 +320,3 @@ class RunManager:
         for run in running:
             run.done.wait(timeout)
 
-
-def specs_from_snapshot(snapshot: dict) -> dict:
-    return {sid: parse_nodespec(doc) for sid, doc in snapshot.get("nodespec", {}).items()}
