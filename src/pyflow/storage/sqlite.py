@@ -11,7 +11,7 @@ import contextlib
 import json
 import sqlite3
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from ..model.errors import NotFound
@@ -258,15 +258,22 @@ class SQLiteRepository(Repository):
 
     # ---------------------------------------------------------------------------------------- cache
     def cache_get_many(self, keys: list[str]) -> dict[str, dict]:
-        found = {}
+        """Records for `keys`; entries last marked used over a minute ago are marked used now (pruning
+        keeps the most recently used, and a minute is fine-grained enough for that)."""
+        found, stale = {}, []
+        stale_before = (datetime.now(timezone.utc) - timedelta(minutes=1)).isoformat(timespec="milliseconds")
+        stale_before = stale_before.replace("+00:00", "Z")
         conn = self._conn()
         for start in range(0, len(keys), 500):  # below SQLite's limit on bound parameters
             chunk = keys[start:start + 500]
             marks = ",".join("?" * len(chunk))
-            for key, record in conn.execute(f"SELECT key, record FROM cache WHERE key IN ({marks})", chunk):
+            for key, record, used_at in conn.execute(
+                    f"SELECT key, record, used_at FROM cache WHERE key IN ({marks})", chunk):
                 found[key] = json.loads(record)
-        if found:
-            self._touch_cache(list(found))
+                if used_at < stale_before:
+                    stale.append(key)
+        if stale:
+            self._touch_cache(stale)
         return found
 
     def _touch_cache(self, keys: list[str]) -> None:
