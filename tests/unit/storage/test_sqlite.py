@@ -172,8 +172,8 @@ def test_a_nodespec_change_that_breaks_flows_conflicts_unless_forced(repo):
 def test_cache_keeps_the_most_recently_used_entries(repo):
     for i in range(5):
         repo.cache_put(f"k{i}", {"outputs": {"out": i}})
-    import time
-    time.sleep(0.01)
+    with repo.transaction() as conn:  # all of them last used an hour ago
+        conn.execute("UPDATE cache SET used_at = '2000-01-01T00:00:00.000Z'")
     assert repo.cache_get_many(["k0", "k1", "zz"]) == {"k0": {"outputs": {"out": 0}}, "k1": {"outputs": {"out": 1}}}
     assert repo.cache_prune(keep=2) == 3
     assert set(repo.cache_get_many([f"k{i}" for i in range(5)])) == {"k0", "k1"}
