@@ -5,6 +5,7 @@ Both backends answer the same calls with the same shapes, so commands do not car
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Iterator
 
@@ -59,7 +60,8 @@ class LocalBackend:
 
     def follow(self, run_id: str) -> Iterator[dict]:
         for batch in self.service(executor=True).runs.stream(run_id):
-            yield from batch
+            for event in batch:  # a replayed event carries its stored text only
+                yield event if "data" in event else {**event, "data": json.loads(event["text"])}  # with "at"
 
     def get_run(self, run_id):
         return self.service().repository.get_run(run_id)

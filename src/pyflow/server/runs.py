@@ -121,5 +121,4 @@ def run_events(run_id):
 
 
 def _sse(event: dict) -> str:
-    data = json.dumps({**event["data"], "at": event["at"]}, separators=(",", ":"))
-    return f"id: {event['id']}\nevent: {event['event']}\ndata: {data}\n\n"
+    return f"id: {event['id']}\nevent: {event['event']}\ndata: {event['text']}\n\n"

@@ -56,6 +56,13 @@ def preview(value, limit: int = PREVIEW_BYTES):
     return {"truncated": True, "preview": text[:limit], "bytes": len(text)}
 
 
+def make_event(event_id: int, kind: str, data: dict) -> dict:
+    """An event with its stream text encoded once, for every client that follows it and for storage."""
+    at = now_iso()
+    return {"id": event_id, "event": kind, "data": data, "at": at,
+            "text": json.dumps({**data, "at": at}, separators=(",", ":"), default=repr)}
+
+
 def node_event_data(result: dict) -> dict:
     error = result.get("error")
     return {"node": result["id"], "name": result["name"], "status": result["status"],
@@ -103,8 +110,7 @@ class RunManager:
             reason = f"the server stopped while the run was {run['status']}"
             last = self.repository.events(run["id"], after=0, limit=1_000_000)
             seq = last[-1]["id"] if last else 0
-            event = {"id": seq + RECOVERY_EVENT_GAP, "event": "run_finished", "at": now_iso(),
-                     "data": {"status": "interrupted", "reason": reason}}
+            event = make_event(seq + RECOVERY_EVENT_GAP, "run_finished", {"status": "interrupted", "reason": reason})
             self.repository.save_progress(run["id"], [event], [])
             self.repository.update_run(run["id"], status="interrupted", reason=reason, finished_at=now_iso())
             ids.append(run["id"])
@@ -184,7 +190,7 @@ class RunManager:
         final = {"run": live.id, "status": status, "reason": reason,
                  "duration_ms": round((time.monotonic() - started) * 1000, 3), "counts": counts}
         with live.cond:
-            event = {"id": len(live.events) + 1, "event": "run_finished", "data": final, "at": now_iso()}
+            event = make_event(len(live.events) + 1, "run_finished", final)
             live.pending_events.append(event)
         # Store the outcome before anyone hears of it, so a client that reads the run right after the
         # run_finished event sees it complete.
@@ -205,7 +211,7 @@ class RunManager:
     # ----------------------------------------------------------------------------------- events
     def _emit(self, live: LiveRun, kind: str, data: dict) -> None:
         with live.cond:
-            event = {"id": len(live.events) + 1, "event": kind, "data": data, "at": now_iso()}
+            event = make_event(len(live.events) + 1, kind, data)
             live.events.append(event)
             live.pending_events.append(event)
             live.cond.notify_all()
@@ -238,7 +244,7 @@ class RunManager:
         with self._lock:
             live = self._live.get(run_id)
         if live is None:
-            self.repository.get_run(run_id)  # 404 for an unknown run
+            self.repository.get_run(run_id, with_nodes=False)  # 404 for an unknown run
             yield from self._replay(run_id, after)
             return
         position = after
@@ -260,7 +266,7 @@ class RunManager:
 
     def _replay(self, run_id: str, after: int) -> Iterator[list[dict]]:
         while True:
-            batch = self.repository.events(run_id, after=after, limit=1000)
+            batch = self.repository.events(run_id, after=after, limit=1000, parse=False)
             if batch:
                 yield batch
             if len(batch) < 1000:

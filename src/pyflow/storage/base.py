@@ -253,11 +253,13 @@ class Repository(ABC):
 
     @abstractmethod
     def save_progress(self, run_id: str, events: list[dict], results: list[dict]) -> None:
-        """Store a batch of events ({id, event, data, at}) and node results ((position, result) pairs)
-        in one transaction."""
+        """Store a batch of events ({id, event, data, at, text?}) and node results ((position, result)
+        pairs) in one transaction."""
 
     @abstractmethod
-    def events(self, run_id: str, after: int = 0, limit: int = 1000) -> list[dict]: ...
+    def events(self, run_id: str, after: int = 0, limit: int = 1000, parse: bool = True) -> list[dict]:
+        """Events after id `after`: {id, event, data, at}; without `parse`, {id, event, text, at} where
+        text is the stored JSON (the event's data with its time), ready for an event stream."""
 
     @abstractmethod
     def unfinished_runs(self) -> list[dict]: ...

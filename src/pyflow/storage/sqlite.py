@@ -228,16 +228,24 @@ class SQLiteRepository(Repository):
     def save_progress(self, run_id: str, events: list[dict], results: list[dict]) -> None:
         with self.transaction() as conn:
             conn.executemany("INSERT OR REPLACE INTO run_events VALUES (?, ?, ?, ?, ?)",
-                             [(run_id, e["id"], e["event"], _dumps(e["data"]), e["at"]) for e in events])
+                             [(run_id, e["id"], e["event"], e.get("text") or _dumps({**e["data"], "at": e["at"]}),
+                               e["at"]) for e in events])
             conn.executemany("INSERT INTO run_nodes VALUES (?, ?, ?, ?) ON CONFLICT (run_id, node_id) DO UPDATE "
                              "SET result = excluded.result, position = excluded.position",
                              [(run_id, r["id"], position, _dumps(r)) for position, r in results])
 
-    def events(self, run_id: str, after: int = 0, limit: int = 1000) -> list[dict]:
+    def events(self, run_id: str, after: int = 0, limit: int = 1000, parse: bool = True) -> list[dict]:
         rows = self._conn().execute(
             "SELECT seq, kind, data, at FROM run_events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
             (run_id, after, limit))
-        return [{"id": r[0], "event": r[1], "data": json.loads(r[2]), "at": r[3]} for r in rows]
+        if not parse:  # the stored JSON text as it goes out on an event stream
+            return [{"id": r[0], "event": r[1], "text": r[2], "at": r[3]} for r in rows]
+        events = []
+        for seq, kind, text, at in rows:
+            data = json.loads(text)
+            data.pop("at", None)  # stored with the event's time for streams; the event carries it apart
+            events.append({"id": seq, "event": kind, "data": data, "at": at})
+        return events
 
     def unfinished_runs(self) -> list[dict]:
         rows = self._conn().execute(f"SELECT {self._RUN_COLUMNS} FROM runs WHERE status IN ('queued', 'running') "
