@@ -48,8 +48,13 @@ class LiveRun:
     statuses: dict = field(default_factory=dict)
 
 
+SCALARS = (int, float, bool, type(None))
+
+
 def preview(value, limit: int = PREVIEW_BYTES):
     """A size-capped view of node outputs for live events."""
+    if isinstance(value, dict) and len(value) <= 16 and all(type(v) in SCALARS for v in value.values()):
+        return value  # a few numbers: small whatever they are, no need to measure
     text = json.dumps(value, default=repr)
     if len(text) <= limit:
         return value
