@@ -113,7 +113,7 @@ class RunManager:
             if owner and process_identity.alive(owner) is not False:
                 continue  # its process is alive, or on another host: not ours to judge
             reason = f"the server stopped while the run was {run['status']}"
-            last = self.repository.events(run["id"], after=0, limit=1_000_000)
+            last = self.repository.events(run["id"], after=0, limit=1_000_000, parse=False)
             seq = last[-1]["id"] if last else 0
             event = make_event(seq + RECOVERY_EVENT_GAP, "run_finished", {"status": "interrupted", "reason": reason})
             self.repository.save_progress(run["id"], [event], [])
