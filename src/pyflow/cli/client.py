@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from ..model.errors import PyflowError
+from .sse import iter_events, response_chunks
+
+RECONNECT_S = 1.0
 
 
 class RemoteError(PyflowError):
@@ -31,46 +35,41 @@ class Client:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 return json.loads(resp.read() or b"null")
         except urllib.error.HTTPError as exc:
-            try:
-                payload = json.loads(exc.read() or b"{}")
-            except ValueError:
-                payload = {"error": exc.reason}
-            raise RemoteError(exc.code, payload) from None
+            raise remote_error(exc) from None
 
     def events(self, run_id: str, after: int = 0) -> Iterator[dict]:
-        """Follow a run's Server-Sent Events, resuming with Last-Event-ID if the connection drops."""
-        last = after
+        """Follow a run's Server-Sent Events, resuming with Last-Event-ID when the connection drops, a
+        second apart (as the server's retry field asks), until `timeout` passes with nothing heard."""
+        last, heard = after, time.monotonic()
         while True:
             req = urllib.request.Request(f"{self.base}/api/runs/{run_id}/events",
                                          headers={"Accept": "text/event-stream", "Last-Event-ID": str(last)})
             try:
                 with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                    for event in parse_sse(resp):
-                        last = event["id"]
+                    for event in run_events(response_chunks(resp)):
+                        last, heard = event["id"], time.monotonic()
                         yield event
                         if event["event"] == "run_finished":
                             return
                 return
-            except (urllib.error.URLError, TimeoutError, ConnectionError):
-                continue
+            except urllib.error.HTTPError as exc:  # the server answered: retrying will not help
+                raise remote_error(exc) from None
+            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+                if time.monotonic() - heard > self.timeout:
+                    raise RemoteError(503, {"error": f"lost the event stream of run {run_id}: {exc}"}) from None
+                time.sleep(RECONNECT_S)
 
 
-def parse_sse(lines) -> Iterator[dict]:
-    """Parse an SSE byte stream into {id, event, data} dicts (comments and retry lines skipped)."""
-    event: dict = {}
-    for raw in lines:
-        line = raw.decode("utf-8").rstrip("\r\n")
-        if not line:
-            if "data" in event:
-                yield {"id": int(event.get("id", 0)), "event": event.get("event", "message"),
-                       "data": json.loads(event["data"])}
-            event = {}
-            continue
-        if line.startswith(":"):
-            continue
-        field, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
-        if field == "data" and "data" in event:
-            event["data"] += "\n" + value
-        elif field in ("id", "event", "data"):
-            event[field] = value
+def remote_error(exc: urllib.error.HTTPError) -> RemoteError:
+    """The server's JSON error answer as an exception the command line reports."""
+    try:
+        payload = json.loads(exc.read() or b"{}")
+    except ValueError:
+        payload = {"error": exc.reason}
+    return RemoteError(exc.code, payload)
+
+
+def run_events(chunks: Iterable[bytes]) -> Iterator[dict]:
+    """A run's event stream as {id, event, data} dicts, data parsed from its JSON."""
+    for event in iter_events(chunks):
+        yield {"id": int(event.id or 0), "event": event.event, "data": json.loads(event.data)}

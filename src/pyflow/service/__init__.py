@@ -108,17 +108,20 @@ class PyflowService:
         return infer_ports(source, function)
 
     # ------------------------------------------------------------------------------------- runs
-    def _flow_for_run(self, flow_id: str | None, inline: dict | None) -> dict:
-        if inline is not None:
-            return inline
-        return self.repository.get("flow", flow_id).doc
-
     def start_run(self, flow_id: str | None = None, flow: dict | None = None, values: dict | None = None,
                   use_cache: bool = True) -> dict:
         """Queue a run of a stored flow (flow_id) or an inline one (flow); answers the queued run."""
-        doc = self._flow_for_run(flow_id, flow)
-        return self.runs.submit(doc, self.repository.specs(), values, use_cache,
-                                flow_id=flow_id if flow is None else (doc.get("id") if isinstance(doc, dict) else None))
+        specs = self.repository.specs()
+        if flow is not None:
+            plan = self.runs.plans.for_document(flow, specs, values, use_cache)
+            flow_id = flow.get("id") if isinstance(flow, dict) else None
+        else:
+            def load():
+                record = self.repository.get("flow", flow_id)
+                return record.doc, record.revision
+            plan = self.runs.plans.for_stored(flow_id, self.repository.revision_of("flow", flow_id), load,
+                                              specs, values, use_cache)
+        return self.runs.submit(plan, values, use_cache, flow_id=flow_id)
 
     def run_now(self, flow_id: str | None = None, flow: dict | None = None, values: dict | None = None,
                 use_cache: bool = True, timeout: float | None = None) -> dict:

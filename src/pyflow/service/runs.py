@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from .. import process_identity
-from ..engine import CompiledFlow, Executor, FlowRunner, RunOptions, compile_flow
+from ..engine import CompiledFlow, Executor, FlowRunner, Plan, PlanCache, RunOptions
 from ..engine.runner import now_iso
 from ..model.errors import Conflict, TooManyRequests
 from ..storage import CacheAdapter, Repository
@@ -61,11 +61,13 @@ def preview(value, limit: int = PREVIEW_BYTES):
     return {"truncated": True, "preview": text[:limit], "bytes": len(text)}
 
 
+_encode_event = json.JSONEncoder(separators=(",", ":"), default=repr).encode
+
+
 def make_event(event_id: int, kind: str, data: dict) -> dict:
     """An event with its stream text encoded once, for every client that follows it and for storage."""
     at = now_iso()
-    return {"id": event_id, "event": kind, "data": data, "at": at,
-            "text": json.dumps({**data, "at": at}, separators=(",", ":"), default=repr)}
+    return {"id": event_id, "event": kind, "data": data, "at": at, "text": _encode_event({**data, "at": at})}
 
 
 def node_event_data(result: dict) -> dict:
@@ -83,6 +85,7 @@ class RunManager:
         self.config = config
         self.owner = process_identity.current()
         self._finished_runs = 0
+        self.plans = PlanCache()
         self._queue: deque[LiveRun] = deque()
         self._live: dict[str, LiveRun] = {}
         self._lock = threading.Condition()
@@ -122,24 +125,20 @@ class RunManager:
         return ids
 
     # ------------------------------------------------------------------------------------ submit
-    def submit(self, flow_doc: dict, specs: dict, values: dict | None = None, use_cache: bool = True,
+    def submit(self, plan: Plan, values: dict | None = None, use_cache: bool = True,
                flow_id: str | None = None) -> dict:
-        """Check and queue a run; answers its id and status. Raises InvalidInput or TooManyRequests."""
-        compiled = compile_flow(flow_doc, specs, values, cache_keys=use_cache)
-        used = {n.spec.id for n in compiled.nodes.values()} | {nd["spec_id"] for nd in flow_doc["nodes"]}
-        snapshot = {"flow": flow_doc, "nodespec": {sid: specs[sid].doc for sid in sorted(used) if sid in specs}}
-        live = LiveRun(id=uuid.uuid4().hex, flow_id=flow_id, compiled=compiled, use_cache=use_cache)
+        """Queue a run of a compiled plan; answers its id and status. Raises TooManyRequests."""
+        live = LiveRun(id=uuid.uuid4().hex, flow_id=flow_id, compiled=plan.compiled, use_cache=use_cache)
         with self._lock:
             if len(self._queue) >= self.config.max_queue:
                 raise TooManyRequests(f"the run queue is full ({self.config.max_queue} runs waiting); "
                                       f"try again shortly", retry_after=self._retry_after())
             self.repository.create_run({"id": live.id, "flow_id": flow_id, "status": "queued",
-                                        "snapshot": snapshot, "created_at": now_iso(), "owner": self.owner,
-                                        "request": {"values": values or {}, "cache": use_cache}})
+                                        "snapshot_json": plan.snapshot_json, "created_at": now_iso(),
+                                        "owner": self.owner, "request": {"values": values or {}, "cache": use_cache}})
             self._live[live.id] = live
             self._queue.append(live)
-            self._emit(live, "run_queued", {"run": live.id, "flow_id": flow_id,
-                                            "nodes": list(compiled.nodes)})
+            self._emit(live, "run_queued", {"run": live.id, "flow_id": flow_id, "nodes": list(plan.compiled.nodes)})
             self._lock.notify_all()
         return {"id": live.id, "flow_id": flow_id, "status": "queued"}
 

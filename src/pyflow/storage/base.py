@@ -62,6 +62,14 @@ class Repository(ABC):
             raise NotFound(f"no {kind} {object_id!r}")
         return record
 
+    def revision_of(self, kind: str, object_id: str) -> int:
+        """An object's current revision, without reading the object."""
+        _check_kind(kind)
+        revision = self._read_revision(kind, object_id)
+        if revision is None:
+            raise NotFound(f"no {kind} {object_id!r}")
+        return revision
+
     def specs(self) -> dict[str, NodeSpec]:
         """All nodespecs, parsed for the engine. Every run and every flow save needs them, so they are
         kept until the repository's revision counter moves (any write does that)."""
@@ -221,6 +229,9 @@ class Repository(ABC):
 
     @abstractmethod
     def _read(self, kind: str, object_id: str) -> Record | None: ...
+
+    @abstractmethod
+    def _read_revision(self, kind: str, object_id: str) -> int | None: ...
 
     @abstractmethod
     def _write(self, kind: str, doc: dict) -> Record: ...

@@ -48,8 +48,9 @@ def utcnow() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _dumps(value) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+# One encoder for every write: json.dumps with options builds a new encoder on each call, which costs
+# about as much as encoding a node's result.
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 class SQLiteRepository(Repository):
@@ -139,6 +140,11 @@ class SQLiteRepository(Repository):
                                    (kind, object_id)).fetchone()
         return self._record(kind, row) if row else None
 
+    def _read_revision(self, kind: str, object_id: str) -> int | None:
+        row = self._conn().execute("SELECT revision FROM objects WHERE kind = ? AND id = ?",
+                                   (kind, object_id)).fetchone()
+        return row[0] if row else None
+
     def _write(self, kind: str, doc: dict) -> Record:
         with self.transaction() as conn:
             revision = self._next("revision")
@@ -171,7 +177,8 @@ class SQLiteRepository(Repository):
             seq = self._next("run_seq")
             conn.execute("INSERT INTO runs (id, flow_id, status, snapshot, request, reason, created_at, seq, owner) "
                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                         (run["id"], run.get("flow_id"), run["status"], _dumps(run["snapshot"]),
+                         (run["id"], run.get("flow_id"), run["status"],
+                          run.get("snapshot_json") or _dumps(run["snapshot"]),
                           _dumps(run.get("request") or {}), run.get("reason"), run["created_at"], seq,
                           run.get("owner")))
 

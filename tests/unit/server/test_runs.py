@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from pyflow.cli.client import parse_sse
+from pyflow.cli.client import run_events
 from tests.support.server import LiveServer
 
 SPECS = [
@@ -58,7 +58,7 @@ def events(live, run_id, last=None, stop_after=None):
     with requests.get(f"{live.url}/api/runs/{run_id}/events", headers=headers, stream=True, timeout=60) as resp:
         assert resp.headers["Content-Type"].startswith("text/event-stream")
         got = []
-        for event in parse_sse(resp.iter_lines(delimiter=b"\n")):
+        for event in run_events(resp.iter_content(chunk_size=None)):
             got.append(event)
             if stop_after and len(got) >= stop_after:
                 break
@@ -125,7 +125,7 @@ def test_cancelling_an_infinite_loop_ends_the_run_within_a_second(srv):
     flow = chain("spin.flow", 3, spec="t.spin")
     run_id = submit(srv, flow, cache=False)
     with requests.get(f"{srv.url}/api/runs/{run_id}/events", stream=True, timeout=60) as resp:
-        for event in parse_sse(resp.iter_lines(delimiter=b"\n")):
+        for event in run_events(resp.iter_content(chunk_size=None)):
             if event["event"] == "node_started" and event["data"]["node"] == "n1":
                 break
     time.sleep(0.3)  # let the node spin for a moment
@@ -213,7 +213,7 @@ def test_killing_the_server_mid_run_interrupts_the_run(tmp_path):
     live = start(tmp_path / "crash")
     run_id = submit(live, chain("crash", 3, spec="t.spin"), cache=False)
     with requests.get(f"{live.url}/api/runs/{run_id}/events", stream=True, timeout=60) as resp:
-        for event in parse_sse(resp.iter_lines(delimiter=b"\n")):
+        for event in run_events(resp.iter_content(chunk_size=None)):
             if event["event"] == "node_started" and event["data"]["node"] == "n1":
                 break
     sandboxes = descendants(live.proc.pid)

@@ -3,7 +3,10 @@
 import threading
 import time
 
+import pytest
+
 from pyflow.executors.inprocess import InProcessExecutor
+from pyflow.model.errors import NotFound
 from pyflow.service import Config, PyflowService
 from pyflow.storage import SQLiteRepository
 
@@ -69,5 +72,36 @@ def test_runs_of_a_dead_process_are_interrupted(tmp_path):
     try:
         assert service.repository.get_run("gone")["status"] == "interrupted"
         assert service.repository.get_run("dead")["status"] == "interrupted"
+    finally:
+        service.close()
+
+
+def test_reruns_of_a_stored_flow_follow_edits_of_the_flow_and_its_nodespec(tmp_path):
+    """Plans are reused for an unchanged flow, so every kind of edit must still reach the next run."""
+    config = Config(db_path=tmp_path / "db.sqlite", load_stdlib=False)
+    service = PyflowService(config, InProcessExecutor()).start()
+    try:
+        spec = {"id": "t.step", "title": "Step", "func": "def func(a):\n    return a + 1\n",
+                "port": {"input": [{"name": "a", "type": "Int"}], "output": [{"name": "out", "type": "Int"}]}}
+        service.upsert("nodespec", spec)
+        flow = {"id": "f", "links": [], "nodes": [{"id": "n", "spec_id": "t.step", "ports": [{"name": "a", "value": 1}]}]}
+        service.upsert("flow", flow)
+
+        def output(**options):
+            run = service.runs.wait(service.start_run(flow_id="f", **options)["id"], timeout=10)
+            return run["nodes"][0]["outputs"]["out"], run["nodes"][0]["cached"], run["snapshot"]
+
+        assert output()[:2] == (2, False)
+        assert output()[:2] == (2, True)
+        assert output(values={"n": {"a": 5}})[:2] == (6, False)
+        service.upsert("nodespec", {**spec, "func": "def func(a):\n    return a * 10\n"})
+        value, cached, snapshot = output()
+        assert (value, cached) == (10, False) and "a * 10" in snapshot["nodespec"]["t.step"]["func"]
+        service.upsert("flow", {**flow, "nodes": [{**flow["nodes"][0], "ports": [{"name": "a", "value": 3}]}]})
+        value, cached, snapshot = output()
+        assert (value, cached) == (30, False) and snapshot["flow"]["nodes"][0]["ports"][0]["value"] == 3
+        service.delete("flow", "f")
+        with pytest.raises(NotFound):
+            service.start_run(flow_id="f")
     finally:
         service.close()
