@@ -179,11 +179,8 @@ class RunManager:
     def _node_event(self, live: LiveRun, kind: str, result: dict) -> None:
         if kind == "node_started":
             self._emit(live, kind, result)
-            return
-        with live.cond:
-            live.pending_results[result["id"]] = (live.compiled.nodes[result["id"]].index, result)
-            live.statuses[result["id"]] = result["status"]
-        self._emit(live, kind, node_event_data(result))
+        else:
+            self._emit(live, kind, node_event_data(result), result)
 
     def _finish(self, live: LiveRun, status: str, reason: str | None, started: float) -> None:
         counts: dict[str, int] = {}
@@ -198,8 +195,7 @@ class RunManager:
             live.pending_events.append(event)
         # Store the outcome before anyone hears of it, so a client that reads the run right after the
         # run_finished event sees it complete.
-        self._flush(live)
-        self.repository.update_run(live.id, status=status, reason=reason, finished_at=now_iso())
+        self._flush(live, outcome={"status": status, "reason": reason, "finished_at": now_iso()})
         with live.cond:
             live.events.append(event)
             live.cond.notify_all()
@@ -213,14 +209,22 @@ class RunManager:
             self._live.pop(live.id, None)
 
     # ----------------------------------------------------------------------------------- events
-    def _emit(self, live: LiveRun, kind: str, data: dict) -> None:
+    def _emit(self, live: LiveRun, kind: str, data: dict, result: dict | None = None) -> None:
+        """Publish an event (and the node result it reports) to followers and to the persister."""
+        event = make_event(0, kind, data)  # encoded outside the lock: followers need not wait for it
         with live.cond:
-            event = make_event(len(live.events) + 1, kind, data)
+            if result is not None:
+                live.pending_results[result["id"]] = (live.compiled.nodes[result["id"]].index, result)
+                live.statuses[result["id"]] = result["status"]
+            event["id"] = len(live.events) + 1
             live.events.append(event)
             live.pending_events.append(event)
             live.cond.notify_all()
-        with self._lock:
-            self._dirty.add(live.id)
+        # Unlocked test: if the persister swaps the set right after, it still takes this event, which
+        # is already pending.
+        if live.id not in self._dirty:
+            with self._lock:
+                self._dirty.add(live.id)
 
     def _persist_loop(self) -> None:
         while not self._stopping:
@@ -231,15 +235,21 @@ class RunManager:
             for live in runs:
                 self._flush(live)
 
-    def _flush(self, live: LiveRun) -> None:
-        """Write what is pending. One flush at a time per run: the finishing thread must not report the
-        run complete while the persister still holds results it has taken but not yet written."""
+    def _flush(self, live: LiveRun, outcome: dict | None = None) -> None:
+        """Write what is pending, and the run's outcome with it when given, in one transaction. One
+        flush at a time per run: the finishing thread must not report the run complete while the
+        persister still holds results it has taken but not yet written."""
         with live.flushing:
             with live.cond:
                 events, live.pending_events = live.pending_events, []
                 results, live.pending_results = list(live.pending_results.values()), {}
-            if events or results:
-                self.repository.save_progress(live.id, events, results)
+            if not (events or results or outcome):
+                return
+            with self.repository.transaction():
+                if events or results:
+                    self.repository.save_progress(live.id, events, results)
+                if outcome:
+                    self.repository.update_run(live.id, **outcome)
 
     def stream(self, run_id: str, after: int = 0, keepalive_s: float = 15.0) -> Iterator[list[dict]]:
         """Yield the run's events after id `after`, live until the run finishes, in batches: everything
