@@ -8,7 +8,9 @@ on a free port with the bubblewrap sandbox executor, driven over HTTP by a real 
 which decodes the Server-Sent Events stream as its bytes arrive.
 
 - Cached re-run: a 200-node chain, run cold (its first node holds a fresh random value, so nothing is
-  cached), then run again unchanged. Time is the client's: POST of the run until run_finished arrives.
+  cached), then run again unchanged a second later, as a person clicking Run again would (the first
+  run's sandboxes are still being recycled in the background right after it). Time is the client's:
+  POST of the run until run_finished arrives.
 - One value changed: the same flow saved with one literal changed on node n100 (the middle); the next
   run should execute n100..n199 (100 nodes) and take n0..n99 from the cache.
 - SSE latency: for every node_finished event, the time the client received it minus the time the node
