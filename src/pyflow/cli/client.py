@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 import urllib.error
@@ -51,13 +52,14 @@ class Client:
                         yield event
                         if event["event"] == "run_finished":
                             return
-                return
+                problem = "the stream ended before the run did"  # a restart or a proxy: resume it
             except urllib.error.HTTPError as exc:  # the server answered: retrying will not help
                 raise remote_error(exc) from None
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-                if time.monotonic() - heard > self.timeout:
-                    raise RemoteError(503, {"error": f"lost the event stream of run {run_id}: {exc}"}) from None
-                time.sleep(RECONNECT_S)
+            except (urllib.error.URLError, http.client.HTTPException, TimeoutError, ConnectionError) as exc:
+                problem = str(exc) or type(exc).__name__
+            if time.monotonic() - heard > self.timeout:
+                raise RemoteError(503, {"error": f"lost the event stream of run {run_id}: {problem}"})
+            time.sleep(RECONNECT_S)
 
 
 def remote_error(exc: urllib.error.HTTPError) -> RemoteError:
