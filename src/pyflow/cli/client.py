@@ -40,13 +40,14 @@ class Client:
 
     def events(self, run_id: str, after: int = 0) -> Iterator[dict]:
         """Follow a run's Server-Sent Events, resuming with Last-Event-ID when the connection drops, a
-        second apart (as the server's retry field asks), until `timeout` passes with nothing heard."""
+        second apart (as the server's retry field asks), until `timeout` passes without reaching it."""
         last, heard = after, time.monotonic()
         while True:
             req = urllib.request.Request(f"{self.base}/api/runs/{run_id}/events",
                                          headers={"Accept": "text/event-stream", "Last-Event-ID": str(last)})
             try:
                 with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                    heard = time.monotonic()  # connected: the server is there, however quiet the run
                     for event in run_events(response_chunks(resp)):
                         last, heard = event["id"], time.monotonic()
                         yield event
