@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -23,19 +24,34 @@ def add_arguments(sub) -> None:
     _add_run_commands(sub)
 
 
+def at_least(low: int):
+    """An argparse type: a whole number no smaller than `low`, or a usage error naming the bound."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is below the least allowed, {low}")
+        return value
+    return parse
+
+
 def _add_serve(sub) -> None:
     serve = sub.add_parser("serve", help="start the server (waitress), by default on 127.0.0.1:5000")
     serve.add_argument("--host", default=os.environ.get("PYFLOW_HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("PYFLOW_PORT", "5000")))
-    serve.add_argument("--threads", type=int, default=32, help="HTTP worker threads (SSE clients hold one each)")
+    serve.add_argument("--threads", type=at_least(1), default=32, help="HTTP worker threads (SSE clients hold one each)")
     _add_local(serve)
-    serve.add_argument("--max-running", type=int, default=2, help="runs executing at once")
-    serve.add_argument("--max-queue", type=int, default=100, help="runs waiting before 429")
-    serve.add_argument("--retention", type=int, default=100, help="runs kept per flow (0 keeps all)")
-    serve.add_argument("--cache-entries", type=int, default=100_000,
+    serve.add_argument("--max-running", type=at_least(1), default=2, help="runs executing at once")
+    serve.add_argument("--max-queue", type=at_least(0), default=100, help="runs waiting before 429")
+    serve.add_argument("--retention", type=at_least(0), default=100, help="runs kept per flow (0 keeps all)")
+    serve.add_argument("--cache-entries", type=at_least(0), default=100_000,
                        help="cached node results kept (least recently used dropped first)")
+    serve.add_argument("--cache-mb", type=at_least(0), default=1024,
+                       help="most space cached node results take; a result over an eighth of it is not cached")
     serve.add_argument("--repo-dir", help="the only directory /dumprepo and /loadrepo may use")
-    serve.add_argument("--max-body-mb", type=int, default=32, help="largest request body accepted (413 above)")
+    serve.add_argument("--max-body-mb", type=at_least(1), default=32, help="largest request body accepted (413 above)")
 
 
 def _add_run_commands(sub) -> None:
@@ -133,6 +149,7 @@ def cmd_serve(args) -> int:
     config.max_running, config.max_queue, config.retention = args.max_running, args.max_queue, args.retention
     config.max_body_mb = args.max_body_mb
     config.cache_entries = args.cache_entries
+    config.cache_mb = args.cache_mb
     if args.repo_dir:
         config.repo_dir = Path(args.repo_dir)
     return serve(config, args.host, args.port, args.threads)

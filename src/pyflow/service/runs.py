@@ -28,7 +28,8 @@ PERSIST_INTERVAL_S = 0.05
 # More events than a run can emit between two persister passes, so a recovered run's final event id is
 # above any id a client may have seen.
 RECOVERY_EVENT_GAP = 1_000_000
-PRUNE_CACHE_EVERY = 20  # finished runs between two trims of the result cache
+PRUNE_CACHE_EVERY = 20  # finished runs between two trims of the result cache...
+PRUNE_CACHE_WRITTEN = 8  # ...or sooner, once an eighth of the cache's byte budget has been written
 
 
 @dataclass
@@ -85,6 +86,7 @@ class RunManager:
         self.config = config
         self.owner = process_identity.current()
         self._finished_runs = 0
+        self._cache = CacheAdapter(repository, max_entry_bytes=config.cache_bytes // PRUNE_CACHE_WRITTEN)
         self.plans = PlanCache()
         self._queue: deque[LiveRun] = deque()
         self._live: dict[str, LiveRun] = {}
@@ -97,7 +99,7 @@ class RunManager:
 
     def start(self) -> None:
         self.recover()
-        self.repository.cache_prune(self.config.cache_entries)
+        self._prune_cache()
         for thread in self._threads:
             thread.start()
 
@@ -168,7 +170,7 @@ class RunManager:
                                  RunOptions(concurrency=self.config.concurrency, use_cache=live.use_cache,
                                             run_id=live.id, default_limits=self.config.default_limits,
                                             max_limits=self.config.max_limits),
-                                 cache=CacheAdapter(self.repository),
+                                 cache=self._cache,
                                  on_event=lambda kind, data: self._node_event(live, kind, data),
                                  cancel=live.cancel).run()
             status = outcome.status
@@ -202,11 +204,16 @@ class RunManager:
         if self.config.retention > 0:
             self.repository.prune_runs(live.flow_id, self.config.retention)
         self._finished_runs += 1
-        if self._finished_runs % PRUNE_CACHE_EVERY == 0:
-            self.repository.cache_prune(self.config.cache_entries)
+        if (self._finished_runs % PRUNE_CACHE_EVERY == 0
+                or self._cache.written_bytes > self.config.cache_bytes // PRUNE_CACHE_WRITTEN):
+            self._prune_cache()
         live.done.set()
         with self._lock:
             self._live.pop(live.id, None)
+
+    def _prune_cache(self) -> None:
+        self._cache.written_bytes = 0
+        self.repository.cache_prune(self.config.cache_entries, self.config.cache_bytes)
 
     # ----------------------------------------------------------------------------------- events
     def _emit(self, live: LiveRun, kind: str, data: dict, result: dict | None = None) -> None:

@@ -283,11 +283,14 @@ class Repository(ABC):
     def cache_get_many(self, keys: list[str]) -> dict[str, dict]: ...
 
     @abstractmethod
-    def cache_put(self, key: str, record: dict) -> None: ...
+    def cache_put(self, key: str, record: dict, max_bytes: int | None = None) -> int:
+        """Store a result; answers its size in bytes, or 0 when it is larger than `max_bytes` and was
+        not stored."""
 
     @abstractmethod
-    def cache_prune(self, keep: int) -> int:
-        """Keep the `keep` most recently used cached results; returns how many were dropped."""
+    def cache_prune(self, keep: int, max_bytes: int | None = None) -> int:
+        """Keep the `keep` most recently used cached results, and of those only as many of the most
+        recently used as fit in `max_bytes`; returns how many were dropped."""
 
     def close(self) -> None:
         """Release connections."""
@@ -312,14 +315,16 @@ def _check_precondition(kind: str, object_id: str, current: Record | None, expec
 
 
 class CacheAdapter:
-    """The engine's CacheStore over a repository."""
+    """The engine's CacheStore over a repository. Results larger than `max_entry_bytes` are not kept;
+    `written_bytes` counts what was stored, so the owner knows when to prune."""
 
-    def __init__(self, repository: Repository):
+    def __init__(self, repository: Repository, max_entry_bytes: int | None = None):
         self.repository = repository
+        self.max_entry_bytes = max_entry_bytes
+        self.written_bytes = 0
 
     def get_many(self, keys: list[str]) -> dict[str, dict]:
         return self.repository.cache_get_many(keys)
 
     def put(self, key: str, record: dict) -> None:
-        self.repository.cache_put(key, record)
-
+        self.written_bytes += self.repository.cache_put(key, record, self.max_entry_bytes)

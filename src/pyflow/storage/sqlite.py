@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS run_events (
     run_id TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, data TEXT NOT NULL, at TEXT NOT NULL,
     PRIMARY KEY (run_id, seq));
 CREATE TABLE IF NOT EXISTS cache (
-    key TEXT PRIMARY KEY, record TEXT NOT NULL, created_at TEXT NOT NULL, used_at TEXT NOT NULL);
+    key TEXT PRIMARY KEY, record TEXT NOT NULL, created_at TEXT NOT NULL, used_at TEXT NOT NULL,
+    size INTEGER NOT NULL DEFAULT 0);
 """
 RUN_FIELDS = ("flow_id", "status", "reason", "started_at", "finished_at")
 
@@ -74,6 +75,9 @@ class SQLiteRepository(Repository):
         columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
         if "owner" not in columns:
             conn.execute("ALTER TABLE runs ADD COLUMN owner TEXT")
+        if "size" not in {row[1] for row in conn.execute("PRAGMA table_info(cache)")}:
+            conn.execute("ALTER TABLE cache ADD COLUMN size INTEGER NOT NULL DEFAULT 0")
+            conn.execute("UPDATE cache SET size = length(CAST(record AS BLOB))")
 
     # ---------------------------------------------------------------------------------- connections
     def _conn(self) -> sqlite3.Connection:
@@ -300,17 +304,30 @@ class SQLiteRepository(Repository):
                 conn.execute(f"UPDATE cache SET used_at = ? WHERE key IN ({','.join('?' * len(chunk))})",
                              (now, *chunk))
 
-    def cache_prune(self, keep: int) -> int:
-        """Drop all but the `keep` most recently used entries; returns how many went."""
+    def cache_prune(self, keep: int, max_bytes: int | None = None) -> int:
+        """Drop all but the `keep` most recently used entries, then the least recently used beyond
+        `max_bytes` in all; returns how many went."""
         with self.transaction() as conn:
-            return conn.execute("DELETE FROM cache WHERE key IN (SELECT key FROM cache ORDER BY used_at DESC, "
-                                "key LIMIT -1 OFFSET ?)", (keep,)).rowcount
+            dropped = conn.execute("DELETE FROM cache WHERE key IN (SELECT key FROM cache ORDER BY used_at DESC, "
+                                   "key LIMIT -1 OFFSET ?)", (keep,)).rowcount
+            if max_bytes is not None:
+                dropped += conn.execute(
+                    "DELETE FROM cache WHERE key IN (SELECT key FROM (SELECT key, SUM(size) OVER (ORDER BY "
+                    "used_at DESC, key ROWS UNBOUNDED PRECEDING) AS kept FROM cache) WHERE kept > ?)",
+                    (max_bytes,)).rowcount
+            return dropped
 
-    def cache_put(self, key: str, record: dict) -> None:
+    def cache_put(self, key: str, record: dict, max_bytes: int | None = None) -> int:
+        text = _dumps(record)
+        size = len(text.encode("utf-8"))
+        if max_bytes is not None and size > max_bytes:
+            return 0
         now = utcnow()
         with self.transaction() as conn:
-            conn.execute("INSERT INTO cache VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
-                         "record = excluded.record, used_at = excluded.used_at", (key, _dumps(record), now, now))
+            conn.execute("INSERT INTO cache (key, record, created_at, used_at, size) VALUES (?, ?, ?, ?, ?) "
+                         "ON CONFLICT (key) DO UPDATE SET record = excluded.record, used_at = excluded.used_at, "
+                         "size = excluded.size", (key, text, now, now, size))
+        return size
 
     def cache_clear(self) -> int:
         with self.transaction() as conn:

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,24 @@ def test_run_draws_a_progress_bar_on_a_terminal(db):
     assert os.waitstatus_to_exitcode(status) == 0, text
     assert "[" + "#" * 30 + "] 4/4" in text and "] 1/4" in text  # the bar, from first to last node
     assert "\r\x1b[K" in text  # redrawn in place
+
+
+@pytest.mark.parametrize("flag, value, says", [("--cache-mb", "-1", "-1 is below the least allowed, 0"),
+                                               ("--max-running", "0", "0 is below the least allowed, 1"),
+                                               ("--threads", "many", "'many' is not a whole number")])
+def test_serve_refuses_settings_out_of_range_before_starting(tmp_path, flag, value, says):
+    result = pyflow("serve", "--db", str(tmp_path / "never.db"), flag, value, check=2)
+    assert f"argument {flag}: {says}" in result.stderr
+    assert not (tmp_path / "never.db").exists()
+
+
+def test_serve_takes_a_cache_budget(tmp_path):
+    with LiveServer(tmp_path / "srv", args=("--no-stdlib", "--cache-mb", "0")) as live:
+        spec = {"id": "t.one", "title": "One", "func": "def func():\n    return 1\n",
+                "port": {"input": [], "output": [{"name": "out", "type": "Int"}]}}
+        flow = {"id": "f", "links": [], "nodes": [{"id": "n", "spec_id": "t.one", "ports": []}]}
+        for path, body in (("/api/nodespecs", spec), ("/api/flows", flow)):
+            urllib.request.urlopen(urllib.request.Request(live.url + path, json.dumps(body).encode(),
+                                                          {"Content-Type": "application/json"}))
+        runs = [pyflow("run", "f", "--server", live.url, "--json", check=0) for _ in range(2)]
+        assert [json.loads(r.stdout)["nodes"][0]["cached"] for r in runs] == [False, False]  # no room: never cached

@@ -105,3 +105,30 @@ def test_reruns_of_a_stored_flow_follow_edits_of_the_flow_and_its_nodespec(tmp_p
             service.start_run(flow_id="f")
     finally:
         service.close()
+
+
+def test_the_result_cache_stays_within_its_byte_budget(tmp_path):
+    config = Config(db_path=tmp_path / "db.sqlite", load_stdlib=False, cache_mb=1)
+    service = PyflowService(config, InProcessExecutor()).start()
+    try:
+        service.upsert("nodespec", {"id": "t.text", "title": "Text", "func": "def func(n, tag):\n    return tag * n\n",
+                                    "port": {"input": [{"name": "n", "type": "Int"}, {"name": "tag", "type": "String"}],
+                                             "output": [{"name": "out", "type": "String"}]}})
+
+        def run(n, tag="x"):
+            flow = {"id": "f", "links": [], "nodes": [{"id": "t", "spec_id": "t.text",
+                                                        "ports": [{"name": "n", "value": n}, {"name": "tag", "value": tag}]}]}
+            return service.run_now(flow=flow, timeout=10)["nodes"][0]
+
+        run(200_000)
+        assert not run(200_000)["cached"]  # over an eighth of 1 MiB: never kept
+        run(50_000)
+        assert run(50_000)["cached"]
+        for i in range(30):  # 1.5 MB of distinct results in all
+            run(50_000, tag=chr(ord("a") + i))
+        stored = service.repository._conn().execute("SELECT COUNT(*), SUM(size) FROM cache").fetchone()
+        assert stored[1] <= 1024 * 1024 + 1024 * 1024 // 8  # within budget, give or take one prune interval
+        assert 10 <= stored[0] < 31
+        assert run(50_000, tag=chr(ord("a") + 29))["cached"]  # the most recent ones are the ones kept
+    finally:
+        service.close()

@@ -177,3 +177,43 @@ def test_cache_keeps_the_most_recently_used_entries(repo):
     assert repo.cache_get_many(["k0", "k1", "zz"]) == {"k0": {"outputs": {"out": 0}}, "k1": {"outputs": {"out": 1}}}
     assert repo.cache_prune(keep=2) == 3
     assert set(repo.cache_get_many([f"k{i}" for i in range(5)])) == {"k0", "k1"}
+
+
+def aged(repo, *keys_by_age):
+    """Mark entries used at distinct past times, oldest first."""
+    with repo.transaction() as conn:
+        for age, key in enumerate(keys_by_age):
+            conn.execute("UPDATE cache SET used_at = ? WHERE key = ?", (f"2000-01-01T00:00:{age:02d}.000Z", key))
+
+
+def test_cache_space_is_bounded_dropping_the_least_recently_used(repo):
+    blob = "x" * 1000
+    sizes = {f"k{i}": repo.cache_put(f"k{i}", {"outputs": {"out": blob}}) for i in range(4)}
+    assert all(1000 < size < 1100 for size in sizes.values())
+    aged(repo, "k2", "k0", "k3", "k1")  # k1 most recently used
+    assert repo.cache_prune(keep=100, max_bytes=2 * sizes["k0"] + 10) == 2
+    assert set(repo.cache_get_many(list(sizes))) == {"k1", "k3"}
+    assert repo.cache_prune(keep=100, max_bytes=10_000) == 0
+
+
+def test_a_result_over_the_entry_limit_is_not_cached(repo):
+    assert repo.cache_put("big", {"outputs": {"out": "é" * 600}}, max_bytes=1000) == 0  # 1,200 bytes of UTF-8
+    assert repo.cache_get_many(["big"]) == {}
+    assert repo.cache_put("small", {"outputs": {"out": "é" * 100}}, max_bytes=1000) > 200
+
+
+def test_an_older_cache_table_gains_sizes_when_opened(tmp_path):
+    path = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE cache (key TEXT PRIMARY KEY, record TEXT NOT NULL, created_at TEXT NOT NULL, "
+                 "used_at TEXT NOT NULL)")
+    conn.execute("INSERT INTO cache VALUES ('k', ?, 't', 't')", (json.dumps({"outputs": {"out": "é" * 50}}),))
+    conn.commit()
+    conn.close()
+    repository = SQLiteRepository(path)
+    try:
+        size = repository._conn().execute("SELECT size FROM cache WHERE key = 'k'").fetchone()[0]
+        assert size == len(json.dumps({"outputs": {"out": "é" * 50}}).encode())
+        assert repository.cache_get_many(["k"]) == {"k": {"outputs": {"out": "é" * 50}}}
+    finally:
+        repository.close()
