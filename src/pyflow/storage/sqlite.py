@@ -78,6 +78,7 @@ class SQLiteRepository(Repository):
         if "size" not in {row[1] for row in conn.execute("PRAGMA table_info(cache)")}:
             conn.execute("ALTER TABLE cache ADD COLUMN size INTEGER NOT NULL DEFAULT 0")
             conn.execute("UPDATE cache SET size = length(CAST(record AS BLOB))")
+        conn.execute("CREATE INDEX IF NOT EXISTS cache_used ON cache (used_at, key, size)")  # pruning's order
 
     # ---------------------------------------------------------------------------------- connections
     def _conn(self) -> sqlite3.Connection:
@@ -306,16 +307,39 @@ class SQLiteRepository(Repository):
 
     def cache_prune(self, keep: int, max_bytes: int | None = None) -> int:
         """Drop all but the `keep` most recently used entries, then the least recently used beyond
-        `max_bytes` in all; returns how many went."""
+        `max_bytes` in all; returns how many went. Within both limits (the usual case) it only reads,
+        so it never holds up other writers."""
+        count, total = self._cache_totals(self._conn())
+        if count <= keep and (max_bytes is None or total <= max_bytes):
+            return 0
         with self.transaction() as conn:
-            dropped = conn.execute("DELETE FROM cache WHERE key IN (SELECT key FROM cache ORDER BY used_at DESC, "
-                                   "key LIMIT -1 OFFSET ?)", (keep,)).rowcount
-            if max_bytes is not None:
-                dropped += conn.execute(
-                    "DELETE FROM cache WHERE key IN (SELECT key FROM (SELECT key, SUM(size) OVER (ORDER BY "
-                    "used_at DESC, key ROWS UNBOUNDED PRECEDING) AS kept FROM cache) WHERE kept > ?)",
-                    (max_bytes,)).rowcount
-            return dropped
+            count, total = self._cache_totals(conn)
+            cuts = []
+            if count > keep:  # the newest of the entries beyond `keep`, counting from the oldest
+                cuts.append(conn.execute("SELECT used_at, key FROM cache ORDER BY used_at, key LIMIT 1 OFFSET ?",
+                                         (count - keep - 1,)).fetchone())
+            if max_bytes is not None and total > max_bytes:
+                cuts.append(self._oldest_covering(conn, total - max_bytes))
+            cuts = [tuple(cut) for cut in cuts if cut]
+            if not cuts:
+                return 0
+            # Entries go in the order of the index: the cut and everything used no later.
+            return conn.execute("DELETE FROM cache WHERE (used_at, key) <= (?, ?)", max(cuts)).rowcount
+
+    @staticmethod
+    def _cache_totals(conn: sqlite3.Connection) -> tuple[int, int]:
+        return conn.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM cache").fetchone()
+
+    @staticmethod
+    def _oldest_covering(conn: sqlite3.Connection, excess: int) -> tuple[str, str] | None:
+        """(used_at, key) of the newest entry among the least recently used ones whose sizes add up to
+        `excess`: read from the oldest end, so only what is dropped is read."""
+        freed = 0
+        for used_at, key, size in conn.execute("SELECT used_at, key, size FROM cache ORDER BY used_at, key"):
+            freed += size
+            if freed >= excess:
+                return used_at, key
+        return None
 
     def cache_put(self, key: str, record: dict, max_bytes: int | None = None) -> int:
         text = _dumps(record)

@@ -217,3 +217,12 @@ def test_an_older_cache_table_gains_sizes_when_opened(tmp_path):
         assert repository.cache_get_many(["k"]) == {"k": {"outputs": {"out": "é" * 50}}}
     finally:
         repository.close()
+
+
+@pytest.mark.parametrize("keep, fits, kept", [(4, 3, ["k3", "k4", "k5"]), (2, 3, ["k4", "k5"]), (6, 6, None)])
+def test_cache_pruning_applies_the_tighter_of_its_two_limits(repo, keep, fits, kept):
+    sizes = [repo.cache_put(f"k{i}", {"outputs": {"out": "y" * 100}}) for i in range(6)]
+    aged(repo, *[f"k{i}" for i in range(6)])  # k5 most recently used
+    dropped = repo.cache_prune(keep=keep, max_bytes=sum(sizes[:fits]))
+    left = sorted(repo.cache_get_many([f"k{i}" for i in range(6)]))
+    assert left == (kept or [f"k{i}" for i in range(6)]) and dropped == 6 - len(left)
