@@ -11,6 +11,7 @@ import contextlib
 import json
 import sqlite3
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -54,6 +55,24 @@ def utcnow() -> str:
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
+BUSY_TIMEOUT_S = 30.0
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switch to write-ahead logging. Switching a database that is not in WAL mode yet needs it to
+    itself, and SQLite answers "locked" at once rather than waiting when another process is busy with
+    it (several starting on a new file together): so wait here, as for any other lock."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 class SQLiteRepository(Repository):
     def __init__(self, path: str | Path):
         self.path = str(path)
@@ -62,12 +81,21 @@ class SQLiteRepository(Repository):
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        conn = self._conn()
-        conn.executescript(SCHEMA)
-        conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        conn.execute("INSERT OR IGNORE INTO meta VALUES ('revision', '0')")
-        conn.execute("INSERT OR IGNORE INTO meta VALUES ('run_seq', '0')")
-        self._migrate(conn)
+        self._create_or_upgrade(self._conn())
+
+    def _create_or_upgrade(self, conn: sqlite3.Connection) -> None:
+        """Create the schema, or bring an older one up to date, in one write transaction: when several
+        processes open a database at once, one does the work and the others then find it done."""
+        conn.executescript("BEGIN IMMEDIATE;\n" + SCHEMA)
+        try:
+            conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            conn.execute("INSERT OR IGNORE INTO meta VALUES ('revision', '0')")
+            conn.execute("INSERT OR IGNORE INTO meta VALUES ('run_seq', '0')")
+            self._migrate(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     @staticmethod
     def _migrate(conn: sqlite3.Connection) -> None:
@@ -84,11 +112,10 @@ class SQLiteRepository(Repository):
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+            _use_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=30000")
             self._local.conn = conn
             self._local.depth = 0
             with self._lock:

@@ -1,5 +1,8 @@
 import json
 import sqlite3
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -226,3 +229,26 @@ def test_cache_pruning_applies_the_tighter_of_its_two_limits(repo, keep, fits, k
     dropped = repo.cache_prune(keep=keep, max_bytes=sum(sizes[:fits]))
     left = sorted(repo.cache_get_many([f"k{i}" for i in range(6)]))
     assert left == (kept or [f"k{i}" for i in range(6)]) and dropped == 6 - len(left)
+
+
+def test_many_processes_opening_an_old_database_at_once_all_start(tmp_path):
+    """The first to open it migrates it; the others wait and find it done, rather than failing on a
+    column another has just added."""
+    path = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE runs (id TEXT PRIMARY KEY, flow_id TEXT, status TEXT NOT NULL, snapshot TEXT NOT NULL, "
+                 "request TEXT NOT NULL, reason TEXT, created_at TEXT NOT NULL, started_at TEXT, finished_at TEXT, "
+                 "seq INTEGER NOT NULL)")
+    conn.execute("CREATE TABLE cache (key TEXT PRIMARY KEY, record TEXT NOT NULL, created_at TEXT NOT NULL, "
+                 "used_at TEXT NOT NULL)")
+    conn.commit()
+    conn.close()
+    opener = ("import sys, time\nfrom pyflow.storage import SQLiteRepository\n"
+              "time.sleep(max(0, float(sys.argv[2]) - time.time()))\nSQLiteRepository(sys.argv[1]).close()\n")
+    start_at = str(time.time() + 1.5)  # all at the same instant, after their imports
+    procs = [subprocess.Popen([sys.executable, "-c", opener, str(path), start_at], stderr=subprocess.PIPE, text=True)
+             for _ in range(8)]
+    failures = [p.stderr.read() for p in procs if p.wait(timeout=60) != 0]
+    assert failures == []
+    columns = {row[1] for row in sqlite3.connect(path).execute("PRAGMA table_info(cache)")}
+    assert "size" in columns
