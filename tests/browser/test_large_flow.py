@@ -133,15 +133,21 @@ def check(ui: Editor, when: str) -> dict:
     return result
 
 
+def open_grid_flow(ui: Editor, server, flow_id: str, size: int) -> dict:
+    """Store a grid flow over REST and open it in the editor, every node on the page."""
+    flow = grid_flow(flow_id, size)
+    request = urllib.request.Request(f"{server.url}/api/flows/{flow_id}", data=json.dumps(flow).encode(),
+                                     method="PUT", headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=30).close()
+    ui.open_app(f"#/flow/{flow_id}")
+    expect(ui.nodes()).to_have_count(size)
+    return flow
+
+
 def test_large_flow_renders_what_is_in_view_and_keeps_it_current(editor: Editor, server):
     ui = editor
     page = ui.page
-    flow = grid_flow("browser.grid", 400)
-    request = urllib.request.Request(f"{server.url}/api/flows/browser.grid", data=json.dumps(flow).encode(),
-                                     method="PUT", headers={"Content-Type": "application/json"})
-    urllib.request.urlopen(request, timeout=30).close()
-    ui.open_app("#/flow/browser.grid")
-    expect(ui.nodes()).to_have_count(400)
+    flow = open_grid_flow(ui, server, "browser.grid", 400)
     expect(ui.connectors()).to_have_count(len(flow["links"]))
 
     # Opened fitted to the view: everything is in view. Closer (a node fitted, then 100 %), only about
@@ -209,12 +215,7 @@ def test_dragging_far_out_sketches_the_still_links_and_keeps_every_link_attached
     links get their own elements back when the editor is idle."""
     ui = editor
     page = ui.page
-    flow = grid_flow("browser.grid.far", 400)
-    request = urllib.request.Request(f"{server.url}/api/flows/browser.grid.far", data=json.dumps(flow).encode(),
-                                     method="PUT", headers={"Content-Type": "application/json"})
-    urllib.request.urlopen(request, timeout=30).close()
-    ui.open_app("#/flow/browser.grid.far")
-    expect(ui.nodes()).to_have_count(400)
+    flow = open_grid_flow(ui, server, "browser.grid.far", 400)
     total = len(flow["links"])
     expect(ui.connectors()).to_have_count(total)
     opened = check(ui, "opened")

@@ -21,10 +21,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Callable, Mapping
 
+from ..model.bundle import compact_json
 from ..model.nodespec import NodeSpec
 from .compiler import CompiledFlow, compile_flow
-
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 @dataclass(frozen=True)
@@ -36,14 +35,11 @@ class Plan:
     specs_named: dict[str, NodeSpec | None] = field(repr=False)  # each spec id the flow names, as compiled
 
     @cached_property
-    def used_specs(self) -> dict[str, NodeSpec]:
-        """The nodespecs of the flow's nodes, planned or not, by id."""
-        return {sid: spec for sid, spec in sorted(self.specs_named.items()) if spec is not None}
-
-    @cached_property
     def snapshot_json(self) -> str:
-        """The flow and its nodespecs as they ran, encoded once for every run of this plan."""
-        return _encode({"flow": self.doc, "nodespec": {sid: spec.doc for sid, spec in self.used_specs.items()}})
+        """The flow and the nodespecs of its nodes (planned or not) as they ran, encoded once for every
+        run of this plan."""
+        used = {sid: spec.doc for sid, spec in sorted(self.specs_named.items()) if spec is not None}
+        return compact_json({"flow": self.doc, "nodespec": used})
 
     def fits(self, specs: Mapping[str, NodeSpec]) -> bool:
         return all(specs.get(sid) is spec for sid, spec in self.specs_named.items())
@@ -61,7 +57,7 @@ class PlanCache:
                      cache_keys: bool = True) -> Plan:
         """The plan of an inline flow document; raises InvalidInput as compile_flow does."""
         digest = _digest(doc)
-        return self._plan(None if digest is None else ("document", digest), lambda: (doc, None),
+        return self._plan(None if digest is None else ("document", digest), lambda: (doc, True),
                           specs, values, cache_keys)
 
     def for_stored(self, flow_id: str, revision: int, load: Callable[[], tuple[Any, int]],
@@ -69,19 +65,24 @@ class PlanCache:
         """The plan of stored flow `flow_id` at `revision`; `load` reads (document, revision) when
         there is none. A flow saved again in between is compiled as read, but not kept under the old
         revision."""
-        return self._plan(("stored", flow_id, revision), load, specs, values, cache_keys)
+        def load_at_revision() -> tuple[Any, bool]:
+            doc, read = load()
+            return doc, read == revision
+        return self._plan(("stored", flow_id, revision), load_at_revision, specs, values, cache_keys)
 
-    def _plan(self, source: tuple | None, load: Callable[[], tuple[Any, int | None]],
+    def _plan(self, source: tuple | None, load: Callable[[], tuple[Any, bool]],
               specs: Mapping[str, NodeSpec], values: dict | None, cache_keys: bool) -> Plan:
+        """The kept plan for `source`, or one compiled from `load()`: (document, whether it is still
+        what `source` names, so may be kept)."""
         options = _digest([values or {}, bool(cache_keys)])
         key = None if source is None or options is None or self.size <= 0 else (*source, options)
         plan = self._get(key)
         if plan is not None and plan.fits(specs):
             return plan
-        doc, revision = load()
+        doc, keepable = load()
         compiled = compile_flow(doc, specs, values, cache_keys)  # raises on a bad flow: nothing is kept
         plan = Plan(compiled, doc, {node["spec_id"]: specs.get(node["spec_id"]) for node in doc["nodes"]})
-        if key is not None and (source[0] != "stored" or revision == source[2]):
+        if key is not None and keepable:
             self._put(key, plan)
         return plan
 

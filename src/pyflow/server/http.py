@@ -6,6 +6,7 @@ import json
 
 from flask import Response, current_app, request
 
+from ..model.bundle import compact_json
 from ..model.errors import InvalidInput, UnsupportedMediaType, detail
 from ..service import PyflowService
 from ..storage import Record, parse_if_match
@@ -16,7 +17,7 @@ def service() -> PyflowService:
 
 
 def json_response(body, status: int = 200, headers: dict | None = None) -> Response:
-    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    text = compact_json(body)
     response = Response(text, status=status, mimetype="application/json")
     for key, value in (headers or {}).items():
         response.headers[key] = value

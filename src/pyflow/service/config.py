@@ -49,13 +49,13 @@ class Config:
     retention: int = 100
     cache_entries: int = 100_000  # cached node results kept, least recently used dropped first
     cache_mb: int = 1024  # and at most this much of them; a result over an eighth of it is not cached
+    default_limits: Limits = DEFAULT_LIMITS
+    max_limits: Limits = MAX_LIMITS
+    max_body_mb: int = 32
 
     @property
     def cache_bytes(self) -> int:
         return self.cache_mb * 1024 * 1024
-    default_limits: Limits = DEFAULT_LIMITS
-    max_limits: Limits = MAX_LIMITS
-    max_body_mb: int = 32
 
     def __post_init__(self):
         self.db_path = Path(self.db_path)

@@ -29,7 +29,8 @@ PERSIST_INTERVAL_S = 0.05
 # above any id a client may have seen.
 RECOVERY_EVENT_GAP = 1_000_000
 PRUNE_CACHE_EVERY = 20  # finished runs between two trims of the result cache...
-PRUNE_CACHE_WRITTEN = 8  # ...or sooner, once an eighth of the cache's byte budget has been written
+# ...or sooner, once this share of its byte budget has been written; no single result may take more.
+CACHE_SHARE = 8
 
 
 @dataclass
@@ -86,7 +87,7 @@ class RunManager:
         self.config = config
         self.owner = process_identity.current()
         self._finished_runs = 0
-        self._cache = CacheAdapter(repository, max_entry_bytes=config.cache_bytes // PRUNE_CACHE_WRITTEN)
+        self._cache = CacheAdapter(repository, max_entry_bytes=config.cache_bytes // CACHE_SHARE)
         self.plans = PlanCache()
         self._queue: deque[LiveRun] = deque()
         self._live: dict[str, LiveRun] = {}
@@ -205,7 +206,7 @@ class RunManager:
             self.repository.prune_runs(live.flow_id, self.config.retention)
         self._finished_runs += 1
         if (self._finished_runs % PRUNE_CACHE_EVERY == 0
-                or self._cache.written_bytes > self.config.cache_bytes // PRUNE_CACHE_WRITTEN):
+                or self._cache.written_bytes > self.config.cache_bytes // CACHE_SHARE):
             self._prune_cache()
         live.done.set()
         with self._lock:

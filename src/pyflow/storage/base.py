@@ -56,19 +56,20 @@ class Repository(ABC):
         return self._list(kind)
 
     def get(self, kind: str, object_id: str) -> Record:
-        _check_kind(kind)
-        record = self._read(kind, object_id)
-        if record is None:
-            raise NotFound(f"no {kind} {object_id!r}")
-        return record
+        return self._existing(kind, object_id, self._read)
 
     def revision_of(self, kind: str, object_id: str) -> int:
         """An object's current revision, without reading the object."""
+        return self._existing(kind, object_id, self._read_revision)
+
+    @staticmethod
+    def _existing(kind: str, object_id: str, read):
+        """What `read` finds of an object, or NotFound."""
         _check_kind(kind)
-        revision = self._read_revision(kind, object_id)
-        if revision is None:
+        found = read(kind, object_id)
+        if found is None:
             raise NotFound(f"no {kind} {object_id!r}")
-        return revision
+        return found
 
     def specs(self) -> dict[str, NodeSpec]:
         """All nodespecs, parsed for the engine. Every run and every flow save needs them, so they are

@@ -15,6 +15,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from ..model.bundle import compact_json
 from ..model.errors import NotFound
 from .base import Record, Repository
 
@@ -48,11 +49,6 @@ RUN_FIELDS = ("flow_id", "status", "reason", "started_at", "finished_at")
 
 def utcnow() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-# One encoder for every write: json.dumps with options builds a new encoder on each call, which costs
-# about as much as encoding a node's result.
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 BUSY_TIMEOUT_S = 30.0
@@ -184,7 +180,7 @@ class SQLiteRepository(Repository):
             conn.execute(
                 "INSERT INTO objects (kind, id, doc, revision, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (kind, id) DO UPDATE SET doc = excluded.doc, revision = excluded.revision, "
-                "updated_at = excluded.updated_at", (kind, doc["id"], _dumps(doc), revision, now, now))
+                "updated_at = excluded.updated_at", (kind, doc["id"], compact_json(doc), revision, now, now))
         return Record(kind, doc["id"], doc, revision, now)
 
     def _remove(self, kind: str, object_id: str) -> None:
@@ -210,8 +206,8 @@ class SQLiteRepository(Repository):
             conn.execute("INSERT INTO runs (id, flow_id, status, snapshot, request, reason, created_at, seq, owner) "
                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                          (run["id"], run.get("flow_id"), run["status"],
-                          run.get("snapshot_json") or _dumps(run["snapshot"]),
-                          _dumps(run.get("request") or {}), run.get("reason"), run["created_at"], seq,
+                          run.get("snapshot_json") or compact_json(run["snapshot"]),
+                          compact_json(run.get("request") or {}), run.get("reason"), run["created_at"], seq,
                           run.get("owner")))
 
     def update_run(self, run_id: str, **fields) -> None:
@@ -267,11 +263,11 @@ class SQLiteRepository(Repository):
     def save_progress(self, run_id: str, events: list[dict], results: list[dict]) -> None:
         with self.transaction() as conn:
             conn.executemany("INSERT OR REPLACE INTO run_events VALUES (?, ?, ?, ?, ?)",
-                             [(run_id, e["id"], e["event"], e.get("text") or _dumps({**e["data"], "at": e["at"]}),
-                               e["at"]) for e in events])
+                             [(run_id, e["id"], e["event"],
+                               e.get("text") or compact_json({**e["data"], "at": e["at"]}), e["at"]) for e in events])
             conn.executemany("INSERT INTO run_nodes VALUES (?, ?, ?, ?) ON CONFLICT (run_id, node_id) DO UPDATE "
                              "SET result = excluded.result, position = excluded.position",
-                             [(run_id, r["id"], position, _dumps(r)) for position, r in results])
+                             [(run_id, r["id"], position, compact_json(r)) for position, r in results])
 
     def events(self, run_id: str, after: int = 0, limit: int = 1000, parse: bool = True) -> list[dict]:
         rows = self._conn().execute(
@@ -369,7 +365,7 @@ class SQLiteRepository(Repository):
         return None
 
     def cache_put(self, key: str, record: dict, max_bytes: int | None = None) -> int:
-        text = _dumps(record)
+        text = compact_json(record)
         size = len(text.encode("utf-8"))
         if max_bytes is not None and size > max_bytes:
             return 0
