@@ -1,7 +1,7 @@
 # Docker executor and images (docker/README.md).
 #   make docker        build the images: base (debootstrap, no registry), node runtime, PyFlow server
 #   make test-docker   test the docker executor against a real engine: the executor's tests and the
-#                      hostile-code suite (tests/hostile, when present) with PYFLOW_HOSTILE_EXECUTORS=docker
+#                      hostile-code suite (tests/hostile) with PYFLOW_HOSTILE_EXECUTORS=docker
 # Both start `dockerd --iptables=false --storage-driver=vfs` when no engine answers, record its pid in
 # $(DOCKERD_PIDFILE) and stop that pid at the end, even on failure. test-docker is skipped (and says
 # why) only when no engine can be started.
@@ -25,11 +25,11 @@ docker: docker-deps ui | $(STAMPS)
 
 test-docker: docker-deps venv | $(STAMPS)
 	@status=0; trap '$(DOCKERD_STOP)' EXIT; \
-	if ! $(DOCKERD_START); then echo "SKIPPED test-docker: no Docker engine could be started (reason above)"; exit 0; fi; \
+	if ! said=$$($(DOCKERD_START)); then echo "$$said"; \
+	  echo "SKIPPED test-docker: no Docker engine could be started ($$(echo "$$said" | grep -m1 'cannot start' || echo 'reason above'))"; exit 0; fi; \
+	echo "$$said"; \
 	docker/images.sh runtime server || exit 1; \
 	$(PY) -m pytest tests/docker -q -p no:cacheprovider || status=1; \
 	PYFLOW_HOSTILE_EXECUTORS=docker $(PY) -m pytest tests/unit/executors/test_contract.py -q -p no:cacheprovider || status=1; \
-	if [ -d tests/hostile ]; then \
-	  PYFLOW_HOSTILE_EXECUTORS=docker $(PY) -m pytest tests/hostile -q -p no:cacheprovider || status=1; \
-	else echo "tests/hostile is not there yet: the hostile-code suite was not run against the docker executor"; fi; \
+	PYFLOW_HOSTILE_EXECUTORS=docker $(PY) -m pytest tests/hostile -q -p no:cacheprovider || status=1; \
 	exit $$status

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from pyflow.executors.docker import DockerExecutor, requirements_tag, validate_requirements
+from tests.support.timing import scaled
 
 from .conftest import RUNTIME_IMAGE, owned, task
 
@@ -68,7 +69,7 @@ def test_requirements_build_a_derived_image_once_and_reuse_it(engine, owner, bui
     assert image.attrs["Config"]["User"] == "10001:10001"
     started = time.monotonic()
     again = builder_executor.run(task(SIX, requirements=("six==1.16.0",)))
-    assert again.ok and time.monotonic() - started < 1.0, "cached image, warm container"
+    assert again.ok and time.monotonic() - started < scaled(2.0), "cached image, warm container: no build"
     assert owned(engine, owner, role="build") == [], "build containers are removed"
     plain = builder_executor.run(task("def func():\n    import six\n"))
     assert not plain.ok and plain.error["type"] == "ModuleNotFoundError", "the runtime image itself is unchanged"
@@ -86,7 +87,7 @@ def test_an_index_that_refuses_connections_fails_the_node_with_pips_words(engine
     try:
         started = time.monotonic()
         outcome = ex.run(task(SIX, requirements=("six==1.15.0",)))
-        assert time.monotonic() - started < 60
+        assert time.monotonic() - started < scaled(60)
         assert not outcome.ok and outcome.error["type"] == "RequirementsError"
         message = outcome.error["message"]
         assert "could not install requirements six==1.15.0" in message
@@ -105,7 +106,7 @@ def test_an_index_that_never_answers_is_cut_off_at_the_build_time_limit(engine, 
     try:
         started = time.monotonic()
         outcome = ex.run(task(SIX, requirements=("six==1.14.0",)))
-        assert time.monotonic() - started < 20, "bounded, not a hang"
+        assert time.monotonic() - started < scaled(30), "bounded by the build time limit, not a hang"
         assert not outcome.ok and outcome.error["type"] == "RequirementsError"
         assert "did not finish within 4 s" in outcome.error["message"]
     finally:

@@ -57,7 +57,7 @@ def start_server(engine, volume: str, owner: str = "", cli_options: tuple[str, .
     port = container.attrs["NetworkSettings"]["Ports"]["5000/tcp"][0]["HostPort"]
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: _healthy(url), timeout=90, step=0.5)
+        wait_until(lambda: _healthy(url), timeout=90, interval=0.5)
     except AssertionError:
         logs = container.logs().decode(errors="replace")
         container.remove(force=True)

@@ -10,13 +10,12 @@ import pytest
 from tests.support.server import LiveServer
 
 ROOT = Path(__file__).resolve().parents[2]
-COMPAT = ROOT.parent / "shared" / "compat" / "pyflow-repo.json"
+COMPAT = ROOT / "tests" / "fixtures" / "original" / "pyflow-repo.json"
 
 
 @pytest.fixture(scope="session")
 def compat_bundle() -> dict:
-    """The original server's repository file, from ../shared/compat beside the checkout."""
-    assert COMPAT.exists(), f"{COMPAT} is missing: the compatibility tests need ../shared beside the checkout"
+    """The original server's repository file (tests/fixtures/original, with its licence and origin)."""
     return json.loads(COMPAT.read_text())
 
 

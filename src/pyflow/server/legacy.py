@@ -15,8 +15,9 @@ from .http import json_body, json_response, record_response, require_object, ser
 
 bp = Blueprint("legacy", __name__)
 
-# The original reported a successful node as "sucess"; its web UI and scripts compare against that.
-LEGACY_STATUS = {"success": "sucess", "fail": "fail", "skipped": "skipped", "cancelled": "fail"}
+# The original's statuses (STATUS_SUCCESS and the others in its last version's src/fbp/node.py); a
+# cancelled node did not exist there and reads as failed.
+LEGACY_STATUS = {"success": "success", "fail": "fail", "skipped": "skipped", "cancelled": "fail"}
 
 
 def _with_default_output(doc: dict) -> dict:

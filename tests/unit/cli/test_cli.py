@@ -12,7 +12,7 @@ import pytest
 from tests.support.server import LiveServer, test_executor
 
 ROOT = Path(__file__).resolve().parents[3]
-COMPAT = ROOT.parent / "shared" / "compat" / "pyflow-repo.json"
+COMPAT = ROOT / "tests" / "fixtures" / "original" / "pyflow-repo.json"
 
 
 def pyflow(*args, db=None, check=None):

@@ -1,5 +1,4 @@
 import threading
-import time
 
 from pyflow.engine import RunOptions, compile_flow, run_flow
 from pyflow.executors.inprocess import InProcessExecutor
@@ -54,15 +53,19 @@ def test_multiple_outputs_and_missing_key():
 
 
 def test_independent_nodes_run_concurrently():
-    doc = flow([(f"s{i}", "t.sleep", {"s": 0.3}) for i in range(4)])
+    """Four sleeping nodes with a concurrency of four: each says when it slept, and all four sleeps share
+    a moment (in a row, none would)."""
+    from .helpers import spec
+    stamped = spec("t.stamped", "import time\ndef func(s):\n    began = time.time()\n    time.sleep(float(s))\n"
+                   "    return [began, time.time()]\n", ["s"])
+    doc = flow([(f"s{i}", "t.stamped", {"s": 0.3}) for i in range(4)])
     from pyflow.executors.process import ProcessExecutor
     with ProcessExecutor(pool_size=4) as executor:
         executor.start()
-        started = time.monotonic()
-        outcome = run_flow(compile_flow(doc, SPECS), executor, RunOptions(concurrency=4))
-        elapsed = time.monotonic() - started
+        outcome = run_flow(compile_flow(doc, {"t.stamped": stamped}), executor, RunOptions(concurrency=4))
     assert outcome.status == "succeeded"
-    assert elapsed < 1.1, elapsed  # four 0.3 s nodes in parallel, not 1.2 s in a row
+    spans = [node["outputs"]["out"] for node in outcome.nodes]
+    assert max(start for start, _ in spans) < min(end for _, end in spans), spans
 
 
 def test_concurrency_caps_the_nodes_running_at_once():

@@ -13,7 +13,7 @@ import pytest
 from pyflow.executors.cgroups import CgroupTree
 from pyflow.executors.sandbox import instance_alive, instance_name
 
-from .conftest import needs_root, wait_until
+from .conftest import needs_root
 
 pytestmark = needs_root
 

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.hostile.cases import FORGED_DEEP, FORGED_HUGE, FORGED_NAN
+from tests.support.timing import scaled
 
 from .conftest import make_task
 
@@ -63,7 +64,7 @@ def test_timeout_says_timed_out_after_n_seconds(any_executor):
     outcome = any_executor.run(make_task("def func():\n    import time\n    time.sleep(60)\n", timeout_s=1))
     assert not outcome.ok and outcome.violation == "timeout"
     assert outcome.error == {"type": "Timeout", "message": "timed out after 1 s", "traceback": []}
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < scaled(10)
 
 
 def test_memory_exhaustion_reports_the_memory_limit(any_executor):
@@ -129,7 +130,7 @@ def test_cancel_ends_a_running_node_promptly(any_executor):
     outcome = any_executor.run(make_task("def func():\n    import time\n    time.sleep(60)\n", timeout_s=60), cancel)
     timer.cancel()
     assert not outcome.ok and outcome.violation == "cancelled" and outcome.error["type"] == "Cancelled"
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < scaled(5)
     assert any_executor.run(make_task("def func():\n    return 'after'\n")).value == "after"
 
 

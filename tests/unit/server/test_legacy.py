@@ -59,7 +59,7 @@ def test_flows_list_get_and_form_post(legacy, compat_bundle):
 def test_runflow_gives_the_listed_results(legacy, compat_bundle):
     flows = compat_bundle["flow"]
     math = run(legacy, flows["pyflow.sample.math"])["node1527101204754"]
-    assert math["status"] == "sucess"  # the original's spelling, which its clients compare against
+    assert math["status"] == "success"  # STATUS_SUCCESS of the original's last version (src/fbp/node.py)
     assert math["outputs"] == [{"name": "out", "value": 9, "type": "Int"}]
     assert run(legacy, flows["pyflow.sample.xor"])["node1527108752672"]["outputs"][0]["value"] is False
     assert run(legacy, flows["pyflow.sample.xor1"])["node1527448391328"]["outputs"][0]["value"] is True
