@@ -10,6 +10,7 @@ import requests
 from pyflow.cli.client import run_events
 from tests.support.server import LiveServer
 from tests.support.timing import scaled
+from tests.support.waiting import wait_until
 
 SPECS = [
     {"id": "t.inc", "title": "Inc", "func": "def func(a):\n    return a + 1\n",
@@ -67,13 +68,10 @@ def events(live, run_id, last=None, stop_after=None):
 
 
 def wait_run(live, run_id, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def finished():
         run = requests.get(f"{live.url}/api/runs/{run_id}").json()
-        if run["status"] not in ("queued", "running"):
-            return run
-        time.sleep(0.05)
-    raise AssertionError(f"run {run_id} still {run['status']}")
+        return run if run["status"] not in ("queued", "running") else None
+    return wait_until(finished, timeout=timeout, interval=0.05, fail=f"run {run_id} did not finish")
 
 
 def test_async_run_history_and_stored_snapshot(srv):
@@ -220,10 +218,7 @@ def test_killing_the_server_mid_run_interrupts_the_run(tmp_path):
     sandboxes = descendants(live.proc.pid)
     assert any("worker.py" in Path(f"/proc/{p}/cmdline").read_text() for p in sandboxes if alive(p))
     live.kill()
-    deadline = time.monotonic() + 5
-    while any(alive(p) for p in sandboxes) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not [p for p in sandboxes if alive(p)]
+    wait_until(lambda: not [p for p in sandboxes if alive(p)], timeout=5, fail="sandboxes outlived their server")
     restarted = LiveServer(tmp_path / "crash", args=("--no-stdlib",)).start()
     try:
         run = requests.get(f"{restarted.url}/api/runs/{run_id}").json()

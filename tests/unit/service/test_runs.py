@@ -9,6 +9,7 @@ from pyflow.executors.inprocess import InProcessExecutor
 from pyflow.model.errors import NotFound
 from pyflow.service import Config, PyflowService
 from pyflow.storage import SQLiteRepository
+from tests.support.waiting import wait_until
 
 SLOW = {"id": "t.slow", "title": "Slow", "func": "import time\ndef func(a):\n    time.sleep(0.06)\n    return a + 1\n",
         "port": {"input": [{"name": "a", "type": "Int"}]}}
@@ -48,9 +49,8 @@ def test_a_second_process_on_the_same_database_leaves_live_runs_alone(tmp_path):
                                   "func": "import time\ndef func(a):\n    time.sleep(0.5)\n    return a\n"})
         run = first.start_run(flow={"id": "f", "links": [],
                                     "nodes": [{"id": "n", "spec_id": "t.wait", "ports": [{"name": "a", "value": 1}]}]})
-        deadline = time.monotonic() + 5
-        while first.repository.get_run(run["id"])["status"] != "running" and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: first.repository.get_run(run["id"])["status"] == "running", timeout=5, interval=0.01,
+                   fail="the run did not start")
         second = PyflowService(config, InProcessExecutor()).start()  # as `pyflow run` on the same file does
         assert second.repository.get_run(run["id"])["status"] == "running"
         assert first.runs.wait(run["id"], timeout=10)["status"] == "succeeded"
