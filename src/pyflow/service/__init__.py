@@ -33,9 +33,7 @@ def build_executor(config: Config, for_server: bool = True) -> Executor:
                          f"tests and benchmarks only")
     options = {"pool_size": max(1, config.concurrency), **config.executor_options}
     executor = create_executor(config.executor, **options)
-    start = getattr(executor, "start", None)
-    if start is not None:
-        start()
+    executor.start()
     return executor
 
 
