@@ -8,6 +8,7 @@ from flask import Response, current_app, request
 
 from ..model.bundle import compact_json
 from ..model.errors import InvalidInput, UnsupportedMediaType, detail
+from ..model.types import truthy
 from ..service import PyflowService
 from ..storage import Record, parse_if_match
 
@@ -78,7 +79,7 @@ def if_match() -> int | None:
 
 
 def flag(name: str) -> bool:
-    return (request.args.get(name) or "").strip().lower() in ("1", "true", "yes", "y", "on")
+    return truthy(request.args.get(name) or "")
 
 
 def int_arg(name: str, default: int, minimum: int = 0, maximum: int = 10_000) -> int:

@@ -1,4 +1,4 @@
-"""/api/repository (import and export), /api/port-types and /api/health."""
+"""/api/repository (import and export), /api/port-types, /api/schemas/<name> and /api/health."""
 
 from __future__ import annotations
 
@@ -30,6 +30,11 @@ def import_repository():
 @bp.get("/port-types")
 def port_types():
     return json_response(service().port_types())
+
+
+@bp.get("/schemas/<name>")
+def schema(name):
+    return json_response(service().schema(name))
 
 
 @bp.get("/health")

@@ -35,6 +35,15 @@ def test_health_and_port_types(api):
     assert health["status"] == "ok" and health["executor"]["name"] == "sandbox"
     types = requests.get(url(api, "/api/port-types")).json()
     assert {t["name"] for t in types} == {"String", "Int", "Float", "Boolean", "List", "Json", "Any"}
+    boolean = next(t for t in types if t["name"] == "Boolean")
+    assert {"true", "yes", "1"} <= set(boolean["true_words"]) and {"false", "no", "0"} <= set(boolean["false_words"])
+
+
+def test_the_schemas_the_server_checks_with_are_served(api):
+    nodespec = requests.get(url(api, "/api/schemas/nodespec")).json()
+    assert nodespec["$defs"]["objectId"]["pattern"].startswith("^")
+    missing = requests.get(url(api, "/api/schemas/nope"))
+    assert missing.status_code == 404 and missing.json()["details"][0]["path"] == "/name"
 
 
 def test_standard_library_is_loaded_on_an_empty_database(api):
