@@ -33,20 +33,6 @@ class Record:
         return f'"{self.revision}"'
 
 
-def parse_if_match(header: str | None) -> int | None:
-    """The revision named by an If-Match header ('"12"', 'W/"12"' or '*'), None when absent or '*'."""
-    if header is None:
-        return None
-    value = header.strip()
-    if value == "*":
-        return None
-    value = value.removeprefix("W/").strip('"')
-    try:
-        return int(value)
-    except ValueError:
-        raise PreconditionFailed(f"If-Match {header!r} names no revision of this server") from None
-
-
 class Repository(ABC):
     """Storage of PyFlow objects. Subclasses implement the primitives below the line."""
 
