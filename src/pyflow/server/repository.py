@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from flask import Blueprint, request
 
 from ..model.errors import InvalidInput, detail
+from ..timestamps import file_stamp
 from .http import json_body, json_response, service
 
 bp = Blueprint("repository", __name__, url_prefix="/api")
@@ -14,7 +13,7 @@ bp = Blueprint("repository", __name__, url_prefix="/api")
 
 @bp.get("/repository/export")
 def export_repository():
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = file_stamp()
     headers = {"Content-Disposition": f'attachment; filename="pyflow-repository-{stamp}.json"'}
     return json_response(service().export_bundle(), headers=headers)
 
