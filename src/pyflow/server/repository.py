@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import Blueprint, request
 
-from ..model.errors import InvalidInput, detail
 from ..timestamps import file_stamp
 from .http import json_body, json_response, service
 
@@ -20,10 +19,7 @@ def export_repository():
 
 @bp.post("/repository/import")
 def import_repository():
-    mode = request.args.get("mode", "merge")
-    if mode not in ("merge", "replace"):
-        raise InvalidInput("bad import mode", [detail("/mode", f"mode must be merge or replace, not {mode!r}")])
-    return json_response(service().import_bundle(json_body(), mode))
+    return json_response(service().import_bundle(json_body(), request.args.get("mode", "merge")))
 
 
 @bp.get("/port-types")

@@ -226,3 +226,10 @@ def test_original_repository_imports_unchanged_and_its_flows_give_their_results(
     assert nodes["node1527137688270"]["error"]["message"] == "Always Failed!"
     assert nodes["node1527137684469"]["status"] == "skipped"
     assert nodes["node1527137681280"]["outputs"] == {"out": "abcd"}
+
+
+def test_an_unknown_import_mode_is_refused_and_changes_nothing(api):
+    before = snapshot(api)
+    resp = requests.post(url(api, "/api/repository/import?mode=overwrite"), json={"nodespec": {}, "flow": {}})
+    assert resp.status_code == 400 and resp.json()["details"][0]["path"] == "/mode"
+    assert snapshot(api) == before
