@@ -72,7 +72,6 @@ def test_a_killed_import_is_all_or_nothing(tmp_path):
             assert integrity(live.db) == "ok"
             count = stored_with_prefix(live.db, prefix)
             assert count in (0, OBJECTS), f"a killed import left {count} of {OBJECTS} objects"
-            print("KILLCOUNT", count, seconds)
             live.start()
         assert stored_with_prefix(live.db, "measure") == OBJECTS
     finally:
