@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
 from ..model.errors import PyflowError
 from .commands import COMMANDS, add_arguments
@@ -32,10 +30,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
 
-
-def read_json_file(path: str):
-    try:
-        return json.loads(Path(path).read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        from ..model.errors import InvalidInput, detail
-        raise InvalidInput(f"cannot read {path}", [detail("/", str(exc))]) from None

@@ -11,6 +11,7 @@ from pathlib import Path
 from ..model.bundle import check_bundle, load_bundle_file, write_directory, dumps_object, write_atomic
 from ..model.errors import InvalidInput, detail
 from ..model.flow import analyze_flow
+from ..model.limits import parse_json
 from ..model.nodespec import check_nodespec
 from ..model.signature import nodespec_from_source
 from ..service import Config
@@ -158,7 +159,7 @@ def cmd_serve(args) -> int:
 def cmd_run(args) -> int:
     backend = backend_for(args)
     try:
-        values = json.loads(args.values) if args.values else None
+        values = parse_json(args.values, "--values") if args.values else None
         target = Path(args.flow)
         if target.suffix == ".json" or target.is_file():
             run = backend.start_run(flow=load_flow_file(target), values=values, cache=not args.no_cache)

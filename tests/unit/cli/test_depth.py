@@ -39,7 +39,7 @@ def test_import_validate_and_run_refuse_a_file_nested_too_deep(tmp_path):
 
 
 def test_run_values_nested_too_deep_are_refused(tmp_path):
-    values = '{"n1": {"a": %s}}' % ("[" * 100_000 + "]" * 100_000)
+    values = '{"n1": {"a": %s}}' % ("[" * 50_000 + "]" * 50_000)  # one argument holds at most 128 KiB
     result = pyflow("run", "pyflow.samples.arithmetic", "--values", values, "--executor", "none",
                     db=tmp_path / "cli.db")
     assert result.returncode == 2 and "nested deeper than 64" in result.stderr, result.stderr
