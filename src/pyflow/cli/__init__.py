@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 
 from ..model.errors import PyflowError
@@ -26,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc.message}", file=sys.stderr)
         for item in exc.details:
             print(f"  {item.get('path') or '/'}: {item.get('message')}", file=sys.stderr)
+        return 2
+    except sqlite3.Error as exc:  # a database damaged in a way opening it did not show
+        print(f"error: the database cannot be used: {exc}; `pyflow check` reports what is wrong", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

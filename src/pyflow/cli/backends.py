@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Iterator
 
 from ..model.bundle import load_bundle_file
+from ..model.errors import ServiceUnavailable
 from ..model.nodespec import parse_nodespec
 from ..service import Config, PyflowService, build_executor
+from ..storage.check import open_problem
 from .client import Client
 
 
@@ -24,6 +26,10 @@ class LocalBackend:
         self._with_executor = False
 
     def service(self, executor: bool = False) -> PyflowService:
+        if self._service is None:
+            problem = open_problem(self.config.db_path)
+            if problem:
+                raise ServiceUnavailable(problem)
         if self._service is None or (executor and not self._with_executor):
             if self._service is not None:
                 self._service.close()

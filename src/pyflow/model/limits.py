@@ -100,6 +100,12 @@ def _key(token: bytes) -> str:
         return token[1:-1].decode("utf-8", "replace")
 
 
+def parse_stored(text: str | bytes) -> Any:
+    """Parse a JSON text read back from storage; TooDeep (from an older version) instead of recursing."""
+    check_depth(text, MAX_STORED_DEPTH)
+    return json.loads(text)
+
+
 def parse_json(raw: bytes | str, what: str, limit: int = MAX_DEPTH, base: str = "") -> Any:
     """Parse a JSON text that comes from outside: InvalidInput (400) naming `what` when it is not UTF-8,
     not JSON, or nested deeper than `limit`, each with a JSON pointer (under `base`)."""
