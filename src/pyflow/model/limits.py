@@ -43,14 +43,18 @@ def deepest(raw: bytes) -> int:
     """The deepest nesting of arrays and objects in a JSON text, ignoring brackets inside strings.
 
     Escaped backslashes and quotes are removed first, so that every remaining quote opens or closes a
-    string; splitting on quotes then leaves the text outside strings at the even places."""
+    string; of the brackets and quotes left, those outside strings lie between a closing and the next
+    opening quote."""
     if b"\\" in raw:
         if b"\\\\" in raw:
             raw = raw.replace(b"\\\\", b"")
         raw = raw.replace(b'\\"', b"")
     structure = raw.translate(None, _NOT_STRUCTURE)
     if b'"' in structure:
-        structure = b"".join(structure.split(b'"')[::2])
+        # Usually no string holds a bracket, and each string is left as "" (removing those, paired left
+        # to right, leaves no quote exactly then); else keep what lies between strings.
+        plain = structure.replace(b'""', b"")
+        structure = plain if b'"' not in plain else b"".join(structure.split(b'"')[::2])
     return max(accumulate(array("b", structure.translate(_OPEN_CLOSE))), default=0)
 
 
