@@ -64,9 +64,8 @@ def check_depth(raw: bytes | str, limit: int = MAX_DEPTH) -> None:
     data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw)
     if data.count(b"[") + data.count(b"{") <= limit or deepest(data) <= limit:
         return
-    where = first_too_deep(data, limit)
-    if where is not None:  # None: the text is not valid JSON after all, and the parser will say why
-        raise TooDeep(limit, where)
+    # No place found only in a text that is not JSON either: refused all the same, at its root.
+    raise TooDeep(limit, first_too_deep(data, limit) or "")
 
 
 def first_too_deep(data: bytes, limit: int) -> str | None:
@@ -120,6 +119,8 @@ def parse_json(raw: bytes | str, what: str, limit: int = MAX_DEPTH, base: str = 
     except TooDeep as exc:
         raise InvalidInput(f"{what} is nested deeper than {limit} levels (arrays and objects)",
                            [detail(base + exc.pointer, f"nested deeper than {limit} levels here")]) from None
+    except RecursionError:  # not expected after the scan; never a 500 all the same
+        raise InvalidInput(f"{what} is nested too deeply to read", [detail(base, "nested too deeply")]) from None
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"{what} is not UTF-8", [detail(base, str(exc))]) from None
     except json.JSONDecodeError as exc:
