@@ -79,6 +79,7 @@ class SQLiteRepository(Repository):
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._warned: set[tuple] = set()
         self._create_or_upgrade(self._conn())
 
     def _create_or_upgrade(self, conn: sqlite3.Connection) -> None:
@@ -171,7 +172,7 @@ class SQLiteRepository(Repository):
             try:
                 records.append(self._record(kind, row))
             except UnreadableDocument as exc:
-                logger.warning("%s: left out of a listing", exc.message)
+                self._warn_once((kind, row[0], row[2]), "%s: left out of listings", exc.message)
                 if skipped is not None:
                     skipped.append(exc)
         return records
@@ -250,8 +251,16 @@ class SQLiteRepository(Repository):
                 raise Conflict(f"the stored run {row[0]!r} is nested deeper than {MAX_STORED_DEPTH} levels, which "
                                f"only an older version of PyFlow stored; it can only be deleted",
                                [detail(exc.pointer, f"nested deeper than {MAX_STORED_DEPTH} levels here")]) from None
-            logger.warning("run %s: its stored request is nested too deep to read (%s)", row[0], exc)
+            self._warn_once(("run", row[0]), "run %s: its stored request is nested too deep to read (%s)", row[0], exc)
         return run
+
+    def _warn_once(self, key: tuple, message: str, *args) -> None:
+        """Log a row that cannot be read once, not on every listing that passes over it."""
+        with self._lock:
+            if key in self._warned:
+                return
+            self._warned.add(key)
+        logger.warning(message, *args)
 
     _RUN_COLUMNS = "id, flow_id, status, reason, created_at, started_at, finished_at, request, owner, snapshot"
 
