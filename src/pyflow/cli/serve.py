@@ -37,7 +37,7 @@ def serve(config: Config, host: str, port: int, threads: int) -> int:
         print(f"WARNING: {warning}", file=sys.stderr)
     try:
         service = PyflowService(config, executor).start()
-    except sqlite3.Error as exc:  # readable and sound, but not usable (read-only, locked beyond waiting)
+    except (sqlite3.Error, OSError) as exc:  # sound, but not usable: read-only, locked, no folder for it
         executor.close()
         print(f"pyflow: cannot start: the database {config.db_path} cannot be used: {exc}", file=sys.stderr)
         return 2
