@@ -17,6 +17,7 @@ RESTTEST = Path(sys.executable).with_name("resttest.py")
 # Files that need a server with tighter limits, and the options that set them.
 SERVER_ARGS = {"limits.yaml": ("--max-body-mb", "1", "--max-queue", "1", "--max-running", "1")}
 LARGE_BODY = HERE / ".large-body.json"
+DEEP_BODY = HERE / ".deep-body.json"  # a flow whose port value nests 5,000 levels deep
 
 
 def run_file(path: Path) -> bool:
@@ -36,6 +37,8 @@ def run_file(path: Path) -> bool:
 def main(names: list[str]) -> int:
     files = [HERE / n for n in names] if names else sorted(HERE.glob("*.yaml"))
     LARGE_BODY.write_text('{"id": "big", "title": "' + "x" * (2 * 1024 * 1024) + '"}')
+    DEEP_BODY.write_text('{"id": "deep", "links": [], "nodes": [{"id": "n1", "spec_id": "limits.echo", "ports": '
+                         '[{"name": "a", "value": ' + "[" * 5000 + "]" * 5000 + "}]}]}")
     if not files:
         print("no pyresttest files found", file=sys.stderr)
         return 1
@@ -43,6 +46,7 @@ def main(names: list[str]) -> int:
         failed = [f.name for f in files if not run_file(f)]
     finally:
         LARGE_BODY.unlink(missing_ok=True)
+        DEEP_BODY.unlink(missing_ok=True)
     print(f"pyresttest: {len(files) - len(failed)} of {len(files)} files passed" +
           (f"; failed: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
+import sqlite3
 import sys
-from pathlib import Path
 
 from ..model.errors import PyflowError
 from .commands import COMMANDS, add_arguments
@@ -29,13 +28,9 @@ def main(argv: list[str] | None = None) -> int:
         for item in exc.details:
             print(f"  {item.get('path') or '/'}: {item.get('message')}", file=sys.stderr)
         return 2
+    except sqlite3.Error as exc:  # a database damaged in a way opening it did not show
+        print(f"error: the database cannot be used: {exc}; `pyflow check` reports what is wrong", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 
-
-def read_json_file(path: str):
-    try:
-        return json.loads(Path(path).read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        from ..model.errors import InvalidInput, detail
-        raise InvalidInput(f"cannot read {path}", [detail("/", str(exc))]) from None

@@ -11,8 +11,10 @@ from typing import Iterator
 
 from ..executors.disabled import DisabledExecutor
 from ..model.bundle import load_bundle_file
+from ..model.errors import ServiceUnavailable
 from ..model.nodespec import parse_nodespec
 from ..service import Config, PyflowService, build_executor
+from ..storage.check import open_problem
 from .client import Client
 
 READ_ONLY = "this command does not run nodes"
@@ -27,6 +29,10 @@ class LocalBackend:
         self._with_executor = False
 
     def service(self, executor: bool = False) -> PyflowService:
+        if self._service is None:
+            problem = open_problem(self.config.db_path)
+            if problem:
+                raise ServiceUnavailable(problem)
         if self._service is None or (executor and not self._with_executor):
             if self._service is not None:
                 self._service.close()

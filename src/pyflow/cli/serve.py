@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import gc
 import signal
+import sqlite3
 import sys
 
 from ..engine.execution import ExecutorUnavailable
 from ..service import Config, PyflowService, build_executor
+from ..storage.check import database_problem
 
 
 def freeze_startup_objects() -> None:
@@ -22,6 +24,10 @@ def serve(config: Config, host: str, port: int, threads: int) -> int:
     from waitress.server import create_server
 
     from ..server import create_app
+    problem = database_problem(config.db_path)  # before anything starts: one sentence, no traceback
+    if problem:
+        print(f"pyflow: cannot start: {problem}", file=sys.stderr)
+        return 2
     try:
         executor = build_executor(config)
     except (ExecutorUnavailable, ValueError, ImportError) as exc:
@@ -29,7 +35,12 @@ def serve(config: Config, host: str, port: int, threads: int) -> int:
         return 2
     for warning in executor.describe().get("warnings", []):
         print(f"WARNING: {warning}", file=sys.stderr)
-    service = PyflowService(config, executor).start()
+    try:
+        service = PyflowService(config, executor).start()
+    except (sqlite3.Error, OSError) as exc:  # sound, but not usable: read-only, locked, no folder for it
+        executor.close()
+        print(f"pyflow: cannot start: the database {config.db_path} cannot be used: {exc}", file=sys.stderr)
+        return 2
     server = create_server(create_app(service), host=host, port=port, threads=threads,
                            channel_timeout=300, ident="pyflow")
     freeze_startup_objects()

@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 from .errors import InvalidInput, detail, pointer
 from .flow import analyze_flow
+from .limits import parse_json
 from .nodespec import NodeSpec, check_nodespec, parse_nodespec
 from .validation import schema_errors
 
@@ -129,22 +130,24 @@ def read_directory(root: Path) -> dict:
     for kind, dirname in KIND_DIRS.items():
         for path in sorted((root / dirname).glob("*.json")):
             try:
-                doc = json.loads(path.read_text("utf-8"))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+                bundle[kind][path.stem] = parse_json(path.read_bytes(), path.name, base=pointer(kind, path.stem))
+            except OSError as exc:
                 problems.append(detail(pointer(kind, path.stem), f"{path.name}: {exc}"))
-                continue
-            bundle[kind][path.stem] = doc
+            except InvalidInput as exc:
+                problems += [{**d, "message": f"{exc.message}: {d['message']}"} for d in exc.details]
     if problems:
         raise InvalidInput("unreadable repository files", problems)
     return bundle
 
 
 def load_bundle_file(path: Path) -> dict:
-    """Read a bundle file or a directory-form repository."""
+    """Read a bundle file or a directory-form repository (or any one JSON document: a nodespec, a
+    flow), within the nesting limit."""
     path = Path(path)
     if path.is_dir():
         return read_directory(path)
     try:
-        return json.loads(path.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raw = path.read_bytes()
+    except OSError as exc:
         raise InvalidInput(f"cannot read {path}: {exc}", [detail("/", str(exc))]) from None
+    return parse_json(raw, str(path))

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
+from .limits import MAX_DEPTH, TooDeep, check_depth
+
 # The one reading of yes/no words, as the original PyFlow had it: Boolean port values, the flags is_end and
 # required, query flags such as ?force=true. The editor reads the same words from GET /api/port-types.
 TRUE_WORDS = frozenset({"true", "yes", "y", "1", "on"})
@@ -70,17 +72,27 @@ def _to_list(value: Any) -> list:
         if value == "":
             return []
         if value.lstrip().startswith("["):
-            parsed = json.loads(value)
+            parsed = _loads(value)
             if isinstance(parsed, list):
                 return parsed
         return value.split(",")
     raise ConversionError("not a list")
 
 
+def _loads(text: str) -> Any:
+    """Parse a string value as JSON within the nesting limit: values (a node's output among them) are
+    converted in the server, where a text nested thousands of levels deep must not recurse."""
+    try:
+        check_depth(text, MAX_DEPTH)
+    except TooDeep as exc:
+        raise ConversionError(f"the JSON text is nested deeper than {MAX_DEPTH} levels (at {exc.pointer})") from None
+    return json.loads(text)
+
+
 def _to_json(value: Any) -> Any:
     if isinstance(value, str):
         try:
-            return json.loads(value)
+            return _loads(value)
         except json.JSONDecodeError as exc:
             raise ConversionError(f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     return value

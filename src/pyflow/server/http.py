@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 from flask import Response, current_app, request
 
 from ..model.bundle import compact_json
 from ..model.errors import InvalidInput, PreconditionFailed, UnsupportedMediaType, detail
+from ..model.limits import parse_json
 from ..model.types import truthy
 from ..service import PyflowService
 from ..storage import Record
@@ -38,7 +37,8 @@ def is_json_request() -> bool:
 
 
 def json_body(allow_form_data: bool = False, optional: bool = False):
-    """The request's JSON body. 415 for another media type, 400 (with line and column) for bad JSON.
+    """The request's JSON body. 415 for another media type, 400 (with line and column) for bad JSON, and
+    400 with a JSON pointer for a body nested deeper than the limit (pyflow.model.limits).
 
     `allow_form_data` accepts the original PyFlow's `data=<json>` form posts.
     """
@@ -57,14 +57,9 @@ def json_body(allow_form_data: bool = False, optional: bool = False):
 
 
 def _parse(raw) -> object:
-    try:
-        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        return json.loads(text)
-    except UnicodeDecodeError as exc:
-        raise InvalidInput("the body is not UTF-8", [detail("", str(exc))]) from None
-    except json.JSONDecodeError as exc:
-        raise InvalidInput("the body is not valid JSON",
-                           [detail("", f"{exc.msg} at line {exc.lineno}, column {exc.colno}")]) from None
+    """Parse a body: 400 when it is not UTF-8, not JSON, or nested deeper than the limit (checked in
+    the raw text first, so that no depth of nesting can make the parser recurse)."""
+    return parse_json(raw, "the body")
 
 
 def require_object(body, what: str = "body") -> dict:

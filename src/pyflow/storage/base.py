@@ -15,6 +15,7 @@ from typing import Any
 from ..model.bundle import FORMAT_VERSION, check_bundle, check_import_mode
 from ..model.errors import Conflict, InvalidInput, NotFound, PreconditionFailed, detail, pointer
 from ..model.flow import analyze_flow, referenced_spec_ids
+from ..model.limits import MAX_STORED_DEPTH, TooDeep
 from ..model.nodespec import NodeSpec, check_nodespec, parse_nodespec
 
 KINDS = ("nodespec", "flow")
@@ -24,7 +25,7 @@ KINDS = ("nodespec", "flow")
 class Record:
     kind: str
     id: str
-    doc: dict
+    doc: dict  # None only in UnreadableDocument.record, for a write that replaces or removes the row
     revision: int
     updated_at: str
 
@@ -33,13 +34,40 @@ class Record:
         return f'"{self.revision}"'
 
 
+class UnreadableDocument(Conflict):
+    """A stored object whose document cannot be read: nested deeper than any document this version
+    accepts, so only an older version stored it. It still has an id and a revision, so it can be
+    deleted or replaced; lists and exports skip it and say so."""
+
+    def __init__(self, kind: str, object_id: str, revision: int, updated_at: str, cause: TooDeep):
+        super().__init__(f"the stored {kind} {object_id!r} is nested deeper than {MAX_STORED_DEPTH} levels, "
+                         f"which only an older version of PyFlow stored; delete it, or replace it (PUT or an "
+                         f"import)", [detail(cause.pointer, f"nested deeper than {MAX_STORED_DEPTH} levels here")])
+        self.record = Record(kind, object_id, None, revision, updated_at)  # no document: id and revision only
+
+    def skipped(self) -> dict:
+        """The entry naming this object in a list of what an export or a listing left out."""
+        record = self.record
+        return detail(pointer(record.kind, record.id), f"left out: the stored {record.kind} is nested deeper "
+                                                       f"than {MAX_STORED_DEPTH} levels (at {self.details[0]['path']})")
+
+
 class Repository(ABC):
     """Storage of PyFlow objects. Subclasses implement the primitives below the line."""
 
     # ------------------------------------------------------------------------------------ objects
     def list(self, kind: str) -> list[Record]:
+        """Every readable object of `kind`; rows an older version stored too deep are left out."""
         _check_kind(kind)
         return self._list(kind)
+
+    def _current(self, kind: str, object_id: str) -> Record | None:
+        """The stored object a write replaces or removes. A row that cannot be read still has the id and
+        revision a write needs (its `doc` is None)."""
+        try:
+            return self._read(kind, object_id)
+        except UnreadableDocument as exc:
+            return exc.record
 
     def get(self, kind: str, object_id: str) -> Record:
         return self._existing(kind, object_id, self._read)
@@ -85,7 +113,7 @@ class Repository(ABC):
             problems = self._problems(kind, doc)
             if problems:
                 raise InvalidInput(f"invalid {kind}", problems)
-            current = self._read(kind, doc["id"])
+            current = self._current(kind, doc["id"])
             _check_precondition(kind, doc["id"], current, expected, create_only, must_exist)
             if current is not None and current.doc == doc:
                 return current, False
@@ -103,8 +131,8 @@ class Repository(ABC):
         specs = {**self.specs(), spec_doc["id"]: parse_nodespec(spec_doc)}
         problems, broken = [], []
         for flow_id in users:
-            record = self._read("flow", flow_id)
-            found = analyze_flow(record.doc, specs)[1] if record is not None else []
+            record = self._current("flow", flow_id)
+            found = analyze_flow(record.doc, specs)[1] if record is not None and record.doc is not None else []
             if found:
                 broken.append(flow_id)
                 problems += [detail(pointer("flow", flow_id) + d["path"], d["message"]) for d in found]
@@ -121,7 +149,7 @@ class Repository(ABC):
     def delete(self, kind: str, object_id: str, expected: int | None = None, force: bool = False) -> None:
         _check_kind(kind)
         with self.transaction():
-            current = self._read(kind, object_id)
+            current = self._current(kind, object_id)
             if current is None:
                 raise NotFound(f"no {kind} {object_id!r}")
             if expected is not None and current.revision != expected:
@@ -140,9 +168,15 @@ class Repository(ABC):
 
     # ------------------------------------------------------------------------------ import/export
     def export_bundle(self) -> dict:
-        return {"format_version": FORMAT_VERSION,
-                "nodespec": {r.id: r.doc for r in self._list("nodespec")},
-                "flow": {r.id: r.doc for r in self._list("flow")}}
+        """The whole repository; objects that cannot be read are named under "skipped" (which an
+        import ignores) instead of failing the export."""
+        skipped: list[UnreadableDocument] = []
+        bundle = {"format_version": FORMAT_VERSION,
+                  "nodespec": {r.id: r.doc for r in self._list("nodespec", skipped)},
+                  "flow": {r.id: r.doc for r in self._list("flow", skipped)}}
+        if skipped:
+            bundle["skipped"] = [exc.skipped() for exc in skipped]
+        return bundle
 
     def import_bundle(self, bundle: Any, mode: str = "merge") -> dict:
         """Import a whole bundle in one transaction: everything or (with every error listed) nothing."""
@@ -176,7 +210,9 @@ class Repository(ABC):
                    "changes": {"created": [], "updated": [], "deleted": []}}
         if mode == "replace":
             for kind in ("flow", "nodespec"):
-                for record in self._list(kind):
+                unreadable: list[UnreadableDocument] = []
+                records = self._list(kind, unreadable) + [exc.record for exc in unreadable]
+                for record in records:
                     if record.id not in bundle.get(kind, {}):
                         self._remove(kind, record.id)
                         if kind == "flow":
@@ -186,7 +222,7 @@ class Repository(ABC):
         for kind in KINDS:
             for key, doc in bundle.get(kind, {}).items():
                 doc = doc if "id" in doc else {**doc, "id": key}
-                current = self._read(kind, key)
+                current = self._current(kind, key)
                 if current is not None and current.doc == doc:
                     summary["unchanged"] += 1
                     continue
@@ -199,7 +235,8 @@ class Repository(ABC):
         return summary
 
     def is_empty(self) -> bool:
-        return not self._list("nodespec") and not self._list("flow")
+        unreadable: list[UnreadableDocument] = []
+        return not self._list("nodespec", unreadable) and not self._list("flow", unreadable) and not unreadable
 
     # -------------------------------------------------------------------------- primitives (backend)
     @abstractmethod
@@ -211,10 +248,13 @@ class Repository(ABC):
         """The latest revision handed out: it changes whenever any object is written or removed."""
 
     @abstractmethod
-    def _list(self, kind: str) -> list[Record]: ...
+    def _list(self, kind: str, skipped: list | None = None) -> list[Record]:
+        """Readable objects of `kind` by id; each one that cannot be read is left out, and its
+        UnreadableDocument appended to `skipped` when given."""
 
     @abstractmethod
-    def _read(self, kind: str, object_id: str) -> Record | None: ...
+    def _read(self, kind: str, object_id: str) -> Record | None:
+        """The object, None when absent; UnreadableDocument when its document cannot be read."""
 
     @abstractmethod
     def _read_revision(self, kind: str, object_id: str) -> int | None: ...

@@ -8,16 +8,17 @@ is never reused, even by an object deleted and created again.
 from __future__ import annotations
 
 import contextlib
-import json
+import logging
 import sqlite3
 import threading
 import time
 from pathlib import Path
 
 from ..model.bundle import compact_json
-from ..model.errors import NotFound
+from ..model.errors import Conflict, NotFound, detail
+from ..model.limits import MAX_STORED_DEPTH, TooDeep, parse_stored
 from ..timestamps import now_iso
-from .base import Record, Repository
+from .base import Record, Repository, UnreadableDocument
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -44,6 +45,7 @@ CREATE TABLE IF NOT EXISTS cache (
     key TEXT PRIMARY KEY, record TEXT NOT NULL, created_at TEXT NOT NULL, used_at TEXT NOT NULL,
     size INTEGER NOT NULL DEFAULT 0);
 """
+logger = logging.getLogger(__name__)
 RUN_FIELDS = ("flow_id", "status", "reason", "started_at", "finished_at")
 
 
@@ -73,6 +75,7 @@ class SQLiteRepository(Repository):
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._warned: set[tuple] = set()
         self._create_or_upgrade(self._conn())
 
     def _create_or_upgrade(self, conn: sqlite3.Connection) -> None:
@@ -152,12 +155,23 @@ class SQLiteRepository(Repository):
     # -------------------------------------------------------------------------------------- objects
     @staticmethod
     def _record(kind: str, row) -> Record:
-        return Record(kind, row[0], json.loads(row[1]), row[2], row[3])
+        try:
+            return Record(kind, row[0], parse_stored(row[1]), row[2], row[3])
+        except TooDeep as exc:
+            raise UnreadableDocument(kind, row[0], row[2], row[3], exc) from None
 
-    def _list(self, kind: str) -> list[Record]:
+    def _list(self, kind: str, skipped: list | None = None) -> list[Record]:
         rows = self._conn().execute(
             "SELECT id, doc, revision, updated_at FROM objects WHERE kind = ? ORDER BY id", (kind,))
-        return [self._record(kind, row) for row in rows]
+        records = []
+        for row in rows:
+            try:
+                records.append(self._record(kind, row))
+            except UnreadableDocument as exc:
+                self._warn_once((kind, row[0], row[2]), "%s: left out of listings", exc.message)
+                if skipped is not None:
+                    skipped.append(exc)
+        return records
 
     def _read(self, kind: str, object_id: str) -> Record | None:
         row = self._conn().execute("SELECT id, doc, revision, updated_at FROM objects WHERE kind = ? AND id = ?",
@@ -217,14 +231,32 @@ class SQLiteRepository(Repository):
             conn.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*fields.values(), run_id))
 
     def _run_row(self, row, with_nodes: bool) -> dict:
+        """A run; with its snapshot and node results when `with_nodes`. A run an older version stored
+        nested too deep lists with its request left out (None) and reads as a clear 409."""
         run = {"id": row[0], "flow_id": row[1], "status": row[2], "reason": row[3], "created_at": row[4],
-               "started_at": row[5], "finished_at": row[6], "request": json.loads(row[7]), "owner": row[8]}
-        if with_nodes:
-            run["snapshot"] = json.loads(row[9])
-            nodes = self._conn().execute("SELECT result FROM run_nodes WHERE run_id = ? ORDER BY position",
-                                         (row[0],))
-            run["nodes"] = [json.loads(r[0]) for r in nodes]
+               "started_at": row[5], "finished_at": row[6], "request": None, "owner": row[8]}
+        try:
+            run["request"] = parse_stored(row[7])
+            if with_nodes:
+                run["snapshot"] = parse_stored(row[9])
+                nodes = self._conn().execute("SELECT result FROM run_nodes WHERE run_id = ? ORDER BY position",
+                                             (row[0],))
+                run["nodes"] = [parse_stored(r[0]) for r in nodes]
+        except TooDeep as exc:
+            if with_nodes:
+                raise Conflict(f"the stored run {row[0]!r} is nested deeper than {MAX_STORED_DEPTH} levels, which "
+                               f"only an older version of PyFlow stored; it can only be deleted",
+                               [detail(exc.pointer, f"nested deeper than {MAX_STORED_DEPTH} levels here")]) from None
+            self._warn_once(("run", row[0]), "run %s: its stored request is nested too deep to read (%s)", row[0], exc)
         return run
+
+    def _warn_once(self, key: tuple, message: str, *args) -> None:
+        """Log a row that cannot be read once, not on every listing that passes over it."""
+        with self._lock:
+            if key in self._warned:
+                return
+            self._warned.add(key)
+        logger.warning(message, *args)
 
     _RUN_COLUMNS = "id, flow_id, status, reason, created_at, started_at, finished_at, request, owner, snapshot"
 
@@ -273,7 +305,7 @@ class SQLiteRepository(Repository):
             return [{"id": r[0], "event": r[1], "text": r[2], "at": r[3]} for r in rows]
         events = []
         for seq, kind, text, at in rows:
-            data = json.loads(text)
+            data = parse_stored(text)  # TooDeep (a ValueError) for an older version's event nested too deep
             data.pop("at", None)  # stored with the event's time for streams; the event carries it apart
             events.append({"id": seq, "event": kind, "data": data, "at": at})
         return events
@@ -307,7 +339,10 @@ class SQLiteRepository(Repository):
             marks = ",".join("?" * len(chunk))
             for key, record, used_at in conn.execute(
                     f"SELECT key, record, used_at FROM cache WHERE key IN ({marks})", chunk):
-                found[key] = json.loads(record)
+                try:
+                    found[key] = parse_stored(record)
+                except TooDeep:  # an older version's result, nested too deep to read: a miss
+                    continue
                 if used_at < stale_before:
                     stale.append(key)
         if stale:

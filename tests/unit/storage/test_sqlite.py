@@ -245,3 +245,27 @@ def test_many_processes_opening_an_old_database_at_once_all_start(tmp_path):
     assert failures == []
     columns = {row[1] for row in sqlite3.connect(path).execute("PRAGMA table_info(cache)")}
     assert "size" in columns
+
+
+def test_a_row_stored_too_deep_by_an_older_version_can_be_replaced_or_deleted_but_not_read(tmp_path):
+    from pyflow.storage import UnreadableDocument
+    from tests.unit.server.test_stored_depth import GOOD, plant_old_rows
+    db = tmp_path / "old.db"
+    plant_old_rows(db)
+    repo = SQLiteRepository(db)
+    try:
+        with pytest.raises(UnreadableDocument) as caught:
+            repo.get("flow", "old.deep")
+        assert caught.value.status == 409 and caught.value.details[0]["path"].startswith("/nodes/0/ports/0/value/0")
+        assert [r.id for r in repo.list("flow")] == ["good.flow"] and "old.spec" not in repo.specs()
+        with pytest.raises(Conflict, match="already exists"):
+            repo.save("flow", {**GOOD, "id": "old.deep"}, create_only=True)
+        with pytest.raises(PreconditionFailed):
+            repo.save("flow", {**GOOD, "id": "old.deep"}, object_id="old.deep", expected=1)
+        record, created = repo.save("flow", {**GOOD, "id": "old.deep"}, object_id="old.deep", expected=500)
+        assert not created and repo.get("flow", "old.deep").doc == record.doc
+        repo.delete("flow", "old.other", expected=501)
+        repo.delete("nodespec", "old.spec")
+        assert "skipped" not in repo.export_bundle() and not repo.is_empty()
+    finally:
+        repo.close()
