@@ -363,6 +363,7 @@ class RunManager:
         with self._lock:
             dirty, self._dirty = self._dirty, set()
             if self._unsaved and time.monotonic() >= self._retry_at:
+                self._unsaved &= self._live.keys()  # a run's own thread may have written it since
                 dirty |= self._unsaved
                 self._retry_at = time.monotonic() + RETRY_UNSAVED_S
             runs = [self._live[r] for r in dirty if r in self._live]

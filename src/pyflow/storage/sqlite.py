@@ -107,6 +107,7 @@ class SQLiteRepository(Repository):
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._directory = Path(self.path).resolve().parent  # whose free space health checks
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -232,7 +233,7 @@ class SQLiteRepository(Repository):
     def free_bytes(self) -> int | None:
         if self.path == ":memory:":
             return None
-        return shutil.disk_usage(Path(self.path).resolve().parent).free
+        return shutil.disk_usage(self._directory).free
 
     def _next(self, counter: str) -> int:
         conn = self._conn()

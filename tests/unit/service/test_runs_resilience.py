@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from pyflow.model.errors import ServiceUnavailable
+from pyflow.model.errors import ServiceUnavailable, StorageUnavailable
 from pyflow.storage import SQLiteRepository
 from tests.support.waiting import wait_until
 
@@ -138,3 +138,37 @@ def test_a_node_test_past_its_deadline_answers_an_error(tmp_path, closing):
     assert raised.value.status == 503 and "t.gate" in raised.value.message
     gate.touch()
     assert service.test_nodespec(GATE, {"path": str(gate)})["status"] == "success"
+
+
+def test_a_result_storage_cannot_encode_fails_its_node_saying_why(tmp_path, closing):
+    service = make_service(tmp_path, max_running=1)
+    closing(service)
+    service.upsert("nodespec", {"id": "t.set", "title": "Set", "func": "def func():\n    return {1, 2}\n", "port": {}})
+    run = finished(service, service.start_run(flow=single("t.set"))["id"])
+    assert run["status"] == "failed" and "not JSON serializable" in run["reason"]
+    (node,) = run["nodes"]
+    assert node["status"] == "fail" and "could not be stored" in node["error"]["message"] and node["outputs"] == {}
+    assert finished(service, service.start_run(flow=single("t.text", n=2))["id"])["status"] == "succeeded"
+
+
+def test_a_run_that_cannot_be_queued_answers_503_and_keeps_no_queue_place(tmp_path, closing):
+    repository = SQLiteRepository(tmp_path / "db.sqlite")
+    service = make_service(tmp_path, repository, max_queue=1)
+    closing(service)
+    repository.create_run = _storage_failure_once(repository.create_run)
+    with pytest.raises(StorageUnavailable, match="disk full"):
+        service.start_run(flow=single("t.text", n=1))
+    assert service.runs.queue_length() == 0
+    assert finished(service, service.start_run(flow=single("t.text", n=1))["id"])["status"] == "succeeded"
+
+
+def _storage_failure_once(real):
+    calls = []
+
+    def create_run(run):
+        if not calls:
+            calls.append(run)
+            raise StorageUnavailable("disk full: the database could not be written (database or disk is full)")
+        return real(run)
+
+    return create_run
