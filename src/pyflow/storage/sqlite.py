@@ -56,9 +56,10 @@ def utcnow() -> str:
 BUSY_TIMEOUT_S = 30.0
 PROBE_TIMEOUT_S = 0.25  # how long a health check's write waits for the write lock
 # SQLite's primary result codes that mean "the database cannot be written now", not "this is a bug".
-STORAGE_FAILURES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_READONLY,
-                              sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN,
-                              sqlite3.SQLITE_PROTOCOL, sqlite3.SQLITE_NOTADB})
+STORAGE_FAILURES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_NOMEM,
+                              sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CORRUPT,
+                              sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PROTOCOL,
+                              sqlite3.SQLITE_NOTADB})
 BUSY = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 
 

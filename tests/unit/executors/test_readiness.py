@@ -33,8 +33,10 @@ def test_a_pool_whose_workers_cannot_start_is_not_ready_until_one_starts():
         assert executor.readiness()["ready"] and executor.readiness()["idle"] == 1
         executor.healthy = False
         assert executor.run(make_task(CRASH)).violation == "crashed"  # its worker is gone for good
-        state = wait_until(lambda: (lambda s: s if not s["ready"] else None)(executor.readiness()), timeout=30)
-        assert state and "no worker can start right now" in state["detail"]
+        seen = []
+        assert wait_until(lambda: not seen.append(executor.readiness()) and not seen[-1]["ready"], timeout=30)
+        state = seen[-1]
+        assert "no worker can start right now" in state["detail"]
         executor.healthy = True
         assert executor.run(make_task("def func():\n    return 1\n")).value == 1
         assert executor.readiness()["ready"]

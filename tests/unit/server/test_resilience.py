@@ -10,8 +10,7 @@ import subprocess
 import pytest
 
 from pyflow.server import create_app
-from tests.support.waiting import wait_until
-from tests.unit.service.support import finished, gated, make_service, single
+from tests.unit.service.support import finished, first, gated, make_service, single
 
 
 @pytest.fixture()
@@ -69,11 +68,11 @@ def small_disk(tmp_path):
     mount = tmp_path / "disk"
     mount.mkdir()
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
     yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
+    subprocess.run(["umount", "-l", str(mount)], check=False, capture_output=True)
 
 
 def test_a_full_disk_fails_runs_refuses_new_ones_and_recovers_when_space_returns(small_disk, caplog):
@@ -94,8 +93,9 @@ def test_a_full_disk_fails_runs_refuses_new_ones_and_recovers_when_space_returns
         assert failed["status"] == "failed" and "disk full" in failed["reason"], failed
         assert "rollback" not in failed["reason"]
 
-        for route, body in (("/api/run", {"flow": single("t.text", n=1)}), ("/api/runs", {"flow": single("t.text", n=1)}),
-                            ("/api/flows/small/runs", {}), ("/api/flows/small/run", {})):
+        small = {"flow": single("t.text", n=1)}
+        for route, body in (("/api/run", small), ("/api/runs", small), ("/api/flows/small/runs", {}),
+                            ("/api/flows/small/run", {})):
             refused = client.post(route, json=body)
             assert refused.status_code == 503 and int(refused.headers["Retry-After"]) >= 1, refused.get_json()
             assert "disk" in refused.get_json()["error"]
@@ -103,8 +103,8 @@ def test_a_full_disk_fails_runs_refuses_new_ones_and_recovers_when_space_returns
         assert health.status_code == 503 and "disk" in health.get_json()["error"]
 
         filler.unlink()  # space returns
-        again = wait_until(lambda: (lambda a: a if a.status_code == 200 else None)(
-            client.post("/api/run", json={"flow": single("t.text", n=4)})))
+        again = first(lambda: client.post("/api/run", json={"flow": single("t.text", n=4)}),
+                      lambda answer: answer.status_code == 200)
         assert again and again.get_json()["status"] == "succeeded"
         assert client.get("/api/health").status_code == 200
         assert client.get(f"/api/runs/{kept['run_id']}").get_json()["nodes"][0]["outputs"] == {"out": "x" * 10}

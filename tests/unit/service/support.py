@@ -40,10 +40,17 @@ def gated(gate: Path) -> dict:
     return single("t.gate", path=str(gate))
 
 
+def first(produce, accept, timeout: float = 10.0):
+    """The first value of `produce()` that `accept` takes, polled until `timeout`; else None."""
+    def attempt():
+        value = produce()
+        return value if accept(value) else None
+    return wait_until(attempt, timeout=timeout)
+
+
 def finished(service: PyflowService, run_id: str, timeout: float = 60.0) -> dict:
     """The stored run once it is final; fails (rather than hangs) when it never gets there."""
-    run = wait_until(lambda: (lambda r: r if r["status"] in FINAL else None)(service.repository.get_run(run_id)),
-                     timeout=timeout)
+    run = first(lambda: service.repository.get_run(run_id), lambda r: r["status"] in FINAL, timeout)
     assert run, f"run {run_id} never finished: {service.repository.get_run(run_id)['status']}"
     return run
 

@@ -11,7 +11,7 @@ from pyflow.model.errors import StorageUnavailable
 from pyflow.storage import SQLiteRepository
 from tests.support.waiting import wait_until
 
-from .support import gated, make_service
+from .support import first, gated, make_service
 
 PARTS = {"runs", "executor", "database", "disk"}
 
@@ -48,7 +48,7 @@ def test_a_dead_run_thread_is_reported_until_the_watchdog_restarts_it(tmp_path, 
 
     monkeypatch.setattr(service.runs, "_execute", dying)
     service.start_run(flow=gated(tmp_path / "gate"))
-    report = wait_until(lambda: (lambda r: r if r["status"] != "ok" else None)(service.health()))
+    report = first(service.health, lambda r: r["status"] != "ok")
     assert report and failing(report) == {"runs"} and "pyflow-run-0" in report["checks"]["runs"]["detail"]
     assert "runs" in report["error"] and report["details"][0]["path"] == "/checks/runs"
     monkeypatch.undo()
