@@ -172,3 +172,41 @@ def _storage_failure_once(real):
         return real(run)
 
     return create_run
+
+
+class FullWhileSet(SQLiteRepository):
+    """Run progress cannot be written while `full` is set, as on a full disk."""
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.full = threading.Event()
+
+    def _refuse(self):
+        if self.full.is_set():
+            raise StorageUnavailable("disk full: the database could not be written (database or disk is full)")
+
+    def save_progress(self, run_id, events, results):
+        self._refuse()
+        super().save_progress(run_id, events, results)
+
+    def update_run(self, run_id, **fields):
+        self._refuse()
+        super().update_run(run_id, **fields)
+
+
+def test_an_outcome_storage_refuses_is_written_once_it_takes_writes_again(tmp_path, closing):
+    repository = FullWhileSet(tmp_path / "db.sqlite")
+    service = make_service(tmp_path, repository)
+    closing(service)
+    repository.full.set()
+    run_id = service.start_run(flow=single("t.text", n=2))["id"]
+    with pytest.raises(StorageUnavailable) as raised:
+        service.runs.wait(run_id, timeout=30)
+    assert run_id in raised.value.message and "disk full" in raised.value.message
+    assert raised.value.extra["run"] == run_id and repository.get_run(run_id)["status"] == "queued"
+    repository.full.clear()
+    run = finished(service, run_id)
+    assert run["status"] == "failed" and "disk full" in run["reason"]
+    assert repository.events(run_id)[-1]["event"] == "run_finished"
+    assert wait_until(lambda: not service.runs.is_live(run_id))
+    assert finished(service, service.start_run(flow=single("t.text", n=2))["id"])["status"] == "succeeded"
