@@ -207,11 +207,13 @@ class SQLiteRepository(Repository):
                 self._probe = conn
             return self._probe
 
-    def probe_write(self, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
+    def probe_write(self) -> str | None:
         """Write one tiny row to prove the database accepts writes. None when it did; a note when
         another writer held the lock all along (busy, not broken); StorageUnavailable when the write
-        failed. Waits at most about `timeout_s` for each lock."""
-        if not self._probe_lock.acquire(timeout=timeout_s):
+        failed. Waits at most PROBE_TIMEOUT_S for each lock."""
+        if self.path == ":memory:":
+            return None  # another connection would open another database
+        if not self._probe_lock.acquire(timeout=PROBE_TIMEOUT_S):
             return "busy: another health check is writing"
         try:
             conn = self._probe_connection()

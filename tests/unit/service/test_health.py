@@ -70,7 +70,7 @@ def test_an_executor_that_cannot_serve_is_reported(tmp_path, closing):
 
 
 class Unwritable(SQLiteRepository):
-    def probe_write(self, timeout_s: float = 0.25):
+    def probe_write(self):
         raise StorageUnavailable("disk full: the database could not be written (database or disk is full)")
 
 
