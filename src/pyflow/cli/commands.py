@@ -58,6 +58,10 @@ def _add_serve(sub) -> None:
                        help="most space cached node results take; a result over an eighth of it is not cached")
     serve.add_argument("--repo-dir", help="the only directory /dumprepo and /loadrepo may use")
     serve.add_argument("--max-body-mb", type=at_least(1), default=32, help="largest request body accepted (413 above)")
+    serve.add_argument("--sync-timeout", type=at_least(1), default=600,
+                       help="seconds a synchronous run or node test may take before it answers 503")
+    serve.add_argument("--min-free-mb", type=at_least(0), default=64,
+                       help="free disk beside the database below which health fails and new runs answer 503")
 
 
 def _add_run_commands(sub) -> None:
@@ -156,6 +160,7 @@ def cmd_serve(args) -> int:
     config.max_body_mb = args.max_body_mb
     config.cache_entries = args.cache_entries
     config.cache_mb = args.cache_mb
+    config.sync_timeout_s, config.min_free_mb = args.sync_timeout, args.min_free_mb
     if args.repo_dir:
         config.repo_dir = Path(args.repo_dir)
     return serve(config, args.host, args.port, args.threads)

@@ -121,6 +121,11 @@ class Executor(ABC):
         """What this executor is and how it isolates node code, for /api/health and the UI."""
         return {"name": self.name, "isolation": "none", "warnings": []}
 
+    def readiness(self) -> dict:
+        """Whether a node could start now, for /api/health: {"ready": bool, "detail": text, ...}. Must
+        be cheap (counts, no waiting on workers)."""
+        return {"ready": True, "detail": "ready"}
+
     def __enter__(self):
         return self
 

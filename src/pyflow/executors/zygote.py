@@ -194,6 +194,7 @@ class ZygoteExecutor(Executor):
         self._lock = threading.Lock()
         self._closed = False
         self._spawn_errors = 0
+        self._spawn_error: str | None = None  # why the latest start of a worker failed (see readiness)
         self._reserved = 0  # spawns under way on behalf of the pool (see _reserve)
         self._spawn_requests: queue.Queue = queue.Queue()
         self._spawner: threading.Thread | None = None
@@ -277,7 +278,7 @@ class ZygoteExecutor(Executor):
         if self._closed:
             raise ZygoteDied("executor is closed")
         if self.pool_size <= 0:
-            return self._started()
+            return self._start_noting()
         while True:
             zygote = self._next_idle(cancel)
             if self._settled(zygote, cancel):
@@ -323,7 +324,7 @@ class ZygoteExecutor(Executor):
 
     def _spawn_reserved(self) -> Zygote:
         try:
-            return self._started()
+            return self._start_noting()
         finally:
             with self._lock:
                 self._reserved -= 1
@@ -359,6 +360,30 @@ class ZygoteExecutor(Executor):
             except Exception:
                 self._spawn_errors += 1
                 time.sleep(0.2 * (attempt + 1))
+
+    def _start_noting(self) -> Zygote:
+        """_started, remembering whether it failed, for readiness()."""
+        try:
+            zygote = self._started()
+        except BaseException as exc:
+            self._spawn_error = _clipped(str(exc) or repr(exc))
+            raise
+        self._spawn_error = None
+        return zygote
+
+    def readiness(self) -> dict:
+        """Whether a node could start now, from counts alone: a worker is idle, or busy or starting
+        (it will serve), or, without a pool, the latest start of one did not fail."""
+        idle, live, starting = self._idle.qsize(), len(self._live), self._reserved
+        state = {"idle": idle, "live": live, "starting": starting, "spawn_errors": self._spawn_errors}
+        if self._closed:
+            return {"ready": False, "detail": "the executor is closed", **state}
+        if self.pool_size > 0 and (idle or live or starting):
+            return {"ready": True, "detail": f"{idle} idle, {live} live worker(s)", **state}
+        if self._spawn_error is None:
+            return {"ready": True, "detail": "workers start on demand", **state}
+        return {"ready": False, "detail": f"no worker is idle or running, and starting one failed: "
+                                          f"{self._spawn_error}", **state}
 
     def _end(self, zygote: Zygote) -> None:
         zygote.kill()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -82,7 +83,19 @@ def ordered(value: Any) -> Any:
 # The compact text of JSON values stored in the database and sent over HTTP. One encoder for all:
 # json.dumps with options builds a new encoder on each call, which costs about as much as encoding a
 # node's result.
-compact_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_compact_ascii = json.JSONEncoder(separators=(",", ":")).encode
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def compact_json(value: Any) -> str:
+    """Compact JSON text of `value` that can always be written as UTF-8. A string holding a lone
+    surrogate ("a\\ud800b", which node code can return) has no UTF-8 form, so such a value is written
+    with every non-ASCII character escaped instead: the same JSON, read back as the same value."""
+    text = _compact(value)
+    if text.isascii() or _SURROGATE.search(text) is None:
+        return text
+    return _compact_ascii(value)
 
 
 def dumps_object(doc: dict) -> str:

@@ -62,7 +62,18 @@ class TooManyRequests(PyflowError):
 
 
 class ServiceUnavailable(PyflowError):
+    """The server cannot do this now (storage failing, a deadline passed); `retry_after` seconds is
+    when trying again makes sense."""
+
     status = 503
+
+    def __init__(self, message: str, details: list[dict] | None = None, retry_after: int = 5, **extra):
+        super().__init__(message, details, **extra)
+        self.retry_after = retry_after
+
+
+class StorageUnavailable(ServiceUnavailable):
+    """The database cannot be written: the disk is full, or SQLite reported another failure."""
 
 
 def detail(path: str, message: str) -> dict:

@@ -8,6 +8,7 @@ from ..timestamps import file_stamp
 from .http import json_body, json_response, service
 
 bp = Blueprint("repository", __name__, url_prefix="/api")
+HEALTH_RETRY_S = 10
 
 
 @bp.get("/repository/export")
@@ -34,4 +35,8 @@ def schema(name):
 
 @bp.get("/health")
 def health():
-    return json_response(service().health())
+    """200 when every check passes; 503 with the failing checks named (as an error body) otherwise."""
+    report = service().health()
+    if report["status"] == "ok":
+        return json_response(report)
+    return json_response(report, 503, {"Retry-After": str(HEALTH_RETRY_S)})

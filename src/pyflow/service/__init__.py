@@ -13,13 +13,14 @@ from .. import __version__
 from ..engine import FlowRunner, RunOptions, compile_flow
 from ..engine.execution import Executor
 from ..model.bundle import dumps_object, load_bundle_file, write_atomic, write_directory
-from ..model.errors import InvalidInput, NotFound, detail
+from ..model.errors import InvalidInput, NotFound, ServiceUnavailable, detail
 from ..model.nodespec import require_valid_nodespec
 from ..model.signature import infer_ports
 from ..model.types import describe_types
 from ..model.validation import SCHEMA_NAMES, load_schema
 from ..storage import Record, Repository, SQLiteRepository
 from .config import Config
+from .health import executor_check, summarize, threads_check
 from .runs import RunManager
 from .tree import nodespec_tree
 
@@ -69,8 +70,13 @@ class PyflowService:
 
     # ------------------------------------------------------------------------------------ general
     def health(self) -> dict:
-        return {"status": "ok", "version": __version__, "executor": self.executor.describe(),
-                "queue": self.runs.queue_length(), "concurrency": self.config.concurrency}
+        """Whether this server can run flows now: run threads alive, the executor able to start a node,
+        the database taking a write, free disk above the floor. Answers within about a second under
+        any load; a failing check is named in `error` and `details`, as in an error body."""
+        checks = {"runs": threads_check(self.runs.dead_threads()), "executor": executor_check(self.executor),
+                  "database": self.runs.gate.database(), "disk": self.runs.gate.disk()}
+        return {**summarize(checks), "version": __version__, "executor": self.executor.describe(),
+                "queue": self.runs.queue_length(), "concurrency": self.config.concurrency, "checks": checks}
 
     @staticmethod
     def port_types() -> list[dict]:
@@ -132,9 +138,11 @@ class PyflowService:
 
     def run_now(self, flow_id: str | None = None, flow: dict | None = None, values: dict | None = None,
                 use_cache: bool = True, timeout: float | None = None) -> dict:
-        """Run and wait: answers the finished run with every planned node's result."""
+        """Run and wait: answers the finished run with every planned node's result. Waits at most
+        `timeout` (default: the configured deadline of synchronous runs), then raises
+        ServiceUnavailable naming the run, which goes on."""
         run = self.start_run(flow_id, flow, values, use_cache)
-        return self.runs.wait(run["id"], timeout)
+        return self.runs.wait(run["id"], self.config.sync_timeout_s if timeout is None else timeout)
 
     def test_nodespec(self, spec_doc: dict, inputs: dict | None = None) -> dict:
         """Run one node of `spec_doc` with `inputs` on the server's executor; no history, no cache."""
@@ -149,10 +157,32 @@ class PyflowService:
                 "nodes": [{"id": "test", "spec_id": spec.id, "name": spec.title, "is_end": True,
                            "ports": [{"name": k, "value": v} for k, v in inputs.items()]}]}
         compiled = compile_flow(flow, {spec.id: spec}, cache_keys=False)
-        outcome = FlowRunner(compiled, self.executor,
-                             RunOptions(concurrency=1, use_cache=False, default_limits=self.config.default_limits,
-                                        max_limits=self.config.max_limits)).run()
-        return outcome.nodes[0]
+        runner = FlowRunner(compiled, self.executor,
+                            RunOptions(concurrency=1, use_cache=False, default_limits=self.config.default_limits,
+                                       max_limits=self.config.max_limits))
+        return self._within_deadline(runner, f"the test of nodespec {spec.id!r}").nodes[0]
+
+    def _within_deadline(self, runner: FlowRunner, what: str):
+        """Run on a thread of its own and wait at most the synchronous deadline; past it, cancel and
+        raise ServiceUnavailable (an executor ends a cancelled node within a second)."""
+        answer: dict = {}
+
+        def run():
+            try:
+                answer["outcome"] = runner.run()
+            except BaseException as exc:  # raised on the caller's thread below
+                answer["error"] = exc
+
+        thread = threading.Thread(target=run, name="pyflow-node-test", daemon=True)
+        thread.start()
+        thread.join(self.config.sync_timeout_s)
+        if thread.is_alive():
+            runner.cancel.set()
+            raise ServiceUnavailable(f"{what} did not finish within {self.config.sync_timeout_s:g} s and was "
+                                     f"cancelled", retry_after=5)
+        if "error" in answer:
+            raise answer["error"]
+        return answer["outcome"]
 
     # ------------------------------------------------------------------------------- repository
     def export_bundle(self) -> dict:

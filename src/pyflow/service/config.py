@@ -52,6 +52,9 @@ class Config:
     default_limits: Limits = DEFAULT_LIMITS
     max_limits: Limits = MAX_LIMITS
     max_body_mb: int = 32
+    sync_timeout_s: float = 600.0  # a synchronous run (or node test) answers 503 after this long
+    min_free_mb: float = 64.0  # below this much free disk beside the database, health fails, runs wait
+    watchdog_s: float = 1.0  # how often dead run threads are looked for (and restarted)
 
     @property
     def cache_bytes(self) -> int:

@@ -3,11 +3,16 @@
 Each run is stored with a snapshot of the flow and nodespecs as they ran. While a run is live its events
 are kept in memory (so a Server-Sent Events client hears of a node within milliseconds) and written to
 the database in batches by one persister thread; a finished run replays its events from storage.
+
+Nothing a node returns and nothing storage does stops this machinery: an error is caught where it
+happens and fails the run it belongs to, saying why; what could not be written is kept, small, and
+written once storage takes it again; a thread that dies anyway is restarted by a watchdog.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import uuid
@@ -17,14 +22,19 @@ from typing import Iterator
 
 from .. import process_identity
 from ..engine import CompiledFlow, Executor, FlowRunner, Plan, PlanCache, RunOptions
-from ..model.errors import Conflict, TooManyRequests
+from ..model.errors import Conflict, PyflowError, ServiceUnavailable, StorageUnavailable, TooManyRequests
 from ..storage import CacheAdapter, Repository
 from ..timestamps import now_iso
 from .config import Config
+from .health import StorageGate
+from .supervisor import Supervisor
+
+log = logging.getLogger(__name__)
 
 FINAL_STATES = frozenset({"succeeded", "failed", "cancelled", "interrupted"})
 PREVIEW_BYTES = 1024
 PERSIST_INTERVAL_S = 0.05
+RETRY_UNSAVED_S = 1.0  # how often what storage refused is offered to it again
 # More events than a run can emit between two persister passes, so a recovered run's final event id is
 # above any id a client may have seen.
 RECOVERY_EVENT_GAP = 1_000_000
@@ -47,7 +57,10 @@ class LiveRun:
     events: list[dict] = field(default_factory=list)
     pending_events: list[dict] = field(default_factory=list)
     pending_results: dict = field(default_factory=dict)
+    pending_outcome: dict | None = None
     statuses: dict = field(default_factory=dict)
+    failure: str | None = None  # why storage could not keep up with this run: it fails with this reason
+    final_event: dict | None = None
 
 
 SCALARS = (int, float, bool, type(None))
@@ -72,6 +85,21 @@ def make_event(event_id: int, kind: str, data: dict) -> dict:
     return {"id": event_id, "event": kind, "data": data, "at": at, "text": _encode_event({**data, "at": at})}
 
 
+def describe_error(exc: Exception) -> str:
+    """A run's failure reason for an exception: a domain error's own message, else its repr."""
+    return exc.message if isinstance(exc, PyflowError) else f"internal error: {exc!r}"
+
+
+def unstored(result: dict, failure: str) -> dict:
+    """A node result that storage would not take, made small: no values, and failed, saying why."""
+    error = result.get("error")
+    if result["status"] == "success":
+        error = {"type": "StorageError", "message": f"the node's result could not be stored: {failure}",
+                 "traceback": []}
+    return {**result, "status": "fail" if result["status"] == "success" else result["status"],
+            "inputs": {}, "outputs": {}, "stdout": "", "error": error}
+
+
 def node_event_data(result: dict) -> dict:
     error = result.get("error")
     return {"node": result["id"], "name": result["name"], "status": result["status"],
@@ -87,22 +115,39 @@ class RunManager:
         self.config = config
         self.owner = process_identity.current()
         self._finished_runs = 0
-        self._cache = CacheAdapter(repository, max_entry_bytes=config.cache_bytes // CACHE_SHARE)
+        self.gate = StorageGate(repository, config.min_free_mb)
+        self._cache = CacheAdapter(repository, max_entry_bytes=config.cache_bytes // CACHE_SHARE,
+                                   on_error=self._storage_trouble)
         self.plans = PlanCache()
         self._queue: deque[LiveRun] = deque()
         self._live: dict[str, LiveRun] = {}
         self._lock = threading.Condition()
         self._stopping = False
+        self._reserved = 0  # queue places taken by submits still writing their run
         self._dirty: set[str] = set()
-        self._threads = [threading.Thread(target=self._work, name=f"pyflow-run-{i}", daemon=True)
-                         for i in range(max(1, config.max_running))]
-        self._threads.append(threading.Thread(target=self._persist_loop, name="pyflow-persist", daemon=True))
+        self._unsaved: set[str] = set()  # live runs with writes storage refused, offered again later
+        self._retry_at = 0.0
+        self._current: dict[str, LiveRun] = {}  # run thread name -> the run it executes
+        self.supervisor = Supervisor(config.watchdog_s, self._thread_died)
+        for i in range(max(1, config.max_running)):
+            self.supervisor.add(f"pyflow-run-{i}", self._work)
+        self.supervisor.add("pyflow-persist", self._persist_loop)
 
     def start(self) -> None:
         self.recover()
-        self._prune_cache()
-        for thread in self._threads:
-            thread.start()
+        self._maintain(prune_runs_of=None)
+        self.supervisor.start()
+
+    def threads(self) -> list[threading.Thread]:
+        """The run threads and the event persister, as running now."""
+        return self.supervisor.threads()
+
+    def dead_threads(self) -> list[str]:
+        return [] if self._stopping else self.supervisor.dead()
+
+    def watchdog_pass(self) -> list[str]:
+        """Restart dead threads now (the watchdog does this every `watchdog_s` seconds)."""
+        return self.supervisor.check()
 
     # ---------------------------------------------------------------------------------- recovery
     def recover(self) -> list[str]:
@@ -130,18 +175,31 @@ class RunManager:
     # ------------------------------------------------------------------------------------ submit
     def submit(self, plan: Plan, values: dict | None = None, use_cache: bool = True,
                flow_id: str | None = None) -> dict:
-        """Queue a run of a compiled plan; answers its id and status. Raises TooManyRequests."""
+        """Queue a run of a compiled plan; answers its id and status. Raises TooManyRequests, and
+        StorageUnavailable while the run could not be stored."""
+        self.gate.admit()
         live = LiveRun(id=uuid.uuid4().hex, flow_id=flow_id, compiled=plan.compiled, use_cache=use_cache)
         with self._lock:
-            if len(self._queue) >= self.config.max_queue:
+            if len(self._queue) + self._reserved >= self.config.max_queue:
                 raise TooManyRequests(f"the run queue is full ({self.config.max_queue} runs waiting); "
                                       f"try again shortly", retry_after=self._retry_after())
+            self._reserved += 1
+        try:  # written outside the lock: run threads and health checks never wait on a write
             self.repository.create_run({"id": live.id, "flow_id": flow_id, "status": "queued",
                                         "snapshot_json": plan.snapshot_json, "created_at": now_iso(),
                                         "owner": self.owner, "request": {"values": values or {}, "cache": use_cache}})
+        except BaseException as exc:
+            with self._lock:
+                self._reserved -= 1
+            if isinstance(exc, StorageUnavailable):
+                self.gate.failed(exc.message)
+            raise
+        with self._lock:
+            self._reserved -= 1
             self._live[live.id] = live
+        self._emit(live, "run_queued", {"run": live.id, "flow_id": flow_id, "nodes": list(plan.compiled.nodes)})
+        with self._lock:
             self._queue.append(live)
-            self._emit(live, "run_queued", {"run": live.id, "flow_id": flow_id, "nodes": list(plan.compiled.nodes)})
             self._lock.notify_all()
         return {"id": live.id, "flow_id": flow_id, "status": "queued"}
 
@@ -150,6 +208,7 @@ class RunManager:
 
     # -------------------------------------------------------------------------------- execution
     def _work(self) -> None:
+        name = threading.current_thread().name
         while True:
             with self._lock:
                 while not self._queue and not self._stopping:
@@ -157,16 +216,22 @@ class RunManager:
                 if self._stopping:
                     return
                 live = self._queue.popleft()
-            self._execute(live)
+                self._current[name] = live
+            try:
+                self._execute(live)
+            except Exception as exc:  # _execute guards itself; this is the line behind it
+                log.exception("run %s: the run thread failed", live.id)
+                self._abandon(live, describe_error(exc))
+            with self._lock:  # not in a `finally`: a thread that dies leaves its run to the watchdog
+                self._current.pop(name, None)
 
     def _execute(self, live: LiveRun) -> None:
         started = time.monotonic()
         live.status = "running"
-        self.repository.update_run(live.id, status="running", started_at=now_iso())
-        self._emit(live, "run_started", {"run": live.id, "flow_id": live.flow_id,
-                                         "nodes": list(live.compiled.nodes)})
-        reason = None
         try:
+            self.repository.update_run(live.id, status="running", started_at=now_iso())
+            self._emit(live, "run_started", {"run": live.id, "flow_id": live.flow_id,
+                                             "nodes": list(live.compiled.nodes)})
             outcome = FlowRunner(live.compiled, self.executor,
                                  RunOptions(concurrency=self.config.concurrency, use_cache=live.use_cache,
                                             run_id=live.id, default_limits=self.config.default_limits,
@@ -174,9 +239,11 @@ class RunManager:
                                  cache=self._cache,
                                  on_event=lambda kind, data: self._node_event(live, kind, data),
                                  cancel=live.cancel).run()
-            status = outcome.status
-        except Exception as exc:  # a bug in the engine must still end the run
-            status, reason = "failed", f"internal error: {exc!r}"
+            status, reason = outcome.status, None
+        except Exception as exc:  # a bug in the engine, or storage failing, must still end the run
+            log.exception("run %s failed in the run machinery", live.id)
+            self._storage_trouble(exc)
+            status, reason = "failed", describe_error(exc)
         self._finish(live, status, reason, started)
 
     def _node_event(self, live: LiveRun, kind: str, result: dict) -> None:
@@ -186,35 +253,84 @@ class RunManager:
             self._emit(live, kind, node_event_data(result), result)
 
     def _finish(self, live: LiveRun, status: str, reason: str | None, started: float) -> None:
-        counts: dict[str, int] = {}
-        with live.cond:
-            for node_status in live.statuses.values():
-                counts[node_status] = counts.get(node_status, 0) + 1
-        live.status = status
-        final = {"run": live.id, "status": status, "reason": reason,
-                 "duration_ms": round((time.monotonic() - started) * 1000, 3), "counts": counts}
-        with live.cond:
-            event = make_event(len(live.events) + 1, "run_finished", final)
-            live.pending_events.append(event)
+        """Store the run's outcome, then tell followers and waiters; never raises. When storage refuses
+        the outcome, the run fails with what storage said, and that (smaller) record is written now or,
+        failing that, by the persister once storage takes writes again."""
+        if live.failure is not None:
+            status, reason = "failed", live.failure
+        self._conclude(live, status, reason, started)
         # Store the outcome before anyone hears of it, so a client that reads the run right after the
         # run_finished event sees it complete.
-        self._flush(live, outcome={"status": status, "reason": reason, "finished_at": now_iso()})
+        saved = self._flush(live)
+        if not saved:
+            self._conclude(live, "failed", live.failure, started)
+            saved = self._flush(live)
         with live.cond:
-            live.events.append(event)
+            live.events.append(live.final_event)
             live.cond.notify_all()
-        if self.config.retention > 0:
-            self.repository.prune_runs(live.flow_id, self.config.retention)
-        self._finished_runs += 1
-        if (self._finished_runs % PRUNE_CACHE_EVERY == 0
-                or self._cache.written_bytes > self.config.cache_bytes // CACHE_SHARE):
-            self._prune_cache()
-        live.done.set()
+        self._maintain(prune_runs_of=live)
         with self._lock:
-            self._live.pop(live.id, None)
+            if saved:
+                self._live.pop(live.id, None)
+                self._unsaved.discard(live.id)
+            else:
+                self._unsaved.add(live.id)
+        live.done.set()
 
-    def _prune_cache(self) -> None:
-        self._cache.written_bytes = 0
-        self.repository.cache_prune(self.config.cache_entries, self.config.cache_bytes)
+    def _conclude(self, live: LiveRun, status: str, reason: str | None, started: float) -> None:
+        """Make the run's final event and outcome pending (replacing an earlier, unwritten one)."""
+        with live.cond:
+            counts: dict[str, int] = {}
+            for node_status in live.statuses.values():
+                counts[node_status] = counts.get(node_status, 0) + 1
+            live.status = status
+            final = {"run": live.id, "status": status, "reason": reason,
+                     "duration_ms": round((time.monotonic() - started) * 1000, 3), "counts": counts}
+            live.pending_events = [e for e in live.pending_events if e["event"] != "run_finished"]
+            live.final_event = make_event(len(live.events) + 1, "run_finished", final)
+            live.pending_events.append(live.final_event)
+            live.pending_outcome = {"status": status, "reason": reason, "finished_at": now_iso()}
+
+    def _abandon(self, live: LiveRun, reason: str) -> None:
+        """End a run whose own thread could not: failed with `reason`, its followers told."""
+        if live.done.is_set():
+            return
+        live.cancel.set()
+        live.failure = live.failure or reason
+        try:
+            self._finish(live, "failed", reason, time.monotonic())
+        except Exception:
+            log.exception("run %s could not be ended cleanly", live.id)
+            with self._lock:
+                self._unsaved.add(live.id)
+            live.done.set()
+
+    def _thread_died(self, name: str, error: BaseException | None) -> None:
+        """The watchdog found run thread `name` dead: the run it held fails, saying so."""
+        with self._lock:
+            live = self._current.pop(name, None)
+        if live is not None:
+            self._abandon(live, f"the run thread {name} died ({error!r}); the run was stopped")
+
+    def _maintain(self, prune_runs_of: LiveRun | None) -> None:
+        """Retention and cache pruning after a run: housekeeping, so a failure is logged, not raised."""
+        try:
+            if prune_runs_of is not None:
+                if self.config.retention > 0:
+                    self.repository.prune_runs(prune_runs_of.flow_id, self.config.retention)
+                self._finished_runs += 1
+                if not (self._finished_runs % PRUNE_CACHE_EVERY == 0
+                        or self._cache.written_bytes > self.config.cache_bytes // CACHE_SHARE):
+                    return
+            self._cache.written_bytes = 0
+            self.repository.cache_prune(self.config.cache_entries, self.config.cache_bytes)
+        except Exception as exc:
+            log.warning("pruning run history or the result cache failed: %s", describe_error(exc))
+            self._storage_trouble(exc)
+
+    def _storage_trouble(self, exc: Exception) -> None:
+        if isinstance(exc, StorageUnavailable):
+            self.gate.failed(exc.message)
 
     # ----------------------------------------------------------------------------------- events
     def _emit(self, live: LiveRun, kind: str, data: dict, result: dict | None = None) -> None:
@@ -237,27 +353,69 @@ class RunManager:
     def _persist_loop(self) -> None:
         while not self._stopping:
             time.sleep(PERSIST_INTERVAL_S)
-            with self._lock:
-                dirty, self._dirty = self._dirty, set()
-                runs = [self._live[r] for r in dirty if r in self._live]
-            for live in runs:
-                self._flush(live)
+            try:
+                self._persist_pass()
+            except Exception:
+                log.exception("the event persister's pass failed; it goes on")
 
-    def _flush(self, live: LiveRun, outcome: dict | None = None) -> None:
-        """Write what is pending, and the run's outcome with it when given, in one transaction. One
-        flush at a time per run: the finishing thread must not report the run complete while the
-        persister still holds results it has taken but not yet written."""
+    def _persist_pass(self) -> None:
+        """Write what runs have pending; offer storage what it refused earlier, once a second."""
+        with self._lock:
+            dirty, self._dirty = self._dirty, set()
+            if self._unsaved and time.monotonic() >= self._retry_at:
+                self._unsaved &= self._live.keys()  # a run's own thread may have written it since
+                dirty |= self._unsaved
+                self._retry_at = time.monotonic() + RETRY_UNSAVED_S
+            runs = [self._live[r] for r in dirty if r in self._live]
+        for live in runs:
+            saved = self._flush(live)
+            with self._lock:
+                if not saved:
+                    self._unsaved.add(live.id)
+                elif live.done.is_set() and live.id in self._unsaved:  # its outcome is stored at last
+                    self._unsaved.discard(live.id)
+                    self._live.pop(live.id, None)
+
+    def _flush(self, live: LiveRun) -> bool:
+        """Write what is pending (the run's outcome with it, when decided) in one transaction; answers
+        whether it was written. One flush at a time per run: the finishing thread must not report the
+        run complete while the persister still holds results it has taken but not yet written."""
         with live.flushing:
             with live.cond:
                 events, live.pending_events = live.pending_events, []
-                results, live.pending_results = list(live.pending_results.values()), {}
+                results, live.pending_results = live.pending_results, {}
+                outcome, live.pending_outcome = live.pending_outcome, None
             if not (events or results or outcome):
-                return
-            with self.repository.transaction():
-                if events or results:
-                    self.repository.save_progress(live.id, events, results)
-                if outcome:
-                    self.repository.update_run(live.id, **outcome)
+                return True
+            try:
+                with self.repository.transaction():
+                    if events or results:
+                        self.repository.save_progress(live.id, events, list(results.values()))
+                    if outcome:
+                        self.repository.update_run(live.id, **outcome)
+                return True
+            except Exception as exc:
+                self._refused(live, exc, events, results, outcome)
+                return False
+
+    def _refused(self, live: LiveRun, exc: Exception, events: list, results: dict, outcome: dict | None) -> None:
+        """Storage refused a run's writes: the run fails with the reason, and what was refused goes
+        back to pending, its node results without their values (the likely cause, and never needed
+        to tell how the run ended)."""
+        reason = describe_error(exc)
+        if not isinstance(exc, PyflowError):
+            reason = f"the run's progress could not be stored: {exc!r}"
+        if live.failure is None:
+            log.error("run %s: storage refused its progress; the run fails", live.id, exc_info=exc)
+            live.failure = reason
+            live.cancel.set()
+        self._storage_trouble(exc)
+        with live.cond:
+            live.pending_events[:0] = events
+            for node_id, (index, result) in results.items():
+                live.pending_results.setdefault(node_id, (index, unstored(result, live.failure)))
+            if live.pending_outcome is None:
+                live.pending_outcome = outcome
 
     def stream(self, run_id: str, after: int = 0, keepalive_s: float = 15.0) -> Iterator[list[dict]]:
         """Yield the run's events after id `after`, live until the run finishes, in batches: everything
@@ -297,10 +455,20 @@ class RunManager:
 
     # ------------------------------------------------------------------------------- run control
     def wait(self, run_id: str, timeout: float | None = None) -> dict:
+        """The finished run. ServiceUnavailable (naming the run, which goes on) when it has not finished
+        within `timeout` seconds; StorageUnavailable when it finished but its outcome is not stored yet."""
         with self._lock:
             live = self._live.get(run_id)
-        if live is not None:
-            live.done.wait(timeout)
+        if live is None:
+            return self.repository.get_run(run_id)
+        if not live.done.wait(timeout):
+            raise ServiceUnavailable(f"run {run_id} did not finish within {timeout:g} s; it goes on, and its "
+                                     f"outcome will be in the run history", retry_after=5, run=run_id)
+        with self._lock:
+            unsaved = run_id in self._unsaved
+        if unsaved:
+            raise StorageUnavailable(f"run {run_id} ended ({live.status}) but its outcome could not be stored "
+                                     f"yet: {live.failure}", retry_after=10, run=run_id)
         return self.repository.get_run(run_id)
 
     def cancel(self, run_id: str) -> dict:
@@ -321,8 +489,11 @@ class RunManager:
 
     def delete(self, run_id: str) -> None:
         with self._lock:
-            if run_id in self._live:
-                raise Conflict(f"run {run_id} is still {self._live[run_id].status}; cancel it first")
+            live = self._live.get(run_id)
+        if live is not None and live.done.is_set():
+            raise Conflict(f"run {run_id} has ended but its outcome is not stored yet; try again shortly")
+        if live is not None:
+            raise Conflict(f"run {run_id} is still {live.status}; cancel it first")
         self.repository.delete_run(run_id)
 
     def is_live(self, run_id: str) -> bool:
@@ -330,11 +501,11 @@ class RunManager:
             return run_id in self._live
 
     def queue_length(self) -> int:
-        with self._lock:
-            return len(self._queue)
+        return len(self._queue)  # without the lock: health checks never wait on it
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Cancel running runs; queued ones become interrupted (they never started)."""
+        self.supervisor.stop()
         with self._lock:
             queued, self._queue = list(self._queue), deque()
             running = [r for r in self._live.values() if r not in queued]
@@ -347,4 +518,8 @@ class RunManager:
             run.cancel.set()
         for run in running:
             run.done.wait(timeout)
+        with self._lock:
+            unsaved = [self._live[r] for r in self._unsaved if r in self._live]
+        for run in unsaved:  # a last offer to storage; whatever it still refuses, a restart interrupts
+            self._flush(run)
 

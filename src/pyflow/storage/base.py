@@ -8,15 +8,18 @@ is checked in full before anything is stored, so a rejected write changes nothin
 from __future__ import annotations
 
 import contextlib
+import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from ..model.bundle import FORMAT_VERSION, check_bundle, check_import_mode
 from ..model.errors import Conflict, InvalidInput, NotFound, PreconditionFailed, detail, pointer
 from ..model.flow import analyze_flow, referenced_spec_ids
 from ..model.limits import MAX_STORED_DEPTH, TooDeep
 from ..model.nodespec import NodeSpec, check_nodespec, parse_nodespec
+
+log = logging.getLogger(__name__)
 
 KINDS = ("nodespec", "flow")
 
@@ -321,6 +324,15 @@ class Repository(ABC):
     def close(self) -> None:
         """Release connections."""
 
+    def probe_write(self) -> str | None:
+        """Prove that a write goes through, within a fraction of a second: None when it did, a note
+        when it could not be tried (busy); raises StorageUnavailable when it failed."""
+        return None
+
+    def free_bytes(self) -> int | None:
+        """Free space on the storage's filesystem, or None when that has no meaning here."""
+        return None
+
 
 def _check_kind(kind: str) -> None:
     if kind not in KINDS:
@@ -342,15 +354,25 @@ def _check_precondition(kind: str, object_id: str, current: Record | None, expec
 
 class CacheAdapter:
     """The engine's CacheStore over a repository. Results larger than `max_entry_bytes` are not kept;
-    `written_bytes` counts what was stored, so the owner knows when to prune."""
+    `written_bytes` counts what was stored, so the owner knows when to prune.
 
-    def __init__(self, repository: Repository, max_entry_bytes: int | None = None):
+    The cache only saves time: a result that cannot be cached (the disk is full, say) is logged and
+    handed to `on_error`, and the node that produced it still succeeds."""
+
+    def __init__(self, repository: Repository, max_entry_bytes: int | None = None,
+                 on_error: Callable[[Exception], None] | None = None):
         self.repository = repository
         self.max_entry_bytes = max_entry_bytes
+        self.on_error = on_error
         self.written_bytes = 0
 
     def get_many(self, keys: list[str]) -> dict[str, dict]:
         return self.repository.cache_get_many(keys)
 
     def put(self, key: str, record: dict) -> None:
-        self.written_bytes += self.repository.cache_put(key, record, self.max_entry_bytes)
+        try:
+            self.written_bytes += self.repository.cache_put(key, record, self.max_entry_bytes)
+        except Exception as exc:
+            log.warning("a result was not cached: %s", getattr(exc, "message", None) or repr(exc))
+            if self.on_error is not None:
+                self.on_error(exc)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import sqlite3
 import threading
 import time
 from pathlib import Path
 
 from ..model.bundle import compact_json
-from ..model.errors import Conflict, NotFound, detail
+from ..model.errors import Conflict, NotFound, StorageUnavailable, detail
 from ..model.limits import MAX_STORED_DEPTH, TooDeep, parse_stored
 from ..timestamps import now_iso
 from .base import Record, Repository, UnreadableDocument
@@ -41,6 +42,7 @@ CREATE TABLE IF NOT EXISTS run_nodes (
 CREATE TABLE IF NOT EXISTS run_events (
     run_id TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, data TEXT NOT NULL, at TEXT NOT NULL,
     PRIMARY KEY (run_id, seq));
+CREATE TABLE IF NOT EXISTS health (id INTEGER PRIMARY KEY, at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS cache (
     key TEXT PRIMARY KEY, record TEXT NOT NULL, created_at TEXT NOT NULL, used_at TEXT NOT NULL,
     size INTEGER NOT NULL DEFAULT 0);
@@ -50,6 +52,38 @@ RUN_FIELDS = ("flow_id", "status", "reason", "started_at", "finished_at")
 
 
 BUSY_TIMEOUT_S = 30.0
+PROBE_TIMEOUT_S = 0.25  # how long a health check's write waits for the write lock
+# SQLite's primary result codes that mean "the database cannot be written now", not "this is a bug".
+STORAGE_FAILURES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_NOMEM,
+                              sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CORRUPT,
+                              sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PROTOCOL,
+                              sqlite3.SQLITE_NOTADB})
+BUSY = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+
+
+def _primary_code(exc: sqlite3.Error) -> int | None:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return None if code is None else code & 0xFF
+
+
+def storage_error(exc: sqlite3.Error) -> Exception:
+    """The domain error for a failed write (503, with the database's own message), or `exc` itself
+    when it is not a storage failure (a mistake in a statement, say)."""
+    code = _primary_code(exc)
+    if code == sqlite3.SQLITE_FULL or "disk is full" in str(exc):
+        return StorageUnavailable(f"disk full: the database could not be written ({exc})", retry_after=10)
+    if code in STORAGE_FAILURES:
+        return StorageUnavailable(f"the database could not be written: {exc}", retry_after=5)
+    return exc
+
+
+def _abandon(conn: sqlite3.Connection) -> None:
+    """Roll back what is left of a failed transaction. SQLite has already rolled it back itself after
+    some failures (a COMMIT that found the disk full), and a second ROLLBACK would only raise "no
+    transaction is active" over the error that matters."""
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
 
 
 def _use_wal(conn: sqlite3.Connection) -> None:
@@ -72,10 +106,13 @@ class SQLiteRepository(Repository):
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._directory = Path(self.path).resolve().parent  # whose free space health checks
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._warned: set[tuple] = set()
+        self._probe: sqlite3.Connection | None = None
+        self._probe_lock = threading.Lock()
         self._create_or_upgrade(self._conn())
 
     def _create_or_upgrade(self, conn: sqlite3.Connection) -> None:
@@ -88,7 +125,7 @@ class SQLiteRepository(Repository):
             conn.execute("INSERT OR IGNORE INTO meta VALUES ('run_seq', '0')")
             self._migrate(conn)
         except BaseException:
-            conn.execute("ROLLBACK")
+            _abandon(conn)
             raise
         conn.execute("COMMIT")
 
@@ -127,15 +164,23 @@ class SQLiteRepository(Repository):
             finally:
                 self._local.depth -= 1
             return
-        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise storage_error(exc) from exc
         self._local.depth = 1
         try:
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        else:
             conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            _abandon(conn)
+            error = storage_error(exc)
+            if error is exc:
+                raise
+            raise error from exc
+        except BaseException:
+            _abandon(conn)
+            raise
         finally:
             self._local.depth = 0
 
@@ -145,7 +190,52 @@ class SQLiteRepository(Repository):
                 with contextlib.suppress(sqlite3.Error):
                     conn.close()
             self._connections.clear()
+            self._probe = None
         self._local = threading.local()
+
+    # --------------------------------------------------------------------------------------- health
+    def _probe_connection(self) -> sqlite3.Connection:
+        """A connection of the health check's own: it waits briefly for the write lock, and never runs
+        a checkpoint (which copies the whole log and may take seconds) when it commits."""
+        with self._lock:
+            if self._probe is None:
+                conn = sqlite3.connect(self.path, timeout=PROBE_TIMEOUT_S, isolation_level=None,
+                                       check_same_thread=False)
+                conn.execute("PRAGMA wal_autocheckpoint=0")
+                self._connections.append(conn)
+                self._probe = conn
+            return self._probe
+
+    def probe_write(self) -> str | None:
+        """Write one tiny row to prove the database accepts writes. None when it did; a note when
+        another writer held the lock all along (busy, not broken); StorageUnavailable when the write
+        failed. Waits at most PROBE_TIMEOUT_S for each lock."""
+        if self.path == ":memory:":
+            return None  # another connection would open another database
+        if not self._probe_lock.acquire(timeout=PROBE_TIMEOUT_S):
+            return "busy: another health check is writing"
+        try:
+            conn = self._probe_connection()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if _primary_code(exc) in BUSY:
+                    return f"busy: another writer holds the database ({exc}); not written"
+                raise storage_error(exc) from exc
+            try:
+                conn.execute("INSERT OR REPLACE INTO health (id, at) VALUES (1, ?)", (now_iso(),))
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                _abandon(conn)
+                raise storage_error(exc) from exc
+            return None
+        finally:
+            self._probe_lock.release()
+
+    def free_bytes(self) -> int | None:
+        if self.path == ":memory:":
+            return None
+        return shutil.disk_usage(self._directory).free
 
     def _next(self, counter: str) -> int:
         conn = self._conn()
