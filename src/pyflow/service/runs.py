@@ -8,6 +8,7 @@ the database in batches by one persister thread; a finished run replays its even
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import uuid
@@ -21,6 +22,8 @@ from ..engine.runner import now_iso
 from ..model.errors import Conflict, TooManyRequests
 from ..storage import CacheAdapter, Repository
 from .config import Config
+
+logger = logging.getLogger(__name__)
 
 FINAL_STATES = frozenset({"succeeded", "failed", "cancelled", "interrupted"})
 PREVIEW_BYTES = 1024
@@ -175,7 +178,8 @@ class RunManager:
                                  on_event=lambda kind, data: self._node_event(live, kind, data),
                                  cancel=live.cancel).run()
             status = outcome.status
-        except Exception as exc:  # a bug in the engine must still end the run
+        except Exception as exc:  # a bug in the engine must still end the run, and be seen
+            logger.exception("run %s failed with an internal error", live.id)
             status, reason = "failed", f"internal error: {exc!r}"
         self._finish(live, status, reason, started)
 
