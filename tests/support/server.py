@@ -14,6 +14,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVING = re.compile(r"PyFlow serving (http://[^/]+/)")
+# A write without a body (DELETE, cancel) says it is no HTML form with a header pages cannot send.
+NO_FORM = {"X-Requested-With": "pyflow-tests"}
 TOKEN_URL = re.compile(r"http://[^/\s]+/\?token=(\S+)")
 
 

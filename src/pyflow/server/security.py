@@ -261,8 +261,8 @@ def _unauthorized() -> Response:
 
 
 def check_media_type() -> Response | None:
-    if request.method in SAFE_METHODS or request.endpoint in LOGIN_ENDPOINTS:
-        return None
+    if request.method in SAFE_METHODS or request.endpoint in LOGIN_ENDPOINTS or request.routing_exception:
+        return None  # (no such route or method: its 404 or 405 says more, and nothing runs)
     mimetype = (request.mimetype or "").lower()
     if mimetype == "application/json" or mimetype.endswith("+json"):
         return None
