@@ -320,7 +320,9 @@ def install(app: Flask, config: Config) -> None:
     def hardening_headers(response: Response) -> Response:
         response.headers.setdefault("X-Frame-Options", "DENY")  # no clickjacking through frames
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")  # no ?token= in a Referer
+        # No address (with a ?token=) in a Referer to other sites. Not "no-referrer": under that policy
+        # browsers send the login form's Origin as "null", which reads as cross-site.
+        response.headers.setdefault("Referrer-Policy", "same-origin")
         return response
 
     if policy.origins:

@@ -94,3 +94,8 @@ def test_the_command_line_sends_the_token(locked, tmp_path):
     ran = pyflow("run", FLOW, *server, "--token", locked.token, "--json")
     assert ran.returncode == 0, ran.stderr
     assert json.loads(ran.stdout)["status"] == "succeeded"  # it followed the run's events with the token
+
+
+def test_serve_refuses_a_cors_origin_that_is_not_an_origin():
+    bad = pyflow("serve", "--cors-origin", "https://app.example/path", "--executor", "none")
+    assert bad.returncode == 2 and "is not an origin" in bad.stderr
