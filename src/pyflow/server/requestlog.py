@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import sys
+import threading
 import time
 from datetime import datetime, timezone
 
@@ -111,8 +112,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+def log_thread_errors() -> None:
+    """An exception that ends a thread (a run worker, the persister) is logged with its traceback in
+    the server's format, instead of printed to stderr past the log collector."""
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is SystemExit:
+            return
+        name = args.thread.name if args.thread else "?"
+        logging.getLogger("pyflow").error("thread %s ended with an uncaught exception", name,
+                                          exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+
+    threading.excepthook = hook
+
+
 def configure_logging(log_format: str = "text", level: int = logging.INFO) -> None:
     """Send every logger of the process (the server's, waitress's, Flask's) to stderr in one format."""
+    log_thread_errors()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     root = logging.getLogger()

@@ -98,3 +98,36 @@ def test_an_engine_bug_that_fails_a_run_is_logged_with_its_traceback(make_app, c
     assert run["status"] == "failed" and "engine bug" in run["reason"]
     errors = [r for r in caplog.records if r.exc_info and "engine bug" in str(r.exc_info[1])]
     assert errors and errors[0].levelno >= logging.ERROR
+
+
+def test_an_executor_bug_that_fails_a_node_is_logged_with_its_traceback(make_app, caplog, monkeypatch):
+    service, _ = make_app(concurrency=2)
+
+    def broken(task, cancel=None):
+        raise OSError("executor lost its worker")
+
+    monkeypatch.setattr(service.executor, "run", broken)
+    monkeypatch.setattr(service.executor, "inline", False)  # nodes run on the runner's pool, as in the sandbox
+    run = service.run_now(flow_id=FLOW, use_cache=False)
+    assert run["status"] == "failed"
+    assert any("executor lost its worker" in (n.get("error") or {}).get("message", "") for n in run["nodes"])
+    errors = [r for r in caplog.records if r.exc_info and "executor lost its worker" in str(r.exc_info[1])]
+    assert errors and errors[0].levelno >= logging.ERROR
+
+
+def test_an_exception_ending_a_server_thread_is_logged_with_its_traceback(caplog, monkeypatch):
+    import threading
+
+    from pyflow.server.requestlog import log_thread_errors
+
+    monkeypatch.setattr(threading, "excepthook", threading.excepthook)
+    log_thread_errors()
+
+    def die():
+        raise RuntimeError("persister crashed")
+
+    thread = threading.Thread(target=die, name="pyflow-persist")
+    thread.start()
+    thread.join()
+    (record,) = [r for r in caplog.records if r.exc_info and "persister crashed" in str(r.exc_info[1])]
+    assert "pyflow-persist" in record.getMessage() and record.levelno >= logging.ERROR
