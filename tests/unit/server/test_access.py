@@ -75,6 +75,8 @@ def test_the_url_token_becomes_an_httponly_strict_cookie_and_leaves_the_url(guar
     assert client.get("/api/flows", headers=HOST).status_code == 200
     other = client.get(f"/api/flows?summary=true&token={TOKEN}", headers=HOST)
     assert other.status_code == 303 and other.headers["Location"] == "/api/flows?summary=true"
+    away = client.get("/", query_string={"token": TOKEN}, headers=HOST, environ_overrides={"PATH_INFO": "//evil.example/"})
+    assert away.status_code == 303 and away.headers["Location"] == "/evil.example/"  # werkzeug keeps the path on this site
 
 
 def test_a_wrong_url_token_or_a_forged_cookie_gets_401(guarded):
