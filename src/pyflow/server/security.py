@@ -32,7 +32,7 @@ from urllib.parse import urlencode, urlsplit
 from flask import Flask, Response, current_app, redirect, request
 
 from ..service.config import Config
-from .http import json_response
+from .http import is_json_request, json_response
 
 logger = logging.getLogger(__name__)
 
@@ -263,8 +263,7 @@ def _unauthorized() -> Response:
 def check_media_type() -> Response | None:
     if request.method in SAFE_METHODS or request.endpoint in LOGIN_ENDPOINTS or request.routing_exception:
         return None  # (no such route or method: its 404 or 405 says more, and nothing runs)
-    mimetype = (request.mimetype or "").lower()
-    if mimetype == "application/json" or mimetype.endswith("+json"):
+    if is_json_request():
         return None
     has_body = bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
     if not has_body and any(name in request.headers for name in NON_SIMPLE_HEADERS):
