@@ -19,6 +19,10 @@ from .test_runs import wait_until
 
 SERVER_IMAGE = os.environ.get("PYFLOW_SERVER_IMAGE", "pyflow:latest")
 SOCKET = "/var/run/docker.sock"
+# The image binds 0.0.0.0, where the server asks for a token: these tests give it one and send it.
+TOKEN = "image-test-token-" + uuid.uuid4().hex
+http = requests.Session()
+http.headers["Authorization"] = f"Bearer {TOKEN}"
 SPEC = {"id": "image.double", "title": "Double", "func": "def func(x):\n    return x * 2\n",
         "port": {"input": [{"name": "x", "order": 0, "type": "Int"}], "output": [{"name": "out", "type": "Int"}]}}
 
@@ -48,9 +52,10 @@ def start_server(engine, volume: str, owner: str = "", cli_options: tuple[str, .
         container = engine.containers.run(
             SERVER_IMAGE, detach=True, ports={"5000/tcp": ("127.0.0.1", None)},
             volumes={volume: {"bind": "/data", "mode": "rw"}, SOCKET: {"bind": SOCKET, "mode": "rw"}},
-            environment={"PYFLOW_DOCKER_OWNER": owner})
+            environment={"PYFLOW_DOCKER_OWNER": owner, "PYFLOW_TOKEN": TOKEN})
     else:
         started = subprocess.run(["docker", "run", "-d", "-p", "127.0.0.1::5000", "-v", f"{volume}:/data",
+                                  "-e", f"PYFLOW_TOKEN={TOKEN}",
                                   *cli_options, SERVER_IMAGE], capture_output=True, text=True, check=True)
         container = engine.containers.get(started.stdout.strip())
     container.reload()
@@ -67,7 +72,7 @@ def start_server(engine, volume: str, owner: str = "", cli_options: tuple[str, .
 
 def _healthy(url: str) -> bool:
     try:
-        return requests.get(url + "/api/health", timeout=2).ok
+        return http.get(url + "/api/health", timeout=2).ok
     except requests.RequestException:
         return False
 
@@ -76,11 +81,11 @@ def test_server_image_serves_runs_nodes_in_containers_and_keeps_its_data(engine,
     owner = f"{owner}-image"
     container, url = start_server(engine, volume, owner, mount_socket=True)
     try:
-        health = requests.get(url + "/api/health", timeout=10).json()
+        health = http.get(url + "/api/health", timeout=10).json()
         assert health["executor"]["name"] == "docker"
-        assert requests.get(url + "/", timeout=10).ok
-        assert requests.put(url + "/api/nodespecs/image.double", json=SPEC, timeout=10).ok
-        tested = requests.post(url + "/api/nodespecs/image.double/test", json={"inputs": {"x": 21}},
+        assert http.get(url + "/", timeout=10).ok
+        assert http.put(url + "/api/nodespecs/image.double", json=SPEC, timeout=10).ok
+        tested = http.post(url + "/api/nodespecs/image.double/test", json={"inputs": {"x": 21}},
                                timeout=60).json()
         assert tested["status"] == "success" and tested["outputs"] == {"out": 42}
         assert owned(engine, owner), "nodes ran in sibling containers labelled for this server"
@@ -90,7 +95,7 @@ def test_server_image_serves_runs_nodes_in_containers_and_keeps_its_data(engine,
     wait_until(lambda: not owned(engine, owner), timeout=30)
     again, url = start_server(engine, volume, owner, mount_socket=True)
     try:
-        assert requests.get(url + "/api/nodespecs/image.double", timeout=10).json()["func"] == SPEC["func"]
+        assert http.get(url + "/api/nodespecs/image.double", timeout=10).json()["func"] == SPEC["func"]
     finally:
         again.remove(force=True)
 
@@ -100,9 +105,9 @@ def test_server_image_chooses_the_sandbox_when_its_container_allows_namespaces(e
     container, url = start_server(engine, volume, "", ("--security-opt", "seccomp=unconfined",
                                                        "--security-opt", "systempaths=unconfined"))
     try:
-        assert requests.get(url + "/api/health", timeout=10).json()["executor"]["name"] == "sandbox"
-        assert requests.put(url + "/api/nodespecs/image.double", json=SPEC, timeout=10).ok
-        tested = requests.post(url + "/api/nodespecs/image.double/test", json={"inputs": {"x": 4}},
+        assert http.get(url + "/api/health", timeout=10).json()["executor"]["name"] == "sandbox"
+        assert http.put(url + "/api/nodespecs/image.double", json=SPEC, timeout=10).ok
+        tested = http.post(url + "/api/nodespecs/image.double/test", json={"inputs": {"x": 4}},
                                timeout=60).json()
         assert tested["status"] == "success" and tested["outputs"] == {"out": 8}
     finally:
@@ -115,14 +120,14 @@ def test_a_plain_docker_run_serves_the_editor_and_keeps_data_but_runs_no_node(en
     to enable execution; the log says so loudly."""
     container, url = start_server(engine, volume)
     try:
-        page = requests.get(url + "/", timeout=10)
+        page = http.get(url + "/", timeout=10)
         assert page.ok and "text/html" in page.headers["Content-Type"] and "<title>PyFlow</title>" in page.text
-        assert requests.get(url + "/static/dist/app.js", timeout=10).ok
-        executor = requests.get(url + "/api/health", timeout=10).json()["executor"]
+        assert http.get(url + "/static/dist/app.js", timeout=10).ok
+        executor = http.get(url + "/api/health", timeout=10).json()["executor"]
         assert executor["name"] == "none"
         assert _names_both_ways(" ".join(executor["warnings"])), executor
-        assert requests.put(url + "/api/nodespecs/image.double", json=SPEC, timeout=10).ok
-        tested = requests.post(url + "/api/nodespecs/image.double/test", json={"inputs": {"x": 21}},
+        assert http.put(url + "/api/nodespecs/image.double", json=SPEC, timeout=10).ok
+        tested = http.post(url + "/api/nodespecs/image.double/test", json={"inputs": {"x": 21}},
                                timeout=60).json()
         assert tested["status"] != "success" and "disabled" in json.dumps(tested), tested
         logs = container.logs().decode(errors="replace")
@@ -131,8 +136,8 @@ def test_a_plain_docker_run_serves_the_editor_and_keeps_data_but_runs_no_node(en
         container.remove(force=True)
     again, url = start_server(engine, volume)
     try:
-        assert requests.get(url + "/api/nodespecs/image.double", timeout=10).json()["func"] == SPEC["func"]
-        assert requests.get(url + "/api/health", timeout=10).json()["executor"]["name"] == "none"
+        assert http.get(url + "/api/nodespecs/image.double", timeout=10).json()["func"] == SPEC["func"]
+        assert http.get(url + "/api/health", timeout=10).json()["executor"]["name"] == "none"
     finally:
         again.remove(force=True)
 

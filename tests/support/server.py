@@ -14,6 +14,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVING = re.compile(r"PyFlow serving (http://[^/]+/)")
+# A write without a body (DELETE, cancel) says it is no HTML form with a header pages cannot send.
+NO_FORM = {"X-Requested-With": "pyflow-tests"}
+TOKEN_URL = re.compile(r"http://[^/\s]+/\?token=(\S+)")
 
 
 def test_executor() -> str:
@@ -35,6 +38,7 @@ class LiveServer:
         self.env = env or {}
         self.proc: subprocess.Popen | None = None
         self.url = ""
+        self.token = self.env.get("PYFLOW_TOKEN")  # or the one the server prints when it makes one
         self.log_path = self.workdir / "server.log"
 
     def start(self, timeout: float = 60.0) -> "LiveServer":
@@ -52,6 +56,8 @@ class LiveServer:
             match = SERVING.search(self.log_path.read_text(errors="replace")[offset:])
             if match:
                 self.url = match.group(1).rstrip("/")
+                printed = TOKEN_URL.search(self.log_path.read_text(errors="replace")[offset:])
+                self.token = printed.group(1) if printed else self.env.get("PYFLOW_TOKEN")
                 try:
                     self._wait_healthy(deadline)
                 except RuntimeError:
@@ -64,10 +70,15 @@ class LiveServer:
         self.stop()
         raise RuntimeError(f"server did not start: {self.log()}")
 
+    def headers(self) -> dict:
+        """What a client of this server sends: the token, when it has one."""
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
     def _wait_healthy(self, deadline: float) -> None:
         while time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(self.url + "/api/health", timeout=2) as resp:
+                request = urllib.request.Request(self.url + "/api/health", headers=self.headers())
+                with urllib.request.urlopen(request, timeout=2) as resp:
                     if resp.status == 200:
                         return
             except OSError:
@@ -78,7 +89,8 @@ class LiveServer:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def get_json(self, path: str):
-        with urllib.request.urlopen(self.url + path, timeout=30) as resp:
+        request = urllib.request.Request(self.url + path, headers=self.headers())
+        with urllib.request.urlopen(request, timeout=30) as resp:
             return json.loads(resp.read())
 
     def stop(self, timeout: float = 20.0) -> int | None:

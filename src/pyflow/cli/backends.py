@@ -80,8 +80,8 @@ class LocalBackend:
 
 
 class RemoteBackend:
-    def __init__(self, url: str):
-        self.client = Client(url)
+    def __init__(self, url: str, token: str | None = None):
+        self.client = Client(url, token=token)
 
     def close(self) -> None:
         pass

@@ -23,15 +23,21 @@ class RemoteError(PyflowError):
 
 
 class Client:
-    def __init__(self, base_url: str, timeout: float = 60.0):
+    def __init__(self, base_url: str, timeout: float = 60.0, token: str | None = None):
         self.base = base_url.rstrip("/")
         self.timeout = timeout
+        # Every request says it is no HTML form (a write without a body needs that) and, for a server
+        # beyond loopback, carries the token.
+        self.headers = {"X-Requested-With": "pyflow"}
+        if token:
+            self.headers["Authorization"] = f"Bearer {token}"
 
     def request(self, method: str, path: str, body=None, params: dict | None = None):
         url = self.base + path + ("?" + urllib.parse.urlencode(params) if params else "")
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(url, data=data, method=method,
-                                     headers={"Content-Type": "application/json", "Accept": "application/json"})
+                                     headers={**self.headers, "Content-Type": "application/json",
+                                              "Accept": "application/json"})
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 return json.loads(resp.read() or b"null")
@@ -44,7 +50,8 @@ class Client:
         last, heard = after, time.monotonic()
         while True:
             req = urllib.request.Request(f"{self.base}/api/runs/{run_id}/events",
-                                         headers={"Accept": "text/event-stream", "Last-Event-ID": str(last)})
+                                         headers={**self.headers, "Accept": "text/event-stream",
+                                                  "Last-Event-ID": str(last)})
             try:
                 with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                     heard = time.monotonic()  # connected: the server is there, however quiet the run

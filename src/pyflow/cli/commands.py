@@ -62,6 +62,34 @@ def _add_serve(sub) -> None:
                        help="seconds a synchronous run or node test may take before it answers 503")
     serve.add_argument("--min-free-mb", type=at_least(0), default=64,
                        help="free disk beside the database below which health fails and new runs answer 503")
+    _add_exposure(serve)
+
+
+def _add_exposure(serve) -> None:
+    """Who may reach the server; see README, "Exposing PyFlow"."""
+    serve.add_argument("--token-file", help="where the generated access token is kept (default: beside the "
+                                            "database, <name>.token, mode 0600); $PYFLOW_TOKEN overrides it")
+    serve.add_argument("--require-token", action="store_true",
+                       help="ask for the token on a loopback address too (beyond loopback it is always asked)")
+    serve.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                       help="a host name clients use to reach the server, besides the bound address (repeatable)")
+    serve.add_argument("--cors-origin", action="append", default=[], type=origin, metavar="ORIGIN",
+                       help="another site's origin (https://app.example) allowed to call the API (repeatable)")
+    serve.add_argument("--log-format", choices=("text", "json"), default=os.environ.get("PYFLOW_LOG_FORMAT", "text"),
+                       help="a line of text, or a JSON object, per request and per error")
+
+
+def origin(text: str) -> str:
+    """An argparse type: scheme://host[:port], as browsers send it in the Origin header."""
+    from urllib.parse import urlsplit
+    parts = urlsplit(text)
+    try:
+        parts.port
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} has a bad port") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/") or parts.query:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an origin like https://app.example:8443")
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 def _add_run_commands(sub) -> None:
@@ -122,6 +150,8 @@ def _add_local(parser) -> None:
 def _add_target(parser) -> None:
     parser.add_argument("--server", default=os.environ.get("PYFLOW_SERVER"),
                         help="URL of a running PyFlow server (default: work on the local database)")
+    parser.add_argument("--token", default=os.environ.get("PYFLOW_TOKEN"),
+                        help="the server's access token (default: $PYFLOW_TOKEN), sent as a Bearer header")
     _add_local(parser)
 
 
@@ -150,7 +180,9 @@ def executor_options(pairs: list[str]) -> dict:
 
 
 def backend_for(args):
-    return RemoteBackend(args.server) if getattr(args, "server", None) else LocalBackend(config_from(args))
+    if getattr(args, "server", None):
+        return RemoteBackend(args.server, args.token)
+    return LocalBackend(config_from(args))
 
 
 def cmd_serve(args) -> int:
@@ -163,6 +195,11 @@ def cmd_serve(args) -> int:
     config.sync_timeout_s, config.min_free_mb = args.sync_timeout, args.min_free_mb
     if args.repo_dir:
         config.repo_dir = Path(args.repo_dir)
+    config.bind_host, config.require_token = args.host, args.require_token
+    if args.token_file:
+        config.token_file = Path(args.token_file)
+    config.allowed_hosts, config.cors_origins = args.allowed_host, args.cors_origin
+    config.log_format = args.log_format
     return serve(config, args.host, args.port, args.threads)
 
 

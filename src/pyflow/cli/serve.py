@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import signal
 import sqlite3
+import socket
 import sys
 
 from ..engine.execution import ExecutorUnavailable
@@ -20,13 +21,41 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
+def url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def access_note(config: Config, port: int, token: str | None, source: str) -> str:
+    """What to open, Jupyter-style: the editor's address with the token, which it trades for a cookie.
+    A token the operator set in PYFLOW_TOKEN is theirs already and is not printed."""
+    if token is None:
+        return ""
+    hosts = [url_host(config.bind_host)]
+    if config.bind_host in ("", "0.0.0.0", "::"):
+        hosts = [socket.gethostname(), "127.0.0.1"]
+    if source == "environment":
+        weak = " (WARNING: shorter than 16 characters)" if len(token) < 16 else ""
+        return (f"\nAccess token required: the one in PYFLOW_TOKEN{weak}; the editor asks for it at "
+                + " or ".join(f"http://{host}:{port}/login" for host in hosts))
+    return (f"\nAccess token required ({source}, kept in {config.token_file}). Open the editor at:"
+            + "".join(f"\n    http://{host}:{port}/?token={token}" for host in hosts))
+
+
 def serve(config: Config, host: str, port: int, threads: int) -> int:
     from waitress.server import create_server
 
     from ..server import create_app
+    from ..server.requestlog import configure_logging
+    from ..server.security import ensure_token
+    configure_logging(config.log_format)
     problem = database_problem(config.db_path)  # before anything starts: one sentence, no traceback
     if problem:
         print(f"pyflow: cannot start: {problem}", file=sys.stderr)
+        return 2
+    try:
+        token, source = ensure_token(config)
+    except (OSError, RuntimeError) as exc:
+        print(f"pyflow: cannot start: no access token: {exc}", file=sys.stderr)
         return 2
     try:
         executor = build_executor(config)
@@ -44,8 +73,9 @@ def serve(config: Config, host: str, port: int, threads: int) -> int:
     server = create_server(create_app(service), host=host, port=port, threads=threads,
                            channel_timeout=300, ident="pyflow")
     freeze_startup_objects()
-    url = f"http://{host}:{server.effective_port}/"
-    print(f"PyFlow serving {url} (database {config.db_path}, executor {executor.name})", flush=True)
+    url = f"http://{url_host(host)}:{server.effective_port}/"
+    print(f"PyFlow serving {url} (database {config.db_path}, executor {executor.name})"
+          + access_note(config, server.effective_port, token, source), flush=True)
 
     def stop(signum, frame):
         raise SystemExit(0)

@@ -9,6 +9,7 @@ reason, while independent branches go on. Nothing here recurses on graph size.
 from __future__ import annotations
 
 import graphlib
+import logging
 import os
 import queue
 import threading
@@ -29,6 +30,8 @@ from .execution import (
     NodeTask,
     resolve_limits,
 )
+
+logger = logging.getLogger(__name__)
 
 EventSink = Callable[[str, dict], None]
 
@@ -211,7 +214,8 @@ class FlowRunner:
     def _execute_async(self, node_id: str, task: NodeTask) -> None:
         try:
             outcome = self._execute(task)
-        except BaseException as exc:  # an executor bug must not hang the scheduler
+        except BaseException as exc:  # an executor bug must not hang the scheduler, and must be seen
+            logger.exception("the executor failed on node %s", node_id)
             outcome = NodeOutcome.failure(f"executor error: {exc!r}")
         self._finished.put((node_id, task, outcome))
 

@@ -36,17 +36,10 @@ def is_json_request() -> bool:
     return mimetype == "application/json" or mimetype.endswith("+json")
 
 
-def json_body(allow_form_data: bool = False, optional: bool = False):
+def json_body(optional: bool = False):
     """The request's JSON body. 415 for another media type, 400 (with line and column) for bad JSON, and
-    400 with a JSON pointer for a body nested deeper than the limit (pyflow.model.limits).
-
-    `allow_form_data` accepts the original PyFlow's `data=<json>` form posts.
-    """
-    if allow_form_data and request.mimetype == "application/x-www-form-urlencoded":
-        raw = request.form.get("data")
-        if raw is None:
-            raise InvalidInput("missing form field", [detail("/data", "the form has no 'data' field")])
-        return _parse(raw)
+    400 with a JSON pointer for a body nested deeper than the limit (pyflow.model.limits). (Form posts
+    never get here: any web page can send them, so security.py refuses them.)"""
     raw = request.get_data(cache=True)
     if optional and not raw:
         return None

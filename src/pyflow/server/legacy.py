@@ -12,6 +12,7 @@ from flask import Blueprint
 from ..model.errors import InvalidInput, detail
 from ..model.types import PORT_TYPES
 from .http import json_body, json_response, record_response, require_object, service
+from .requestlog import note_run
 
 bp = Blueprint("legacy", __name__)
 
@@ -68,7 +69,7 @@ def list_flows():
 
 @bp.route("/flows", methods=["POST"])
 def save_flow():
-    doc = require_object(json_body(allow_form_data=True))
+    doc = require_object(json_body())
     return record_response(service().upsert("flow", doc))
 
 
@@ -79,8 +80,9 @@ def get_flow(flow_id):
 
 @bp.route("/runflow", methods=["POST"])
 def run_flow():
-    flow = require_object(json_body(allow_form_data=True))
+    flow = require_object(json_body())
     run = service().run_now(flow=flow)
+    note_run(run["id"])
     return json_response([legacy_node_result(n, run["snapshot"]) for n in run["nodes"]])
 
 

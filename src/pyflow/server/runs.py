@@ -9,6 +9,7 @@ from flask import Blueprint, Response, request, stream_with_context, url_for
 from ..model.errors import InvalidInput, detail
 from ..model.validation import schema_errors
 from .http import int_arg, json_body, json_response, require_object, service
+from .requestlog import note_run
 
 bp = Blueprint("runs", __name__, url_prefix="/api")
 
@@ -27,6 +28,7 @@ def _run_request(inline: bool) -> dict:
 
 
 def sync_result(run: dict) -> dict:
+    note_run(run["id"])
     return {"run_id": run["id"], "status": run["status"], "reason": run.get("reason"), "nodes": run["nodes"]}
 
 

@@ -2,7 +2,8 @@
 
 Defaults: the database is $PYFLOW_DB, else $XDG_DATA_HOME/pyflow/pyflow.db (~/.local/share/pyflow/
 pyflow.db). The legacy /dumprepo and /loadrepo routes may only touch files under `repo_dir`
-($PYFLOW_REPO_DIR, else the `repos` folder beside the database).
+($PYFLOW_REPO_DIR, else the `repos` folder beside the database). Who may reach the server (the bound
+address, token, allowed hosts and origins) is enforced by server/security.py from the fields below.
 """
 
 from __future__ import annotations
@@ -55,6 +56,14 @@ class Config:
     sync_timeout_s: float = 600.0  # a synchronous run (or node test) answers 503 after this long
     min_free_mb: float = 64.0  # below this much free disk beside the database, health fails, runs wait
     watchdog_s: float = 1.0  # how often dead run threads are looked for (and restarted)
+    # Exposure: see server/security.py for the rules these settings feed.
+    bind_host: str = "127.0.0.1"
+    token: str | None = field(default_factory=lambda: os.environ.get("PYFLOW_TOKEN") or None)
+    token_file: Path | None = None  # where a generated token is kept; default: <database stem>.token
+    require_token: bool = False  # a token is always required beyond loopback; this asks for it on loopback
+    allowed_hosts: list[str] = field(default_factory=list)  # Host names served besides the bound address
+    cors_origins: list[str] = field(default_factory=list)  # other sites' origins allowed to call the API
+    log_format: str = "text"  # or "json": one object per line
 
     @property
     def cache_bytes(self) -> int:
@@ -65,3 +74,4 @@ class Config:
         if self.repo_dir is None:
             self.repo_dir = Path(os.environ.get("PYFLOW_REPO_DIR") or self.db_path.parent / "repos")
         self.repo_dir = Path(self.repo_dir)
+        self.token_file = Path(self.token_file) if self.token_file else self.db_path.with_suffix(".token")

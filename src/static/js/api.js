@@ -10,8 +10,11 @@ export class ApiError extends Error {
   }
 }
 
+// The server refuses writes that an HTML form on another site could send: a write carries a JSON body,
+// or no body and X-Requested-With, which no page can send cross-site without the server's consent.
+// (Same-origin, the header costs no preflight.) The session cookie goes along by itself.
 async function request(method, path, { body, etag, query } = {}) {
-  const headers = { Accept: "application/json" };
+  const headers = { Accept: "application/json", "X-Requested-With": "pyflow" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (etag) headers["If-Match"] = etag;
   const url = query ? `${path}?${new URLSearchParams(query)}` : path;
@@ -28,6 +31,8 @@ async function request(method, path, { body, etag, query } = {}) {
   } catch {
     data = { error: text.slice(0, 200) };
   }
+  // The session ended (a new token on the server): the login page, which works without this bundle.
+  if (response.status === 401) window.location.assign("/login");
   if (!response.ok) throw new ApiError(response.status, data);
   return { data, etag: response.headers.get("ETag"), status: response.status, headers: response.headers };
 }

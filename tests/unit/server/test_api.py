@@ -5,7 +5,7 @@ import json
 import pytest
 import requests
 
-from tests.support.server import LiveServer
+from tests.support.server import NO_FORM, LiveServer
 
 SPEC = {"id": "test.inc", "title": "Inc", "func": "def func(a):\n    return a + 1\n",
         "port": {"input": [{"name": "a", "order": 0, "type": "Int"}], "output": [{"name": "out", "type": "Int"}]}}
@@ -67,7 +67,7 @@ def test_nodespec_lifecycle_with_revisions(api):
     stale = requests.put(url(api, "/api/nodespecs/test.inc"), json={**SPEC, "title": "Lost"}, headers={"If-Match": etag})
     assert stale.status_code == 412 and "changed since revision" in stale.json()["error"]
     assert requests.get(url(api, "/api/nodespecs/test.inc")).json()["title"] == "Increment"
-    assert requests.delete(url(api, "/api/nodespecs/test.inc"), headers={"If-Match": etag}).status_code == 412
+    assert requests.delete(url(api, "/api/nodespecs/test.inc"), headers={"If-Match": etag, **NO_FORM}).status_code == 412
     requests.put(url(api, "/api/nodespecs/test.inc"), json=SPEC)
 
 
@@ -113,7 +113,7 @@ def test_flow_list_summary(api):
 def test_deleting_a_used_nodespec_names_the_flows(api):
     requests.put(url(api, "/api/nodespecs/test.inc"), json=SPEC)
     requests.put(url(api, "/api/flows/test.flow"), json=FLOW)
-    answer = requests.delete(url(api, "/api/nodespecs/test.inc"))
+    answer = requests.delete(url(api, "/api/nodespecs/test.inc"), headers=NO_FORM)
     assert answer.status_code == 409 and answer.json()["flows"] == ["test.flow"]
     assert requests.get(url(api, "/api/nodespecs/test.inc")).status_code == 200
 

@@ -59,7 +59,7 @@ class Client:
     def call(self, method: str, path: str, **kwargs) -> requests.Response:
         resp = self.http.request(method, self.url + path, timeout=120, **kwargs)
         self.statuses[resp.status_code] += 1
-        if resp.status_code >= 500 or "locked" in resp.text:
+        if resp.status_code >= 500 or (resp.status_code >= 400 and "database is locked" in resp.text):
             self.problems.append(f"{method} {path}: {resp.status_code} {resp.text[:300]}")
         return resp
 

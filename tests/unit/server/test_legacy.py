@@ -32,7 +32,7 @@ def test_nodes_map_adds_the_default_output(legacy, compat_bundle):
     assert requests.get(legacy.url + "/nodes").json()["legacy.noout"]["port"]["output"] == [{"name": "out"}]
     assert requests.get(legacy.url + "/nodes/legacy.noout").json() == spec
     assert requests.put(legacy.url + "/nodes/legacy.noout", json={**spec, "title": "T"}).json()["title"] == "T"
-    assert requests.delete(legacy.url + "/nodes/legacy.noout").json() == {"success": True}
+    assert requests.delete(legacy.url + "/nodes/legacy.noout", headers={"X-Requested-With": "script"}).json() == {"success": True}
     assert requests.get(legacy.url + "/nodes/legacy.noout").status_code == 404
 
 
@@ -44,16 +44,23 @@ def test_tree_and_port_types(legacy):
     assert {"String", "Int", "Float", "Boolean", "List", "Json"} <= set(types)
 
 
-def test_flows_list_get_and_form_post(legacy, compat_bundle):
+def test_flows_list_get_and_post(legacy, compat_bundle):
     flows = requests.get(legacy.url + "/flows").json()
     assert isinstance(flows, list) and len(flows) == 4
     flow = compat_bundle["flow"]["pyflow.sample.math"]
     assert requests.get(legacy.url + "/flows/pyflow.sample.math").json() == flow
-    copy = {**flow, "id": "legacy.copy"}
-    posted = requests.post(legacy.url + "/flows", data=urlencode({"data": json.dumps(copy)}),
-                           headers={"Content-Type": "application/x-www-form-urlencoded"})
-    assert posted.status_code == 200 and posted.json()["id"] == "legacy.copy"
     assert requests.post(legacy.url + "/flows", json={**flow, "id": "legacy.json"}).json()["id"] == "legacy.json"
+
+
+def test_the_old_form_posts_are_refused_as_any_page_could_send_them(legacy, compat_bundle):
+    flow = compat_bundle["flow"]["pyflow.sample.math"]
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    posted = requests.post(legacy.url + "/flows", data=urlencode({"data": json.dumps({**flow, "id": "legacy.copy"})}),
+                           headers=form)
+    assert posted.status_code == 415 and "application/json" in posted.json()["error"]
+    assert requests.get(legacy.url + "/flows/legacy.copy").status_code == 404
+    ran = requests.post(legacy.url + "/runflow", data=urlencode({"data": json.dumps(flow)}), headers=form)
+    assert ran.status_code == 415
 
 
 def test_runflow_gives_the_listed_results(legacy, compat_bundle):
@@ -69,13 +76,6 @@ def test_runflow_gives_the_listed_results(legacy, compat_bundle):
     assert error["node1527137684469"]["status"] == "skipped"
     assert error["node1527137681280"]["outputs"][0]["value"] == "abcd"
     assert {"name": "a", "value": "ab", "type": "String"} in error["node1527137681280"]["inputs"]
-
-
-def test_runflow_accepts_the_old_form_post(legacy, compat_bundle):
-    body = urlencode({"data": json.dumps(compat_bundle["flow"]["pyflow.sample.math"])})
-    answer = requests.post(legacy.url + "/runflow", data=body,
-                           headers={"Content-Type": "application/x-www-form-urlencoded"})
-    assert {n["id"]: n for n in answer.json()}["node1527101204754"]["outputs"][0]["value"] == 9
 
 
 def test_dump_and_load_stay_inside_the_repository_directory(legacy):

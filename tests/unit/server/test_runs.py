@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from pyflow.cli.client import run_events
-from tests.support.server import LiveServer
+from tests.support.server import NO_FORM, LiveServer
 from tests.support.timing import scaled
 from tests.support.waiting import wait_until
 
@@ -90,7 +90,7 @@ def test_async_run_history_and_stored_snapshot(srv):
     page2 = requests.get(f"{srv.url}/api/runs", params={"flow": "h.flow", "limit": 2, "offset": 2}).json()
     assert [r["id"] for r in page1["runs"] + page2["runs"]] == newest_first
     assert page1["total"] == page2["total"] == 4 and page2["offset"] == 2
-    assert requests.delete(f"{srv.url}/api/runs/{run_id}").status_code == 200
+    assert requests.delete(f"{srv.url}/api/runs/{run_id}", headers=NO_FORM).status_code == 200
     assert requests.get(f"{srv.url}/api/runs/{run_id}").status_code == 404
 
 
@@ -129,7 +129,7 @@ def test_cancelling_an_infinite_loop_ends_the_run_within_a_second(srv):
                 break
     time.sleep(0.3)  # let the node spin for a moment
     asked = time.monotonic()
-    assert requests.post(f"{srv.url}/api/runs/{run_id}/cancel").status_code in (200, 202)
+    assert requests.post(f"{srv.url}/api/runs/{run_id}/cancel", headers=NO_FORM).status_code in (200, 202)
     run = wait_run(srv, run_id, timeout=5)
     assert time.monotonic() - asked < scaled(1.0)
     assert run["status"] == "cancelled"
@@ -173,9 +173,9 @@ def test_queue_full_answers_429_and_queued_runs_can_be_cancelled(tmp_path):
         full = requests.post(f"{live.url}/api/flows/queued/runs", json={})
         assert full.status_code == 429 and int(full.headers["Retry-After"]) >= 1
         assert "queue is full" in full.json()["error"]
-        assert requests.post(f"{live.url}/api/runs/{queued}/cancel").json()["status"] == "cancelled"
+        assert requests.post(f"{live.url}/api/runs/{queued}/cancel", headers=NO_FORM).json()["status"] == "cancelled"
         assert wait_run(live, queued)["status"] == "cancelled"
-        requests.post(f"{live.url}/api/runs/{busy}/cancel")
+        requests.post(f"{live.url}/api/runs/{busy}/cancel", headers=NO_FORM)
         assert wait_run(live, busy)["status"] == "cancelled"
     finally:
         live.stop()

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from pyflow.storage import SQLiteRepository
-from tests.support.server import LiveServer
+from tests.support.server import LiveServer, NO_FORM
 
 DEEP = 975
 ECHO = {"id": "test.echo", "title": "Echo", "func": "def func(a):\n    return a\n",
@@ -100,19 +100,19 @@ def test_export_skips_and_reports_the_row_and_the_export_imports_again(old):
 
 
 def test_delete_with_and_without_force_and_if_match(old):
-    assert requests.delete(old.url + "/api/nodespecs/test.other").status_code == 409  # old.other uses it
-    assert requests.delete(old.url + "/api/nodespecs/test.other?force=true").status_code == 200
-    assert requests.delete(old.url + "/api/flows/old.deep", headers={"If-Match": '"1"'}).status_code == 412
-    assert requests.delete(old.url + "/api/flows/old.deep", headers={"If-Match": '"500"'}).status_code == 200
-    assert requests.delete(old.url + "/api/nodespecs/old.spec?force=true").status_code == 200
+    assert requests.delete(old.url + "/api/nodespecs/test.other", headers=NO_FORM).status_code == 409  # old.other uses it
+    assert requests.delete(old.url + "/api/nodespecs/test.other?force=true", headers=NO_FORM).status_code == 200
+    assert requests.delete(old.url + "/api/flows/old.deep", headers={**NO_FORM, "If-Match": '"1"'}).status_code == 412
+    assert requests.delete(old.url + "/api/flows/old.deep", headers={**NO_FORM, "If-Match": '"500"'}).status_code == 200
+    assert requests.delete(old.url + "/api/nodespecs/old.spec?force=true", headers=NO_FORM).status_code == 200
     assert get(old, "/api/flows/old.deep").status_code == 404
-    assert requests.delete(old.url + "/api/flows/old.other").status_code == 200
+    assert requests.delete(old.url + "/api/flows/old.other", headers=NO_FORM).status_code == 200
     assert "skipped" not in get(old, "/api/repository/export").json()
 
 
 def test_put_replaces_the_row(old):
     fixed = json.loads(deep_flow_text("old.deep").replace(deep_value(), '"fixed"'))
-    answer = requests.put(old.url + "/api/flows/old.deep", json=fixed, headers={"If-Match": '"500"'})
+    answer = requests.put(old.url + "/api/flows/old.deep", json=fixed, headers={**NO_FORM, "If-Match": '"500"'})
     assert answer.status_code == 200, answer.text[:300]
     assert get(old, "/api/flows/old.deep").json() == fixed
 
@@ -136,4 +136,4 @@ def test_old_runs_read_as_a_clear_error_and_list_without_500(old):
     assert answer.status_code == 409 and "nested deeper than" in answer.json()["error"]
     runs = get(old, "/api/runs")
     assert runs.status_code == 200 and [r["id"] for r in runs.json()["runs"]] == ["oldrun"]
-    assert requests.delete(old.url + "/api/runs/oldrun").status_code == 200
+    assert requests.delete(old.url + "/api/runs/oldrun", headers=NO_FORM).status_code == 200
