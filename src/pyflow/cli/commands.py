@@ -38,10 +38,11 @@ def at_least(low: int):
 
 
 def _add_serve(sub) -> None:
-    serve = sub.add_parser("serve", help="start the server (waitress), by default on 127.0.0.1:5000")
+    serve = sub.add_parser("serve", help="start the server (Tornado), by default on 127.0.0.1:5000")
     serve.add_argument("--host", default=os.environ.get("PYFLOW_HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("PYFLOW_PORT", "5000")))
-    serve.add_argument("--threads", type=at_least(1), default=32, help="HTTP worker threads (SSE clients hold one each)")
+    serve.add_argument("--threads", type=at_least(1), default=16,
+                       help="threads answering requests (event streams hold none)")
     _add_local(serve)
     serve.add_argument("--max-running", type=at_least(1), default=2, help="runs executing at once")
     serve.add_argument("--max-queue", type=at_least(0), default=100, help="runs waiting before 429")
@@ -52,6 +53,15 @@ def _add_serve(sub) -> None:
                        help="most space cached node results take; a result over an eighth of it is not cached")
     serve.add_argument("--repo-dir", help="the only directory /dumprepo and /loadrepo may use")
     serve.add_argument("--max-body-mb", type=at_least(1), default=32, help="largest request body accepted (413 above)")
+    _add_connection_limits(serve)
+
+
+def _add_connection_limits(serve) -> None:
+    serve.add_argument("--header-timeout", type=at_least(1), default=10,
+                       help="seconds a connection may take to send a request's headers, or stay idle")
+    serve.add_argument("--body-timeout", type=at_least(1), default=60, help="seconds to send a request's body")
+    serve.add_argument("--max-streams-per-client", type=at_least(1), default=32,
+                       help="open event streams per client address (429 above)")
 
 
 def _add_run_commands(sub) -> None:
@@ -152,7 +162,13 @@ def cmd_serve(args) -> int:
     config.cache_mb = args.cache_mb
     if args.repo_dir:
         config.repo_dir = Path(args.repo_dir)
-    return serve(config, args.host, args.port, args.threads)
+    return serve(config, args.host, args.port, connection_limits(args))
+
+
+def connection_limits(args):
+    from ..server.serving import Limits
+    return Limits(threads=args.threads, header_timeout_s=args.header_timeout, body_timeout_s=args.body_timeout,
+                  max_body_bytes=args.max_body_mb * 1024 * 1024, streams_per_client=args.max_streams_per_client)
 
 
 def cmd_run(args) -> int:

@@ -1,12 +1,12 @@
-"""`pyflow serve`: the REST server and editor on waitress, a production WSGI server."""
+"""`pyflow serve`: the REST server and editor, Flask behind Tornado's HTTP server (server/serving.py)."""
 
 from __future__ import annotations
 
 import gc
-import signal
 import sys
 
 from ..engine.execution import ExecutorUnavailable
+from ..server.serving import Limits, run
 from ..service import Config, PyflowService, build_executor
 
 
@@ -18,9 +18,7 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
-def serve(config: Config, host: str, port: int, threads: int) -> int:
-    from waitress.server import create_server
-
+def serve(config: Config, host: str, port: int, limits: Limits) -> int:
     from ..server import create_app
     try:
         executor = build_executor(config)
@@ -30,21 +28,17 @@ def serve(config: Config, host: str, port: int, threads: int) -> int:
     for warning in executor.describe().get("warnings", []):
         print(f"WARNING: {warning}", file=sys.stderr)
     service = PyflowService(config, executor).start()
-    server = create_server(create_app(service), host=host, port=port, threads=threads,
-                           channel_timeout=300, ident="pyflow")
+    app = create_app(service)
     freeze_startup_objects()
-    url = f"http://{host}:{server.effective_port}/"
-    print(f"PyFlow serving {url} (database {config.db_path}, executor {executor.name})", flush=True)
 
-    def stop(signum, frame):
-        raise SystemExit(0)
+    def listening(bound_port: int) -> None:
+        print(f"PyFlow serving http://{host}:{bound_port}/ (database {config.db_path}, executor {executor.name})",
+              flush=True)
 
-    signal.signal(signal.SIGTERM, stop)
     try:
-        server.run()
-    except (SystemExit, KeyboardInterrupt):
+        run(app, service.runs, host, port, limits, listening)
+    except KeyboardInterrupt:
         pass
     finally:
-        server.close()
         service.close()
     return 0

@@ -13,7 +13,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator
 
 from .. import process_identity
 from ..engine import CompiledFlow, Executor, FlowRunner, Plan, PlanCache, RunOptions
@@ -48,6 +48,17 @@ class LiveRun:
     pending_events: list[dict] = field(default_factory=list)
     pending_results: dict = field(default_factory=dict)
     statuses: dict = field(default_factory=dict)
+    listeners: list[Callable[[], None]] = field(default_factory=list)
+
+    def since(self, position: int) -> tuple[list[dict], bool]:
+        """The events after id `position` and whether the run is done, without waiting."""
+        with self.cond:
+            return self.events[position:], self.done.is_set()
+
+    def tell_listeners(self) -> None:
+        """Called with `cond` held, after each new event: listeners only schedule their own work."""
+        for notify in self.listeners:
+            notify()
 
 
 SCALARS = (int, float, bool, type(None))
@@ -202,6 +213,7 @@ class RunManager:
         with live.cond:
             live.events.append(event)
             live.cond.notify_all()
+            live.tell_listeners()
         if self.config.retention > 0:
             self.repository.prune_runs(live.flow_id, self.config.retention)
         self._finished_runs += 1
@@ -209,6 +221,8 @@ class RunManager:
                 or self._cache.written_bytes > self.config.cache_bytes // CACHE_SHARE):
             self._prune_cache()
         live.done.set()
+        with live.cond:
+            live.tell_listeners()
         with self._lock:
             self._live.pop(live.id, None)
 
@@ -228,6 +242,7 @@ class RunManager:
             live.events.append(event)
             live.pending_events.append(event)
             live.cond.notify_all()
+            live.tell_listeners()
         # Unlocked test: if the persister swaps the set right after, it still takes this event, which
         # is already pending.
         if live.id not in self._dirty:
@@ -285,6 +300,24 @@ class RunManager:
                 return
             else:
                 yield []
+
+    def listen(self, run_id: str, notify: Callable[[], None]) -> LiveRun | None:
+        """Follow a live run without a thread: `notify` is called from the run's threads after each new
+        event (it must only schedule work, as an event loop's thread-safe callback does), and the
+        follower reads them with `LiveRun.since`. None when the run is not live: its events are all
+        stored, for `stream` to replay."""
+        with self._lock:
+            live = self._live.get(run_id)
+            if live is not None:
+                with live.cond:
+                    live.listeners.append(notify)
+        return live
+
+    @staticmethod
+    def unlisten(live: LiveRun, notify: Callable[[], None]) -> None:
+        with live.cond:
+            if notify in live.listeners:
+                live.listeners.remove(notify)
 
     def _replay(self, run_id: str, after: int) -> Iterator[list[dict]]:
         while True:
