@@ -241,22 +241,29 @@ def build_server(app, runs, limits: Limits) -> tuple[HTTPServer, StreamHub, Thre
     return server, hub, pool
 
 
-def run(app, runs, host: str, port: int, limits: Limits, on_listening: Callable[[int], None]) -> None:
-    """Serve until SIGTERM or SIGINT; `on_listening` hears the bound port once connections are taken."""
-    raise_open_file_limit()
-
-    async def main() -> None:
-        server, hub, pool = build_server(app, runs, limits)
-        sockets = bind_sockets(port, host, backlog=1024)
-        server.add_sockets(sockets)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        on_listening(sockets[0].getsockname()[1])
+async def serve_until(app, runs, host: str, port: int, limits: Limits, on_listening: Callable[[int], None],
+                      stop: asyncio.Event) -> None:
+    """Serve on the running loop until `stop` is set; `on_listening` hears the bound port."""
+    server, hub, pool = build_server(app, runs, limits)
+    sockets = bind_sockets(port, host, backlog=1024)
+    server.add_sockets(sockets)
+    on_listening(sockets[0].getsockname()[1])
+    try:
         await stop.wait()
+    finally:
         server.stop()
         hub.close()
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def run(app, runs, host: str, port: int, limits: Limits, on_listening: Callable[[int], None]) -> None:
+    """Serve until SIGTERM or SIGINT."""
+    raise_open_file_limit()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+        await serve_until(app, runs, host, port, limits, on_listening, stop)
 
     asyncio.run(main())

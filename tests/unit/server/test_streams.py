@@ -1,0 +1,105 @@
+"""Event streams on the event loop, in-process: many followers on a pool of two request threads, with the
+wire format, heartbeats and resuming of the plain WSGI view."""
+
+import asyncio
+import threading
+
+import pytest
+import requests
+
+from pyflow.cli.sse import iter_events
+from pyflow.executors.inprocess import InProcessExecutor
+from pyflow.server import create_app
+from pyflow.server.serving import Limits, serve_until
+from pyflow.service import Config, PyflowService
+from tests.support.timing import scaled
+from tests.support.waiting import wait_until
+
+NAP = {"id": "t.nap", "title": "Nap", "func": "import time\ndef func(s):\n    time.sleep(s)\n    return s\n",
+       "port": {"input": [{"name": "s", "type": "Float"}]}}
+FLOW = {"id": "naps", "name": "naps", "links": [{"source": "a:out", "target": "b:s"}],
+        "nodes": [{"id": "a", "spec_id": "t.nap", "ports": [{"name": "s", "value": 0.8}]},
+                  {"id": "b", "spec_id": "t.nap", "ports": []}]}
+
+
+class Served:
+    """The server layer on its own loop in a thread, in front of a real service."""
+
+    def __init__(self, tmp_path, limits: Limits):
+        self.service = PyflowService(Config(db_path=tmp_path / "db.sqlite", load_stdlib=False),
+                                     InProcessExecutor()).start()
+        self.service.upsert("nodespec", NAP)
+        self.service.upsert("flow", FLOW)
+        self.app = create_app(self.service)
+        self.port = None
+        self.loop = self.stop = None
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._main(limits)), daemon=True)
+        self.thread.start()
+        wait_until(lambda: self.port, timeout=10, fail="the server did not start")
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    async def _main(self, limits):
+        self.loop, self.stop = asyncio.get_running_loop(), asyncio.Event()
+        await serve_until(self.app, self.service.runs, "127.0.0.1", 0, limits, self._listening, self.stop)
+
+    def _listening(self, port):
+        self.port = port
+
+    def close(self):
+        self.loop.call_soon_threadsafe(self.stop.set)
+        self.thread.join(timeout=10)
+        self.service.close()
+
+
+@pytest.fixture
+def served(tmp_path):
+    server = Served(tmp_path, Limits(threads=2, keepalive_s=0.2, streams_per_client=100))
+    yield server
+    server.close()
+
+
+def read_stream(url: str, headers: dict, into: list, opened: threading.Event | None = None) -> None:
+    with requests.get(url, headers=headers, stream=True, timeout=60) as answer:
+        assert answer.status_code == 200 and answer.headers["Content-Type"].startswith("text/event-stream")
+        assert "X-Pyflow-Stream" not in answer.headers and answer.headers["Cache-Control"] == "no-cache"
+        if opened is not None:
+            opened.set()
+        for chunk in answer.iter_content(chunk_size=None):
+            into.append(chunk)
+
+
+def test_fifty_followers_on_two_request_threads_hear_the_same_events_as_the_wsgi_view(served):
+    run_id = served.service.start_run(flow_id="naps", use_cache=False)["id"]
+    url = f"{served.url}/api/runs/{run_id}/events"
+    streams = [[] for _ in range(50)]
+    opened = [threading.Event() for _ in streams]
+    readers = [threading.Thread(target=read_stream, args=(url, {}, chunks, event))
+               for chunks, event in zip(streams, opened)]
+    for reader in readers:
+        reader.start()
+    for event in opened:
+        assert event.wait(scaled(10)), "a follower was not admitted while others held their streams"
+    assert requests.get(f"{served.url}/api/health", timeout=scaled(1.0)).status_code == 200
+    for reader in readers:
+        reader.join(timeout=60)
+    replay = served.app.test_client().get(f"/api/runs/{run_id}/events").get_data()  # the plain WSGI view
+    expected = list(iter_events([replay]))
+    assert [e.event for e in expected][-1] == "run_finished" and len(expected) >= 6
+    for chunks in streams:
+        raw = b"".join(chunks)
+        assert raw.startswith(b"retry: 1000\n\n") and b": keepalive\n\n" in raw  # the heartbeat of a quiet run
+        assert list(iter_events([raw])) == expected
+
+
+def test_resuming_after_last_event_id_on_a_live_and_a_finished_run(served):
+    run_id = served.service.start_run(flow_id="naps", use_cache=False)["id"]
+    url = f"{served.url}/api/runs/{run_id}/events"
+    live: list = []
+    read_stream(url, {"Last-Event-ID": "2"}, live)
+    resumed = list(iter_events([b"".join(live)]))
+    assert resumed[0].id == "3" and resumed[-1].event == "run_finished"
+    stored: list = []
+    read_stream(url, {"Last-Event-ID": "2"}, stored)
+    assert list(iter_events([b"".join(stored)])) == resumed
+    assert requests.get(url, headers={"Last-Event-ID": "x"}).status_code == 400
+    assert requests.get(f"{served.url}/api/runs/nope/events").json()["error"]
