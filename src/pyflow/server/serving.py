@@ -156,7 +156,7 @@ class _Request(HTTPMessageDelegate):
         for key, value in headers:
             header_obj.add(key, value)
         target = header_obj.pop(STREAM_HEADER, None)
-        if target is not None and code == 200:
+        if target is not None and code == 200 and self.start_line.method != "HEAD":
             header_obj.pop("Content-Length", None)  # the view's empty body: the stream is chunked
             await self._stream(target, header_obj)
             return

@@ -102,4 +102,6 @@ def test_resuming_after_last_event_id_on_a_live_and_a_finished_run(served):
     read_stream(url, {"Last-Event-ID": "2"}, stored)
     assert list(iter_events([b"".join(stored)])) == resumed
     assert requests.get(url, headers={"Last-Event-ID": "x"}).status_code == 400
+    head = requests.head(url, timeout=scaled(5))  # the headers only, never a stream
+    assert head.status_code == 200 and head.headers["Content-Type"].startswith("text/event-stream")
     assert requests.get(f"{served.url}/api/runs/nope/events").json()["error"]
