@@ -41,6 +41,7 @@ class _Channel:
         self.followers: set[_Follower] = set()
         self.scheduled = False
         self.live = None
+        self.ready = self.loop.asyncio_loop.create_future()  # set once `live` is known
 
     def notify(self) -> None:
         """From a run thread, with the run's lock held: schedule one delivery for the burst."""
@@ -78,7 +79,12 @@ class StreamHub:
         try:
             conn.set_close_callback(lambda: self.end(follower))
             conn.write_headers(ResponseStartLine("HTTP/1.1", 200, "OK"), headers, STREAM_PRELUDE.encode())
-            channel = self._channel(run_id)
+            channel = await self._channel(run_id)
+            while channel is not None and self.channels.get(run_id) is not channel:
+                channel = await self._channel(run_id)  # its last follower left while this one waited
+            if follower.ended.done():  # the client left meanwhile
+                self._release(channel)
+                return
             if channel is None:
                 await self._replay(follower, run_id)
             else:
@@ -93,15 +99,23 @@ class StreamHub:
             if self.open[client] <= 0:
                 del self.open[client]
 
-    def _channel(self, run_id: str) -> _Channel | None:
+    async def _channel(self, run_id: str) -> _Channel | None:
+        """The run's channel, made by the first follower; None when the run is not live. Registering
+        takes the run manager's lock, which a submit holds while it writes to the database: that
+        happens on the pool, never on the loop."""
         channel = self.channels.get(run_id)
         if channel is None:
-            channel = _Channel(self, run_id)
-            channel.live = self.runs.listen(run_id, channel.notify)
-            if channel.live is None:
-                return None  # finished: every event is stored
-            self.channels[run_id] = channel
-        return channel
+            channel = self.channels[run_id] = _Channel(self, run_id)
+            try:
+                channel.live = await IOLoop.current().run_in_executor(self.pool, self.runs.listen, run_id,
+                                                                      channel.notify)
+            finally:
+                channel.ready.set_result(None)
+                if channel.live is None:
+                    del self.channels[run_id]
+        else:
+            await channel.ready
+        return channel if channel.live is not None else None
 
     async def _replay(self, follower: _Follower, run_id: str) -> None:
         """A finished run's stored events, read on the request pool a batch at a time."""
@@ -164,16 +178,19 @@ class StreamHub:
         follower.ended.set_result(None)
         if follower.heartbeat is not None:
             IOLoop.current().remove_timeout(follower.heartbeat)
-        channel = follower.channel
-        if channel is not None:
-            channel.followers.discard(follower)
-            if not channel.followers and self.channels.get(channel.run_id) is channel:
-                self.runs.unlisten(channel.live, channel.notify)
-                del self.channels[channel.run_id]
+        if follower.channel is not None:
+            follower.channel.followers.discard(follower)
+            self._release(follower.channel)
         try:
             follower.conn.finish()
         except Exception as exc:  # already closed by the client
             log.debug("finishing an event stream: %r", exc)
+
+    def _release(self, channel: _Channel | None) -> None:
+        """Stop listening to a run nobody follows any more."""
+        if channel is not None and not channel.followers and self.channels.get(channel.run_id) is channel:
+            self.runs.unlisten(channel.live, channel.notify)
+            del self.channels[channel.run_id]
 
     def close(self) -> None:
         for follower in list(self.followers):

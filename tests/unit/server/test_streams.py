@@ -105,3 +105,14 @@ def test_resuming_after_last_event_id_on_a_live_and_a_finished_run(served):
     head = requests.head(url, timeout=scaled(5))  # the headers only, never a stream
     assert head.status_code == 200 and head.headers["Content-Type"].startswith("text/event-stream")
     assert requests.get(f"{served.url}/api/runs/nope/events").json()["error"]
+
+
+def test_a_follower_that_leaves_stops_listening_to_the_run(served):
+    run_id = served.service.start_run(flow_id="naps", use_cache=False)["id"]
+    live = served.service.runs._live[run_id]
+    with requests.get(f"{served.url}/api/runs/{run_id}/events", stream=True, timeout=60) as first, \
+            requests.get(f"{served.url}/api/runs/{run_id}/events", stream=True, timeout=60) as second:
+        assert first.status_code == second.status_code == 200
+        wait_until(lambda: len(live.listeners) == 1, timeout=scaled(5), fail="followers of one run share a listener")
+    wait_until(lambda: not live.listeners, timeout=scaled(5), fail="a run kept a listener after its followers left")
+    served.service.runs.wait(run_id, timeout=30)
