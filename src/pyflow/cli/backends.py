@@ -9,10 +9,13 @@ import json
 from pathlib import Path
 from typing import Iterator
 
+from ..executors.disabled import DisabledExecutor
 from ..model.bundle import load_bundle_file
 from ..model.nodespec import parse_nodespec
 from ..service import Config, PyflowService, build_executor
 from .client import Client
+
+READ_ONLY = "this command does not run nodes"
 
 
 class LocalBackend:
@@ -27,7 +30,7 @@ class LocalBackend:
         if self._service is None or (executor and not self._with_executor):
             if self._service is not None:
                 self._service.close()
-            exec_ = build_executor(self.config) if executor else _NoExecutor()
+            exec_ = build_executor(self.config) if executor else DisabledExecutor(READ_ONLY)
             self._service = PyflowService(self.config, exec_)
             self._with_executor = executor
             if executor:
@@ -103,19 +106,3 @@ class RemoteBackend:
         params = {k: v for k, v in {"flow": flow, "status": status, "limit": limit}.items() if v}
         page = self.client.request("GET", "/api/runs", params=params)
         return page["runs"], page["total"]
-
-
-class _NoExecutor:
-    """Stands in where a command only reads or writes the repository."""
-
-    name = "none"
-    inline = True
-
-    def run(self, task, cancel=None):
-        raise RuntimeError("this command does not run nodes")
-
-    def close(self):
-        pass
-
-    def describe(self):
-        return {"name": self.name, "isolation": "none", "warnings": []}

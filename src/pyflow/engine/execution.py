@@ -1,7 +1,8 @@
 """The executor interface: run one node with its inputs and limits, return what happened.
 
-Every way of running node code (the bubblewrap sandbox, a plain subprocess, a Docker container, a Dask
-worker, in-process for tests and benchmarks) implements `Executor`. The engine knows nothing else about
+Every way of running node code (the bubblewrap sandbox, a plain subprocess, a Docker container,
+in-process for tests and benchmarks) implements `Executor`; more come as packages with a
+`pyflow.executors` entry point. The engine knows nothing else about
 them. Values cross this boundary as JSON-compatible data only.
 """
 
@@ -103,6 +104,10 @@ class Executor(ABC):
     #: True when run() does its work on the calling thread without waiting on anything, so the
     #: scheduler gains nothing from worker threads (the in-process executor).
     inline: bool = False
+
+    def start(self) -> None:
+        """Make the executor ready to run nodes (check the machine, fill warm pools), or raise
+        ExecutorUnavailable saying why it cannot run here. Called once, before the first run()."""
 
     @abstractmethod
     def run(self, task: NodeTask, cancel: threading.Event | None = None) -> NodeOutcome:

@@ -15,12 +15,20 @@ import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Callable, Protocol
 
 from ..model.types import ConversionError, convert
+from ..timestamps import now_iso
 from .compiler import CompiledFlow, PlannedNode
-from .execution import DEFAULT_LIMITS, MAX_LIMITS, Executor, Limits, NodeOutcome, NodeTask, resolve_limits
+from .execution import (
+    DEFAULT_LIMITS,
+    MAX_LIMITS,
+    Executor,
+    Limits,
+    NodeOutcome,
+    NodeTask,
+    resolve_limits,
+)
 
 EventSink = Callable[[str, dict], None]
 
@@ -47,10 +55,6 @@ class RunOptions:
 class RunOutcome:
     status: str  # succeeded | failed | cancelled
     nodes: list[dict]
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def node_result(node: PlannedNode, status: str, **fields_) -> dict:

@@ -19,11 +19,20 @@ from .nodespec import NodeSpec, check_nodespec, parse_nodespec
 from .validation import schema_errors
 
 FORMAT_VERSION = 2
+IMPORT_MODES = ("merge", "replace")
 MANIFEST = "pyflow-repository.json"
 KIND_DIRS = {"nodespec": "nodespecs", "flow": "flows"}
 KEY_ORDER = ("id", "title", "name", "description", "tags", "spec_id", "is_end", "ui", "port", "ports",
              "input", "output", "order", "type", "default", "required", "value", "limits", "image",
              "requirements", "cache", "func", "nodes", "links", "source", "target", "x", "y")
+
+
+def check_import_mode(mode: Any) -> str:
+    """`mode` when it is a way to import a bundle: merge (add and update) or replace (the bundle becomes
+    the whole repository)."""
+    if mode not in IMPORT_MODES:
+        raise InvalidInput("bad import mode", [detail("/mode", f"mode must be merge or replace, not {mode!r}")])
+    return mode
 
 
 def empty_bundle() -> dict:

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .errors import InvalidInput, detail, pointer
-from .nodespec import NodeSpec, truthy
+from .nodespec import NodeSpec
+from .types import truthy
 from .quickcheck import flow_certainly_valid
 from .validation import schema_errors
 

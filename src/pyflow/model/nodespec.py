@@ -11,13 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import InvalidInput, detail, pointer
-from .types import DEFAULT_TYPE, PORT_TYPES, is_known_type
+from .types import DEFAULT_TYPE, PORT_TYPES, is_known_type, truthy
 from .validation import schema_errors
 
 DEFAULT_OUTPUT = "out"
 # Ids the REST API uses for routes under /api/nodespecs/: a nodespec with one of them could not be read.
 RESERVED_IDS = frozenset({"tree", "infer", "test"})
-TRUE_WORDS = frozenset({"1", "true", "yes", "y"})
 
 
 @dataclass(frozen=True)
@@ -56,13 +55,6 @@ class NodeSpec:
 
     def output(self, name: str) -> OutputPort | None:
         return next((p for p in self.outputs if p.name == name), None)
-
-
-def truthy(value: Any) -> bool:
-    """The original's reading of flags such as is_end and required: 1, true, "true", "yes", "y"."""
-    if isinstance(value, str):
-        return value.strip().lower() in TRUE_WORDS
-    return bool(value)
 
 
 def parse_nodespec(doc: dict) -> NodeSpec:

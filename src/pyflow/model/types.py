@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
+# The one reading of yes/no words, as the original PyFlow had it: Boolean port values, the flags is_end and
+# required, query flags such as ?force=true. The editor reads the same words from GET /api/port-types.
 TRUE_WORDS = frozenset({"true", "yes", "y", "1", "on"})
 FALSE_WORDS = frozenset({"false", "no", "n", "0", "off", ""})
 
@@ -55,7 +57,7 @@ def _to_boolean(value: Any) -> bool:
             return True
         if word in FALSE_WORDS:
             return False
-        raise ConversionError("expected one of true/yes/y/1 or false/no/n/0")
+        raise ConversionError("expected one of true/yes/y/1/on or false/no/n/0/off")
     raise ConversionError("not a boolean")
 
 
@@ -102,7 +104,7 @@ DESCRIPTIONS = {
     "String": "text; other values are converted with str()",
     "Int": "whole number; \"42\" and 42.0 convert",
     "Float": "number; \"1.5\" converts",
-    "Boolean": "true/yes/y/1 or false/no/n/0, any case",
+    "Boolean": "true/yes/y/1/on or false/no/n/0/off, any case",
     "List": "list; \"a,b\" converts to [\"a\", \"b\"] and \"[1, 2]\" is parsed",
     "Json": "any JSON value; a string is parsed as JSON",
     "Any": "any value, passed unchanged",
@@ -144,9 +146,19 @@ def convert(type_name: str, value: Any) -> Any:
         raise ConversionError(str(exc) or type(exc).__name__) from None
 
 
+def truthy(value: Any) -> bool:
+    """A flag's meaning (is_end, required, ?force=): a word of TRUE_WORDS in any case, else Python truth."""
+    if isinstance(value, str):
+        return value.strip().lower() in TRUE_WORDS
+    return bool(value)
+
+
 def describe_types() -> list[dict]:
-    """The port types for GET /api/port-types: name, description and accepted link sources."""
-    return [
-        {"name": name, "description": DESCRIPTIONS[name], "accepts": sorted(ACCEPTS[name])}
-        for name in PORT_TYPES
-    ]
+    """The port types for GET /api/port-types: name, description and accepted link sources; Boolean also
+    lists the words it reads as true and as false, which the editor uses for flags too."""
+    described = [{"name": name, "description": DESCRIPTIONS[name], "accepts": sorted(ACCEPTS[name])}
+                 for name in PORT_TYPES]
+    for entry in described:
+        if entry["name"] == "Boolean":
+            entry.update(true_words=sorted(TRUE_WORDS), false_words=sorted(FALSE_WORDS))
+    return described

@@ -7,9 +7,10 @@ import json
 from flask import Response, current_app, request
 
 from ..model.bundle import compact_json
-from ..model.errors import InvalidInput, UnsupportedMediaType, detail
+from ..model.errors import InvalidInput, PreconditionFailed, UnsupportedMediaType, detail
+from ..model.types import truthy
 from ..service import PyflowService
-from ..storage import Record, parse_if_match
+from ..storage import Record
 
 
 def service() -> PyflowService:
@@ -74,11 +75,20 @@ def require_object(body, what: str = "body") -> dict:
 
 
 def if_match() -> int | None:
-    return parse_if_match(request.headers.get("If-Match"))
+    """The revision an If-Match header names (werkzeug parses the header: '"12"', 'W/"12"', '*'); None
+    when there is none or it is '*'. A header naming anything but one revision of this server fails."""
+    tags = request.if_match
+    if not tags or tags.star_tag:
+        return None
+    named = tags.as_set(include_weak=True)
+    value = next(iter(named)) if len(named) == 1 else ""
+    if not value.isdigit():
+        raise PreconditionFailed(f"If-Match {request.headers.get('If-Match')!r} names no revision of this server")
+    return int(value)
 
 
 def flag(name: str) -> bool:
-    return (request.args.get(name) or "").strip().lower() in ("1", "true", "yes", "y", "on")
+    return truthy(request.args.get(name) or "")
 
 
 def int_arg(name: str, default: int, minimum: int = 0, maximum: int = 10_000) -> int:

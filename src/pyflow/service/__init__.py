@@ -13,10 +13,11 @@ from .. import __version__
 from ..engine import FlowRunner, RunOptions, compile_flow
 from ..engine.execution import Executor
 from ..model.bundle import dumps_object, load_bundle_file, write_atomic, write_directory
-from ..model.errors import InvalidInput, detail
+from ..model.errors import InvalidInput, NotFound, detail
 from ..model.nodespec import require_valid_nodespec
 from ..model.signature import infer_ports
 from ..model.types import describe_types
+from ..model.validation import SCHEMA_NAMES, load_schema
 from ..storage import Record, Repository, SQLiteRepository
 from .config import Config
 from .runs import RunManager
@@ -33,9 +34,7 @@ def build_executor(config: Config, for_server: bool = True) -> Executor:
                          f"tests and benchmarks only")
     options = {"pool_size": max(1, config.concurrency), **config.executor_options}
     executor = create_executor(config.executor, **options)
-    start = getattr(executor, "start", None)
-    if start is not None:
-        start()
+    executor.start()
     return executor
 
 
@@ -76,6 +75,14 @@ class PyflowService:
     @staticmethod
     def port_types() -> list[dict]:
         return describe_types()
+
+    @staticmethod
+    def schema(name: str) -> dict:
+        """The JSON Schema the server checks documents of kind `name` with, for the editor and other
+        tools (so that id patterns and limits have one home)."""
+        if name not in SCHEMA_NAMES:
+            raise NotFound(f"no schema named {name!r}", [detail("/name", f"one of {', '.join(SCHEMA_NAMES)}")])
+        return load_schema(name)
 
     # ---------------------------------------------------------------------------------- objects
     def list(self, kind: str) -> list[Record]:

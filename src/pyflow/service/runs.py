@@ -17,9 +17,9 @@ from typing import Callable, Iterator
 
 from .. import process_identity
 from ..engine import CompiledFlow, Executor, FlowRunner, Plan, PlanCache, RunOptions
-from ..engine.runner import now_iso
 from ..model.errors import Conflict, TooManyRequests
 from ..storage import CacheAdapter, Repository
+from ..timestamps import now_iso
 from .config import Config
 
 FINAL_STATES = frozenset({"succeeded", "failed", "cancelled", "interrupted"})

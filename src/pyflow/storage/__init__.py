@@ -1,9 +1,9 @@
 """Storage: one repository interface (`Repository`), SQLite by default."""
 
-from .base import CacheAdapter, Record, Repository, parse_if_match
+from .base import CacheAdapter, Record, Repository
 from .sqlite import SQLiteRepository
 
-__all__ = ["CacheAdapter", "Record", "Repository", "SQLiteRepository", "parse_if_match", "open_repository"]
+__all__ = ["CacheAdapter", "Record", "Repository", "SQLiteRepository", "open_repository"]
 
 
 def open_repository(path) -> Repository:

@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
-from ..model.bundle import FORMAT_VERSION, check_bundle
+from ..model.bundle import FORMAT_VERSION, check_bundle, check_import_mode
 from ..model.errors import Conflict, InvalidInput, NotFound, PreconditionFailed, detail, pointer
 from ..model.flow import analyze_flow, referenced_spec_ids
 from ..model.nodespec import NodeSpec, check_nodespec, parse_nodespec
@@ -31,20 +31,6 @@ class Record:
     @property
     def etag(self) -> str:
         return f'"{self.revision}"'
-
-
-def parse_if_match(header: str | None) -> int | None:
-    """The revision named by an If-Match header ('"12"', 'W/"12"' or '*'), None when absent or '*'."""
-    if header is None:
-        return None
-    value = header.strip()
-    if value == "*":
-        return None
-    value = value.removeprefix("W/").strip('"')
-    try:
-        return int(value)
-    except ValueError:
-        raise PreconditionFailed(f"If-Match {header!r} names no revision of this server") from None
 
 
 class Repository(ABC):
@@ -160,8 +146,7 @@ class Repository(ABC):
 
     def import_bundle(self, bundle: Any, mode: str = "merge") -> dict:
         """Import a whole bundle in one transaction: everything or (with every error listed) nothing."""
-        if mode not in ("merge", "replace"):
-            raise InvalidInput("bad import mode", [detail("/mode", f"mode must be merge or replace, not {mode!r}")])
+        check_import_mode(mode)
         with self.transaction():
             existing = self.specs() if mode == "merge" else {}
             if isinstance(bundle, dict) and mode == "merge":

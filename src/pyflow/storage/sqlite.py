@@ -12,11 +12,11 @@ import json
 import sqlite3
 import threading
 import time
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from ..model.bundle import compact_json
 from ..model.errors import NotFound
+from ..timestamps import now_iso
 from .base import Record, Repository
 
 SCHEMA_VERSION = 1
@@ -45,10 +45,6 @@ CREATE TABLE IF NOT EXISTS cache (
     size INTEGER NOT NULL DEFAULT 0);
 """
 RUN_FIELDS = ("flow_id", "status", "reason", "started_at", "finished_at")
-
-
-def utcnow() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 BUSY_TIMEOUT_S = 30.0
@@ -176,7 +172,7 @@ class SQLiteRepository(Repository):
     def _write(self, kind: str, doc: dict) -> Record:
         with self.transaction() as conn:
             revision = self._next("revision")
-            now = utcnow()
+            now = now_iso()
             conn.execute(
                 "INSERT INTO objects (kind, id, doc, revision, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (kind, id) DO UPDATE SET doc = excluded.doc, revision = excluded.revision, "
@@ -304,8 +300,7 @@ class SQLiteRepository(Repository):
         """Records for `keys`; entries last marked used over a minute ago are marked used now (pruning
         keeps the most recently used, and a minute is fine-grained enough for that)."""
         found, stale = {}, []
-        stale_before = (datetime.now(timezone.utc) - timedelta(minutes=1)).isoformat(timespec="milliseconds")
-        stale_before = stale_before.replace("+00:00", "Z")
+        stale_before = now_iso(ago_s=60)
         conn = self._conn()
         for start in range(0, len(keys), 500):  # below SQLite's limit on bound parameters
             chunk = keys[start:start + 500]
@@ -321,7 +316,7 @@ class SQLiteRepository(Repository):
 
     def _touch_cache(self, keys: list[str]) -> None:
         """Mark entries as used now, so pruning drops the least recently used ones."""
-        now = utcnow()
+        now = now_iso()
         with self.transaction() as conn:
             for start in range(0, len(keys), 500):
                 chunk = keys[start:start + 500]
@@ -369,7 +364,7 @@ class SQLiteRepository(Repository):
         size = len(text.encode("utf-8"))
         if max_bytes is not None and size > max_bytes:
             return 0
-        now = utcnow()
+        now = now_iso()
         with self.transaction() as conn:
             conn.execute("INSERT INTO cache (key, record, created_at, used_at, size) VALUES (?, ?, ?, ?, ?) "
                          "ON CONFLICT (key) DO UPDATE SET record = excluded.record, used_at = excluded.used_at, "

@@ -39,6 +39,7 @@ const record = (promise) => promise.then(({ data: doc, etag }) => ({ doc, etag }
 export const api = {
   health: () => data(request("GET", "/api/health")),
   portTypes: () => data(request("GET", "/api/port-types")),
+  schema: (name) => data(request("GET", `/api/schemas/${enc(name)}`)),
 
   // Nodespecs
   listSpecs: () => data(request("GET", "/api/nodespecs")),

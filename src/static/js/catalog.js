@@ -3,8 +3,7 @@
 import { api } from "./api.js";
 import { Emitter } from "./events.js";
 import { splitEndpoint } from "./model.js";
-
-export const TYPE_NAMES = ["String", "Int", "Float", "Boolean", "List", "Json", "Any"];
+import { setVocabulary, typeNames } from "./vocabulary.js";
 
 function byOrder(ports) {
   return ports
@@ -18,12 +17,13 @@ export class Catalog extends Emitter {
     super();
     this.specs = new Map();
     this.tree = [];
-    this.accepts = new Map(TYPE_NAMES.map((name) => [name, new Set(TYPE_NAMES)]));
+    this.accepts = new Map();
     this.typeInfo = new Map();
   }
 
   async loadTypes() {
-    const types = await api.portTypes();
+    const [types, schema] = await Promise.all([api.portTypes(), api.schema("nodespec")]);
+    setVocabulary(types, schema);
     this.accepts = new Map(types.map((t) => [t.name, new Set(t.accepts)]));
     this.typeInfo = new Map(types.map((t) => [t.name, t]));
   }
@@ -42,7 +42,7 @@ export class Catalog extends Emitter {
   }
 
   get typeNames() {
-    return this.accepts.size ? [...this.accepts.keys()] : TYPE_NAMES;
+    return typeNames();
   }
 
   spec(id) {

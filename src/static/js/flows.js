@@ -8,13 +8,12 @@ import { askFields, choose, confirmAction } from "./dialogs.js";
 import { clear, h } from "./dom.js";
 import { Emitter } from "./events.js";
 import { splitEndpoint } from "./model.js";
+import { validId } from "./vocabulary.js";
 import { status } from "./status.js";
-
-export const ID_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$/;
 
 export function idProblem(id) {
   if (!id) return "An id is required.";
-  if (!ID_PATTERN.test(id) || id.includes("..")) {
+  if (!validId(id)) {
     return "Use letters, digits, '_', '.' and '-' (no '..'), starting with a letter, digit or '_'.";
   }
   return null;

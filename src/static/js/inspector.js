@@ -7,6 +7,7 @@ import { Emitter } from "./events.js";
 import { jsonTree } from "./jsontree.js";
 import { splitEndpoint } from "./model.js";
 import { typeColor } from "./theme.js";
+import { truthy } from "./vocabulary.js";
 
 export class Inspector extends Emitter {
   constructor({ root, model, catalog, history, canvas, runs }) {
@@ -137,7 +138,7 @@ export class Inspector extends Emitter {
   }
 
   #inputField(node, port) {
-    const required = port.required === true || ["true", "1", "yes", "y"].includes(String(port.required).toLowerCase());
+    const required = truthy(port.required);
     const label = h("span.field-label", {},
       port.name, required ? h("span.required", { title: "required" }, " *") : null, " ",
       h("span.type-chip", { style: { "--chip": typeColor(port.type) } }, port.type));

@@ -2,14 +2,7 @@
 // inspector and the history listen to these events; edits arrive as commands (commands.js).
 
 import { Emitter } from "./events.js";
-
-const TRUE_WORDS = new Set(["1", "true", "yes", "y"]);
-
-/** The original format's reading of flags such as is_end: 1, true, "true", "yes", "y". */
-export function truthy(value) {
-  if (typeof value === "string") return TRUE_WORDS.has(value.trim().toLowerCase());
-  return Boolean(value);
-}
+import { truthy } from "./vocabulary.js";
 
 /** "77px", " 12.5 " or 77 → 77; anything else → 0. */
 export function coordinate(value) {

@@ -9,6 +9,7 @@ import { Emitter } from "./events.js";
 import { idProblem } from "./flows.js";
 import { jsonTree } from "./jsontree.js";
 import { status } from "./status.js";
+import { truthy } from "./vocabulary.js";
 
 const TEMPLATE = `def func(a: int, b: int = 1) -> int:
     """Add b to a.
@@ -17,7 +18,6 @@ const TEMPLATE = `def func(a: int, b: int = 1) -> int:
     """
     return a + b
 `;
-const TRUE_WORDS = new Set(["true", "1", "yes", "y"]);
 
 let codeEditorModule = null;
 
@@ -200,7 +200,7 @@ export class NodespecEditor extends Emitter {
     if (kind === "input") {
       const hasDefault = "default" in port;
       const fallback = h("input.input.port-default", { type: "text", value: hasDefault ? valueToText(port.default) : "", "aria-label": "Default", placeholder: "—", spellcheck: "false" });
-      const required = h("input.port-required", { type: "checkbox", checked: TRUE_WORDS.has(String(port.required ?? "").toLowerCase()) || port.required === true, "aria-label": "Required" });
+      const required = h("input.port-required", { type: "checkbox", checked: truthy(port.required ?? false), "aria-label": "Required" });
       const order = h("input.input.port-order", { type: "number", value: String(port.order ?? index), "aria-label": "Order", step: "1" });
       row = h("tr.port-row", {}, [name, type, fallback, required, order, remove].map((cell) => h("td", {}, cell, cell === remove ? null : h("div.cell-error"))));
     } else {

@@ -35,6 +35,15 @@ def test_health_and_port_types(api):
     assert health["status"] == "ok" and health["executor"]["name"] == "sandbox"
     types = requests.get(url(api, "/api/port-types")).json()
     assert {t["name"] for t in types} == {"String", "Int", "Float", "Boolean", "List", "Json", "Any"}
+    boolean = next(t for t in types if t["name"] == "Boolean")
+    assert {"true", "yes", "1"} <= set(boolean["true_words"]) and {"false", "no", "0"} <= set(boolean["false_words"])
+
+
+def test_the_schemas_the_server_checks_with_are_served(api):
+    nodespec = requests.get(url(api, "/api/schemas/nodespec")).json()
+    assert nodespec["$defs"]["objectId"]["pattern"].startswith("^")
+    missing = requests.get(url(api, "/api/schemas/nope"))
+    assert missing.status_code == 404 and missing.json()["details"][0]["path"] == "/name"
 
 
 def test_standard_library_is_loaded_on_an_empty_database(api):
@@ -217,3 +226,10 @@ def test_original_repository_imports_unchanged_and_its_flows_give_their_results(
     assert nodes["node1527137688270"]["error"]["message"] == "Always Failed!"
     assert nodes["node1527137684469"]["status"] == "skipped"
     assert nodes["node1527137681280"]["outputs"] == {"out": "abcd"}
+
+
+def test_an_unknown_import_mode_is_refused_and_changes_nothing(api):
+    before = snapshot(api)
+    resp = requests.post(url(api, "/api/repository/import?mode=overwrite"), json={"nodespec": {}, "flow": {}})
+    assert resp.status_code == 400 and resp.json()["details"][0]["path"] == "/mode"
+    assert snapshot(api) == before

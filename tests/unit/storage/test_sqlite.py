@@ -7,7 +7,7 @@ import time
 import pytest
 
 from pyflow.model.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
-from pyflow.storage import SQLiteRepository, parse_if_match
+from pyflow.storage import SQLiteRepository
 
 SPEC = {"id": "t.inc", "title": "Inc", "func": "def func(a):\n    return a + 1\n",
         "port": {"input": [{"name": "a", "type": "Int"}]}}
@@ -130,13 +130,6 @@ def test_data_survives_reopening(tmp_path):
     second = SQLiteRepository(path)
     assert second.get("nodespec", "t.inc").doc == SPEC
     second.close()
-
-
-def test_if_match_parsing():
-    assert parse_if_match('"12"') == 12 and parse_if_match('W/"3"') == 3
-    assert parse_if_match(None) is None and parse_if_match("*") is None
-    with pytest.raises(PreconditionFailed):
-        parse_if_match('"abc"')
 
 
 def test_runs_events_and_retention(repo):

@@ -1,0 +1,17 @@
+"""The one way PyFlow writes a moment: UTC, ISO 8601 with milliseconds and a Z, e.g.
+2026-11-29T21:07:00.123Z. Stored stamps compare as strings in time order because they all look alike."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+
+def now_iso(ago_s: float = 0.0) -> str:
+    """This moment (or `ago_s` seconds before it) as an ISO 8601 UTC stamp."""
+    moment = datetime.now(timezone.utc) - timedelta(seconds=ago_s)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def file_stamp() -> str:
+    """This moment for a file name: 20261129-210700."""
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
