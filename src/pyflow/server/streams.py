@@ -21,6 +21,10 @@ from .runs import STREAM_PRELUDE, sse_text
 
 log = logging.getLogger(__name__)
 
+# A follower that has read nothing for this many heartbeat periods (a minute by default) is cut: its
+# connection would otherwise stay open, unread, after its run ended.
+STALLED_BEATS = 4
+
 
 class _Follower:
     def __init__(self, conn, position: int):
@@ -28,6 +32,7 @@ class _Follower:
         self.position = position
         self.channel: _Channel | None = None
         self.writing = False
+        self.stalled = 0  # heartbeats that found the last write still unread
         self.ended = IOLoop.current().asyncio_loop.create_future()
         self.heartbeat = None
 
@@ -121,12 +126,15 @@ class StreamHub:
         """A finished run's stored events, read on the request pool a batch at a time."""
         batches = self.runs.stream(run_id, follower.position)
         loop = IOLoop.current()
+        self._arm_heartbeat(follower)  # which also cuts a client that stops reading
         try:
             while not follower.ended.done():
                 batch = await loop.run_in_executor(self.pool, next, batches, None)
                 if batch is None:
                     break
+                follower.writing = True
                 await follower.conn.write(sse_text(batch).encode())
+                follower.writing, follower.stalled = False, 0
         except Exception as exc:  # the client left, or the run was deleted meanwhile
             log.debug("replay of run %s ended early: %r", run_id, exc)
         finally:
@@ -134,8 +142,8 @@ class StreamHub:
 
     def pump(self, follower: _Follower) -> None:
         """Write the follower what it has not seen, unless a write of its own is still in flight."""
-        if follower.writing or follower.ended.done():
-            return
+        if follower.writing or follower.ended.done() or follower.channel is None:
+            return  # (a replay writes its own batches)
         fresh, done = follower.channel.live.since(follower.position)
         if fresh:
             follower.position = fresh[-1]["id"]
@@ -149,7 +157,7 @@ class StreamHub:
         future = follower.conn.write(text.encode())
 
         def written(done) -> None:
-            follower.writing = False
+            follower.writing, follower.stalled = False, 0
             if done.exception() is not None or last:
                 self.end(follower)
             else:
@@ -166,8 +174,13 @@ class StreamHub:
         follower.heartbeat = None
         if follower.ended.done():
             return
-        if follower.writing:
-            self._arm_heartbeat(follower)  # it is still taking the last write: no need to add one
+        if follower.writing:  # it has not taken the last write yet: no need to add one
+            follower.stalled += 1
+            if follower.stalled >= STALLED_BEATS:
+                follower.conn.close()
+                self.end(follower)
+            else:
+                self._arm_heartbeat(follower)
         else:
             self._write(follower, sse_text([]))
 

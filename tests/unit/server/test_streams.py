@@ -2,7 +2,9 @@
 wire format, heartbeats and resuming of the plain WSGI view."""
 
 import asyncio
+import socket
 import threading
+import time
 
 import pytest
 import requests
@@ -116,3 +118,23 @@ def test_a_follower_that_leaves_stops_listening_to_the_run(served):
         wait_until(lambda: len(live.listeners) == 1, timeout=scaled(5), fail="followers of one run share a listener")
     wait_until(lambda: not live.listeners, timeout=scaled(5), fail="a run kept a listener after its followers left")
     served.service.runs.wait(run_id, timeout=30)
+
+
+def test_a_follower_that_stops_reading_is_cut(served):
+    # Each node's event carries its 100 KB error message: 8 MB in all, more than the sockets hold.
+    loud = {"id": "t.loud", "title": "Loud", "func": "def func():\n    raise ValueError('x' * 100000)\n", "port": {}}
+    served.service.upsert("nodespec", loud)
+    nodes = [{"id": f"n{i}", "spec_id": "t.loud", "ports": []} for i in range(80)]
+    served.service.upsert("flow", {"id": "wide", "name": "wide", "nodes": nodes, "links": []})
+    run_id = served.service.start_run(flow_id="wide", use_cache=False)["id"]
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)  # a client that reads nothing
+        sock.settimeout(scaled(10))
+        sock.connect(("127.0.0.1", served.port))
+        sock.sendall(f"GET /api/runs/{run_id}/events HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+        served.service.runs.wait(run_id, timeout=60)
+        time.sleep(2.0)  # the client stays away for ten heartbeat periods: the condition under test
+        data = b""
+        while chunk := sock.recv(65536):  # a cut connection ends; a finished stream would stay open
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 200") and b"event: run_finished" not in data and not data.endswith(b"0\r\n\r\n")
