@@ -22,6 +22,7 @@ import signal
 import socket
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Callable
 
 from tornado import gen
@@ -185,7 +186,6 @@ class _Request(HTTPMessageDelegate):
 
 
 def _reason(code: int) -> str:
-    from http import HTTPStatus
     try:
         return HTTPStatus(code).phrase
     except ValueError:
