@@ -15,11 +15,12 @@ import sys
 import time
 import traceback
 
-MODULES = ("engine", "quickcheck", "runs", "executors", "docker_overhead", "editor")
+MODULES = ("engine", "quickcheck", "runs", "connections", "executors", "docker_overhead", "editor")
 DESCRIPTIONS = {
     "engine": "engine overhead per node vs Hamilton and plain Python (issue 2, item 8)",
     "quickcheck": "the flow save path's fast check against fastjsonschema (issue 12, item 8)",
     "runs": "cached re-runs, partial re-runs and SSE event latency on a live server (issue 4, item 9)",
+    "connections": "health under 200 event-stream followers and 200 slow clients, vs waitress (issue 11, item 4)",
     "executors": "sandbox executor overhead",
     "docker_overhead": "Docker executor overhead",
     "editor": "browser editor",

@@ -44,10 +44,11 @@ def at_least(low: int):
 
 
 def _add_serve(sub) -> None:
-    serve = sub.add_parser("serve", help="start the server (waitress), by default on 127.0.0.1:5000")
+    serve = sub.add_parser("serve", help="start the server (Tornado), by default on 127.0.0.1:5000")
     serve.add_argument("--host", default=os.environ.get("PYFLOW_HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("PYFLOW_PORT", "5000")))
-    serve.add_argument("--threads", type=at_least(1), default=32, help="HTTP worker threads (SSE clients hold one each)")
+    serve.add_argument("--threads", type=at_least(1), default=16,
+                       help="threads answering requests (event streams hold none)")
     _add_local(serve)
     serve.add_argument("--max-running", type=at_least(1), default=2, help="runs executing at once")
     serve.add_argument("--max-queue", type=at_least(0), default=100, help="runs waiting before 429")
@@ -63,6 +64,7 @@ def _add_serve(sub) -> None:
     serve.add_argument("--min-free-mb", type=at_least(0), default=64,
                        help="free disk beside the database below which health fails and new runs answer 503")
     _add_exposure(serve)
+    _add_connection_limits(serve)
 
 
 def _add_exposure(serve) -> None:
@@ -90,6 +92,14 @@ def origin(text: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/") or parts.query:
         raise argparse.ArgumentTypeError(f"{text!r} is not an origin like https://app.example:8443")
     return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _add_connection_limits(serve) -> None:
+    serve.add_argument("--header-timeout", type=at_least(1), default=10,
+                       help="seconds a connection may take to send a request's headers, or stay idle")
+    serve.add_argument("--body-timeout", type=at_least(1), default=60, help="seconds to send a request's body")
+    serve.add_argument("--max-streams-per-client", type=at_least(1), default=32,
+                       help="open event streams per client address (429 above)")
 
 
 def _add_run_commands(sub) -> None:
@@ -200,7 +210,13 @@ def cmd_serve(args) -> int:
         config.token_file = Path(args.token_file)
     config.allowed_hosts, config.cors_origins = args.allowed_host, args.cors_origin
     config.log_format = args.log_format
-    return serve(config, args.host, args.port, args.threads)
+    return serve(config, args.host, args.port, connection_limits(args))
+
+
+def connection_limits(args):
+    from ..server.serving import Limits
+    return Limits(threads=args.threads, header_timeout_s=args.header_timeout, body_timeout_s=args.body_timeout,
+                  max_body_bytes=args.max_body_mb * 1024 * 1024, streams_per_client=args.max_streams_per_client)
 
 
 def cmd_run(args) -> int:

@@ -1,14 +1,14 @@
-"""`pyflow serve`: the REST server and editor on waitress, a production WSGI server."""
+"""`pyflow serve`: the REST server and editor, Flask behind Tornado's HTTP server (server/serving.py)."""
 
 from __future__ import annotations
 
 import gc
-import signal
-import sqlite3
 import socket
+import sqlite3
 import sys
 
 from ..engine.execution import ExecutorUnavailable
+from ..server.serving import Limits, run
 from ..service import Config, PyflowService, build_executor
 from ..storage.check import database_problem
 
@@ -41,9 +41,9 @@ def access_note(config: Config, port: int, token: str | None, source: str) -> st
             + "".join(f"\n    http://{host}:{port}/?token={token}" for host in hosts))
 
 
-def serve(config: Config, host: str, port: int, threads: int) -> int:
-    from waitress.server import create_server
-
+def serve(config: Config, host: str, port: int, limits: Limits) -> int:
+    """Check the database and the token, start the executor and the service, then serve until SIGTERM
+    or SIGINT. Anything that stops the start is one sentence on stderr and exit status 2."""
     from ..server import create_app
     from ..server.requestlog import configure_logging
     from ..server.security import ensure_token
@@ -70,22 +70,17 @@ def serve(config: Config, host: str, port: int, threads: int) -> int:
         executor.close()
         print(f"pyflow: cannot start: the database {config.db_path} cannot be used: {exc}", file=sys.stderr)
         return 2
-    server = create_server(create_app(service), host=host, port=port, threads=threads,
-                           channel_timeout=300, ident="pyflow")
+    app = create_app(service)
     freeze_startup_objects()
-    url = f"http://{url_host(host)}:{server.effective_port}/"
-    print(f"PyFlow serving {url} (database {config.db_path}, executor {executor.name})"
-          + access_note(config, server.effective_port, token, source), flush=True)
 
-    def stop(signum, frame):
-        raise SystemExit(0)
+    def listening(bound_port: int) -> None:
+        print(f"PyFlow serving http://{url_host(host)}:{bound_port}/ (database {config.db_path}, executor "
+              f"{executor.name})" + access_note(config, bound_port, token, source), flush=True)
 
-    signal.signal(signal.SIGTERM, stop)
     try:
-        server.run()
-    except (SystemExit, KeyboardInterrupt):
+        run(app, service.runs, host, port, limits, listening)
+    except KeyboardInterrupt:
         pass
     finally:
-        server.close()
         service.close()
     return 0

@@ -16,6 +16,7 @@ from ..model.errors import PyflowError
 from ..service import PyflowService
 from . import legacy, objects, repository, requestlog, runs, security
 from .http import json_response
+from .serving import body_too_large_message
 
 STATIC_DIR = Path(__file__).resolve().parent.parent.parent / "static"
 
@@ -45,8 +46,8 @@ def _register_errors(app: Flask) -> None:
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(error):
-        limit = app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)
-        return json_response({"error": f"the request body is larger than {limit} MiB", "details": []}, 413)
+        message = body_too_large_message(app.config["MAX_CONTENT_LENGTH"])
+        return json_response({"error": message, "details": []}, 413)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

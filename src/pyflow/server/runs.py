@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 from flask import Blueprint, Response, request, stream_with_context, url_for
 
@@ -103,6 +102,15 @@ def cancel_run(run_id):
     return json_response({"id": run["id"], "status": run["status"]}, 202 if service().runs.is_live(run_id) else 200)
 
 
+# A server that follows event streams itself (server/serving.py) sets this WSGI environ key; the view
+# then checks the request as always and answers only this header, naming what to stream. The server
+# strips it and streams off its request threads, as nginx does with X-Accel-Redirect.
+STREAM_OFFLOAD = "pyflow.stream_offload"
+STREAM_HEADER = "X-Pyflow-Stream"
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+STREAM_PRELUDE = "retry: 1000\n\n"
+
+
 @bp.get("/runs/<run_id>/events")
 def run_events(run_id):
     after = request.headers.get("Last-Event-ID") or request.args.get("last_event_id") or "0"
@@ -111,16 +119,20 @@ def run_events(run_id):
     except ValueError:
         raise InvalidInput("bad Last-Event-ID", [detail("/Last-Event-ID", f"{after!r} is not an event id")]) from None
     service().repository.get_run(run_id, with_nodes=False)  # 404 before the stream starts
+    if request.environ.get(STREAM_OFFLOAD):
+        return Response(mimetype="text/event-stream", headers={**STREAM_HEADERS, STREAM_HEADER: f"{run_id} {after_id}"})
     events = service().runs.stream(run_id, after_id)
 
     def generate():
-        yield "retry: 1000\n\n"
+        yield STREAM_PRELUDE
         for batch in events:
-            yield "".join(map(_sse, batch)) if batch else ": keepalive\n\n"
+            yield sse_text(batch)
 
-    return Response(stream_with_context(generate()), mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return Response(stream_with_context(generate()), mimetype="text/event-stream", headers=STREAM_HEADERS)
 
 
-def _sse(event: dict) -> str:
-    return f"id: {event['id']}\nevent: {event['event']}\ndata: {event['text']}\n\n"
+def sse_text(batch: list[dict]) -> str:
+    """A batch of events on the wire; an empty batch is a heartbeat."""
+    if not batch:
+        return ": keepalive\n\n"
+    return "".join(f"id: {event['id']}\nevent: {event['event']}\ndata: {event['text']}\n\n" for event in batch)

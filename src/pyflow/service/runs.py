@@ -18,7 +18,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator
 
 from .. import process_identity
 from ..engine import CompiledFlow, Executor, FlowRunner, Plan, PlanCache, RunOptions
@@ -61,6 +61,17 @@ class LiveRun:
     statuses: dict = field(default_factory=dict)
     failure: str | None = None  # why storage could not keep up with this run: it fails with this reason
     final_event: dict | None = None
+    listeners: list[Callable[[], None]] = field(default_factory=list)
+
+    def since(self, position: int) -> tuple[list[dict], bool]:
+        """The events after id `position` and whether the run is done, without waiting."""
+        with self.cond:
+            return self.events[position:], self.done.is_set()
+
+    def tell_listeners(self) -> None:
+        """Called with `cond` held, after each new event: listeners only schedule their own work."""
+        for notify in self.listeners:
+            notify()
 
 
 SCALARS = (int, float, bool, type(None))
@@ -268,6 +279,7 @@ class RunManager:
         with live.cond:
             live.events.append(live.final_event)
             live.cond.notify_all()
+            live.tell_listeners()
         self._maintain(prune_runs_of=live)
         with self._lock:
             if saved:
@@ -276,6 +288,8 @@ class RunManager:
             else:
                 self._unsaved.add(live.id)
         live.done.set()
+        with live.cond:
+            live.tell_listeners()
 
     def _conclude(self, live: LiveRun, status: str, reason: str | None, started: float) -> None:
         """Make the run's final event and outcome pending (replacing an earlier, unwritten one)."""
@@ -344,6 +358,7 @@ class RunManager:
             live.events.append(event)
             live.pending_events.append(event)
             live.cond.notify_all()
+            live.tell_listeners()
         # Unlocked test: if the persister swaps the set right after, it still takes this event, which
         # is already pending.
         if live.id not in self._dirty:
@@ -443,6 +458,24 @@ class RunManager:
                 return
             else:
                 yield []
+
+    def listen(self, run_id: str, notify: Callable[[], None]) -> LiveRun | None:
+        """Follow a live run without a thread: `notify` is called from the run's threads after each new
+        event (it must only schedule work, as an event loop's thread-safe callback does), and the
+        follower reads them with `LiveRun.since`. None when the run is not live: its events are all
+        stored, for `stream` to replay."""
+        with self._lock:
+            live = self._live.get(run_id)
+            if live is not None:
+                with live.cond:
+                    live.listeners.append(notify)
+        return live
+
+    @staticmethod
+    def unlisten(live: LiveRun, notify: Callable[[], None]) -> None:
+        with live.cond:
+            if notify in live.listeners:
+                live.listeners.remove(notify)
 
     def _replay(self, run_id: str, after: int) -> Iterator[list[dict]]:
         while True:
