@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..model.errors import PyflowError
 from ..service import PyflowService
-from . import legacy, objects, repository, runs
+from . import legacy, objects, openapi, repository, runs
 from .http import json_response
 
 STATIC_DIR = Path(__file__).resolve().parent.parent.parent / "static"
@@ -26,7 +26,7 @@ def create_app(service: PyflowService, static_dir: Path | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = service.config.max_body_mb * 1024 * 1024
     app.json.sort_keys = False
     app.extensions["pyflow"] = service
-    for blueprint in (objects.bp, runs.bp, repository.bp, legacy.bp):
+    for blueprint in (objects.bp, runs.bp, repository.bp, openapi.bp, legacy.bp):
         app.register_blueprint(blueprint)
     _register_errors(app)
     _register_static(app, static_root)
