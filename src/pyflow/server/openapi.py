@@ -103,6 +103,11 @@ SHAPES = {
                 nodes={"type": "array", "items": ref("NodeResult")}),
     "RunList": _obj(("runs", "total", "limit", "offset"), runs={"type": "array", "items": ref("Run")},
                     total=INT, limit=INT, offset=INT),
+    "RunEvent": {"description": "one Server-Sent Event; data is the event's JSON",
+                 **_obj(("event", "data"), id={"type": "string", "pattern": "^[0-9]+$"}, event={"enum": [
+                     "run_queued", "run_started", "node_started", "node_finished", "node_cached", "node_skipped",
+                     "run_finished"]}, data={"type": "string", "contentMediaType": "application/json"},
+                    retry=INT)},
     "Deleted": _obj(("deleted",), deleted=STRING),
     "Health": _obj(("status", "version", "executor"), status=STRING, version=STRING,
                    executor=_obj(("name",), name=STRING, isolation=STRING,
@@ -317,8 +322,8 @@ def _runs() -> list[Op]:
            (Ok(200, "RunState", "the run had finished already"), Ok(202, "RunState", "cancelling")),
            (404, 409), params=("run_id",)),
         Op("get", "/api/runs/{run_id}/events", "followRunEvents", "The run's events (Server-Sent Events)", "runs",
-           (Ok(200, STRING, "id/event/data records: run_queued, run_started, node_started, node_finished, "
-                            "node_cached, run_finished; resume with Last-Event-ID", media="text/event-stream"),),
+           (Ok(200, "RunEvent", "the run's events as they happen, from the first or after Last-Event-ID, until "
+                                "run_finished", media="text/event-stream"),),
            (404, 429, 503), params=("run_id", "last_event_id", "last_event_id_query")),
     ]
 
