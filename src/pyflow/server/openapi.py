@@ -86,7 +86,8 @@ SHAPES = {
     "TreeItem": _obj(("id", "title", "path", "children"), id=STRING, title=STRING, path=STRING,
                      children={"type": "array", "items": ref("TreeItem")}, value=ref("nodespec")),
     "NodeError": {"type": ["object", "null"], "properties": {"type": STRING, "message": STRING,
-                                                             "traceback": NULLABLE_STRING}},
+                                                             "traceback": {"type": "array", "items": STRING,
+                                                                           "description": "lines"}}},
     "NodeResult": _obj(("id", "name", "spec_id", "status"), id=STRING, name=STRING, spec_id=STRING,
                        status=NODE_STATUS, inputs={"type": "object"}, outputs={"type": "object"},
                        error=ref("NodeError"), stdout={"type": ["string", "null"]},
@@ -191,6 +192,8 @@ PARAMS = {
     "readable_nodespec_id": _param("nodespec_id", "path", {"allOf": [OBJECT_ID, {"not": {"const": "tree"}}]},
                                    "any nodespec id but 'tree' (GET /api/nodespecs/tree is the palette tree)"),
     "flow_id": _param("flow_id", "path", OBJECT_ID),
+    "stored_flow_id": _param("flow_id", "path", OBJECT_ID),
+    "tested_nodespec_id": _param("nodespec_id", "path", OBJECT_ID),
     "node_id": _param("node_id", "path", OBJECT_ID, "a nodespec id"),
     "run_id": _param("run_id", "path", PATH_SEGMENT),
     "filename": _param("filename", "path", {"type": "string"}, "a file of the editor"),
@@ -214,6 +217,39 @@ HEADERS = {
     "ETag": {"description": "the revision of the object, for If-Match", "schema": STRING},
     "Location": {"description": "the URL of the created object or run", "schema": STRING},
 }
+
+
+# ------------------------------------------------------------------------------ examples
+# Working requests against a server with the standard library: documentation, and the first requests a
+# fuzzer sends, so that it reaches stored objects and real runs.
+EXAMPLE_SPEC = {"id": "example.scale", "title": "Scale",
+                "port": {"input": [{"name": "x", "order": 0, "type": "Float", "required": True},
+                                   {"name": "factor", "order": 1, "type": "Float", "default": 2}],
+                         "output": [{"name": "out", "type": "Float"}]},
+                "func": "def func(x, factor):\n    return x * factor\n", "limits": {"timeout_s": 5}}
+EXAMPLE_FLOW = {"id": "example.flow", "name": "Example",
+                "nodes": [{"id": "add", "spec_id": "pyflow.math.add", "name": "2 + 3",
+                           "ports": [{"name": "a", "value": "2"}, {"name": "b", "value": "3"}], "ui": {"x": 40, "y": 40}},
+                          {"id": "double", "spec_id": "pyflow.math.multiply", "name": "Double", "is_end": True,
+                           "ports": [{"name": "b", "value": "2"}], "ui": {"x": "300px", "y": "40px"}}],
+                "links": [{"source": "add:out", "target": "double:a"}]}
+EXAMPLE_RUN = {"values": {"add1": {"a": 10}}, "cache": False}
+BODY_EXAMPLES = {
+    "createNodespec": EXAMPLE_SPEC, "replaceNodespec": EXAMPLE_SPEC, "legacySaveNode": EXAMPLE_SPEC,
+    "legacyPutNode": EXAMPLE_SPEC, "createFlow": EXAMPLE_FLOW, "replaceFlow": EXAMPLE_FLOW,
+    "legacySaveFlow": EXAMPLE_FLOW, "legacyRunFlow": EXAMPLE_FLOW,
+    "inferPorts": {"func": "def func(a: int, b: float = 1.0) -> float:\n    return a * b\n"},
+    "testNodespec": {"inputs": {"a": 1, "b": 2}},
+    "testDraftNodespec": {"nodespec": EXAMPLE_SPEC, "inputs": {"x": 1.5}},
+    "runFlowNow": EXAMPLE_RUN, "startFlowRun": EXAMPLE_RUN,
+    "runInlineFlowNow": {"flow": EXAMPLE_FLOW}, "startInlineRun": {"flow": EXAMPLE_FLOW},
+    "importRepository": {"format_version": 2, "nodespec": {EXAMPLE_SPEC["id"]: EXAMPLE_SPEC}, "flow": {}},
+    "legacyDumpRepository": {"path": "example.json"}, "legacyLoadRepository": {"path": "example.json"},
+}
+PARAM_EXAMPLES = {"nodespec_id": "example.scale", "readable_nodespec_id": "pyflow.math.add",
+                  "tested_nodespec_id": "pyflow.math.add", "flow_id": "example.flow",
+                  "stored_flow_id": "pyflow.samples.arithmetic", "node_id": "pyflow.math.add",
+                  "filename": "dist/app.css"}
 
 
 # ------------------------------------------------------------------------------ operations
@@ -295,7 +331,7 @@ def _nodespec_tools() -> list[Op]:
         Op("post", "/api/nodespecs/test", "testDraftNodespec", "Run one node of an unsaved nodespec", "nodespecs",
            (Ok(200, "NodeResult", "the node's result"),), body="DraftTestRequest", runs_code=True),
         Op("post", "/api/nodespecs/{nodespec_id}/test", "testNodespec", "Run one node of a stored nodespec",
-           "nodespecs", (Ok(200, "NodeResult", "the node's result"),), (404,), params=("nodespec_id",),
+           "nodespecs", (Ok(200, "NodeResult", "the node's result"),), (404,), params=("tested_nodespec_id",),
            body="TestRequest", body_required=False, runs_code=True),
     ]
 
@@ -305,11 +341,11 @@ def _runs() -> list[Op]:
     accepted = Ok(202, "RunAccepted", "queued", ("Location",), links=RUN_LINKS)
     return [
         Op("post", "/api/flows/{flow_id}/run", "runFlowNow", "Run a stored flow and wait for it", "runs", (sync,),
-           (404,), params=("flow_id",), body="run_request", body_required=False, runs_code=True),
+           (404,), params=("stored_flow_id",), body="run_request", body_required=False, runs_code=True),
         Op("post", "/api/run", "runInlineFlowNow", "Run a flow sent inline and wait for it", "runs", (sync,),
            body="InlineRun", runs_code=True),
         Op("post", "/api/flows/{flow_id}/runs", "startFlowRun", "Queue a run of a stored flow", "runs", (accepted,),
-           (404,), params=("flow_id",), body="run_request", body_required=False, runs_code=True),
+           (404,), params=("stored_flow_id",), body="run_request", body_required=False, runs_code=True),
         Op("post", "/api/runs", "startInlineRun", "Queue a run of a flow sent inline", "runs", (accepted,),
            body="InlineAsyncRun", runs_code=True),
         Op("get", "/api/runs", "listRuns", "Run history, newest first", "runs", (Ok(200, "RunList", "a page of runs"),),
@@ -420,8 +456,10 @@ def _operation(op: Op) -> dict:
     if op.params:
         operation["parameters"] = [{"$ref": f"#/components/parameters/{name}"} for name in op.params]
     if op.body:
-        operation["requestBody"] = {"required": op.body_required,
-                                    "content": {"application/json": {"schema": ref(op.body)}}}
+        media = {"schema": ref(op.body)}
+        if op.operation_id in BODY_EXAMPLES:
+            media["example"] = BODY_EXAMPLES[op.operation_id]
+        operation["requestBody"] = {"required": op.body_required, "content": {"application/json": media}}
     return operation
 
 
@@ -452,7 +490,8 @@ def build_document() -> dict:
         "components": {
             "schemas": {**model_schemas(), **SHAPES},
             "responses": error_responses(),
-            "parameters": PARAMS,
+            "parameters": {key: {**param, "example": PARAM_EXAMPLES[key]} if key in PARAM_EXAMPLES else param
+                           for key, param in PARAMS.items()},
             "headers": HEADERS,
             "securitySchemes": {
                 "token": {"type": "http", "scheme": "bearer",
