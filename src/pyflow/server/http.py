@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 from flask import Response, current_app, request
 
@@ -55,10 +56,30 @@ def json_body(allow_form_data: bool = False, optional: bool = False):
     return _parse(raw)
 
 
+class _NotFinite(ValueError):
+    """A number JSON cannot hold: one that overflows a float (1e309), or the literals NaN and Infinity."""
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotFinite(text)
+    return value
+
+
+def _no_constant(name: str):
+    raise _NotFinite(name)
+
+
 def _parse(raw) -> object:
+    """Parse a JSON body; numbers must be finite, or they would be stored and answered as `Infinity`
+    or `NaN`, which no JSON parser but Python's reads."""
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        return json.loads(text)
+        return json.loads(text, parse_float=_finite, parse_constant=_no_constant)
+    except _NotFinite as exc:
+        raise InvalidInput("the body has a number JSON cannot hold",
+                           [detail("", f"{exc} is not a finite number")]) from None
     except UnicodeDecodeError as exc:
         raise InvalidInput("the body is not UTF-8", [detail("", str(exc))]) from None
     except json.JSONDecodeError as exc:
