@@ -281,9 +281,9 @@ class Op:
     extra: dict = field(default_factory=dict)
 
 
-def _object_links(kind: str, id_param: str, *operations: str) -> tuple:
-    expression = "$response.body#/id"
-    return tuple((f"{op}", f"{op}", {id_param: expression}) for op in operations)
+def _object_links(id_param: str, *operations: str) -> tuple:
+    """Links from an answer carrying a stored object to the operations that take its id."""
+    return tuple((op, op, {id_param: "$response.body#/id"}) for op in operations)
 
 
 def _etag_link(operation_id: str, id_param: str) -> tuple:
@@ -308,7 +308,7 @@ def _crud(collection: str, kind: str, component: str, summary_schema: str) -> li
            (Ok(200, {"type": "array", "items": {"anyOf": [ref(component), ref(summary_schema)]}},
                f"every {kind}, or with ?summary=true their summaries"),), params=("summary",)),
         Op("post", f"/api/{collection}", f"create{title}", f"Create a {kind}", collection,
-           (Ok(201, component, "created", ("ETag", "Location"), links=_object_links(kind, id_param, *after_create)),),
+           (Ok(201, component, "created", ("ETag", "Location"), links=_object_links(id_param, *after_create)),),
            (409,), body=component),
         Op("get", item, f"get{title}", f"Read a {kind}", collection,
            (Ok(200, component, "the current revision", ("ETag",),
@@ -381,10 +381,11 @@ def _repository() -> list[Op]:
 
 def _legacy() -> list[Op]:
     tag = "original"
-    record = lambda schema, what: Ok(200, schema, what, ("ETag",))  # noqa: E731
+    record = lambda schema, what, links=(): Ok(200, schema, what, ("ETag",), links=links)  # noqa: E731
+    node_links = _object_links("node_id", "legacyGetNode", "legacyPutNode", "legacyDeleteNode")
     return [
         Op("get", "/nodes", "legacyListNodes", "Every nodespec, by id", tag, (Ok(200, "LegacyNodes", "id: nodespec"),)),
-        Op("post", "/nodes", "legacySaveNode", "Create or replace a nodespec", tag, (record("nodespec", "saved"),),
+        Op("post", "/nodes", "legacySaveNode", "Create or replace a nodespec", tag, (record("nodespec", "saved", node_links),),
            (409,), body="nodespec"),
         Op("get", "/nodes/{node_id}", "legacyGetNode", "Read a nodespec", tag, (record("nodespec", "the nodespec"),),
            (404,), params=("node_id",)),
@@ -396,7 +397,7 @@ def _legacy() -> list[Op]:
            (Ok(200, {"type": "array", "items": ref("TreeItem")}, "the tree"),)),
         Op("get", "/flows", "legacyListFlows", "Every flow", tag,
            (Ok(200, {"type": "array", "items": ref("flow")}, "the flows"),)),
-        Op("post", "/flows", "legacySaveFlow", "Create or replace a flow", tag, (record("flow", "saved"),), (409,),
+        Op("post", "/flows", "legacySaveFlow", "Create or replace a flow", tag, (record("flow", "saved", _object_links("flow_id", "legacyGetFlow")),), (409,),
            body="flow"),
         Op("get", "/flows/{flow_id}", "legacyGetFlow", "Read a flow", tag, (record("flow", "the flow"),), (404,),
            params=("flow_id",)),
