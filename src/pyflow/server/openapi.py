@@ -229,7 +229,8 @@ EXAMPLE_SPEC = {"id": "example.scale", "title": "Scale",
                 "func": "def func(x, factor):\n    return x * factor\n", "limits": {"timeout_s": 5}}
 EXAMPLE_FLOW = {"id": "example.flow", "name": "Example",
                 "nodes": [{"id": "add", "spec_id": "pyflow.math.add", "name": "2 + 3",
-                           "ports": [{"name": "a", "value": "2"}, {"name": "b", "value": "3"}], "ui": {"x": 40, "y": 40}},
+                           "ports": [{"name": "a", "value": "2"}, {"name": "b", "value": "3"}],
+                           "ui": {"x": 40, "y": 40}},
                           {"id": "double", "spec_id": "pyflow.math.multiply", "name": "Double", "is_end": True,
                            "ports": [{"name": "b", "value": "2"}], "ui": {"x": "300px", "y": "40px"}}],
                 "links": [{"source": "add:out", "target": "double:a"}]}
@@ -385,7 +386,8 @@ def _legacy() -> list[Op]:
     node_links = _object_links("node_id", "legacyGetNode", "legacyPutNode", "legacyDeleteNode")
     return [
         Op("get", "/nodes", "legacyListNodes", "Every nodespec, by id", tag, (Ok(200, "LegacyNodes", "id: nodespec"),)),
-        Op("post", "/nodes", "legacySaveNode", "Create or replace a nodespec", tag, (record("nodespec", "saved", node_links),),
+        Op("post", "/nodes", "legacySaveNode", "Create or replace a nodespec", tag,
+           (record("nodespec", "saved", node_links),),
            (409,), body="nodespec"),
         Op("get", "/nodes/{node_id}", "legacyGetNode", "Read a nodespec", tag, (record("nodespec", "the nodespec"),),
            (404,), params=("node_id",)),
@@ -404,7 +406,8 @@ def _legacy() -> list[Op]:
         Op("post", "/runflow", "legacyRunFlow", "Run a flow sent inline and wait for it", tag,
            (Ok(200, {"type": "array", "items": ref("LegacyNodeResult")}, "every planned node's result"),),
            body="flow", runs_code=True),
-        Op("get", "/ports/types", "legacyPortTypes", "The port type names", tag, (Ok(200, "LegacyPortTypes", "types"),)),
+        Op("get", "/ports/types", "legacyPortTypes", "The port type names", tag,
+           (Ok(200, "LegacyPortTypes", "types"),)),
         Op("post", "/dumprepo", "legacyDumpRepository", "Write the repository to a file on the server", tag,
            (Ok(200, "RepositoryPath", "written"),), body="RepositoryPath"),
         Op("post", "/loadrepo", "legacyLoadRepository", "Import a repository file on the server", tag,
