@@ -9,7 +9,7 @@ checks), 413 and 415 on every state-changing route, 429 and 503 with Retry-After
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 from flask import Blueprint
@@ -17,6 +17,7 @@ from flask import Blueprint
 from .. import __version__
 from ..model.validation import SCHEMA_NAMES, load_schema
 from .http import json_response
+from .runs import RUN_STATUSES
 
 bp = Blueprint("openapi", __name__, url_prefix="/api")
 
@@ -72,7 +73,7 @@ def _obj(required: tuple = (), **properties) -> dict:
 
 STRING, INT, BOOL = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
 NULLABLE_STRING = {"type": ["string", "null"]}
-RUN_STATUS = {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]}
+RUN_STATUS = {"type": "string", "enum": list(RUN_STATUSES)}
 NODE_STATUS = {"type": "string", "enum": ["success", "fail", "skipped", "cancelled"]}
 
 SHAPES = {
@@ -279,7 +280,6 @@ class Op:
     body: str | None = None
     body_required: bool = True
     runs_code: bool = False  # runs node code: 429 and 503 (queue, executor), bounded fuzzing
-    extra: dict = field(default_factory=dict)
 
 
 def _object_links(id_param: str, *operations: str) -> tuple:
@@ -456,7 +456,7 @@ def _operation(op: Op) -> dict:
     responses = {str(ok.status): _response(ok) for ok in op.ok}
     responses.update({str(s): {"$ref": f"#/components/responses/E{s}"} for s in error_statuses(op)})
     operation = {"operationId": op.operation_id, "summary": op.summary, "tags": [op.tag],
-                 "responses": responses, **op.extra}
+                 "responses": responses}
     if op.params:
         operation["parameters"] = [{"$ref": f"#/components/parameters/{name}"} for name in op.params]
     if op.body:
