@@ -382,7 +382,10 @@ def _repository() -> list[Op]:
 
 def _legacy() -> list[Op]:
     tag = "original"
-    record = lambda schema, what, links=(): Ok(200, schema, what, ("ETag",), links=links)  # noqa: E731
+
+    def record(schema: str, what: str, links: tuple = ()) -> Ok:
+        return Ok(200, schema, what, ("ETag",), links=links)
+
     node_links = _object_links("node_id", "legacyGetNode", "legacyPutNode", "legacyDeleteNode")
     return [
         Op("get", "/nodes", "legacyListNodes", "Every nodespec, by id", tag, (Ok(200, "LegacyNodes", "id: nodespec"),)),
