@@ -17,7 +17,7 @@ from flask import Blueprint
 from .. import __version__
 from ..model.validation import SCHEMA_NAMES, load_schema
 from .http import json_response
-from .runs import RUN_STATUSES
+from .runs import RUN_PAGE, RUN_STATUSES
 
 bp = Blueprint("openapi", __name__, url_prefix="/api")
 
@@ -204,8 +204,8 @@ PARAMS = {
     "summary": _param("summary", "query", BOOL, "true: entries without function sources, nodes and links"),
     "run_flow": _param("flow", "query", STRING, "only runs of this flow"),
     "run_status": _param("status", "query", RUN_STATUS, "only runs in this state"),
-    "limit": _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}),
-    "offset": _param("offset", "query", {"type": "integer", "minimum": 0, "maximum": 10_000_000, "default": 0}),
+    **{name: _param(name, "query", {"type": "integer", "default": default, "minimum": low, "maximum": high})
+       for name, (default, low, high) in RUN_PAGE.items()},
     "mode": _param("mode", "query", {"type": "string", "enum": ["merge", "replace"], "default": "merge"},
                    "merge: add and update; replace: the repository becomes the bundle"),
     "last_event_id": _param("Last-Event-ID", "header", {"type": "string", "pattern": "^[0-9]{1,15}$"},
