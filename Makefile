@@ -14,7 +14,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # of the dpkg lock instead of failing at once.
 APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get -y -q -o Dpkg::Use-Pty=0 -o DPkg::Lock::Timeout=600
 
-.PHONY: run test bench docker clean system-deps venv ui test-unit test-rest test-hostile test-browser test-docker
+.PHONY: run test bench docker clean system-deps venv ui test-unit test-rest test-api test-hostile test-browser test-docker
 
 # Debian packages: bubblewrap (the node sandbox), python3 (the interpreter inside the sandbox), libcurl
 # headers (pycurl, for pyresttest).
@@ -48,6 +48,10 @@ test-unit: system-deps venv
 test-rest: system-deps venv
 	$(PY) tests/rest/run_rest_tests.py
 
+# Schemathesis against a live server, from /api/openapi.json (bounded by tests/api/schemathesis.toml).
+test-api: system-deps venv
+	$(PY) -m pytest tests/api -q -p no:cacheprovider
+
 # The hostile-code suite against the default sandbox (test-docker runs it against Docker too).
 test-hostile: system-deps venv
 	$(PY) -m pytest tests/hostile -q -p no:cacheprovider
@@ -55,7 +59,7 @@ test-hostile: system-deps venv
 # Every suite runs even when an earlier one fails; the output ends with one line per suite (passed,
 # failed or skipped, and why), and under CI a skipped docker or browser suite fails the run unless
 # PYFLOW_ALLOW_SKIP names it (see mk/suites.sh).
-SUITES := test-unit test-rest test-hostile test-browser test-docker
+SUITES := test-unit test-rest test-api test-hostile test-browser test-docker
 test: system-deps venv ui
 	@STAMPS=$(STAMPS) mk/suites.sh $(SUITES)
 

@@ -392,3 +392,17 @@ def test_drag_moves_the_selection(editor: Editor):
     for node in (add, double, upper):
         assert ui.node_position(node) == before[node]
     assert not page.evaluate(CHECK)["count"]
+
+
+def test_the_toolbar_links_to_the_api_description(editor: Editor, server):
+    page = editor.page
+    link = page.locator("#link-api")
+    expect(link).to_be_visible()
+    with page.context.expect_page() as opened:
+        link.click()
+    api_page = opened.value
+    api_page.wait_for_load_state()
+    assert api_page.url == server.url + "/api/openapi.json"
+    document = json.loads(api_page.locator("body").inner_text())
+    assert document["openapi"].startswith("3.1") and "/api/flows" in document["paths"]
+    api_page.close()

@@ -15,6 +15,7 @@ can only come from an older version and is reported instead of parsed.
 from __future__ import annotations
 
 import json
+import math
 import re
 from array import array
 from itertools import accumulate
@@ -109,13 +110,33 @@ def parse_stored(text: str | bytes) -> Any:
     return json.loads(text)
 
 
+class NotFinite(ValueError):
+    """A number JSON cannot hold: one that overflows a float (1e309), or the literals NaN and Infinity,
+    which Python's parser reads but would then be stored and answered as text no other parser reads."""
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise NotFinite(text)
+    return value
+
+
+def _no_constant(name: str):
+    raise NotFinite(name)
+
+
 def parse_json(raw: bytes | str, what: str, limit: int = MAX_DEPTH, base: str = "") -> Any:
     """Parse a JSON text that comes from outside: InvalidInput (400) naming `what` when it is not UTF-8,
-    not JSON, or nested deeper than `limit`, each with a JSON pointer (under `base`)."""
+    not JSON, holds a number JSON cannot hold, or is nested deeper than `limit`, each with a JSON
+    pointer (under `base`)."""
     try:
         check_depth(raw, limit)
         text = raw.decode("utf-8") if isinstance(raw, (bytes, bytearray)) else raw
-        return json.loads(text)
+        return json.loads(text, parse_float=_finite, parse_constant=_no_constant)
+    except NotFinite as exc:
+        raise InvalidInput(f"{what} has a number JSON cannot hold",
+                           [detail(base, f"{exc} is not a finite number")]) from None
     except TooDeep as exc:
         raise InvalidInput(f"{what} is nested deeper than {limit} levels (arrays and objects)",
                            [detail(base + exc.pointer, f"nested deeper than {limit} levels here")]) from None

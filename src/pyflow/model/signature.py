@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import json
 import re
 from typing import Any
 
@@ -42,8 +43,12 @@ def annotation_type(node: ast.expr | None) -> str:
 
 
 def _literal(node: ast.expr) -> tuple[bool, Any]:
+    """A default's value when it is a literal JSON can hold; bytes, sets, complex numbers, Ellipsis and
+    numbers beyond a float (1e400 is inf) are not, and would break the JSON answer."""
     try:
-        return True, ast.literal_eval(node)
+        value = ast.literal_eval(node)
+        json.dumps(value, allow_nan=False)
+        return True, value
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         return False, None
 
@@ -138,6 +143,8 @@ def parse_source(source: str) -> ast.Module:
     except SyntaxError as exc:
         raise InvalidInput("syntax error", [detail("/func", f"syntax error at line {exc.lineno}, "
                                                             f"column {exc.offset}: {exc.msg}")]) from None
+    except (RecursionError, MemoryError) as exc:
+        raise InvalidInput("cannot parse", [detail("/func", f"cannot parse: {exc}")]) from None
 
 
 def nodespec_from_source(source: str, spec_id: str | None = None, function: str | None = None) -> dict:

@@ -50,8 +50,9 @@ def json_body(optional: bool = False):
 
 
 def _parse(raw) -> object:
-    """Parse a body: 400 when it is not UTF-8, not JSON, or nested deeper than the limit (checked in
-    the raw text first, so that no depth of nesting can make the parser recurse)."""
+    """Parse a body: 400 when it is not UTF-8, not JSON, holds a number JSON cannot hold (1e309, NaN),
+    or is nested deeper than the limit (checked in the raw text first, so that no depth of nesting can
+    make the parser recurse)."""
     return parse_json(raw, "the body")
 
 
@@ -69,8 +70,8 @@ def if_match() -> int | None:
     if not tags or tags.star_tag:
         return None
     named = tags.as_set(include_weak=True)
-    value = next(iter(named)) if len(named) == 1 else ""
-    if not value.isdigit():
+    value = next(iter(named)) if len(named) == 1 else None  # werkzeug reads '""' as the tag None
+    if not isinstance(value, str) or not value.isdigit():
         raise PreconditionFailed(f"If-Match {request.headers.get('If-Match')!r} names no revision of this server")
     return int(value)
 

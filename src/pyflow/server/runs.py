@@ -13,6 +13,8 @@ from .requestlog import note_run
 bp = Blueprint("runs", __name__, url_prefix="/api")
 
 RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
+# GET /api/runs paging: (default, minimum, maximum) of each query parameter.
+RUN_PAGE = {"limit": (50, 1, 500), "offset": (0, 0, 10_000_000)}
 
 
 def _run_request(inline: bool) -> dict:
@@ -79,8 +81,7 @@ def list_runs():
     status = request.args.get("status") or None
     if status is not None and status not in RUN_STATUSES:
         raise InvalidInput("bad status filter", [detail("/status", f"status must be one of {', '.join(RUN_STATUSES)}")])
-    limit = int_arg("limit", 50, 1, 500)
-    offset = int_arg("offset", 0, 0, 10_000_000)
+    limit, offset = (int_arg(name, *RUN_PAGE[name]) for name in ("limit", "offset"))
     runs, total = service().repository.list_runs(request.args.get("flow") or None, status, limit, offset)
     return json_response({"runs": runs, "total": total, "limit": limit, "offset": offset})
 

@@ -206,16 +206,29 @@ class PyflowService:
         """Legacy /dumprepo: write the bundle (or, for a directory, the directory form)."""
         path = self.confined_path(raw_path)
         bundle = self.export_bundle()
-        if path.is_dir() or str(raw_path).endswith("/"):
-            write_directory(bundle, path)
-        else:
-            write_atomic(path, dumps_object(bundle))
+        try:
+            if path.is_dir() or str(raw_path).endswith("/"):
+                write_directory(bundle, path)
+            else:
+                write_atomic(path, dumps_object(bundle))
+        except OSError as exc:
+            raise _bad_file("cannot write", raw_path, exc) from None
         return path
 
     def load_from(self, raw_path, mode: str = "merge") -> dict:
         """Legacy /loadrepo: import a bundle file or directory from under the repository directory."""
         path = self.confined_path(raw_path)
-        if not path.exists():
-            raise InvalidInput("no such file", [detail("/path", f"{raw_path!r} does not exist in the server's "
-                                                                f"repository directory")])
-        return self.import_bundle(load_bundle_file(path), mode)
+        try:
+            if not path.exists():
+                raise InvalidInput("no such file", [detail("/path", f"{raw_path!r} does not exist in the server's "
+                                                                    f"repository directory")])
+            bundle = load_bundle_file(path)
+        except OSError as exc:
+            raise _bad_file("cannot read", raw_path, exc) from None
+        return self.import_bundle(bundle, mode)
+
+
+def _bad_file(action: str, raw_path, error: OSError) -> InvalidInput:
+    """A file system error on a path the caller chose (too long, below a file, ...): the caller's to fix."""
+    reason = error.strerror or type(error).__name__
+    return InvalidInput(f"{action} {raw_path!r}", [detail("/path", f"{raw_path!r}: {reason}")])

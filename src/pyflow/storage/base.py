@@ -186,8 +186,9 @@ class Repository(ABC):
         check_import_mode(mode)
         with self.transaction():
             existing = self.specs() if mode == "merge" else {}
-            if isinstance(bundle, dict) and mode == "merge":
-                existing = {k: v for k, v in existing.items() if k not in bundle.get("nodespec", {})}
+            incoming = bundle.get("nodespec") if isinstance(bundle, dict) else None
+            if isinstance(incoming, dict) and mode == "merge":  # anything else is reported by check_bundle
+                existing = {k: v for k, v in existing.items() if k not in incoming}
             problems = check_bundle(bundle, existing)
             if problems:
                 raise InvalidInput(f"the bundle has {len(problems)} problem(s); nothing was imported", problems)

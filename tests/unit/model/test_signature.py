@@ -1,3 +1,6 @@
+import pytest
+
+from pyflow.model.errors import InvalidInput
 from pyflow.model.nodespec import check_nodespec
 from pyflow.model.signature import infer_ports, nodespec_from_source
 
@@ -45,3 +48,20 @@ def test_builtin_annotations_need_no_future_import():
     spec = nodespec_from_source("def add(a: int, b: int = 2) -> int:\n    return a + b\n")
     assert spec["func"].startswith("def func(a: int")
     assert spec["port"]["output"] == [{"name": "out", "type": "Int"}]
+
+
+@pytest.mark.parametrize("default", ["b'x'", "{1}", "1j", "...", "1e400", "[-1e400]", "{'a': (1, 1e999)}"])
+def test_defaults_json_cannot_hold_are_left_out(default):
+    """Found by fuzzing /api/nodespecs/infer: these defaults failed the JSON answer (500) or made it
+    invalid JSON (Infinity)."""
+    ports = infer_ports(f"def func(a={default}, b=2):\n    return a\n")
+    assert ports["input"] == [{"name": "a", "order": 0, "type": "Any"},
+                              {"name": "b", "order": 1, "type": "Any", "default": 2}]
+
+
+@pytest.mark.parametrize("source", ["def func(a: " + "x." * 3000 + "y):\n    return a\n",
+                                    "def func(a=" + "1+" * 3000 + "1):\n    return a\n"])
+def test_source_nested_too_deeply_to_parse_is_invalid(source):
+    with pytest.raises(InvalidInput) as info:
+        infer_ports(source)
+    assert info.value.details[0]["path"] == "/func"

@@ -20,7 +20,7 @@ def test_if_match_names_a_revision(header, expected):
     assert revision(header) == expected
 
 
-@pytest.mark.parametrize("header", ['"abc"', "nonsense", '"1", "2"', '"-4"'])
+@pytest.mark.parametrize("header", ['"abc"', "nonsense", '"1", "2"', '"-4"', '""', "W/"])
 def test_if_match_naming_no_revision_fails_the_precondition(header):
     with pytest.raises(PreconditionFailed, match="names no revision"):
         revision(header)

@@ -98,6 +98,19 @@ def test_import_is_all_or_nothing(repo, compat_bundle):
     assert dump(repo) == before
 
 
+@pytest.mark.parametrize("part", ["nodespec", "flow"])
+@pytest.mark.parametrize("value", [None, [], "x", 1])
+def test_a_bundle_part_that_is_not_an_object_is_invalid(repo, part, value):
+    """Found by the API fuzzer: {"nodespec": null} failed the merge with a TypeError (500)."""
+    repo.save("nodespec", SPEC)
+    before = dump(repo)
+    for mode in ("merge", "replace"):
+        with pytest.raises(InvalidInput) as info:
+            repo.import_bundle({"format_version": 2, part: value}, mode)
+        assert info.value.details[0]["path"] == f"/{part}"
+    assert dump(repo) == before
+
+
 def test_merge_and_replace(repo, compat_bundle):
     repo.save("nodespec", SPEC)
     summary = repo.import_bundle(compat_bundle, "merge")
