@@ -24,17 +24,20 @@ BUDGET_SLACK = 32 * 1024 * 1024
 # Below this size the estimate is skipped: no JSON text takes more than ~45 times its size in memory.
 WORST_RATIO = 48
 
-# Bytes one parsed item may take, by the character that opens it (CPython 3.11, 64-bit, rounded up).
-LIST_COST = 88  # an empty list object, with room for the first appended items
+# Bytes one parsed item may take (CPython 3.11, 64-bit, rounded up; checked against tracemalloc's peak
+# for the costliest shapes per byte of text in tests/unit/executors/test_values.py).
+LIST_COST = 88  # a list object, with room for its first appended items
 DICT_COST = 64  # an empty dict
-MEMBER_COST = 144  # a key's entry, table growth and the parser's key memo
+TABLE_COST = 120  # a non-empty dict's first key table (room for five members)
+MEMBER_COST = 48  # each further member: its entry, and table growth
 SLOT_COST = 10  # a pointer in a list or dict, with over-allocation
 NUMBER_COST = 32  # an int outside the cached small ints, or a float
-STRING_COST = 80  # a str object's header (more than ASCII needs; wide strings' headers are larger)
+STRING_COST = 56  # an ASCII str object's header; wider strings' headers take 24 more
+KEY_COST = 40  # a distinct key's entry in the parser's memo, while it parses
+KEYS_TRACKED = 65536  # distinct keys told apart while weighing; past that, every key counts as new
 
+LONG_STRING = 64
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
-# Numbers that make an object: negatives, fractions, exponents, ints of three digits and more.
-_ALLOCATING_NUMBER = re.compile(r"-\d[\d.eE+-]*|\d+[.eE][\d.eE+-]*|\d{3,}[\d.eE+-]*")
 _ESCAPE_WIDE = re.compile(r"\\u(?:0[1-9a-fA-F]|[1-9a-fA-F][0-9a-fA-F])")
 _ESCAPE_ASTRAL = re.compile(r"\\u[dD][89abAB]")
 _ESCAPE_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
@@ -67,24 +70,67 @@ def load(text: str, budget: int):
     return json.loads(text, parse_constant=_refuse_constant)
 
 
+STRUCTURE = ("[", "{", ":", ",", "{}")
+
+
 def estimated_size(text: str, budget: int) -> int:
     """Bytes the parsed value of `text` would take, erring high. A first count treats every character as
-    possibly structural; only when that is over `budget` are string contents set aside for a finer one."""
+    possibly structural and every string as a distinct one; only when that is over `budget` does a
+    second one set string contents aside and count repeated keys once. Neither builds more than one
+    copy of the text (no lists of pieces, as re.sub would)."""
     width = _char_width(text)
-    coarse = _structure_cost(text, len(text), len(text) * width) + (text.count('"') // 2) * STRING_COST
+    counts = [text.count(c) for c in STRUCTURE]
+    header = STRING_COST + (24 if width > 1 else 0)
+    if "\\" in text:  # the parser builds a string with escapes in a growing buffer, then copies it
+        width *= 2
+    lists, dicts, colons, commas, _ = counts
+    coarse = (_containers(lists, dicts, colons, commas, 0) + (commas + lists + dicts + 1) * NUMBER_COST
+              + (text.count('"') // 2) * (header + KEY_COST) + len(text) * width)
     if coarse <= budget:
         return coarse
-    bare = _STRING.sub('""', text)
-    numbers = _ALLOCATING_NUMBER.subn("", bare)[1]
-    fine = _structure_cost(bare, numbers, (len(text) - len(bare)) * width)
-    return fine + (bare.count('"') // 2) * STRING_COST
+    strings, inside = _strings(text, width, header, budget)
+    outside = [max(0, total - hidden) for total, hidden in zip(counts, inside)]
+    return _containers(*outside) + _allocating_numbers(text) * NUMBER_COST + strings
 
 
-def _structure_cost(text: str, numbers: int, string_bytes: int) -> int:
-    lists, dicts = text.count("["), text.count("{")
-    slots = text.count(",") + lists + dicts + 1
-    return (lists * LIST_COST + dicts * DICT_COST + text.count(":") * MEMBER_COST + slots * SLOT_COST
-            + numbers * NUMBER_COST + string_bytes)
+def _strings(text: str, width: int, header: int, budget: int) -> tuple[int, list[int]]:
+    """What the strings of `text` take (a repeated key once), and the counts of STRUCTURE inside its
+    longer strings (a short one hides little). Stops early once the strings alone are over `budget`."""
+    strings, keys, inside = 0, set(), [0] * len(STRUCTURE)
+    for start, end in map(re.Match.span, _STRING.finditer(text)):
+        if text.startswith(":", end):
+            key = text[start:end]
+            if key in keys:
+                continue
+            if len(keys) < KEYS_TRACKED:
+                keys.add(key)
+            strings += KEY_COST
+        if end - start > 3 or header > STRING_COST:  # one-character ASCII strs are cached by CPython
+            strings += header + (end - start) * width
+        if strings > budget:
+            break
+        if end - start > LONG_STRING:
+            inside = [was + text.count(c, start, end) for was, c in zip(inside, STRUCTURE)]
+    return strings, inside
+
+
+def _containers(lists: int, dicts: int, colons: int, commas: int, empty_dicts: int) -> int:
+    """Lists, dicts (each with members gets a key table), dict members past the first, and slots."""
+    filled = min(max(0, dicts - empty_dicts), colons)
+    return (lists * LIST_COST + dicts * DICT_COST + filled * TABLE_COST + (colons - filled) * MEMBER_COST
+            + (commas + lists + dicts + 1) * SLOT_COST)
+
+
+# Number characters become "0", a minus "-", everything else a space: a number that makes an object
+# (three characters or more: ints past the cached small ones, fractions, exponents; or a negative) then
+# starts with " 000" or " -".
+_NUMBER_CLASSES = str.maketrans({chr(c): ("0" if chr(c) in "0123456789.eE+" else "-" if chr(c) == "-" else " ")
+                                 for c in range(128)})
+
+
+def _allocating_numbers(text: str) -> int:
+    classes = text.translate(_NUMBER_CLASSES)
+    return classes.count(" 000") + classes.count(" -") + classes.startswith(("000", "-"))
 
 
 def _char_width(text: str) -> int:
