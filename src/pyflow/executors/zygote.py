@@ -199,16 +199,16 @@ def _json_object(frame: bytes | bytearray) -> dict:
 
 
 # The fields of the worker's run header that the host reads, and the types each may have.
-HEADER_FIELDS = {"violation": (str, type(None)), "error": (dict, type(None)), "exit": (dict, type(None)),
-                 "stdout_seen": (int,), "stdout_cap": (int,), "duration_ms": (int, float, type(None)),
-                 "recycle": (str, type(None))}
+_NONE = type(None)
+HEADER_FIELDS = {"violation": {str, _NONE}, "error": {dict, _NONE}, "exit": {dict, _NONE}, "stdout_seen": {int},
+                 "stdout_cap": {int}, "duration_ms": {int, float, _NONE}, "recycle": {str, _NONE}}
 
 
 def _worker_header(frame: bytes | bytearray) -> dict:
     """The worker's account of a run, each field of the type the host expects."""
     header = _json_object(frame)
     for name, types in HEADER_FIELDS.items():
-        if name in header and (not isinstance(header[name], types) or isinstance(header[name], bool)):
+        if type(header.get(name)) not in types and name in header:
             raise ZygoteDied(f"unreadable answer from the worker: {name} is {type(header[name]).__name__}")
     return header
 
