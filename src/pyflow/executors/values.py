@@ -153,6 +153,8 @@ def check_value(value, text: str) -> None:
 
 def _walk(value, surrogates: bool) -> None:
     """One pass over the value, without recursion: its depth, and its strings when they may hold a surrogate."""
+    if surrogates:
+        _check_strings([value])
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()

@@ -201,6 +201,8 @@ def test_lone_surrogate_in_a_value_fails_the_node():
                                         "which UTF-8 cannot carry", None)
     parsed, error = parse_value('{"k\\udfff": 1}', 256)
     assert error is not None and "U+DFFF" in error[1]
+    parsed, error = parse_value('"a\\ud800"', 256)
+    assert error is not None and "U+D800" in error[1]
 
 
 def test_a_surrogate_pair_is_a_character_and_reads_back():
