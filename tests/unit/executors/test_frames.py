@@ -92,7 +92,7 @@ def assert_protocol_failure(outcome: NodeOutcome, executor: Scripted, *words: st
 
 
 def test_a_good_answer_reads_back():
-    outcome, executor = run_on(answer(b'{"ok":true,"error":null}\n[1,"a"]') + frame(SETTLED))
+    outcome, _executor = run_on(answer(b'{"ok":true,"error":null}\n[1,"a"]') + frame(SETTLED))
     assert outcome.ok and outcome.value == [1, "a"] and outcome.stdout == "ok", outcome
 
 
@@ -150,7 +150,7 @@ def test_a_broken_stream_fails_the_node_and_retires_the_worker(script, words):
     {**GOOD_HEADER, "error": {"type": {"a": 1}, "message": None, "traceback": "line"}},
 ])
 def test_a_header_of_the_wrong_shape_fails_the_node_without_raising(header):
-    outcome, executor = run_on(answer(b"garbage", header=header) + frame(SETTLED))
+    outcome, _executor = run_on(answer(b"garbage", header=header) + frame(SETTLED))
     assert not outcome.ok, outcome
     error = outcome.error
     assert isinstance(error["type"], str) and isinstance(error["message"], str), error
@@ -177,7 +177,7 @@ def compose(meta: bytes, value: bytes = b"") -> tuple[dict, object]:
 def test_lone_surrogates_in_the_nodes_error_are_replaced():
     meta = json.dumps({"ok": False, "error": {"type": "E\ud800", "message": "a\ud800b",
                                               "traceback": ["  File x\udc00", 7]}}).encode()
-    answer_, value = compose(meta)
+    answer_, _value = compose(meta)
     assert answer_["error"] == {"type": "E\ufffd", "message": "a\ufffdb", "traceback": ["  File x\ufffd", "7"]}
 
 
