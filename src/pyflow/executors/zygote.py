@@ -488,9 +488,10 @@ def compose_answer(header: dict, stdout: bytes | bytearray, result: bytes | byte
     text = stdout.decode("utf-8", "replace")
     if header.get("stdout_seen", 0) > len(stdout):
         text += TRUNCATED_MARK.format(header.get("stdout_cap"))
+    violation, recycle = header.get("violation"), header.get("recycle")
     answer = {"ok": False, "error": _clean_error(header.get("error")), "stdout": text,
-              "duration_ms": header.get("duration_ms"), "violation": header.get("violation"),
-              "recycle": header.get("recycle")}
+              "duration_ms": header.get("duration_ms"), "violation": violation and safe_text(violation),
+              "recycle": recycle and safe_text(recycle)}
     meta, value = split_result(result)
     if answer["error"] is not None:
         return answer, None

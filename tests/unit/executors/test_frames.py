@@ -159,9 +159,11 @@ def test_a_header_of_the_wrong_shape_fails_the_node_without_raising(header):
 
 
 def test_lone_surrogates_from_the_worker_are_replaced():
-    header = {**GOOD_HEADER, "error": {"type": "Bad\ud800", "message": "m\udfff", "traceback": ["t\ud800"]}}
+    header = {**GOOD_HEADER, "error": {"type": "Bad\ud800", "message": "m\udfff", "traceback": ["t\ud800"]},
+              "violation": "v\ud800"}
     outcome, _ = run_on(answer(b"", header=header) + frame(SETTLED))
     assert outcome.error == {"type": "Bad\ufffd", "message": "m\ufffd", "traceback": ["t\ufffd"]}
+    assert outcome.violation == "v\ufffd"
     json.dumps(outcome.error, ensure_ascii=False).encode("utf-8")
 
 
