@@ -303,6 +303,45 @@ def forged_result(value: str) -> str:
 FORGED_DEEP = forged_result("b'[' * 200000 + b']' * 200000")
 FORGED_NAN = forged_result("b'[NaN, Infinity, -Infinity]'")
 FORGED_HUGE = forged_result("b'\"' + b'x' * (300 * 1024) + b'\"'")  # valid JSON, over a result_kb of 256
+
+
+def forged_raw(data: str) -> str:
+    """A node that writes the bytes `data` (a Python expression) to its result pipe as they are: no
+    result line, no value, whatever a frame header or garbage looks like."""
+    return forged_result("b''").replace("b'{\"ok\":true}\\n' + b''", data)
+
+
+FORGED_TRUNCATED = forged_result("b'[1, 2, {\"a\": '")
+FORGED_GARBAGE = forged_raw("bytes(range(256)) * 64")
+FORGED_FRAME_HEADER = forged_raw("b'\\x7f\\xff\\xff\\xff' + b'\\x00\\x00\\x00\\x02{}' * 1000")
+FORGED_NON_ASCII = forged_result("'[\"gr\u00fc\u00dfe\"]'.encode()")
+# 4 MB of empty objects: within a result_kb of 4096 as text, about 120 MB once parsed.
+FORGED_MEMORY = forged_result("b'[' + b'{},' * (4 * 1024 * 1024 // 3 - 1) + b'{}]'")
+FORGED_SURROGATE_ERROR = forged_raw(
+    "b'{\"ok\":false,\"error\":{\"type\":\"Forged\\\\ud800\",\"message\":\"m\\\\udc00\","
+    "\"traceback\":[\"  line \\\\ud800\"]}}\\n'")
+SURROGATE_RESULT = "def func():\n    return {'text': 'a\\ud800b'}\n"
+SURROGATE_EXCEPTION = "def func():\n    raise ValueError('a\\ud800b')\n"
+SURROGATE_STDOUT = ("def func():\n    import os, sys\n    os.write(1, 'raw \\ud800\\n'.encode('utf-8', 'surrogatepass'))\n"
+                    "    sys.stdout.reconfigure(errors='surrogatepass')\n    print('printed \\udfff')\n"
+                    "    return 'printed'\n")
+
+
+def nested_source(depth: int) -> str:
+    return f"def func():\n    value = 'bottom'\n    for _ in range({depth}):\n        value = [value]\n    return value\n"
+
+
+def replaced_in_stdout(ctx, result):
+    assert result["stdout"] == "raw \ufffd\ufffd\ufffd\nprinted \ufffd\ufffd\ufffd\n", result["stdout"]
+
+
+def nested_64(ctx, result):
+    value, depth = result["value"], 0
+    while isinstance(value, list):
+        value, depth = value[0], depth + 1
+    assert (depth, value) == (64, "bottom"), result
+
+
 # After a forged result, more normal nodes than the suite's pools hold (one worker each) must still run:
 # a worker lost by a run that went wrong would leave every later run waiting.
 AFTER_FORGERY = 3
@@ -346,6 +385,26 @@ CASES: list[Case] = [
          healthy_after=AFTER_FORGERY),
     Case("forged-huge-result", FORGED_HUGE, r"^ResultTooLarge: the return value is \d+ bytes of JSON, over the "
          r"limit of 256 KiB$", healthy_after=AFTER_FORGERY),
+    Case("forged-truncated-result", FORGED_TRUNCATED,
+         r"^ResultError: the node returned a value that cannot be read: Expecting value", healthy_after=AFTER_FORGERY),
+    Case("forged-garbage-result", FORGED_GARBAGE, r"^NodeCrashed: the node process (wrote a result that cannot be "
+         r"read|exited with status 0 before returning a result)$", healthy_after=AFTER_FORGERY),
+    Case("forged-frame-header", FORGED_FRAME_HEADER, r"^NodeCrashed: the node process (wrote a result that cannot "
+         r"be read|exited with status 0 before returning a result)$", healthy_after=AFTER_FORGERY),
+    Case("forged-non-ascii-result", FORGED_NON_ASCII, r"^ResultError: the node returned a value that cannot be "
+         r"read: it is not ASCII JSON", healthy_after=AFTER_FORGERY),
+    Case("forged-memory-hungry-result", FORGED_MEMORY, r"^ResultTooLarge: the return value would take \d+ MB in "
+         r"memory, over the limit of 40 MB$", limits={"result_kb": 4096, "timeout_s": 10},
+         healthy_after=AFTER_FORGERY),
+    Case("forged-error-with-lone-surrogates", FORGED_SURROGATE_ERROR, "^Forged\ufffd: m\ufffd$",
+         healthy_after=AFTER_FORGERY),
+    Case("lone-surrogate-return-value", SURROGATE_RESULT,
+         r"^ResultError: the return value holds a lone surrogate \(U\+D800\), which UTF-8 cannot carry$"),
+    Case("lone-surrogate-exception-message", SURROGATE_EXCEPTION, "^ValueError: a\ufffdb$"),
+    Case("lone-surrogate-stdout", SURROGATE_STDOUT, None, check=replaced_in_stdout),
+    Case("result-nested-at-the-limit", nested_source(64), None, check=nested_64),
+    Case("result-nested-over-the-limit", nested_source(65),
+         r"^ResultError: the return value is nested 65 levels deep, over the limit of 64$"),
     # -- writes outside the scratch space
     Case("write-root", WRITE, r"Read-only file system|Permission denied",
          inputs={"path": lambda c: "/" + c["marker"]}),

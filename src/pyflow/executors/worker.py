@@ -38,6 +38,17 @@ import traceback
 
 HEADER = struct.Struct(">I")
 MAX_TASK_BYTES = 256 * 1024 * 1024
+# The most the worker's own frames (ready, run header, settled) hold; the host refuses larger ones.
+OWN_FRAME_CAP = 65536
+# Room in the result frame for the child's result line, besides the value's JSON.
+RESULT_LINE_ROOM = 65536
+
+
+def answer_caps(limits):
+    """(stdout frame cap, result frame cap) in bytes for a run's limits: what the worker collects at
+    most, and what the host accepts at most."""
+    return (int(limits.get("stdout_kb", 1024)) * 1024,
+            int(limits.get("result_kb", 16384)) * 1024 + RESULT_LINE_ROOM)
 
 
 def read_exact(fd, size):
@@ -328,9 +339,9 @@ class Collector:
 
     def __init__(self, pid, output_fd, result_fd, limits):
         self.pid = pid
-        self.stdout = Capture(int(limits.get("stdout_kb", 1024)) * 1024)
-        # Room for the result's JSON line besides the value, and one byte to notice an overflow.
-        self.result = Capture(int(limits.get("result_kb", 16384)) * 1024 + 65536 + 1)
+        stdout_cap, result_cap = answer_caps(limits)
+        self.stdout = Capture(stdout_cap)
+        self.result = Capture(result_cap + 1)  # one byte more, to notice an overflow
         self._spill = mmap.mmap(-1, 65536)
         self._spill_view = memoryview(self._spill)
         self.status = None

@@ -19,7 +19,8 @@ from importlib import resources
 from pathlib import Path
 
 from ..engine.execution import Executor, NodeOutcome, NodeTask
-from .worker import HEADER
+from .values import Refused, budget_for, check_value, load, safe_text
+from .worker import HEADER, OWN_FRAME_CAP, answer_caps
 
 READY_TIMEOUT_S = 20.0
 # How long a worker may take to clean up after a run (reap, sweep, empty its scratch space) before the
@@ -42,6 +43,10 @@ def worker_path() -> Path:
 
 class ZygoteDied(Exception):
     """The worker process ended or broke the protocol."""
+
+
+class FrameTooLarge(ZygoteDied):
+    """The worker announced a frame over what that frame may hold: the stream is out of step."""
 
 
 class Zygote:
@@ -68,8 +73,7 @@ class Zygote:
         return self.proc.pid
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> dict:
-        frame = self._read_frame(time.monotonic() + timeout, None)
-        self.info = json.loads(frame)
+        self.info = _json_object(self._read_frame(time.monotonic() + timeout, None, OWN_FRAME_CAP, "ready"))
         if not self.info.get("ready"):
             raise ZygoteDied(f"{self.label} did not report ready")
         return self.info
@@ -79,7 +83,10 @@ class Zygote:
 
         The node's own data (source, file name, arguments) travels in a frame of its own, which the
         worker keeps out of its heap; the rest is the control frame. The header is composed here from
-        the worker's account and the child's raw result, so the worker never parses node output."""
+        the worker's account and the child's raw result, so the worker never parses node output. Each
+        frame is held to its cap before it is read (the run's stdout and result limits, the worker's own
+        frames to a small fixed size); the result frame is handed on to be consumed, so that its bytes
+        are freed before the value is parsed."""
         if self.unsettled:  # executors settle a worker before they hand it a run; direct callers here
             self.settle(deadline, cancel)
         node = {key: payload[key] for key in NODE_KEYS if key in payload}
@@ -87,27 +94,45 @@ class Zygote:
         frames = [json.dumps(part, separators=(",", ":")).encode("utf-8") for part in (control, node)]
         self._write(b"".join(HEADER.pack(len(frame)) + frame for frame in frames))
         self.runs += 1
-        header = _worker_header(self._read_frame(deadline, cancel))
-        stdout = self._read_frame(deadline, cancel)
-        result = self._read_frame(deadline, cancel)
+        stdout_cap, result_cap = answer_caps(control.get("limits") or {})
+        header = _worker_header(self._read_frame(deadline, cancel, OWN_FRAME_CAP, "header"))
+        stdout = self._read_frame(deadline, cancel, stdout_cap, "stdout")
+        result = self._read_frame(deadline, cancel, result_cap, "result")
         self.unsettled = True
         return compose_answer(header, stdout, result)
 
     def settle(self, deadline: float, cancel: threading.Event | None = None) -> str | None:
         """Read the worker's word that it has cleaned up after its last run (reaped it, killed what it
         left, emptied the scratch space): None when it can serve again, else why it must not."""
-        said = _worker_header(self._read_frame(deadline, cancel))
+        said = _json_object(self._read_frame(deadline, cancel, OWN_FRAME_CAP, "settle"))
         self.unsettled = False
         return str(said["recycle"]) if said.get("recycle") else None
 
-    def _read_frame(self, deadline: float, cancel: threading.Event | None) -> bytes:
+    def _read_frame(self, deadline: float, cancel: threading.Event | None, cap: int, what: str) -> bytearray:
+        """The next frame, read into a buffer of its announced size once that size is known to be within
+        `cap`: an oversized frame costs the host only its 4 length bytes. Bytes read past the frame
+        (at most one chunk) wait in `_buffer` for the next one."""
+        while len(self._buffer) < HEADER.size:
+            self._buffer += self._next_chunk(deadline, cancel)
+        (size,) = HEADER.unpack_from(self._buffer)
+        if size > cap:
+            raise FrameTooLarge(f"the worker sent a {what} frame of {size} bytes, over its cap of {cap}")
+        del self._buffer[:HEADER.size]
+        frame = bytearray(size)
+        filled = min(size, len(self._buffer))
+        frame[:filled] = self._buffer[:filled]
+        del self._buffer[:filled]
+        while filled < size:
+            chunk = self._next_chunk(deadline, cancel)
+            take = min(len(chunk), size - filled)
+            frame[filled:filled + take] = chunk[:take] if take < len(chunk) else chunk
+            filled += take
+            if take < len(chunk):
+                self._buffer += chunk[take:]
+        return frame
+
+    def _next_chunk(self, deadline: float, cancel: threading.Event | None) -> bytes:
         while True:
-            if len(self._buffer) >= HEADER.size:
-                (size,) = HEADER.unpack_from(self._buffer)
-                if len(self._buffer) >= HEADER.size + size:
-                    frame = bytes(self._buffer[HEADER.size:HEADER.size + size])
-                    del self._buffer[:HEADER.size + size]
-                    return frame
             if cancel is not None and cancel.is_set():
                 raise CancelledRun()
             remaining = deadline - time.monotonic()
@@ -118,7 +143,7 @@ class Zygote:
                 continue
             if not chunk:
                 raise ZygoteDied(f"{self.label} ended unexpectedly")
-            self._buffer += chunk
+            return chunk
 
     # -- transport ------------------------------------------------------------------------------------
     def _write(self, data: bytes) -> None:
@@ -161,14 +186,30 @@ class Zygote:
         self._sel.close()
 
 
-def _worker_header(frame: bytes) -> dict:
-    """The worker's account of a run; a worker that cannot give one is treated as gone."""
+def _json_object(frame: bytes | bytearray) -> dict:
+    """One of the worker's own frames (small: capped at OWN_FRAME_CAP); a worker that cannot write one
+    is treated as gone."""
     try:
-        header = json.loads(frame)
-    except Exception as exc:
-        raise ZygoteDied(f"unreadable answer from the worker: {_clipped(str(exc))}") from None
-    if not isinstance(header, dict):
+        said = json.loads(frame)
+    except Exception as exc:  # RecursionError included: a taken-over worker can write anything
+        raise ZygoteDied(f"unreadable answer from the worker: {_clipped(safe_text(str(exc)))}") from None
+    if not isinstance(said, dict):
         raise ZygoteDied("unreadable answer from the worker: not an object")
+    return said
+
+
+# The fields of the worker's run header that the host reads, and the types each may have.
+_NONE = type(None)
+HEADER_FIELDS = {"violation": {str, _NONE}, "error": {dict, _NONE}, "exit": {dict, _NONE}, "stdout_seen": {int},
+                 "stdout_cap": {int}, "duration_ms": {int, float, _NONE}, "recycle": {str, _NONE}}
+
+
+def _worker_header(frame: bytes | bytearray) -> dict:
+    """The worker's account of a run, each field of the type the host expects."""
+    header = _json_object(frame)
+    for name, types in HEADER_FIELDS.items():
+        if type(header.get(name)) not in types and name in header:
+            raise ZygoteDied(f"unreadable answer from the worker: {name} is {type(header[name]).__name__}")
     return header
 
 
@@ -436,6 +477,9 @@ class ZygoteExecutor(Executor):
         except TimeoutError:
             return NodeOutcome.failure(f"timed out after {task.limits.timeout_s:g} s", "Timeout", "timeout",
                                        duration_ms=_ms(started)), True
+        except FrameTooLarge as exc:
+            return NodeOutcome.failure(f"the node's worker broke the protocol: {exc}", "ProtocolError", "crashed",
+                                       duration_ms=_ms(started)), True
         except (ZygoteDied, ValueError) as exc:
             return NodeOutcome.failure(f"the node's worker process ended unexpectedly: {exc}", "NodeCrashed",
                                        "crashed", duration_ms=_ms(started)), True
@@ -460,51 +504,87 @@ class ZygoteExecutor(Executor):
             return [z.pid for z in self._live]
 
 
-def compose_answer(header: dict, stdout: bytes, result: bytes) -> tuple[dict, bytes]:
-    """The run's header ({"ok", "error", "stdout", "duration_ms", "violation", "recycle"}) and value bytes,
-    from the worker's own account and the child's raw result. The result comes from node code, so it is
-    checked rather than trusted: anything malformed reads as a crash."""
+def compose_answer(header: dict, stdout: bytes | bytearray, result: bytes | bytearray) -> tuple[dict, str | None]:
+    """The run's header ({"ok", "error", "stdout", "duration_ms", "violation", "recycle"}) and the value's
+    JSON text, from the worker's own account and the child's raw result. The result comes from node
+    code, so it is checked rather than trusted: anything malformed reads as a crash. A bytearray result
+    is consumed (emptied) once its text is taken, so the frame and the parsed value never coexist; the
+    text is None when it is not ASCII, which the worker's JSON always is."""
     text = stdout.decode("utf-8", "replace")
-    if int(header.get("stdout_seen") or 0) > len(stdout):
+    if header.get("stdout_seen", 0) > len(stdout):
         text += TRUNCATED_MARK.format(header.get("stdout_cap"))
-    answer = {"ok": False, "error": header.get("error"), "stdout": text, "duration_ms": header.get("duration_ms"),
-              "violation": header.get("violation"), "recycle": header.get("recycle")}
+    violation, recycle = header.get("violation"), header.get("recycle")
+    answer = {"ok": False, "error": _clean_error(header.get("error")), "stdout": text,
+              "duration_ms": header.get("duration_ms"), "violation": violation and safe_text(violation),
+              "recycle": recycle and safe_text(recycle)}
+    meta, value = split_result(result)
     if answer["error"] is not None:
-        return answer, b""
-    meta, _, value = result.partition(b"\n")
+        return answer, None
     parsed = _parse_meta(meta)
     if parsed is None:
         ended = header.get("exit") or {}
-        answer["violation"] = ended.get("violation") or "crashed"
-        answer["error"] = _error("NodeCrashed", ended.get("message") or "the node process returned no result")
-        return answer, b""
+        answer["violation"] = safe_text(str(ended.get("violation") or "crashed"))
+        answer["error"] = _error("NodeCrashed", str(ended.get("message") or "the node process returned no result"))
+        return answer, None
     answer["ok"], answer["error"] = parsed
     if answer["error"] and answer["error"]["type"] == "MemoryError":
         answer["violation"] = "memory"
-    return answer, (value if answer["ok"] else b"")
+    return answer, (value if answer["ok"] else None)
 
 
-def _parse_meta(meta: bytes) -> tuple[bool, dict | None] | None:
-    """(ok, error) from the child's result line, or None when it is missing or malformed."""
+def split_result(result: bytes | bytearray) -> tuple[str | None, str | None]:
+    """The child's result line and the value's JSON text, each None when it is not ASCII."""
+    cut = result.find(b"\n")
+    with memoryview(result) as view:
+        meta = _ascii(view[:cut] if cut >= 0 else view)
+        value = _ascii(view[cut + 1:]) if cut >= 0 else ""
+    if isinstance(result, bytearray):
+        result.clear()
+    return meta, value
+
+
+def _ascii(view: memoryview) -> str | None:
     try:
-        parsed = json.loads(meta.decode("utf-8")) if meta else None
-    except Exception:  # RecursionError, MemoryError, ...: the line came from node code
+        return str(view, "ascii")
+    except UnicodeDecodeError:
+        return None
+    finally:
+        view.release()
+
+
+def _parse_meta(meta: str | None) -> tuple[bool, dict | None] | None:
+    """(ok, error) from the child's result line, or None when it is missing or malformed. The line is
+    small unless node code wrote it: one built to take memory is refused unparsed."""
+    try:
+        parsed = load(meta, 2 * len(meta) + (1 << 20)) if meta else None
+    except Exception:  # Refused, RecursionError, MemoryError, ...: the line came from node code
         return None
     if not isinstance(parsed, dict) or not isinstance(parsed.get("ok"), bool):
         return None
     if parsed["ok"]:
         return True, None
-    error = parsed.get("error") if isinstance(parsed.get("error"), dict) else {}
+    return False, _clean_error(parsed.get("error")) or _clean_error({})
+
+
+def _clean_error(error) -> dict | None:
+    """An error of the shape every reader expects ({"type", "message", "traceback": [lines]}), from
+    whatever the worker or node code wrote; None stays None."""
+    if error is None:
+        return None
+    error = error if isinstance(error, dict) else {}
     lines = error.get("traceback") if isinstance(error.get("traceback"), list) else []
-    return False, _error(str(error.get("type") or "NodeError"), str(error.get("message") or "the node failed"),
-                         [str(line) for line in lines])
+    return _error(str(error.get("type") or "NodeError"), str(error.get("message") or "the node failed"),
+                  [str(line) for line in lines])
 
 
 def _error(kind: str, message: str, traceback: list | None = None) -> dict:
-    return {"type": kind, "message": message, "traceback": traceback or []}
+    """Lone surrogates (from an exception message, say) become U+FFFD: storage, events and HTTP all
+    write UTF-8, which cannot carry them."""
+    return {"type": safe_text(kind), "message": safe_text(message),
+            "traceback": [safe_text(line) for line in traceback or []]}
 
 
-def _outcome(header: dict, value: bytes, started: float, result_kb: int) -> NodeOutcome:
+def _outcome(header: dict, value: str | None, started: float, result_kb: int) -> NodeOutcome:
     duration = float(header.get("duration_ms") or _ms(started))
     stdout = header.get("stdout") or ""
     if header.get("ok"):
@@ -513,33 +593,40 @@ def _outcome(header: dict, value: bytes, started: float, result_kb: int) -> Node
             kind, message, violation = error
             return NodeOutcome.failure(message, kind, violation, stdout, duration)
         return NodeOutcome(ok=True, value=parsed, stdout=stdout, duration_ms=duration)
-    error = header.get("error") if isinstance(header.get("error"), dict) else None
-    error = error or {"type": "NodeError", "message": "the node failed", "traceback": []}
+    error = header.get("error") or _error("NodeError", "the node failed")
     return NodeOutcome(ok=False, error=error, stdout=stdout, duration_ms=duration,
                        violation=header.get("violation"))
 
 
-def parse_value(value: bytes, result_kb: int) -> tuple[object, tuple[str, str, str] | None]:
+def parse_value(value: str | None, result_kb: int) -> tuple[object, tuple[str, str, str | None] | None]:
     """(the node's return value, None), or (None, (error type, message, violation)).
 
     The value's JSON text was written by node code, which can write anything to its result pipe rather
     than let the worker encode its value: so this never raises (nesting deep enough to exhaust the
-    parser's recursion, say), holds the value to the node's result limit on this side too, and refuses
-    NaN and Infinity, which Python's json accepts but JSON (and every browser) does not."""
-    if len(value) > result_kb * 1024:
+    parser's recursion, say), holds the value to the node's result limit on this side too, weighs it
+    before parsing (see values.py), and refuses NaN and Infinity, which Python's json accepts but JSON
+    (and every browser) does not. A value nested deeper than values.MAX_DEPTH or holding a lone
+    surrogate fails the node without a violation: the worker encoded it faithfully."""
+    if value is None:
+        return None, ("ResultError", "the node returned a value that cannot be read: it is not ASCII JSON "
+                      "(the worker escapes every other character)", "crashed")
+    limit = result_kb * 1024
+    if len(value) > limit:
         return None, ("ResultTooLarge", f"the return value is {len(value)} bytes of JSON, over the limit of "
                       f"{result_kb} KiB", "result_too_large")
+    if not value:
+        return None, None
     try:
-        return (json.loads(value.decode("utf-8"), parse_constant=_refuse_constant) if value else None), None
+        parsed = load(value, budget_for(limit))
+        check_value(parsed, value)
+        return parsed, None
+    except Refused as exc:
+        return None, (exc.kind, exc.message, "result_too_large" if exc.kind == "ResultTooLarge" else None)
     except RecursionError:
         why = "it is nested too deeply"
     except Exception as exc:  # whatever the bytes make the parser do, it is the node's failure
         why = _clipped(str(exc))
     return None, ("ResultError", f"the node returned a value that cannot be read: {why}", "crashed")
-
-
-def _refuse_constant(name: str):
-    raise ValueError(f"it holds {name}, which JSON cannot carry")
 
 
 def _clipped(text: str, size: int = 300) -> str:

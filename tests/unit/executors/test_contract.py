@@ -11,7 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.hostile.cases import FORGED_DEEP, FORGED_HUGE, FORGED_NAN
+from tests.hostile.cases import (FORGED_DEEP, FORGED_HUGE, FORGED_NAN, SURROGATE_EXCEPTION, SURROGATE_RESULT,
+                                 SURROGATE_STDOUT)
 from tests.support.timing import scaled
 
 from .conftest import make_task
@@ -177,3 +178,14 @@ def test_a_forged_result_fails_the_node_and_the_pool_keeps_serving(any_executor,
         assert not outcome.ok and f"{outcome.error['type']}: {outcome.error['message']}" == error, outcome
     for n in range(any_executor.pool_size + 2):
         assert any_executor.run(make_task("def func(n):\n    return n\n", n)).value == n
+
+
+def test_text_utf8_cannot_carry_fails_a_value_and_is_replaced_elsewhere(any_executor):
+    """A lone surrogate in a return value fails the node; in an exception message it becomes U+FFFD."""
+    outcome = any_executor.run(make_task(SURROGATE_RESULT))
+    assert not outcome.ok and outcome.violation is None, outcome
+    assert outcome.error["message"] == "the return value holds a lone surrogate (U+D800), which UTF-8 cannot carry"
+    outcome = any_executor.run(make_task(SURROGATE_EXCEPTION))
+    assert outcome.error["type"] == "ValueError" and outcome.error["message"] == "a\ufffdb", outcome
+    outcome = any_executor.run(make_task(SURROGATE_STDOUT))
+    assert outcome.ok and outcome.stdout == "raw \ufffd\ufffd\ufffd\nprinted \ufffd\ufffd\ufffd\n", outcome

@@ -124,7 +124,7 @@ def test_a_run_is_answered_before_it_is_cleaned_up_and_the_cleanup_is_reported(z
     scratch.mkdir()
     header, value = ask(zygote, make_task("def func():\n    open('left.txt', 'w').write('x')\n    return 7\n"),
                         scratch=scratch)
-    assert header["ok"] and value == b"7" and zygote.unsettled
+    assert header["ok"] and value == "7" and zygote.unsettled
     assert zygote.settle(time.monotonic() + 10) is None and not zygote.unsettled
     assert list(scratch.iterdir()) == []
 
@@ -153,7 +153,7 @@ def test_stdout_and_result_are_capped_and_the_child_killed_on_overflow(zygote):
     assert header["ok"] and header["stdout"].endswith("[... output truncated at 1024 bytes ...]\n")
     assert len(header["stdout"]) == 1024 + len("\n[... output truncated at 1024 bytes ...]\n")
     header, value = ask(zygote, make_task("def func():\n    return 'z' * (4 << 20)\n", result_kb=16))
-    assert not header["ok"] and header["error"]["type"] == "ResultTooLarge" and value == b""
+    assert not header["ok"] and header["error"]["type"] == "ResultTooLarge" and value is None
 
 
 def test_a_forged_or_broken_result_reads_as_a_crash(zygote):
@@ -161,17 +161,17 @@ def test_a_forged_or_broken_result_reads_as_a_crash(zygote):
     forge = ("def func():\n    import os\n    fd = max(int(f) for f in os.listdir('/proc/self/fd') if int(f) > 2)\n"
              "    os.write(fd, b'{not json\\n')\n    os._exit(0)\n")
     header, value = ask(zygote, make_task(forge))
-    assert not header["ok"] and header["error"]["type"] == "NodeCrashed" and value == b""
+    assert not header["ok"] and header["error"]["type"] == "NodeCrashed" and value is None
 
 
 def test_a_malformed_control_frame_is_answered_and_the_worker_asks_to_be_replaced(zygote):
     node = json.dumps({"func": "def func():\n    return 1\n", "args": []}).encode()
     zygote._write(worker.HEADER.pack(5) + b"{bad}" + worker.HEADER.pack(len(node)) + node)
-    header = json.loads(zygote._read_frame(time.monotonic() + 10, None))
+    header = json.loads(zygote._read_frame(time.monotonic() + 10, None, 1 << 20, "any"))
     assert header["error"]["type"] == "WorkerError" and header["recycle"]
-    zygote._read_frame(time.monotonic() + 10, None)
-    zygote._read_frame(time.monotonic() + 10, None)
-    assert json.loads(zygote._read_frame(time.monotonic() + 10, None)) == {"recycle": "worker error"}
+    zygote._read_frame(time.monotonic() + 10, None, 1 << 20, "any")
+    zygote._read_frame(time.monotonic() + 10, None, 1 << 20, "any")
+    assert json.loads(zygote._read_frame(time.monotonic() + 10, None, 1 << 20, "any")) == {"recycle": "worker error"}
     assert wait_until(lambda: [p for p in children(zygote.pid) if p != spare_of(zygote.pid)] == [], timeout=10)
 
 
@@ -179,12 +179,12 @@ def test_a_task_cut_short_is_answered_and_ends_the_worker(zygote):
     """A node frame that ends early leaves the stream out of step: the worker says so and ends."""
     zygote._write(worker.HEADER.pack(2) + b"{}" + worker.HEADER.pack(100) + b'{"func": "')
     zygote.proc.stdin.close()
-    header = json.loads(zygote._read_frame(time.monotonic() + 10, None))
+    header = json.loads(zygote._read_frame(time.monotonic() + 10, None, 1 << 20, "any"))
     assert header["error"]["type"] == "WorkerError"
     for _ in range(3):
-        zygote._read_frame(time.monotonic() + 10, None)
+        zygote._read_frame(time.monotonic() + 10, None, 1 << 20, "any")
     with pytest.raises(ZygoteDied):
-        zygote._read_frame(time.monotonic() + 10, None)
+        zygote._read_frame(time.monotonic() + 10, None, 1 << 20, "any")
 
 
 def children(pid: int) -> list[int]:

@@ -1,0 +1,244 @@
+"""The host side of the worker protocol against a worker that lies: every frame is held to its cap before
+it is read, and whatever the worker (or node code in it) sends, run() answers with the node's failure and
+retires the worker, never raising and never holding more than the node's own limits.
+
+The worker here is a fake: a Zygote whose transport plays back scripted bytes.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pyflow.engine.execution import NodeOutcome
+from pyflow.executors.worker import HEADER
+from pyflow.executors.zygote import Zygote, ZygoteExecutor, compose_answer, parse_value
+
+from .conftest import make_task
+
+READY = {"ready": True, "pid": 1, "python": "3"}
+GOOD_HEADER = {"violation": None, "error": None, "stdout_seen": 2, "stdout_cap": 1024, "exit": None,
+               "duration_ms": 1.0}
+SETTLED = {"recycle": None}
+
+
+def frame(data: bytes | dict) -> bytes:
+    body = json.dumps(data).encode() if isinstance(data, dict) else data
+    return HEADER.pack(len(body)) + body
+
+
+def answer(result: bytes, header: dict | None = None, stdout: bytes = b"ok") -> bytes:
+    return frame(header or GOOD_HEADER) + frame(stdout) + frame(result)
+
+
+class FakeWorker(Zygote):
+    """Plays `script` (bytes handed out in chunks of at most `chunk` bytes, then end of stream)."""
+
+    def __init__(self, script: bytes, chunk: int = 1 << 20):
+        super().__init__(None, "fake worker")
+        self.script = memoryview(script)
+        self.chunk = chunk
+        self.handed = 0
+        self.killed = False
+
+    @property
+    def pid(self) -> int:
+        return id(self)
+
+    def _write(self, data: bytes) -> None:
+        if self.killed:
+            raise AssertionError("written to after it was ended")
+
+    def _read_chunk(self, timeout: float) -> bytes | None:
+        piece = bytes(self.script[self.handed:self.handed + self.chunk])
+        self.handed += len(piece)
+        return piece
+
+    def kill(self) -> None:
+        self.killed = True
+
+
+class Scripted(ZygoteExecutor):
+    """A pool of one whose workers play the scripts given, one per spawn."""
+
+    def __init__(self, *scripts: bytes, chunk: int = 1 << 20):
+        super().__init__(pool_size=1, max_runs=100)
+        self.scripts = list(scripts)
+        self.chunk = chunk
+        self.spawned: list[FakeWorker] = []
+
+    def spawn(self) -> Zygote:
+        worker = FakeWorker(frame(READY) + self.scripts.pop(0), self.chunk)
+        self.spawned.append(worker)
+        return worker
+
+
+def run_on(*scripts: bytes, chunk: int = 1 << 20, **limits) -> tuple[NodeOutcome, Scripted]:
+    executor = Scripted(*scripts, chunk=chunk)
+    executor.start()
+    try:
+        return executor.run(make_task("def func():\n    return 1\n", **limits)), executor
+    finally:
+        executor.close()
+
+
+def assert_protocol_failure(outcome: NodeOutcome, executor: Scripted, *words: str) -> None:
+    assert not outcome.ok and outcome.violation == "crashed", outcome
+    assert outcome.error["type"] == "ProtocolError", outcome.error
+    for word in words:
+        assert word in outcome.error["message"], outcome.error
+    assert executor.spawned[0].killed, "a worker whose stream is out of step must be retired"
+
+
+def test_a_good_answer_reads_back():
+    outcome, _executor = run_on(answer(b'{"ok":true,"error":null}\n[1,"a"]') + frame(SETTLED))
+    assert outcome.ok and outcome.value == [1, "a"] and outcome.stdout == "ok", outcome
+
+
+@pytest.mark.parametrize("which, announced, words", [
+    ("header", 1 << 31, ["header frame of 2147483648 bytes", "65536"]),
+    ("stdout", 4 * 1024 + 1, ["stdout frame of 4097 bytes", "4096"]),
+    ("result", 8 * 1024 + 65536 + 1, ["result frame of 73729 bytes", "73728"]),
+])
+def test_a_frame_over_its_cap_fails_the_node_before_it_is_read(which, announced, words):
+    """Only the 4 length bytes of an oversized frame are read: the rest never reaches the host's memory."""
+    tail = HEADER.pack(announced) + b"x" * (1 << 16)
+    script = {"header": tail,
+              "stdout": frame(GOOD_HEADER) + tail,
+              "result": frame(GOOD_HEADER) + frame(b"") + tail}[which]
+    outcome, executor = run_on(script, chunk=HEADER.size, stdout_kb=4, result_kb=8)
+    assert_protocol_failure(outcome, executor, *words)
+    read_ahead = HEADER.size  # one chunk past what the frames before it needed
+    assert executor.spawned[0].handed <= len(script) - (1 << 16) + len(frame(READY)) + read_ahead
+
+
+def test_a_settle_frame_over_its_cap_retires_the_worker_and_the_next_run_takes_another():
+    first = answer(b'{"ok":true,"error":null}\n1') + HEADER.pack(1 << 30)
+    second = answer(b'{"ok":true,"error":null}\n2') + frame(SETTLED)
+    executor = Scripted(first, second)
+    executor.start()
+    try:
+        assert executor.run(make_task("def func():\n    return 1\n")).value == 1
+        outcome = executor.run(make_task("def func():\n    return 2\n"))
+        assert outcome.ok and outcome.value == 2, outcome
+        assert executor.spawned[0].killed and len(executor.spawned) == 2
+    finally:
+        executor.close()
+
+
+@pytest.mark.parametrize("script, words", [
+    (frame(GOOD_HEADER) + HEADER.pack(100) + b"only part of it", ["ended unexpectedly"]),
+    (HEADER.pack(3)[:2], ["ended unexpectedly"]),
+    (frame(b"\x00\xffnot json") + frame(b"") + frame(b""), ["unreadable answer from the worker"]),
+    (frame(b"[1, 2]") + frame(b"") + frame(b""), ["unreadable answer from the worker: not an object"]),
+    (frame(b"[" * 20000 + b"]" * 20000) + frame(b"") + frame(b""), ["unreadable answer from the worker"]),
+])
+def test_a_broken_stream_fails_the_node_and_retires_the_worker(script, words):
+    outcome, executor = run_on(script)
+    assert not outcome.ok and outcome.violation == "crashed", outcome
+    for word in words:
+        assert word in outcome.error["message"], outcome.error
+    assert executor.spawned[0].killed
+
+
+@pytest.mark.parametrize("header", [
+    {**GOOD_HEADER, "stdout_seen": "many"},
+    {**GOOD_HEADER, "duration_ms": "soon"},
+    {**GOOD_HEADER, "exit": "gone"},
+    {**GOOD_HEADER, "error": ["not", "an", "error"]},
+    {**GOOD_HEADER, "error": {"type": {"a": 1}, "message": None, "traceback": "line"}},
+])
+def test_a_header_of_the_wrong_shape_fails_the_node_without_raising(header):
+    outcome, _executor = run_on(answer(b"garbage", header=header) + frame(SETTLED))
+    assert not outcome.ok, outcome
+    error = outcome.error
+    assert isinstance(error["type"], str) and isinstance(error["message"], str), error
+    assert all(isinstance(line, str) for line in error["traceback"]), error
+    json.dumps(outcome.__dict__)
+
+
+def test_lone_surrogates_from_the_worker_are_replaced():
+    header = {**GOOD_HEADER, "error": {"type": "Bad\ud800", "message": "m\udfff", "traceback": ["t\ud800"]},
+              "violation": "v\ud800"}
+    outcome, _ = run_on(answer(b"", header=header) + frame(SETTLED))
+    assert outcome.error == {"type": "Bad\ufffd", "message": "m\ufffd", "traceback": ["t\ufffd"]}
+    assert outcome.violation == "v\ufffd"
+    json.dumps(outcome.error, ensure_ascii=False).encode("utf-8")
+
+
+# -------------------------------------------------------------------------------- the child's result
+
+
+def compose(meta: bytes, value: bytes = b"") -> tuple[dict, object]:
+    header = {**GOOD_HEADER, "exit": {"violation": "crashed", "message": "the node process wrote a result "
+                                                                         "that cannot be read"}}
+    return compose_answer(header, b"", meta + b"\n" + value)
+
+
+def test_lone_surrogates_in_the_nodes_error_are_replaced():
+    meta = json.dumps({"ok": False, "error": {"type": "E\ud800", "message": "a\ud800b",
+                                              "traceback": ["  File x\udc00", 7]}}).encode()
+    answer_, _value = compose(meta)
+    assert answer_["error"] == {"type": "E\ufffd", "message": "a\ufffdb", "traceback": ["  File x\ufffd", "7"]}
+
+
+def test_a_result_line_built_to_take_memory_is_refused_before_it_is_parsed():
+    meta = b'{"ok":false,"error":{"type":"E","message":"m","traceback":[' + b"{}," * 300000 + b'{}]}}'
+    answer_, _ = compose(meta)
+    assert not answer_["ok"] and answer_["error"]["type"] == "NodeCrashed", answer_
+
+
+def test_a_non_ascii_result_is_refused():
+    """The worker writes JSON with every non-ASCII character escaped; raw UTF-8 was written by node code."""
+    answer_, value = compose(b'{"ok":true,"error":null}', b'"\xc3\xa9"')
+    parsed, error = parse_value(value, 256)
+    assert parsed is None and error[0] == "ResultError", error
+    assert "not ASCII" in error[1]
+
+
+def test_lone_surrogate_in_a_value_fails_the_node():
+    parsed, error = parse_value('{"k": ["a\\ud800b"]}', 256)
+    assert parsed is None and error == ("ResultError", "the return value holds a lone surrogate (U+D800), "
+                                        "which UTF-8 cannot carry", None)
+    parsed, error = parse_value('{"k\\udfff": 1}', 256)
+    assert error is not None and "U+DFFF" in error[1]
+    parsed, error = parse_value('"a\\ud800"', 256)
+    assert error is not None and "U+D800" in error[1]
+
+
+def test_a_surrogate_pair_is_a_character_and_reads_back():
+    assert parse_value('["\\ud83d\\ude00", "\\\\ud800"]', 256) == (["\U0001f600", "\\ud800"], None)
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "1" + "]" * depth
+
+
+def test_a_value_nested_64_deep_reads_and_65_fails_naming_the_depth():
+    parsed, error = parse_value(nested(64), 256)
+    assert error is None and json.dumps(parsed) == nested(64)
+    parsed, error = parse_value('{"a":' * 65 + "1" + "}" * 65, 256)
+    assert parsed is None and error == ("ResultError", "the return value is nested 65 levels deep, over the "
+                                        "limit of 64", None)
+    wide = "[" + ",".join([nested(63)] * 200 + [nested(65)]) + "]"
+    assert parse_value(wide, 256)[1][1].startswith("the return value is nested 66 levels deep")
+
+
+@pytest.mark.parametrize("shape", ["{}", "[]", "[[]]", '{"a":{}}', "1000", "1e9", "0.5"])
+def test_a_value_that_would_take_far_more_memory_than_its_text_is_refused(shape):
+    """Budget: twice the limit plus 32 MB, so 48 MB for 8 MB of JSON text."""
+    limit_kb = 8192
+    count = limit_kb * 1024 // (len(shape) + 1) - 2
+    text = "[" + ",".join([shape] * count) + "]"
+    assert len(text) <= limit_kb * 1024
+    parsed, error = parse_value(text, limit_kb)
+    assert parsed is None and error[0] == "ResultTooLarge", error
+    assert error[1].startswith("the return value would take ") and "MB in memory, over the limit of 48 MB" in error[1]
+
+
+@pytest.mark.parametrize("text", ['"' + "x" * (1 << 20) + '"', "[" + ",".join(['"abcdefghijklmnopq"'] * 50000) + "]",
+                                  "[" + ",".join(["1"] * 400000) + "]", '{"' + '": [1, 2], "'.join(map(str, range(40000))) + '": 0}'])
+def test_a_large_value_of_ordinary_shape_at_its_limit_reads(text):
+    parsed, error = parse_value(text, 1024 + 64)
+    assert error is None and parsed == json.loads(text)
