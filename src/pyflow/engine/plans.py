@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Callable, Mapping
 
-from ..model.bundle import compact_json
+from ..jsontext import compact_json
 from ..model.nodespec import NodeSpec
 from .compiler import CompiledFlow, compile_flow
 

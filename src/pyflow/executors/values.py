@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 
+from ..jsontext import SURROGATE, safe_text  # noqa: F401 (safe_text: used by importers)
 from ..model.limits import MAX_DEPTH  # the same nesting limit as every document entering the server
 
 BUDGET_SLACK = 32 * 1024 * 1024
@@ -42,7 +43,6 @@ _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 _ESCAPE_WIDE = re.compile(r"\\u(?:0[1-9a-fA-F]|[1-9a-fA-F][0-9a-fA-F])")
 _ESCAPE_ASTRAL = re.compile(r"\\u[dD][89abAB]")
 _ESCAPE_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class Refused(ValueError):
@@ -190,15 +190,10 @@ def _depth(item, depth: int) -> int:
 def _check_strings(items) -> None:
     for item in items:
         if isinstance(item, str) and not item.isascii():
-            found = _SURROGATE.search(item)
+            found = SURROGATE.search(item)
             if found:
                 raise Refused("ResultError", f"the return value holds a lone surrogate (U+{ord(found.group()):04X}), "
                                              "which UTF-8 cannot carry")
-
-
-def safe_text(text: str) -> str:
-    """`text` with every lone surrogate replaced by U+FFFD, so that UTF-8 can carry it."""
-    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
 
 
 def _refuse_constant(name: str):

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..jsontext import has_lone_surrogate
 from .errors import InvalidInput, detail, pointer
 from .flow import analyze_flow
 from .limits import parse_json
@@ -80,27 +80,11 @@ def ordered(value: Any) -> Any:
     return value
 
 
-# The compact text of JSON values stored in the database and sent over HTTP. One encoder for all:
-# json.dumps with options builds a new encoder on each call, which costs about as much as encoding a
-# node's result.
-_compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-_compact_ascii = json.JSONEncoder(separators=(",", ":")).encode
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def compact_json(value: Any) -> str:
-    """Compact JSON text of `value` that can always be written as UTF-8. A string holding a lone
-    surrogate ("a\\ud800b", which node code can return) has no UTF-8 form, so such a value is written
-    with every non-ASCII character escaped instead: the same JSON, read back as the same value."""
-    text = _compact(value)
-    if text.isascii() or _SURROGATE.search(text) is None:
-        return text
-    return _compact_ascii(value)
-
-
 def dumps_object(doc: dict) -> str:
-    """The directory form's text for one object: pretty, stable key order, trailing newline."""
-    return json.dumps(ordered(doc), indent=2, ensure_ascii=False) + "\n"
+    """The directory form's text for one object: pretty, stable key order, trailing newline; non-ASCII
+    characters escaped only when a lone surrogate leaves no UTF-8 form (see pyflow.jsontext)."""
+    text = json.dumps(ordered(doc), indent=2, ensure_ascii=False)
+    return (json.dumps(ordered(doc), indent=2) if has_lone_surrogate(text) else text) + "\n"
 
 
 def write_atomic(path: Path, text: str) -> None:

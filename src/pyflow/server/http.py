@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Response, current_app, request
 
-from ..model.bundle import compact_json
+from ..jsontext import compact_json
 from ..model.errors import InvalidInput, PreconditionFailed, UnsupportedMediaType, detail
 from ..model.limits import parse_json
 from ..model.types import truthy

@@ -34,7 +34,7 @@ from tornado.iostream import IOStream, StreamClosedError
 from tornado.netutil import bind_sockets
 from tornado.wsgi import WSGIContainer
 
-from ..model.bundle import compact_json
+from ..jsontext import compact_json
 from .runs import STREAM_HEADER, STREAM_OFFLOAD
 from .streams import StreamHub
 

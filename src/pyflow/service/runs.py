@@ -22,6 +22,7 @@ from typing import Callable, Iterator
 
 from .. import process_identity
 from ..engine import CompiledFlow, Executor, FlowRunner, Plan, PlanCache, RunOptions
+from ..jsontext import compact_json_any
 from ..model.errors import Conflict, PyflowError, ServiceUnavailable, StorageUnavailable, TooManyRequests
 from ..storage import CacheAdapter, Repository
 from ..timestamps import now_iso
@@ -87,13 +88,12 @@ def preview(value, limit: int = PREVIEW_BYTES):
     return {"truncated": True, "preview": text[:limit], "bytes": len(text)}
 
 
-_encode_event = json.JSONEncoder(separators=(",", ":"), default=repr).encode
 
 
 def make_event(event_id: int, kind: str, data: dict) -> dict:
     """An event with its stream text encoded once, for every client that follows it and for storage."""
     at = now_iso()
-    return {"id": event_id, "event": kind, "data": data, "at": at, "text": _encode_event({**data, "at": at})}
+    return {"id": event_id, "event": kind, "data": data, "at": at, "text": compact_json_any({**data, "at": at})}
 
 
 def describe_error(exc: Exception) -> str:

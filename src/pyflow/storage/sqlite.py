@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from ..model.bundle import compact_json
+from ..jsontext import compact_json
 from ..model.errors import Conflict, NotFound, StorageUnavailable, detail
 from ..model.limits import MAX_STORED_DEPTH, TooDeep, parse_stored
 from ..timestamps import now_iso
