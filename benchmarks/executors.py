@@ -9,7 +9,9 @@ Contenders, all driven by the engine (compile_flow, run_flow) over the same flow
 busy machine slows them alike:
 
 - warm pool: SandboxExecutor as `pyflow serve` builds it (a pool of one sandbox per concurrent node,
-  cgroup limits set before every run);
+  cgroup limits set before every run, every process under the seccomp filter);
+- warm pool, no filter: the same, without the seccomp filter: the difference is what the filter costs
+  (issue 10: at most 5% of the pool's overhead per node);
 - fresh bwrap + Python: per node, one bwrap with the sandbox's own isolation flags (as the sandbox user
   when root) running `python3 -I -S` on a minimal runner. No cgroups, no trampoline, no fork server: the
   least a fresh sandbox costs, so the baseline is honest (if anything, flattering to "fresh");
@@ -45,6 +47,7 @@ ROUNDS = {10: 5, 100: 3, 1_000: 1}  # rounds per size: a 1,000-node flow already
 INFO_SIZE = 100
 GOAL_RATIO = 6.0
 GOAL_MS = 2.0
+FILTER_BUDGET = 0.05  # the seccomp filter may add at most 5% to the warm pool's overhead per node
 FLAT_REFERENCE = 100
 FLAT_TOLERANCE = 1.5
 SANDBOX_PYTHON = "/usr/bin/python3"
@@ -111,12 +114,27 @@ def contenders(concurrency: int) -> dict:
     from pyflow.executors import create_executor
     pool = create_executor("sandbox", pool_size=concurrency)
     pool.start()
+    unfiltered = unfiltered_pool(concurrency)
     return {
         "warm pool": pool,
+        "warm pool, no filter": unfiltered,
         "fresh bwrap+Python": fresh_executor("fresh bwrap+Python", fresh_bwrap_argv(), as_sandbox_user=True),
         "plain subprocess": fresh_executor("plain subprocess", [SANDBOX_PYTHON, "-I", "-S", "-c", RUNNER], False),
         "in-process": create_executor("inprocess"),
     }
+
+
+def unfiltered_pool(concurrency: int):
+    """The warm pool with everything but the seccomp filter: bwrap gets no --seccomp."""
+    from pyflow.executors.sandbox import SandboxExecutor
+
+    class UnfilteredSandbox(SandboxExecutor):
+        def bwrap_argv(self, worker_fd: int, seccomp_fd: int | None = None) -> list[str]:
+            return super().bwrap_argv(worker_fd, None)
+
+    pool = UnfilteredSandbox(pool_size=concurrency)
+    pool.start()
+    return pool
 
 
 def info_contenders(concurrency: int) -> dict:
@@ -178,7 +196,7 @@ class Cell:
         return max(self.ms_per_node[name] - self.ms_per_node["in-process"], 0.0)
 
 
-CHEAP = ("warm pool", "in-process")
+CHEAP = ("warm pool", "warm pool, no filter", "in-process")
 
 
 def measure(executors: dict, shape: str, n: int, rounds: int, concurrency: int) -> Cell:
@@ -206,12 +224,13 @@ def report(cells: list[Cell], info: list[Cell], concurrency: int) -> list[str]:
     print(table(("flow", "nodes", *names), [(c.shape, c.n, *(c.ms_per_node[k] for k in names)) for c in cells],
                 title="Wall milliseconds per node (median of rounds; engine + executor + node)"))
     print()
-    rows = [(c.shape, c.n, c.overhead("warm pool"), c.overhead("fresh bwrap+Python"), c.overhead("plain subprocess"),
+    rows = [(c.shape, c.n, c.overhead("warm pool"), c.overhead("warm pool, no filter"), filter_cost(c),
+             c.overhead("fresh bwrap+Python"), c.overhead("plain subprocess"),
              ratio(c.overhead("fresh bwrap+Python"), c.overhead("warm pool")),
              ratio(c.overhead("plain subprocess"), c.overhead("warm pool")),
              ratio(c.ms_per_node["warm pool"], c.ms_per_node["in-process"])) for c in cells]
-    print(table(("flow", "nodes", "pool overhead", "fresh bwrap overhead", "subprocess overhead",
-                 "fresh bwrap / pool", "subprocess / pool", "pool / in-process"), rows,
+    print(table(("flow", "nodes", "pool overhead", "no filter", "filter cost", "fresh bwrap overhead",
+                 "subprocess overhead", "fresh bwrap / pool", "subprocess / pool", "pool / in-process"), rows,
                 title="Overhead per node in ms (minus the in-process time per node) and ratios vs the warm pool"))
     if info:
         print()
@@ -224,6 +243,13 @@ def report(cells: list[Cell], info: list[Cell], concurrency: int) -> list[str]:
     return goal_lines(cells)
 
 
+def filter_cost(cell: Cell) -> str:
+    """What the seccomp filter adds to the pool's overhead per node, in ms and in percent."""
+    bare = cell.overhead("warm pool, no filter")
+    extra = cell.overhead("warm pool") - bare
+    return f"{extra:+.2f} ms ({extra / bare * 100:+.1f}%)" if bare else "-"
+
+
 def goal_lines(cells: list[Cell]) -> list[str]:
     worst_ratio = min(cells, key=lambda c: c.overhead("fresh bwrap+Python") / max(c.overhead("warm pool"), 1e-9))
     r = worst_ratio.overhead("fresh bwrap+Python") / max(worst_ratio.overhead("warm pool"), 1e-9)
@@ -232,6 +258,10 @@ def goal_lines(cells: list[Cell]) -> list[str]:
                      f"worst {r:.1f}x ({worst_ratio.shape} of {worst_ratio.n:,})"),
              verdict(f"pool overhead about {GOAL_MS:.0f} ms per node or less", pool_median <= GOAL_MS,
                      f"median {pool_median:.2f} ms over all flows")]
+    bare = median([c.overhead("warm pool, no filter") for c in cells])
+    added = (pool_median - bare) / bare if bare else 0.0
+    lines.append(verdict(f"the seccomp filter adds at most {FILTER_BUDGET:.0%} to the pool overhead", added <= FILTER_BUDGET,
+                         f"median {pool_median:.2f} ms with it, {bare:.2f} ms without ({added:+.1%})"))
     refs = {c.shape: c.ms_per_node["warm pool"] for c in cells if c.n == FLAT_REFERENCE}
     growth = [(c.ms_per_node["warm pool"] / refs[c.shape], c) for c in cells if c.n > FLAT_REFERENCE and c.shape in refs]
     if growth:

