@@ -285,7 +285,11 @@ class SandboxExecutor(ZygoteExecutor):
     def spawn(self) -> Zygote:
         group = self._new_group()
         filter_fd = program_fd(self.seccomp_program())
-        read_fd, write_fd = os.pipe()
+        try:
+            read_fd, write_fd = os.pipe()
+        except OSError:
+            os.close(filter_fd)
+            raise
         try:
             argv = [self.python, "-I", "-S", "-c", TRAMPOLINE, *(group.procs_files if group else []),
                     str(self.uid), str(self.gid), "--", *self.bwrap_argv(read_fd, filter_fd)]
@@ -358,7 +362,7 @@ class SandboxExecutor(ZygoteExecutor):
 
     def describe(self) -> dict:
         limits = "cgroups (memory, pids) + rlimits" if self._tree is not None else "rlimits only"
-        return {"name": self.name, "isolation": f"bubblewrap sandbox, warm fork-server pool; limits: {limits}",
+        return {"name": self.name, "isolation": f"bubblewrap sandbox, seccomp filter, warm fork-server pool; limits: {limits}",
                 "warnings": list(self.warnings)}
 
 
