@@ -113,7 +113,7 @@ def test_nothing_outlives_a_run_and_scratch_is_emptied(single):
     first = single.run(task(CONTAINER_ID))
     assert single.run(task(LEAVE_BEHIND)).ok
     seen = single.run(task(LOOK_AROUND))
-    assert seen.ok and seen.value == [3, []], "tini, the worker and this node only (killed ones may linger as zombies a moment); /tmp empty"
+    assert seen.ok and seen.value == [2, []], "the worker (pid 1) and this node only; /tmp empty"
     assert single.run(task(CONTAINER_ID)).value != first.value, "replaced after max_runs=3 runs"
 
 
