@@ -64,8 +64,9 @@ LABEL_NODE = "pyflow.node"
 LABEL_PROCESS = "pyflow.process"
 #: Memory the worker (the zygote interpreter, pid 1) needs beside the node's own allowance.
 WORKER_RESERVE_MB = 24
-#: Processes the container needs beside the node's own: the zygote and the next run's waiting child.
-WORKER_PROCESSES = 2
+#: Processes the container needs beside the node's own: the zygote (pid 1). The next run's waiting child
+#: is forked after a run has ended, and is that run's node process.
+WORKER_PROCESSES = 1
 MIN_NODE_MEMORY_MB = 8
 STDERR_TAIL = 8192
 FRAME = struct.Struct(">BxxxI")

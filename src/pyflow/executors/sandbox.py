@@ -42,8 +42,8 @@ WORKER_PATH = "/run/pyflow/worker.py"
 SCRATCH = "/tmp"
 SHM = "/dev/shm"
 NOBODY = 65534
-# bwrap outside, bwrap's init and the zygote live in the cgroup besides the node's own processes.
-BASE_PROCESSES = 3
+# bwrap outside and the zygote (the sandbox's pid 1) live in the cgroup besides the node's own processes.
+BASE_PROCESSES = 2
 # Memory the idle zygote and bwrap use, on top of the node's own limit.
 BASE_MEMORY = 48 * 1024 * 1024
 

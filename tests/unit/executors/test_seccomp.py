@@ -18,7 +18,7 @@ from pyflow.executors import seccomp
 from pyflow.executors.sandbox import ExecutorUnavailable, SandboxExecutor
 from tests.hostile.kernel import INT80, KERNEL_CALLS, SYSCALLS, resolve_syscalls
 
-from .conftest import make_task
+from .conftest import make_task, needs_root
 
 x86_64_only = pytest.mark.skipif(os.uname().machine != "x86_64", reason="the probes use x86-64 system calls")
 
@@ -167,3 +167,26 @@ def test_the_zygote_is_pid_1_and_reaps_what_runs_leave(sandbox):
     seen = sandbox.run(make_task(SEES)).value
     assert seen["parent"] == 1
     assert sorted(seen["states"]) == ["1", str(seen["me"])], f"leftovers or zombies: {seen['states']}"
+
+
+FORKS = '''
+def func():
+    import os, time
+    made = 0
+    for _ in range(40):
+        try:
+            pid = os.fork()
+        except OSError:
+            break
+        if pid == 0:
+            time.sleep(5)
+            os._exit(0)
+        made += 1
+    return made
+'''
+
+
+@needs_root
+def test_the_process_limit_counts_the_node_and_its_children_exactly(sandbox):
+    """With no bubblewrap init inside, the cgroup holds bwrap, the zygote and the node's processes."""
+    assert sandbox.run(make_task(FORKS, processes=5)).value == 4
