@@ -51,7 +51,7 @@ class Deny:
     name: str
     why: str
     syscalls: tuple[str, ...]
-    errno: int = errno.EPERM
+    code: int = errno.EPERM  # the errno the denied call fails with
     arg: int = 0
     masked_any: tuple[int, ...] = ()
     unless_equal: int | None = None
@@ -77,7 +77,7 @@ POLICY: tuple[Deny, ...] = (
     Deny("namespaces by clone", "clone() with a flag that makes a namespace (any of CLONE_NEW*); a plain "
          "fork or thread is allowed", ("clone",), masked_any=tuple(sorted(CLONE_NAMESPACE_FLAGS.values()))),
     Deny("clone3", "its flags are out of seccomp's sight; ENOSYS makes glibc fall back to clone",
-         ("clone3",), errno=errno.ENOSYS),
+         ("clone3",), code=errno.ENOSYS),
     Deny("personality", "changing the execution domain (PER_LINUX32, ADDR_NO_RANDOMIZE, READ_IMPLIES_EXEC, "
          "...) weakens address space randomisation and selects legacy kernel paths; reading it is allowed",
          ("personality",), unless_equal=PERSONALITY_QUERY),
@@ -115,7 +115,7 @@ def build_filter():
         filt = sc.SyscallFilter(sc.ALLOW)
         filt.set_attr(sc.Attr.ACT_BADARCH, sc.ERRNO(errno.EPERM))
         for rule in POLICY:
-            action = sc.ERRNO(rule.errno)
+            action = sc.ERRNO(rule.code)
             for name in rule.syscalls:
                 if sc.resolve_syscall(sc.Arch.NATIVE, name) == -1:
                     continue  # unknown to this libseccomp: not a call this machine's ABI has
@@ -192,7 +192,7 @@ def docker_profile() -> dict:
     machine = os.uname().machine
     rules = []
     for rule in POLICY:
-        entry = {"names": list(rule.syscalls), "action": "SCMP_ACT_ERRNO", "errnoRet": rule.errno,
+        entry = {"names": list(rule.syscalls), "action": "SCMP_ACT_ERRNO", "errnoRet": rule.code,
                  "comment": rule.why}
         if rule.masked_any:
             rules += [{**entry, "args": [{"index": rule.arg, "value": bit, "valueTwo": bit,
