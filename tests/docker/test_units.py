@@ -173,3 +173,60 @@ def test_wheels_are_downloaded_on_the_host_for_the_images_python_and_installed_w
     install = install_command(("numpy==2.0",))
     assert "--no-index" in install and "--only-binary=:all:" in install and install[-1] == "numpy==2.0"
     assert not any(a.startswith("--index-url") for a in install)
+
+
+class FakeBuildContainer:
+    id = "build1"
+    status = "exited"
+    attrs = {"State": {"ExitCode": 0}}
+
+    def __init__(self, calls: list):
+        self.calls = calls
+
+    def put_archive(self, path, data):
+        self.calls.append(("put_archive", path, data))
+
+    def start(self):
+        self.calls.append(("start",))
+
+    def reload(self):
+        pass
+
+    def commit(self, repository, tag, changes):
+        self.calls.append(("commit", repository, tag))
+
+
+class FakeBuildEngine:
+    def __init__(self):
+        self.calls = []
+        self.containers = self
+        self.api = self
+
+    def run(self, image, command, **options):
+        self.calls.append(("probe", image, options))
+        return b'{"python": "3.11", "machine": "x86_64", "glibc": "2.36"}\n'
+
+    def create(self, image, command, **options):
+        self.calls.append(("create", image, command, options))
+        return FakeBuildContainer(self.calls)
+
+    def remove_container(self, *args, **kwargs):
+        self.calls.append(("remove",))
+
+
+def test_requirement_builds_have_no_network_and_install_only_the_wheels_fetched_on_the_host(monkeypatch):
+    from pyflow.executors import docker as docker_executor
+    fetched = []
+    monkeypatch.setattr(docker_executor, "fetch_wheels",
+                        lambda target, reqs, *rest: fetched.append((target, reqs)) or (b"wheels.tar", ""))
+    engine = FakeBuildEngine()
+    builder = docker_executor.RequirementsBuilder(engine, "me", "inst", docker_executor.BuildSettings())
+    builder._build("pyflow-runtime:bookworm", "sha256:base", ("six==1.16.0",), "pyflow-req:abc", None)
+    assert fetched == [({"python": "3.11", "machine": "x86_64", "glibc": "2.36"}, ("six==1.16.0",))]
+    probe = next(c for c in engine.calls if c[0] == "probe")
+    create = next(c for c in engine.calls if c[0] == "create")
+    assert probe[2]["network_mode"] == "none" and create[3]["network_mode"] == "none"
+    assert "--no-index" in create[2] and create[2][-1] == "six==1.16.0"
+    assert any(opt.startswith("seccomp=") for opt in create[3]["security_opt"])
+    steps = [c[0] for c in engine.calls]
+    assert steps.index("put_archive") < steps.index("start") < steps.index("commit")
