@@ -209,12 +209,22 @@ def measure(executors: dict, shape: str, n: int, rounds: int, concurrency: int) 
     compiled = compile_flow(flow_doc(shape, n), specs())
     cheap = [name for name in executors if name in CHEAP]
     slow = [name for name in executors if name not in CHEAP]
-    order = [name for one in slow for name in (*cheap, one)] + cheap
     samples: dict = {name: [] for name in executors}
-    for _ in range(rounds):
-        for name in order:
+    for r in range(rounds):
+        for name in interleaved(cheap, slow, r):
             samples[name].append(timed_run(compiled, executors[name], concurrency, shape, n) / n * 1000)
     return Cell(shape, n, {name: median(values) for name, values in samples.items()})
+
+
+def interleaved(cheap: list, slow: list, round_no: int) -> list:
+    """One round's order: the cheap contenders before each slow one and at the end. Whoever runs right
+    after a slow contender pays for its aftermath (processes exiting, cgroups going), so the cheap ones
+    take turns at going first, from slow contender to slow contender and from round to round."""
+    order = []
+    for i, one in enumerate(slow):
+        k = (i + round_no) % len(cheap)
+        order += [*cheap[k:], *cheap[:k], one]
+    return order + cheap
 
 
 def ratio(a: float, b: float) -> str:
