@@ -9,7 +9,9 @@ Contenders, all driven by the engine (compile_flow, run_flow) over the same flow
 busy machine slows them alike:
 
 - warm pool: SandboxExecutor as `pyflow serve` builds it (a pool of one sandbox per concurrent node,
-  cgroup limits set before every run);
+  cgroup limits set before every run, every process under the seccomp filter);
+- warm pool, no filter: the same, without the seccomp filter: the difference is what the filter costs
+  (issue 10: at most 5% of the pool's overhead per node);
 - fresh bwrap + Python: per node, one bwrap with the sandbox's own isolation flags (as the sandbox user
   when root) running `python3 -I -S` on a minimal runner. No cgroups, no trampoline, no fork server: the
   least a fresh sandbox costs, so the baseline is honest (if anything, flattering to "fresh");
@@ -45,6 +47,9 @@ ROUNDS = {10: 5, 100: 3, 1_000: 1}  # rounds per size: a 1,000-node flow already
 INFO_SIZE = 100
 GOAL_RATIO = 6.0
 GOAL_MS = 2.0
+FILTER_BUDGET = 0.05  # the seccomp filter may add at most 5% to the warm pool's overhead per node
+# System calls the zygote and the node's child make for one trivial node (strace -f -c over 90 runs).
+SYSCALLS_PER_NODE = 117
 FLAT_REFERENCE = 100
 FLAT_TOLERANCE = 1.5
 SANDBOX_PYTHON = "/usr/bin/python3"
@@ -111,12 +116,27 @@ def contenders(concurrency: int) -> dict:
     from pyflow.executors import create_executor
     pool = create_executor("sandbox", pool_size=concurrency)
     pool.start()
+    unfiltered = unfiltered_pool(concurrency)
     return {
         "warm pool": pool,
+        "warm pool, no filter": unfiltered,
         "fresh bwrap+Python": fresh_executor("fresh bwrap+Python", fresh_bwrap_argv(), as_sandbox_user=True),
         "plain subprocess": fresh_executor("plain subprocess", [SANDBOX_PYTHON, "-I", "-S", "-c", RUNNER], False),
         "in-process": create_executor("inprocess"),
     }
+
+
+def unfiltered_pool(concurrency: int):
+    """The warm pool with everything but the seccomp filter: bwrap gets no --seccomp."""
+    from pyflow.executors.sandbox import SandboxExecutor
+
+    class UnfilteredSandbox(SandboxExecutor):
+        def bwrap_argv(self, worker_fd: int, seccomp_fd: int | None = None) -> list[str]:
+            return super().bwrap_argv(worker_fd, None)
+
+    pool = UnfilteredSandbox(pool_size=concurrency)
+    pool.start()
+    return pool
 
 
 def info_contenders(concurrency: int) -> dict:
@@ -178,7 +198,7 @@ class Cell:
         return max(self.ms_per_node[name] - self.ms_per_node["in-process"], 0.0)
 
 
-CHEAP = ("warm pool", "in-process")
+CHEAP = ("warm pool", "warm pool, no filter", "in-process")
 
 
 def measure(executors: dict, shape: str, n: int, rounds: int, concurrency: int) -> Cell:
@@ -189,12 +209,22 @@ def measure(executors: dict, shape: str, n: int, rounds: int, concurrency: int) 
     compiled = compile_flow(flow_doc(shape, n), specs())
     cheap = [name for name in executors if name in CHEAP]
     slow = [name for name in executors if name not in CHEAP]
-    order = [name for one in slow for name in (*cheap, one)] + cheap
     samples: dict = {name: [] for name in executors}
-    for _ in range(rounds):
-        for name in order:
+    for r in range(rounds):
+        for name in interleaved(cheap, slow, r):
             samples[name].append(timed_run(compiled, executors[name], concurrency, shape, n) / n * 1000)
     return Cell(shape, n, {name: median(values) for name, values in samples.items()})
+
+
+def interleaved(cheap: list, slow: list, round_no: int) -> list:
+    """One round's order: the cheap contenders before each slow one and at the end. Whoever runs right
+    after a slow contender pays for its aftermath (processes exiting, cgroups going), so the cheap ones
+    take turns at going first, from slow contender to slow contender and from round to round."""
+    order = []
+    for i, one in enumerate(slow):
+        k = (i + round_no) % len(cheap)
+        order += [*cheap[k:], *cheap[:k], one]
+    return order + cheap
 
 
 def ratio(a: float, b: float) -> str:
@@ -206,12 +236,13 @@ def report(cells: list[Cell], info: list[Cell], concurrency: int) -> list[str]:
     print(table(("flow", "nodes", *names), [(c.shape, c.n, *(c.ms_per_node[k] for k in names)) for c in cells],
                 title="Wall milliseconds per node (median of rounds; engine + executor + node)"))
     print()
-    rows = [(c.shape, c.n, c.overhead("warm pool"), c.overhead("fresh bwrap+Python"), c.overhead("plain subprocess"),
+    rows = [(c.shape, c.n, c.overhead("warm pool"), c.overhead("warm pool, no filter"), filter_cost(c),
+             c.overhead("fresh bwrap+Python"), c.overhead("plain subprocess"),
              ratio(c.overhead("fresh bwrap+Python"), c.overhead("warm pool")),
              ratio(c.overhead("plain subprocess"), c.overhead("warm pool")),
              ratio(c.ms_per_node["warm pool"], c.ms_per_node["in-process"])) for c in cells]
-    print(table(("flow", "nodes", "pool overhead", "fresh bwrap overhead", "subprocess overhead",
-                 "fresh bwrap / pool", "subprocess / pool", "pool / in-process"), rows,
+    print(table(("flow", "nodes", "pool overhead", "no filter", "filter cost", "fresh bwrap overhead",
+                 "subprocess overhead", "fresh bwrap / pool", "subprocess / pool", "pool / in-process"), rows,
                 title="Overhead per node in ms (minus the in-process time per node) and ratios vs the warm pool"))
     if info:
         print()
@@ -222,6 +253,74 @@ def report(cells: list[Cell], info: list[Cell], concurrency: int) -> list[str]:
                      for c in info],
                     title="For information, ms per node: PyFlow's executors without a pool (same rounds as the pool)"))
     return goal_lines(cells)
+
+
+def filter_cost(cell: Cell) -> str:
+    """What the seccomp filter adds to the pool's overhead per node, in ms and in percent."""
+    bare = cell.overhead("warm pool, no filter")
+    extra = cell.overhead("warm pool") - bare
+    return f"{extra:+.2f} ms ({extra / bare * 100:+.1f}%)" if bare else "-"
+
+
+def syscall_cost_ns(pairs: int = 40, calls: int = 20_000) -> tuple[float, float]:
+    """The cheapest getppid() round trip in ns without and with the filter: forked children, alternating,
+    each keeping its best of 5 loops (the minimum is what a busy machine inflates least)."""
+    from pyflow.executors.seccomp import build_filter
+    build_filter()  # libseccomp loaded and the policy checked before any fork
+    best = {False: float("inf"), True: float("inf")}
+    for _ in range(pairs):
+        for filtered in (False, True):
+            read_fd, write_fd = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                os.close(read_fd)
+                _time_getppid(filtered, write_fd, calls)
+            os.close(write_fd)
+            with os.fdopen(read_fd, "rb") as fh:
+                best[filtered] = min(best[filtered], float(fh.read() or "inf"))
+            os.waitpid(pid, 0)
+    return best[False], best[True]
+
+
+def _time_getppid(filtered: bool, write_fd: int, calls: int) -> None:
+    """In a forked child: (load the filter,) time getppid() loops, write the best ns per call, exit."""
+    code = 0
+    try:
+        if filtered:
+            from pyflow.executors.seccomp import build_filter
+            build_filter().load()
+        call, best = os.getppid, float("inf")
+        for _ in range(5):
+            started = perf_counter()
+            for _ in range(calls):
+                call()
+            best = min(best, (perf_counter() - started) / calls * 1e9)
+        os.write(write_fd, f"{best:.2f}".encode())
+    except BaseException:
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def filter_lines(cells: list[Cell], cost: tuple[float, float]) -> list[str]:
+    """What the filter costs per system call and, estimated, per node; and the goal against the pool."""
+    plain, filtered = cost
+    per_call = max(filtered - plain, 0.0)
+    per_node_ms = per_call * SYSCALLS_PER_NODE / 1e6
+    pool = median([c.overhead("warm pool") for c in cells])
+    share = per_node_ms / pool if pool else 0.0
+    print(f"\nseccomp filter: {per_call:.0f} ns per system call (getppid: {plain:.0f} ns without, {filtered:.0f} ns "
+          f"with); x {SYSCALLS_PER_NODE} calls per node = {per_node_ms * 1000:.1f} us per node, {share:.2%} of the "
+          f"pool's {pool:.2f} ms overhead")
+    return [verdict(f"the seccomp filter adds at most {FILTER_BUDGET:.0%} to the pool overhead per node",
+                    share <= FILTER_BUDGET, f"{per_node_ms * 1000:.1f} us of {pool:.2f} ms ({share:.2%}); "
+                    f"side by side (noisier): {filter_cost_median(cells)}")]
+
+
+def filter_cost_median(cells: list[Cell]) -> str:
+    bare = median([c.overhead("warm pool, no filter") for c in cells])
+    pool = median([c.overhead("warm pool") for c in cells])
+    return f"{pool:.2f} ms with, {bare:.2f} ms without ({(pool - bare) / bare:+.1%})" if bare else "-"
 
 
 def goal_lines(cells: list[Cell]) -> list[str]:
@@ -250,6 +349,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     concurrency = os.cpu_count() or 1
     print(f"Python {sys.version.split()[0]}, {concurrency} CPUs, load average {os.getloadavg()[0]:.2f}; "
           f"engine concurrency {concurrency}, pool of {concurrency} sandboxes; rounds per size {ROUNDS}")
+    cost = syscall_cost_ns()  # first: it forks, which is only safe before the executors start threads
     executors = contenders(concurrency)
     cells, info = [], []
     try:
@@ -274,7 +374,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if busy_warning():
         print(busy_warning() + "\n")
     lines = report(cells, info, concurrency)
-    print("\nGoals (issue 3, item 8):")
+    lines += filter_lines(cells, cost)
+    print("\nGoals (issue 3, item 8; issue 10, item 9):")
     print("\n".join(lines))
 
 

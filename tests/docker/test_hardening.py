@@ -3,7 +3,10 @@ by node code running in it."""
 
 from __future__ import annotations
 
+import json
+
 from pyflow.engine.execution import Limits
+from pyflow.executors import seccomp
 from pyflow.executors.docker import WORKER_PROCESSES, WORKER_RESERVE_MB
 
 from .conftest import owned, task
@@ -45,8 +48,10 @@ def test_engine_record_shows_every_hardening_option(engine, executor, owner):
         assert host["Tmpfs"]["/tmp"].startswith("rw,nosuid,nodev,noexec,size=64m")
         assert host["Memory"] == host["MemorySwap"] > 0
         assert host["PidsLimit"] > 0 and host["NanoCpus"] == 1_000_000_000
-        assert host["CapDrop"] == ["ALL"] and host["SecurityOpt"] == ["no-new-privileges"]
-        assert host["Init"] is True and host["AutoRemove"] is True and host["IpcMode"] == "none"
+        assert host["CapDrop"] == ["ALL"] and host["SecurityOpt"][0] == "no-new-privileges"
+        profiles = [opt.split("=", 1)[1] for opt in host["SecurityOpt"] if opt.startswith("seccomp=")]
+        assert [json.loads(p) for p in profiles] == [seccomp.docker_profile()]
+        assert not host.get("Init") and host["AutoRemove"] is True and host["IpcMode"] == "none"
         assert host["LogConfig"]["Type"] == "none"
         config = container.attrs["Config"]
         assert config["User"] == "10001:10001" and config["OpenStdin"] and config["StdinOnce"]
@@ -68,5 +73,34 @@ def test_node_code_sees_a_locked_down_container(executor):
     limit = str((200 + WORKER_RESERVE_MB) * 1024 * 1024)
     assert seen["memory"] == limit and seen["memsw"] in (limit, None)
     assert seen["pids"] == str(20 + WORKER_PROCESSES)
-    assert seen["init"].endswith("docker-init") and seen["shm"] is False
+    assert seen["init"] == "python3" and seen["shm"] is False, "the worker is pid 1: no tini to attach to"
     assert seen["cwd"] == "/tmp" and "PYFLOW_DOCKER_OWNER" not in seen["env"]
+
+
+def test_a_nodespec_image_off_the_allow_list_is_refused(engine, executor):
+    """The base image is on the engine but not on the allow-list; the server image never runs nodes."""
+    for image in ("pyflow-base:bookworm", "pyflow:latest"):
+        try:
+            engine.images.get(image)
+        except Exception:
+            continue
+        outcome = executor.run(task("def func():\n    return 1\n", image=image))
+        assert not outcome.ok and outcome.error["type"] == "ImageError", outcome
+        assert image in outcome.error["message"]
+        assert "allow-list" in outcome.error["message"] or "server's own image" in outcome.error["message"]
+
+
+def test_listing_an_image_allows_it_but_never_the_servers_own(engine, owner):
+    from pyflow.executors.docker import DockerExecutor
+    ex = DockerExecutor(pool_size=0, owner=owner, images="pyflow-base:bookworm,pyflow:latest")
+    try:
+        listed = ex.run(task("def func():\n    return 6 * 7\n", image="pyflow-base:bookworm"))
+        assert listed.error is None or listed.error["type"] != "ImageError", listed
+        try:
+            engine.images.get("pyflow:latest")
+        except Exception:
+            return
+        server = ex.run(task("def func():\n    return 1\n", image="pyflow:latest"))
+        assert not server.ok and "the PyFlow server's own image" in server.error["message"], server
+    finally:
+        ex.close()

@@ -31,11 +31,11 @@ def serve(workdir, owner: str) -> LiveServer:
 
 
 def busy(engine, ids) -> list[str]:
-    """Containers running a node: tini, the worker and the node's process at least."""
+    """Containers running a node: the worker and the node's process at least."""
     found = []
     for container_id in ids:
         try:
-            if len(engine.api.top(container_id)["Processes"]) >= 3:
+            if len(engine.api.top(container_id)["Processes"]) >= 2:
                 found.append(container_id)
         except Exception:
             pass

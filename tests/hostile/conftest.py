@@ -16,7 +16,7 @@ import pytest
 from pyflow.executors import create_executor
 from tests.support.server import LiveServer
 
-from .cases import CASES
+from .kernel import CASES, resolve_syscalls
 from .support import (HEALTHY, ROOT, SECRET_VAR, ExecutorRunner, Listener, ServerRunner, World, outside_address,
                       spec_doc)
 
@@ -96,4 +96,5 @@ def context(live: LiveServer, token: str, secret: str, canaries: dict) -> dict:
             "server_port": int(live.url.rsplit(":", 1)[1]), "server_pid": live.proc.pid, "db": str(live.db),
             "db_dir": str(live.db.parent), "root": str(ROOT), "comm": f"pfd{token}"[:15],
             "python_random": str(python_random[0]) if python_random else "/usr/lib/python3/random.py",
-            "needle_a": f"victim{token[:6]}", "needle_b": f"{token[6:]}data", **canaries}
+            "needle_a": f"victim{token[:6]}", "needle_b": f"{token[6:]}data", "syscalls": resolve_syscalls(),
+            **canaries}

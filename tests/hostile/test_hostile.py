@@ -12,7 +12,8 @@ import sys
 
 import pytest
 
-from .cases import CASES, Case
+from .cases import Case
+from .kernel import CASES
 from .support import (Proc, World, dumps, processes_named, process_table, sandbox_leftovers, spec_doc,
                       wait_until)
 

@@ -155,6 +155,9 @@ def _add_local(parser) -> None:
                                                                  "empty database")
     parser.add_argument("--executor-option", action="append", default=[], metavar="KEY=VALUE",
                         help="an option for the executor, e.g. pool_size=4, max_runs=50, tmp_mb=128 (repeatable)")
+    parser.add_argument("--docker-images", default=None, metavar="IMAGE[,IMAGE...]",
+                        help="images a nodespec may name with the docker executor, besides the runtime image "
+                             "and images built from requirements (default: $PYFLOW_DOCKER_IMAGES)")
 
 
 def _add_target(parser) -> None:
@@ -172,6 +175,8 @@ def config_from(args) -> Config:
     if args.concurrency:
         config.concurrency = args.concurrency
     config.executor_options = executor_options(args.executor_option)
+    if getattr(args, "docker_images", None) is not None and config.executor == "docker":
+        config.executor_options.setdefault("images", args.docker_images)
     return config
 
 

@@ -1,24 +1,28 @@
 """The "docker" executor: every node function runs in a hardened container, on a warm fork-server.
 
 Each container runs the same stdlib-only worker as the local sandbox (worker.py, handed over as data on
-the command line) behind tini (`init`), and forks one child per node run. The host talks to it over the
+the command line) as the container's pid 1 (no tini: an init of the node's own user that node code could
+attach to or read), and forks one child per node run. The host talks to it over the
 container's attach stream: attached before start, no TTY, so the engine multiplexes stdout and stderr
 into frames with an 8-byte header that `StreamDemux` splits again.
 
 Every container is hardened: no network, read-only root, a size-capped tmpfs /tmp (the run's scratch
 space, emptied after each run), memory limit equal to memory+swap limit, a process limit, a CPU quota,
-every capability dropped, no-new-privileges, an unprivileged user, a private IPC namespace without
-/dev/shm (nowhere to leave things for later runs), no logging on the host, and labels that say PyFlow
-owns it.
+every capability dropped, no-new-privileges, PyFlow's seccomp profile (seccomp.py: the sandbox's
+policy, which also denies ptrace), an unprivileged user, a private IPC namespace without /dev/shm
+(nowhere to leave things for later runs), no logging on the host, and labels that say PyFlow owns it.
+Node containers only run allowed images (docker_images.py): the runtime image, those named with
+--docker-images, and requirement images PyFlow built; never the server's own.
 
 Speed: a container per node costs about a second (several with the vfs storage driver); a warm one
 answers in a few milliseconds. So there is a small warm pool per image, recycled after `max_runs` runs
 or after any violation. Per-node memory and process limits are applied to a warm container with an
 engine update before the run when they differ from what it has.
 
-Nodespec `requirements` become a derived image, built once per (base image id, requirements) by
-running pip in a throw-away container and committing it; the build is bounded in time, so an
-unreachable package index gives a clear node error rather than a hang.
+Nodespec `requirements` become a derived image, built once per (base image id, requirements): the
+wheels are downloaded on the host (wheels only), installed from that folder in a throw-away container
+without network, which is then committed; the download is bounded in time, so an unreachable package
+index gives a clear node error rather than a hang.
 
 Cleanup: at start, every container carrying this server's owner label is removed, except those of a
 server process that is still alive (each container names the process that made it: host, boot, pid,
@@ -30,7 +34,6 @@ themselves once their current node is over, and the next start removes any that 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import queue
@@ -38,7 +41,6 @@ import re
 import select
 import socket
 import struct
-import tarfile
 import threading
 import time
 import uuid
@@ -46,6 +48,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..engine.execution import ExecutorUnavailable, Limits, NodeOutcome, NodeTask
+from .docker_images import (TAGS_PROBE, WHEELS_DIR, ImagePolicy, ImageRefused, fetch_wheels, install_command,
+                            seccomp_option)
 from .zygote import CancelledRun, Zygote, ZygoteDied, ZygoteExecutor, worker_source
 
 DEFAULT_IMAGE = "pyflow-runtime:bookworm"
@@ -58,10 +62,11 @@ LABEL_IMAGE = "pyflow.image"
 LABEL_RUN = "pyflow.run"
 LABEL_NODE = "pyflow.node"
 LABEL_PROCESS = "pyflow.process"
-#: Memory the worker (tini + the zygote interpreter) needs beside the node's own allowance.
+#: Memory the worker (the zygote interpreter, pid 1) needs beside the node's own allowance.
 WORKER_RESERVE_MB = 24
-#: Processes the container needs beside the node's own: tini and the zygote.
-WORKER_PROCESSES = 2
+#: Processes the container needs beside the node's own: the zygote (pid 1). The next run's waiting child
+#: is forked after a run has ended, and is that run's node process.
+WORKER_PROCESSES = 1
 MIN_NODE_MEMORY_MB = 8
 STDERR_TAIL = 8192
 FRAME = struct.Struct(">BxxxI")
@@ -121,8 +126,8 @@ def container_options(image: str, limits: Limits, labels: dict, hardening: Harde
         network_mode="none", read_only=True, ipc_mode="none",
         tmpfs={"/tmp": scratch_mount_options(hardening)},
         mem_limit=memory, memswap_limit=memory, pids_limit=process_limit(limits),
-        nano_cpus=int(hardening.cpus * 1e9), cap_drop=["ALL"], security_opt=["no-new-privileges"],
-        init=True, auto_remove=True, log_config=LogConfig(type="none"),
+        nano_cpus=int(hardening.cpus * 1e9), cap_drop=["ALL"], security_opt=["no-new-privileges", seccomp_option()],
+        init=False, auto_remove=True, log_config=LogConfig(type="none"),
     )
 
 
@@ -461,7 +466,6 @@ REQUIREMENT = re.compile(
     r"(?:\s*(?:===|~=|==|!=|<=|>=|<|>)\s*[A-Za-z0-9.*+!_-]+"  # version specifiers
     r"(?:\s*,\s*(?:===|~=|==|!=|<=|>=|<|>)\s*[A-Za-z0-9.*+!_-]+)*)?$")
 MAX_REQUIREMENTS = 50
-BUILD_CA_PATH = "/tmp/pyflow-build-ca.crt"
 #: How long a (base image, requirements) -> derived image answer is reused without asking the engine.
 RESOLVED_TTL_S = 30.0
 
@@ -487,7 +491,6 @@ def requirements_tag(base_id: str, requirements: tuple[str, ...], index_url: str
 
 @dataclass
 class BuildSettings:
-    network: str = "host"
     index_url: str | None = None
     timeout_s: float = 300.0
     memory_mb: int = 2048
@@ -499,9 +502,10 @@ class BuildSettings:
 class RequirementsBuilder:
     """Makes (once) and finds (afterwards) the derived image for a base image plus requirements.
 
-    pip runs in a throw-away container from the base image (wheels only, so no package's own code runs
-    during the build), which is then committed as the derived image. A build that does not finish in
-    `timeout_s` is killed: an unreachable package index fails the node instead of hanging it."""
+    The wheels are downloaded on the host (docker_images.fetch_wheels: wheels only, so no package's own
+    code runs) and installed from that folder in a throw-away container of the base image that has no
+    network, which is then committed as the derived image. A download or install that does not finish in
+    `timeout_s` is ended: an unreachable package index fails the node instead of hanging it."""
 
     def __init__(self, client, owner: str, instance: str, settings: BuildSettings):
         self.client = client
@@ -552,50 +556,39 @@ class RequirementsBuilder:
             raise RequirementsError(failed[1] + " (cached failure; retried after "
                                     f"{self.settings.failure_ttl_s:g} s)")
 
-    def pip_command(self, reqs: tuple[str, ...]) -> list[str]:
-        """pip's arguments; each requirement is one argv item (validated, never through a shell)."""
-        per_try = max(3, min(15, int(self.settings.timeout_s / 4)))
-        cmd = ["python3", "-m", "pip", "install", "--no-cache-dir", "--disable-pip-version-check",
-               "--no-input", "--root-user-action=ignore", "--break-system-packages", "--only-binary=:all:",
-               "--timeout", str(per_try), "--retries", "1"]
-        if self.settings.index_url:
-            cmd += ["--index-url", self.settings.index_url]
-        if self._cert_bytes() is not None:
-            cmd += ["--cert", BUILD_CA_PATH]
-        return cmd + list(reqs)
-
-    def _cert_bytes(self) -> bytes | None:
+    def _cert(self) -> str | None:
         path = self.settings.cert_file
-        if not path or not os.path.isfile(path):
-            return None
-        with open(path, "rb") as fh:
-            return fh.read()
+        return path if path and os.path.isfile(path) else None
 
-    def _add_cert(self, container) -> None:
-        """Copy the CA bundle into the build container (before start), for TLS-inspecting proxies."""
-        data = self._cert_bytes()
-        if data is None:
-            return
-        archive = io.BytesIO()
-        with tarfile.open(fileobj=archive, mode="w") as tar:
-            info = tarfile.TarInfo(os.path.basename(BUILD_CA_PATH))
-            info.size, info.mode = len(data), 0o644
-            tar.addfile(info, io.BytesIO(data))
-        container.put_archive(os.path.dirname(BUILD_CA_PATH), archive.getvalue())
+    def _target(self, base: str) -> dict:
+        """The base image's Python version, machine and glibc, asked of it in a container without network."""
+        try:
+            out = self.client.containers.run(base, ["python3", "-I", "-c", TAGS_PROBE], entrypoint=[],
+                                             network_mode="none", remove=True, user="0:0",
+                                             cap_drop=["ALL"], security_opt=["no-new-privileges"])
+            return json.loads(out.decode("utf-8").strip().splitlines()[-1])
+        except Exception as exc:
+            raise RequirementsError(f"could not ask image {base} for its Python version: {exc}") from None
 
     def _build(self, base: str, base_id: str, reqs: tuple[str, ...], tag: str, cancel) -> None:
+        wheels, said = fetch_wheels(self._target(base), reqs, self.settings.index_url, self._cert(),
+                                    self.settings.timeout_s)
+        if wheels is None:
+            raise RequirementsError(self._failure_message(reqs, base, "timeout" if said == "timeout" else 1,
+                                                          said, "pip download (on the host)"))
         labels = {LABEL_MANAGED: "1", LABEL_OWNER: self.owner, LABEL_INSTANCE: self.instance,
                   LABEL_ROLE: "build", LABEL_PROCESS: process_identity()}
         memory = self.settings.memory_mb * 1024 * 1024
         container = self.client.containers.create(
-            base, self.pip_command(reqs), entrypoint=[], user="0:0", network_mode=self.settings.network,
+            base, install_command(reqs), entrypoint=[], user="0:0", network_mode="none",
             labels=labels, mem_limit=memory, memswap_limit=memory, pids_limit=256,
-            cap_drop=["ALL"], security_opt=["no-new-privileges"], working_dir="/tmp")
+            cap_drop=["ALL"], security_opt=["no-new-privileges", seccomp_option()], working_dir="/tmp")
         try:
-            self._add_cert(container)
+            container.put_archive(os.path.dirname(WHEELS_DIR), wheels)
             status = self._wait(container, cancel)
             if status != 0:
-                raise RequirementsError(self._failure_message(container, reqs, base, status))
+                raise RequirementsError(self._failure_message(reqs, base, status, self._logs(container),
+                                                              "pip install (in a container without network)"))
             container.commit(tag.split(":")[0], tag.split(":")[1], changes=self._commit_changes(base_id, reqs))
         finally:
             remove_container(self.client, container.id)
@@ -615,24 +608,25 @@ class RequirementsBuilder:
                 return "timeout"
             time.sleep(0.25)
 
-    def _failure_message(self, container, reqs, base: str, status) -> str:
+    @staticmethod
+    def _logs(container) -> str:
+        try:
+            return container.logs(tail=12).decode("utf-8", "replace").strip()
+        except Exception:
+            return ""
+
+    def _failure_message(self, reqs, base: str, status, said: str, step: str) -> str:
         what = f"could not install requirements {', '.join(reqs)} into image {base}"
         if status == "timeout":
-            return (f"{what}: pip did not finish within {self.settings.timeout_s:g} s (is a package index "
-                    f"reachable from the Docker engine? set PYFLOW_PIP_INDEX_URL or "
-                    f"PYFLOW_DOCKER_BUILD_NETWORK)")
+            return (f"{what}: {step} did not finish within {self.settings.timeout_s:g} s (is the package index "
+                    f"reachable from this host? set PYFLOW_PIP_INDEX_URL)")
         if status == "cancelled":
             return f"{what}: the run was cancelled"
-        try:
-            log = container.logs(tail=12).decode("utf-8", "replace").strip()
-        except Exception:
-            log = ""
-        lowered = log.lower()
+        lowered = said.lower()
         if any(word in lowered for word in ("connection", "resolution", "timed out", "ssl")):
-            return (f"{what}: the package index could not be reached from the build container (network "
-                    f"{self.settings.network!r}, index {self.settings.index_url or 'PyPI'}). pip said: "
-                    f"{log[-1500:]}")
-        return f"{what}: pip exited with status {status}. pip said: {log[-1500:]}"
+            return (f"{what}: the package index could not be reached from this host (index "
+                    f"{self.settings.index_url or 'PyPI'}). pip said: {said[-1500:]}")
+        return f"{what}: {step} failed (status {status}). pip said: {said[-1500:]}"
 
     def _commit_changes(self, base_id: str, reqs) -> list[str]:
         meta = json.dumps({"base": base_id, "requirements": list(reqs)})
@@ -866,8 +860,9 @@ class DockerExecutor(ContainerPool):
     the server is started from the command line: pool_size (warm containers per image; 0 means a fresh
     container per node), max_runs (runs before a container is replaced), image (the default runtime
     image; PYFLOW_DOCKER_IMAGE), cpus (PYFLOW_DOCKER_CPUS), tmp_mb (PYFLOW_DOCKER_TMP_MB), owner (the
-    label naming this server; PYFLOW_DOCKER_OWNER), base_url (the engine; DOCKER_HOST), build_network
-    (PYFLOW_DOCKER_BUILD_NETWORK), pip_index_url (PYFLOW_PIP_INDEX_URL), build_timeout_s
+    label naming this server; PYFLOW_DOCKER_OWNER), base_url (the engine; DOCKER_HOST), images (the
+    allow-list besides the runtime image: a list or a comma separated string; --docker-images,
+    PYFLOW_DOCKER_IMAGES), pip_index_url (PYFLOW_PIP_INDEX_URL), build_timeout_s
     (PYFLOW_DOCKER_BUILD_TIMEOUT), pip_cert (PYFLOW_PIP_CERT, else PIP_CERT), max_images (how many
     non-default image pools stay warm)."""
 
@@ -876,7 +871,7 @@ class DockerExecutor(ContainerPool):
     def __init__(self, pool_size: int = 2, max_runs: int = 100, image: str | None = None,
                  cpus: float | None = None, tmp_mb: int | None = None, owner: str | None = None,
                  base_url: str | None = None,
-                 build_network: str | None = None, pip_index_url: str | None = None,
+                 images=None, pip_index_url: str | None = None,
                  build_timeout_s: float | None = None, pip_cert: str | None = None, max_images: int = 4,
                  **_ignored):
         client = connect(base_url)
@@ -888,8 +883,9 @@ class DockerExecutor(ContainerPool):
         super().__init__(client, image, Reaper(client), owner, instance, hardening,
                          pool_size=max(0, int(pool_size)), max_runs=max(1, int(max_runs)))
         self.max_images = max_images
+        self.images = ImagePolicy.from_options(image, images)
         self.builder = RequirementsBuilder(client, owner, instance, build_settings(
-            build_network, pip_index_url, build_timeout_s, pip_cert))
+            pip_index_url, build_timeout_s, pip_cert))
         self._pools: dict[str, ContainerPool] = {}
         self._pools_lock = threading.Lock()
         self.removed_at_start = 0
@@ -897,6 +893,10 @@ class DockerExecutor(ContainerPool):
     def start(self) -> None:
         """Check the engine and image, remove what an earlier server of this owner left, fill the pool."""
         require_image(self.client, self.image)
+        try:
+            self.images.check(self.client, self.image)
+        except ImageRefused as exc:
+            raise DockerUnavailable(str(exc)) from None
         self.removed_at_start = remove_labelled(self.client, {LABEL_MANAGED: "1", LABEL_OWNER: self.owner},
                                                 keep_live=True)
         super().start()
@@ -908,7 +908,7 @@ class DockerExecutor(ContainerPool):
         try:
             image = self._image_for(task, cancel)
             pool = self._pool_for(image)
-        except (RequirementsError, DockerUnavailable) as exc:
+        except (RequirementsError, DockerUnavailable, ImageRefused) as exc:
             kind = "RequirementsError" if isinstance(exc, RequirementsError) else "ImageError"
             return NodeOutcome.failure(str(exc), kind, duration_ms=_ms(started))
         except Exception as exc:
@@ -919,7 +919,7 @@ class DockerExecutor(ContainerPool):
     def _image_for(self, task: NodeTask, cancel) -> str:
         base = task.image or self.image
         if base != self.image:
-            require_image(self.client, base)
+            self.images.check(self.client, base)
         if task.requirements:
             return self.builder.image_for(base, task.requirements, cancel)
         return base
@@ -1007,13 +1007,11 @@ def require_image(client, image: str) -> None:
                                 f"images") from None
 
 
-def build_settings(network: str | None, index_url: str | None, timeout_s: float | None,
-                   cert_file: str | None) -> BuildSettings:
-    """Requirement-build settings from options, else PYFLOW_DOCKER_BUILD_NETWORK, PYFLOW_PIP_INDEX_URL,
-    PYFLOW_DOCKER_BUILD_TIMEOUT and PYFLOW_PIP_CERT (else pip's own PIP_CERT)."""
+def build_settings(index_url: str | None, timeout_s: float | None, cert_file: str | None) -> BuildSettings:
+    """Requirement-build settings from options, else PYFLOW_PIP_INDEX_URL, PYFLOW_DOCKER_BUILD_TIMEOUT
+    and PYFLOW_PIP_CERT (else pip's own PIP_CERT). Builds never have a network: see docker_images.py."""
     env = os.environ
-    return BuildSettings(network=network or env.get("PYFLOW_DOCKER_BUILD_NETWORK") or "host",
-                         index_url=index_url or env.get("PYFLOW_PIP_INDEX_URL") or None,
+    return BuildSettings(index_url=index_url or env.get("PYFLOW_PIP_INDEX_URL") or None,
                          timeout_s=float(timeout_s or env.get("PYFLOW_DOCKER_BUILD_TIMEOUT") or 300),
                          cert_file=cert_file or env.get("PYFLOW_PIP_CERT") or env.get("PIP_CERT") or None)
 

@@ -9,8 +9,11 @@ Nothing of the server is visible: not the database, the configuration, the proje
 directories or the server's environment. When the server runs as root, sandboxes run as an unprivileged
 user (nobody by default).
 
-Inside, the worker (worker.py) waits as a single-threaded zygote; each node run is a freshly forked child
-with its limits applied. Memory and process counts are enforced per sandbox by cgroups where they are
+Inside, the worker (worker.py) waits as a single-threaded zygote and is the sandbox's pid 1 (no
+bubblewrap init stays inside for node code to reach); each node run is a freshly forked child with its
+limits applied. Every process in the sandbox runs under a seccomp filter (seccomp.py) that denies the
+kernel interfaces reaching beyond the caller's own process tree (ptrace, process_vm_*, io_uring, ...),
+and the zygote and its children are not dumpable, so node code can neither attach to nor read the zygote. Memory and process counts are enforced per sandbox by cgroups where they are
 writable, otherwise by rlimits, and the server says which at start.
 """
 
@@ -30,6 +33,7 @@ from pathlib import Path
 from ..engine.execution import ExecutorUnavailable, NodeOutcome, NodeTask
 from ..process_identity import start_time
 from .cgroups import Cgroup, CgroupTree
+from .seccomp import SeccompUnavailable, compile_bpf, program_fd
 from .zygote import Zygote, ZygoteDied, ZygoteExecutor, worker_source
 
 BWRAP = "bwrap"
@@ -38,8 +42,8 @@ WORKER_PATH = "/run/pyflow/worker.py"
 SCRATCH = "/tmp"
 SHM = "/dev/shm"
 NOBODY = 65534
-# bwrap outside, bwrap's init and the zygote live in the cgroup besides the node's own processes.
-BASE_PROCESSES = 3
+# bwrap outside and the zygote (the sandbox's pid 1) live in the cgroup besides the node's own processes.
+BASE_PROCESSES = 2
 # Memory the idle zygote and bwrap use, on top of the node's own limit.
 BASE_MEMORY = 48 * 1024 * 1024
 
@@ -189,6 +193,7 @@ class SandboxExecutor(ZygoteExecutor):
         self.uid = user if user is not None else (NOBODY if os.geteuid() == 0 else os.geteuid())
         self.gid = self.uid if os.geteuid() == 0 else os.getegid()
         self._worker = worker_source()
+        self._seccomp: bytes | None = None
         self._files: InterpreterFiles | None = None
         self._tree, self.cgroup_note = (None, "disabled") if not cgroups else CgroupTree.detect(instance_name(), f"executor-{next(_units)}")
         self._groups = 0
@@ -203,6 +208,7 @@ class SandboxExecutor(ZygoteExecutor):
         """Check the sandbox works here (or refuse, naming the choices), then fill the warm pool."""
         try:
             self.check_available()
+            self.seccomp_program()
             self.interpreter_files()
             if self._tree is not None:
                 self._tree.reap_stale(instance_alive)
@@ -220,6 +226,15 @@ class SandboxExecutor(ZygoteExecutor):
             raise ExecutorUnavailable(UNAVAILABLE.format(reason="bwrap is not installed: apt-get install bubblewrap"))
         if not os.access(self.python, os.X_OK):
             raise ExecutorUnavailable(UNAVAILABLE.format(reason=f"{self.python} is missing: apt-get install python3"))
+
+    def seccomp_program(self) -> bytes:
+        """The system call filter's BPF program, compiled once (at start) and handed to every sandbox."""
+        if self._seccomp is None:
+            try:
+                self._seccomp = compile_bpf()
+            except SeccompUnavailable as exc:
+                raise ExecutorUnavailable(UNAVAILABLE.format(reason=f"no system call filter: {exc}")) from None
+        return self._seccomp
 
     def interpreter_files(self) -> InterpreterFiles:
         """What the sandbox binds of the host, found on first use (at start) and kept."""
@@ -245,8 +260,12 @@ class SandboxExecutor(ZygoteExecutor):
         return zygote.errors.read(4000).decode("utf-8", "replace").strip()
 
     # -- spawning ------------------------------------------------------------------------------------
-    def bwrap_argv(self, worker_fd: int) -> list[str]:
-        argv = [shutil.which(BWRAP) or BWRAP, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+    def bwrap_argv(self, worker_fd: int, seccomp_fd: int | None = None) -> list[str]:
+        """The sandbox's command line. The worker runs as pid 1 (--as-pid-1): bwrap's own init, a
+        dumpable process of the sandbox user holding the worker's pipes, is not left inside for node code
+        to attach to. `seccomp_fd` holds the filter, which bwrap installs just before it starts the worker."""
+        argv = [shutil.which(BWRAP) or BWRAP, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
+                "--as-pid-1", "--cap-drop", "ALL",
                 "--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", SCRATCH,
                 "--setenv", "LANG", "C.UTF-8", *self.interpreter_files().argv()]
         if Path("/etc/ld.so.cache").exists():
@@ -257,22 +276,30 @@ class SandboxExecutor(ZygoteExecutor):
         argv += ["--proc", "/proc", "--dev", "/dev", "--size", str(self.tmp_bytes), "--tmpfs", SHM,
                  "--size", str(self.tmp_bytes), "--tmpfs", SCRATCH,
                  "--dir", "/run/pyflow", "--ro-bind-data", str(worker_fd), WORKER_PATH,
-                 "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", SCRATCH,
-                 "--disable-userns", self.python, "-I", "-S", WORKER_PATH, "--pid-namespace"]
+                 "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", SCRATCH, "--disable-userns"]
+        if seccomp_fd is not None:
+            argv += ["--seccomp", str(seccomp_fd)]
+        argv += [self.python, "-I", "-S", WORKER_PATH, "--pid-namespace"]
         return argv
 
     def spawn(self) -> Zygote:
         group = self._new_group()
-        read_fd, write_fd = os.pipe()
+        filter_fd = program_fd(self.seccomp_program())
+        try:
+            read_fd, write_fd = os.pipe()
+        except OSError:
+            os.close(filter_fd)
+            raise
         try:
             argv = [self.python, "-I", "-S", "-c", TRAMPOLINE, *(group.procs_files if group else []),
-                    str(self.uid), str(self.gid), "--", *self.bwrap_argv(read_fd)]
+                    str(self.uid), str(self.gid), "--", *self.bwrap_argv(read_fd, filter_fd)]
             errors = tempfile.TemporaryFile()
             proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors,
-                                    pass_fds=(read_fd,), start_new_session=True,
+                                    pass_fds=(read_fd, filter_fd), start_new_session=True,
                                     env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}, cwd="/")
         finally:
             os.close(read_fd)
+            os.close(filter_fd)
         _write_all(write_fd, self._worker)
         zygote = Zygote(proc, "sandbox")
         zygote.cgroup = group
@@ -335,7 +362,7 @@ class SandboxExecutor(ZygoteExecutor):
 
     def describe(self) -> dict:
         limits = "cgroups (memory, pids) + rlimits" if self._tree is not None else "rlimits only"
-        return {"name": self.name, "isolation": f"bubblewrap sandbox, warm fork-server pool; limits: {limits}",
+        return {"name": self.name, "isolation": f"bubblewrap sandbox, seccomp filter, warm fork-server pool; limits: {limits}",
                 "warnings": list(self.warnings)}
 
 

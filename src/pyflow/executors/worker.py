@@ -466,7 +466,9 @@ def describe_exit(status, limits):
 
 def sweep(pid_namespace):
     """Kill every process the run left behind. Only inside a private PID namespace, where kill(-1) reaches
-    nothing but the sandbox's own processes; returns the pids still present afterwards."""
+    nothing but the sandbox's own processes (never the caller, nor pid 1: in a bubblewrap sandbox the
+    zygote is pid 1 itself); returns the pids still present afterwards. The zygote as pid 1 inherits the
+    orphans, so it reaps what it killed."""
     if not pid_namespace:
         return []
     me = os.getpid()
@@ -474,16 +476,32 @@ def sweep(pid_namespace):
         try:
             os.kill(-1, signal.SIGKILL)
         except ProcessLookupError:
+            reap_orphans()
             return []  # nothing else exists: the common case, at the cost of one system call
         time.sleep(0.001)
+        reap_orphans()
         left = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in (1, me)]
-        left = [p for p in left if not _is_zombie_of_init(p)]
+        left = [p for p in left if not _is_zombie(p)]
         if not left:
+            reap_orphans()
             return []
     return left
 
 
-def _is_zombie_of_init(pid):
+def reap_orphans():
+    """Collect every child that has ended (orphans included, once the zygote is pid 1), without waiting:
+    a zombie keeps its pid and counts against the sandbox's process limit."""
+    while True:
+        try:
+            pid, _status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _is_zombie(pid):
+    """Whether `pid` has ended and waits to be reaped (or is gone already)."""
     try:
         with open("/proc/{}/stat".format(pid)) as fh:
             return fh.read().rsplit(")", 1)[1].split()[0] == "Z"

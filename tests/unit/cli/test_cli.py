@@ -126,6 +126,15 @@ def test_remote_mode_against_a_server(tmp_path):
         assert "pyflow.sample.math" in pyflow("runs", "list", "--server", live.url, check=0).stdout
 
 
+def test_docker_images_become_the_docker_executors_allow_list():
+    from pyflow.cli import build_parser
+    from pyflow.cli.commands import config_from
+    args = build_parser().parse_args(["serve", "--executor", "docker", "--docker-images", "a:1,b:2"])
+    assert config_from(args).executor_options["images"] == "a:1,b:2"
+    args = build_parser().parse_args(["serve", "--executor", "sandbox", "--docker-images", "a:1"])
+    assert "images" not in config_from(args).executor_options
+
+
 def test_executor_options_reach_the_executor(tmp_path):
     from pyflow.cli.commands import executor_options
     assert executor_options(["pool_size=3", "image=my:img", "warm=false"]) == {"pool_size": 3, "image": "my:img",

@@ -371,6 +371,8 @@ def portable_packages(workdir: Path) -> Path:
         shutil.copytree(source, lib / source.name, ignore=shutil.ignore_patterns("__pycache__"))
     for extra in Path(importlib.import_module("typing_extensions").__file__).parent.glob("typing_extensions.py"):
         shutil.copy(extra, lib / extra.name)
+    seccomp_binding = Path(importlib.import_module("pyseccomp").__file__)  # one module, over libseccomp2
+    shutil.copy(seccomp_binding, lib / seccomp_binding.name)
     return lib
 
 
