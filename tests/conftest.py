@@ -13,14 +13,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+def _within(path: str, base: str) -> bool:
+    return path == base or path.startswith(base + os.sep)
+
+
 def _outside_checkout(path: str) -> bool:
-    """Whether `path` lies beside the checkout: under its parent folder, but neither in the checkout nor
-    in the temporary directory (which may share that parent, as /tmp does)."""
+    """Whether `path` lies beside the checkout: under its parent folder but not in the checkout. The
+    temporary directory is exempt only when it lies in that parent (a checkout right in /tmp): tests
+    write there."""
     full = os.path.abspath(path)
     parent, root, temp = str(ROOT.parent), str(ROOT), os.path.abspath(tempfile.gettempdir())
-    if parent == os.sep or not full.startswith(parent + os.sep):
+    if parent == os.sep or not _within(full, parent) or _within(full, root):
         return False
-    return not any(full == base or full.startswith(base + os.sep) for base in (root, temp))
+    return not (_within(temp, parent) and _within(full, temp))
 
 
 def _guard(event: str, args: tuple) -> None:
