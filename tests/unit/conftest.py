@@ -29,3 +29,12 @@ def server(tmp_path_factory):
 def fresh_server(tmp_path):
     with LiveServer(tmp_path / "server") as live:
         yield live
+
+
+@pytest.fixture()
+def closing():
+    """Call with each service a test starts: all are closed when the test ends, whatever happened."""
+    services = []
+    yield services.append
+    for service in services:
+        service.close()

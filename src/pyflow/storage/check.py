@@ -135,27 +135,27 @@ def _objects(conn: sqlite3.Connection, part: Part) -> None:
     part.looked_at = f"{counts['nodespec']} nodespecs, {counts['flow']} flows"
 
 
+# What of a run is a stored document: the query that lists them, and how a problem with one is named.
+RUN_DOCUMENTS = (
+    ("SELECT id, 'request', request FROM runs UNION ALL SELECT id, 'snapshot', snapshot FROM runs",
+     "run {0}: its {1} is {2}"),
+    ("SELECT run_id, node_id, result FROM run_nodes", "run {0}: the result of node {1} is {2}"),
+    ("SELECT run_id, seq, data FROM run_events", "run {0}: event {1} is {2}"),
+)
+
+
 def _runs(conn: sqlite3.Connection, part: Part) -> None:
-    runs = 0
-    for run_id, request, snapshot in conn.execute("SELECT id, request, snapshot FROM runs ORDER BY seq"):
-        runs += 1
-        for what, text in (("request", request), ("snapshot", snapshot)):
+    counts = []
+    for query, problem in RUN_DOCUMENTS:
+        seen = 0
+        for first, second, text in conn.execute(query):
+            seen += 1
             found = _document_problem(text, MAX_STORED_DEPTH)
             if found:
-                part.add(f"run {run_id}: its {what} is {found}")
-    results = 0
-    for run_id, node_id, text in conn.execute("SELECT run_id, node_id, result FROM run_nodes"):
-        results += 1
-        found = _document_problem(text, MAX_STORED_DEPTH)
-        if found:
-            part.add(f"run {run_id}: the result of node {node_id} is {found}")
-    events = 0
-    for run_id, seq, text in conn.execute("SELECT run_id, seq, data FROM run_events"):
-        events += 1
-        found = _document_problem(text, MAX_STORED_DEPTH)
-        if found:
-            part.add(f"run {run_id}: event {seq} is {found}")
-    part.looked_at = f"{runs} runs, {results} node results, {events} events"
+                part.add(problem.format(first, second, found))
+        counts.append(seen)
+    runs = conn.execute("SELECT count(*) FROM runs").fetchone()[0]
+    part.looked_at = f"{runs} runs, {counts[1]} node results, {counts[2]} events"
 
 
 def _cache(conn: sqlite3.Connection, part: Part) -> None:

@@ -13,14 +13,6 @@ from pyflow.server import create_app
 from tests.unit.service.support import finished, first, gated, make_service, single
 
 
-@pytest.fixture()
-def closing():
-    services = []
-    yield services.append
-    for service in services:
-        service.close()
-
-
 def client_for(service):
     return create_app(service).test_client()
 

@@ -4,7 +4,6 @@ checked, a failing one is named, and the check answers while runs are busy and t
 import sqlite3
 import threading
 
-import pytest
 
 from pyflow.executors.inprocess import InProcessExecutor
 from pyflow.model.errors import StorageUnavailable
@@ -14,14 +13,6 @@ from tests.support.waiting import wait_until
 from .support import first, gated, make_service
 
 PARTS = {"runs", "executor", "database", "disk"}
-
-
-@pytest.fixture()
-def closing():
-    services = []
-    yield services.append
-    for service in services:
-        service.close()
 
 
 def failing(report: dict) -> set[str]:

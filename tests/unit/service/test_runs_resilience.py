@@ -16,14 +16,6 @@ from .support import GATE, finished, gated, make_service, run_threads_alive, sin
 LOGGER = "pyflow.service"  # the run manager's and the watchdog's module loggers
 
 
-@pytest.fixture()
-def closing():
-    services = []
-    yield services.append
-    for service in services:
-        service.close()
-
-
 def logged(caplog, text: str) -> list[logging.LogRecord]:
     """Records of the run machinery's loggers that mention `text` and carry a traceback."""
     return [r for r in caplog.records
