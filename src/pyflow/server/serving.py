@@ -36,7 +36,7 @@ from tornado.wsgi import WSGIContainer
 
 from ..jsontext import compact_json
 from .runs import STREAM_HEADER, STREAM_OFFLOAD
-from .streams import StreamHub
+from .streams import EventSource, StreamHub
 
 log = logging.getLogger(__name__)
 
@@ -230,9 +230,9 @@ async def linger_close(stream: IOStream) -> None:
         stream.close()
 
 
-def build_server(app, runs, limits: Limits) -> tuple[HTTPServer, StreamHub, ThreadPoolExecutor]:
+def build_server(app, events: EventSource, limits: Limits) -> tuple[HTTPServer, StreamHub, ThreadPoolExecutor]:
     pool = ThreadPoolExecutor(max_workers=limits.threads, thread_name_prefix="pyflow-http")
-    hub = StreamHub(runs, pool, limits.streams_per_client, limits.keepalive_s)
+    hub = StreamHub(events, pool, limits.streams_per_client, limits.keepalive_s)
     # Tornado's own body cap sits above ours: ours answers 413 JSON first (from the declared length,
     # or as a chunked body passes the limit); Tornado's would answer a bare 400.
     server = HTTPServer(PyflowHTTP(app, hub, pool, limits), idle_connection_timeout=limits.header_timeout_s,
@@ -241,10 +241,11 @@ def build_server(app, runs, limits: Limits) -> tuple[HTTPServer, StreamHub, Thre
     return server, hub, pool
 
 
-async def serve_until(app, runs, host: str, port: int, limits: Limits, on_listening: Callable[[int], None],
-                      stop: asyncio.Event) -> None:
-    """Serve on the running loop until `stop` is set; `on_listening` hears the bound port."""
-    server, hub, pool = build_server(app, runs, limits)
+async def serve_until(app, events: EventSource, host: str, port: int, limits: Limits,
+                      on_listening: Callable[[int], None], stop: asyncio.Event) -> None:
+    """Serve on the running loop until `stop` is set; `on_listening` hears the bound port. Event streams
+    follow runs through `events` (the service)."""
+    server, hub, pool = build_server(app, events, limits)
     sockets = bind_sockets(port, host, backlog=1024)
     server.add_sockets(sockets)
     on_listening(sockets[0].getsockname()[1])
@@ -256,14 +257,15 @@ async def serve_until(app, runs, host: str, port: int, limits: Limits, on_listen
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def run(app, runs, host: str, port: int, limits: Limits, on_listening: Callable[[int], None]) -> None:
-    """Serve until SIGTERM or SIGINT."""
+def run(app, events: EventSource, host: str, port: int, limits: Limits,
+        on_listening: Callable[[int], None]) -> None:
+    """Serve until SIGTERM or SIGINT; event streams follow runs through `events` (the service)."""
     raise_open_file_limit()
 
     async def main() -> None:
         stop = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             asyncio.get_running_loop().add_signal_handler(signum, stop.set)
-        await serve_until(app, runs, host, port, limits, on_listening, stop)
+        await serve_until(app, events, host, port, limits, on_listening, stop)
 
     asyncio.run(main())

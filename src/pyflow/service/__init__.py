@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Callable, Iterator
 
 from .. import __version__
 from ..engine import FlowRunner, RunOptions, compile_flow
@@ -21,7 +22,7 @@ from ..model.validation import SCHEMA_NAMES, load_schema
 from ..storage import Record, Repository, SQLiteRepository
 from .config import Config
 from .health import executor_check, summarize, threads_check
-from .runs import RunManager
+from .runs import RUN_STATUSES, LiveRun, RunManager
 from .tree import nodespec_tree
 
 __all__ = ["Config", "PyflowService", "build_executor"]
@@ -184,7 +185,53 @@ class PyflowService:
             raise answer["error"]
         return answer["outcome"]
 
+    # ------------------------------------------------------------------------------ run history
+    def list_runs(self, flow_id: str | None = None, status: str | None = None, limit: int = 50,
+                  offset: int = 0) -> tuple[list[dict], int]:
+        """A page of the run history, newest first, and how many runs match in all.
+
+        :param status: one of RUN_STATUSES, or None for any; anything else is a 400.
+        """
+        if status is not None and status not in RUN_STATUSES:
+            raise InvalidInput("bad status filter",
+                               [detail("/status", f"status must be one of {', '.join(RUN_STATUSES)}")])
+        return self.repository.list_runs(flow_id, status, limit, offset)
+
+    def get_run(self, run_id: str, with_nodes: bool = True) -> dict:
+        """A stored run (404 when there is none); with its snapshot and node results when `with_nodes`."""
+        return self.repository.get_run(run_id, with_nodes=with_nodes)
+
+    def delete_run(self, run_id: str) -> None:
+        """Forget a finished run: 404 when there is none, 409 while it is live (cancel it first)."""
+        self.runs.delete(run_id)
+
+    def cancel_run(self, run_id: str) -> tuple[dict, bool]:
+        """Cancel a queued or running run; answers the stored run and whether it is still ending (its
+        node stops within a second). A run already over is answered as it is; 404 for an unknown run."""
+        run = self.runs.cancel(run_id)
+        return run, self.runs.is_live(run_id)
+
+    def stream(self, run_id: str, after: int = 0) -> Iterator[list[dict]]:
+        """The run's events after id `after`, in batches, live until the run ends (an empty batch is a
+        heartbeat). Lazy: an unknown run raises NotFound at the first batch; call `get_run` first to
+        answer 404 before a response starts."""
+        return self.runs.stream(run_id, after)
+
+    def listen(self, run_id: str, notify: Callable[[], None]) -> LiveRun | None:
+        """Follow a live run from an event loop, without a thread: `notify` is called from the run's
+        threads after each event and must only schedule work; read events with `LiveRun.since`. None
+        when the run is not live (its events are all stored: `stream` replays them)."""
+        return self.runs.listen(run_id, notify)
+
+    def unlisten(self, live: LiveRun, notify: Callable[[], None]) -> None:
+        """Stop calling `notify` for `live` (what `listen` answered)."""
+        self.runs.unlisten(live, notify)
+
     # ------------------------------------------------------------------------------- repository
+    def specs(self) -> dict:
+        """Every stored nodespec, parsed, by id: what flows are checked against."""
+        return self.repository.specs()
+
     def export_bundle(self) -> dict:
         return self.repository.export_bundle()
 

@@ -32,7 +32,8 @@ from .supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
-FINAL_STATES = frozenset({"succeeded", "failed", "cancelled", "interrupted"})
+RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
+FINAL_STATES = frozenset(RUN_STATUSES[2:])
 PREVIEW_BYTES = 1024
 PERSIST_INTERVAL_S = 0.05
 RETRY_UNSAVED_S = 1.0  # how often what storage refused is offered to it again
