@@ -19,7 +19,7 @@ from ..model.nodespec import require_valid_nodespec
 from ..model.signature import infer_ports
 from ..model.types import describe_types
 from ..model.validation import SCHEMA_NAMES, load_schema
-from ..storage import Record, Repository, SQLiteRepository
+from ..storage import ObjectStore, Record, Repository, RunStore, SQLiteRepository
 from .config import Config
 from .health import executor_check, summarize, threads_check
 from .runs import RUN_STATUSES, LiveRun, RunManager
@@ -41,11 +41,16 @@ def build_executor(config: Config, for_server: bool = True) -> Executor:
 
 
 class PyflowService:
+    """The one way in for the REST server and the command line: objects, runs and their history, events,
+    cancellation, imports and exports. Each part of storage is used through its own interface."""
+
     def __init__(self, config: Config, executor: Executor, repository: Repository | None = None):
         self.config = config
         self.executor = executor
-        self.repository = repository or SQLiteRepository(config.db_path)
-        self.runs = RunManager(self.repository, executor, config)
+        self.repository = repository or SQLiteRepository(config.db_path)  # all three stores, closed here
+        self.objects: ObjectStore = self.repository
+        self.history: RunStore = self.repository
+        self.runs = RunManager(self.repository, self.repository, executor, config)
         self._closed = threading.Event()
 
     def start(self) -> "PyflowService":
@@ -65,9 +70,9 @@ class PyflowService:
     def load_standard_library(self) -> dict | None:
         """Fill an empty repository with the standard library and sample flows."""
         stdlib = self.config.stdlib_dir
-        if stdlib is None or not Path(stdlib).is_dir() or not self.repository.is_empty():
+        if stdlib is None or not Path(stdlib).is_dir() or not self.objects.is_empty():
             return None
-        return self.repository.import_bundle(load_bundle_file(Path(stdlib)), mode="merge")
+        return self.objects.import_bundle(load_bundle_file(Path(stdlib)), mode="merge")
 
     # ------------------------------------------------------------------------------------ general
     def health(self) -> dict:
@@ -93,29 +98,29 @@ class PyflowService:
 
     # ---------------------------------------------------------------------------------- objects
     def list(self, kind: str) -> list[Record]:
-        return self.repository.list(kind)
+        return self.objects.list(kind)
 
     def get(self, kind: str, object_id: str) -> Record:
-        return self.repository.get(kind, object_id)
+        return self.objects.get(kind, object_id)
 
     def create(self, kind: str, doc) -> Record:
-        record, _ = self.repository.save(kind, doc, create_only=True)
+        record, _ = self.objects.save(kind, doc, create_only=True)
         return record
 
     def put(self, kind: str, object_id: str, doc, expected: int | None = None,
             force: bool = False) -> tuple[Record, bool]:
-        return self.repository.save(kind, doc, object_id=object_id, expected=expected, must_exist=True,
+        return self.objects.save(kind, doc, object_id=object_id, expected=expected, must_exist=True,
                                     force=force)
 
     def upsert(self, kind: str, doc) -> Record:
-        record, _ = self.repository.save(kind, doc)
+        record, _ = self.objects.save(kind, doc)
         return record
 
     def delete(self, kind: str, object_id: str, expected: int | None = None, force: bool = False) -> None:
-        self.repository.delete(kind, object_id, expected=expected, force=force)
+        self.objects.delete(kind, object_id, expected=expected, force=force)
 
     def tree(self) -> list[dict]:
-        return nodespec_tree([r.doc for r in self.repository.list("nodespec")])
+        return nodespec_tree([r.doc for r in self.objects.list("nodespec")])
 
     @staticmethod
     def infer_ports(source: str, function: str | None = None) -> dict:
@@ -125,15 +130,15 @@ class PyflowService:
     def start_run(self, flow_id: str | None = None, flow: dict | None = None, values: dict | None = None,
                   use_cache: bool = True) -> dict:
         """Queue a run of a stored flow (flow_id) or an inline one (flow); answers the queued run."""
-        specs = self.repository.specs()
+        specs = self.objects.specs()
         if flow is not None:
             plan = self.runs.plans.for_document(flow, specs, values, use_cache)
             flow_id = flow.get("id") if isinstance(flow, dict) else None
         else:
             def load():
-                record = self.repository.get("flow", flow_id)
+                record = self.objects.get("flow", flow_id)
                 return record.doc, record.revision
-            plan = self.runs.plans.for_stored(flow_id, self.repository.revision_of("flow", flow_id), load,
+            plan = self.runs.plans.for_stored(flow_id, self.objects.revision_of("flow", flow_id), load,
                                               specs, values, use_cache)
         return self.runs.submit(plan, values, use_cache, flow_id=flow_id)
 
@@ -195,11 +200,11 @@ class PyflowService:
         if status is not None and status not in RUN_STATUSES:
             raise InvalidInput("bad status filter",
                                [detail("/status", f"status must be one of {', '.join(RUN_STATUSES)}")])
-        return self.repository.list_runs(flow_id, status, limit, offset)
+        return self.history.list_runs(flow_id, status, limit, offset)
 
     def get_run(self, run_id: str, with_nodes: bool = True) -> dict:
         """A stored run (404 when there is none); with its snapshot and node results when `with_nodes`."""
-        return self.repository.get_run(run_id, with_nodes=with_nodes)
+        return self.history.get_run(run_id, with_nodes=with_nodes)
 
     def delete_run(self, run_id: str) -> None:
         """Forget a finished run: 404 when there is none, 409 while it is live (cancel it first)."""
@@ -230,13 +235,13 @@ class PyflowService:
     # ------------------------------------------------------------------------------- repository
     def specs(self) -> dict:
         """Every stored nodespec, parsed, by id: what flows are checked against."""
-        return self.repository.specs()
+        return self.objects.specs()
 
     def export_bundle(self) -> dict:
-        return self.repository.export_bundle()
+        return self.objects.export_bundle()
 
     def import_bundle(self, bundle, mode: str = "merge") -> dict:
-        return self.repository.import_bundle(bundle, mode)
+        return self.objects.import_bundle(bundle, mode)
 
     def confined_path(self, raw) -> Path:
         """A path under the server's repository directory; anything that leads outside is refused."""

@@ -12,7 +12,7 @@ import threading
 
 from ..engine.execution import Executor
 from ..model.errors import StorageUnavailable
-from ..storage import Repository
+from ..storage import Store
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +31,8 @@ class StorageGate:
     """Whether storage can take new runs: not while free disk beside the database is below the floor,
     nor after a write failed until a probe write goes through again. Recovers by itself."""
 
-    def __init__(self, repository: Repository, min_free_mb: float):
-        self.repository = repository
+    def __init__(self, store: Store, min_free_mb: float):
+        self.store = store
         self.min_free = int(min_free_mb * 2 ** 20)
         self.failure: str | None = None
         self._lock = threading.Lock()
@@ -64,7 +64,7 @@ class StorageGate:
 
     def disk(self) -> dict:
         try:
-            free = self.repository.free_bytes()
+            free = self.store.free_bytes()
         except OSError as exc:
             return check(False, f"free disk space is unknown: {exc}")
         if free is None:
@@ -75,7 +75,7 @@ class StorageGate:
     def database(self) -> dict:
         """A tiny write; a successful one clears an earlier failure."""
         try:
-            note = self.repository.probe_write()
+            note = self.store.probe_write()
         except StorageUnavailable as exc:
             self.failed(exc.message)
             return check(False, exc.message)

@@ -1,4 +1,5 @@
-"""The SQLite repository: one database file in WAL mode, standard library sqlite3 only.
+"""The SQLite repository: one database file in WAL mode, standard library sqlite3 only. One class
+implements the object store, the run store and the result cache over one set of connections.
 
 Each thread has its own connection; writes take the database lock up front (BEGIN IMMEDIATE) so that a
 check and the write it guards see the same state. Revisions come from one counter, so a revision number
