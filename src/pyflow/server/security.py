@@ -32,7 +32,7 @@ from urllib.parse import urlencode, urlsplit
 from flask import Flask, Response, current_app, redirect, request
 
 from ..service.config import Config
-from .http import is_json_request, json_response
+from .http import error_response, is_json_request
 
 logger = logging.getLogger(__name__)
 
@@ -180,7 +180,7 @@ def _matches(given: str, expected: str) -> bool:
 
 # ------------------------------------------------------------------------------------------ checks
 def refuse(status: int, message: str, headers: dict | None = None) -> Response:
-    return json_response({"error": message, "details": []}, status, headers)
+    return error_response(status, message, headers)
 
 
 def check_host(policy: Policy) -> Response | None:

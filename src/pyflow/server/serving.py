@@ -35,6 +35,7 @@ from tornado.netutil import bind_sockets
 from tornado.wsgi import WSGIContainer
 
 from ..jsontext import compact_json
+from ..model.errors import error_body
 from .runs import STREAM_HEADER, STREAM_OFFLOAD
 from .streams import EventSource, StreamHub
 
@@ -60,8 +61,9 @@ def body_too_large_message(max_bytes: int) -> str:
     return f"the request body is larger than {max_bytes // MIB} MiB"
 
 
-def error_body(message: str) -> bytes:
-    return compact_json({"error": message, "details": []}).encode()
+def error_bytes(message: str) -> bytes:
+    """An error body for answers this layer writes itself, outside the Flask app."""
+    return compact_json(error_body(message)).encode()
 
 
 def raise_open_file_limit() -> None:
@@ -113,7 +115,7 @@ class _Request(HTTPMessageDelegate):
             # A chunked body past the limit: answer now; Tornado closes the connection once the answer
             # is sent, which stops reading the rest.
             self.refused, self.chunks = True, []
-            self._write(413, error_body(body_too_large_message(self.server.limits.max_body_bytes)),
+            self._write(413, error_bytes(body_too_large_message(self.server.limits.max_body_bytes)),
                         {"Connection": "close"})
             self.conn.finish()
             return
@@ -130,7 +132,7 @@ class _Request(HTTPMessageDelegate):
         """413 for a declared length over the limit, before reading any of the body; the stream is
         taken from Tornado so nothing else is written on it."""
         stream = self.conn.detach()
-        body = error_body(body_too_large_message(self.server.limits.max_body_bytes))
+        body = error_bytes(body_too_large_message(self.server.limits.max_body_bytes))
         head = (f"HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\n"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
         try:
@@ -151,7 +153,7 @@ class _Request(HTTPMessageDelegate):
         except Exception:
             log.exception("the application failed outside its error handlers")
             status, headers, body = "500 Internal Server Error", [("Content-Type", "application/json")], \
-                error_body("internal error")
+                error_bytes("internal error")
         code, reason = int(status.split(" ", 1)[0]), status.partition(" ")[2]
         header_obj = HTTPHeaders()
         for key, value in headers:
@@ -171,7 +173,7 @@ class _Request(HTTPMessageDelegate):
             cap = self.server.limits.streams_per_client
             message = (f"this client already has {cap} open event streams, the most allowed; "
                        f"close one and try again")
-            self._write(429, error_body(message), {"Retry-After": "5"})
+            self._write(429, error_bytes(message), {"Retry-After": "5"})
             self.conn.finish()
             return
         await self.server.hub.follow(self.conn, client, run_id, int(after), headers)

@@ -11,7 +11,7 @@ import logging
 import threading
 
 from ..engine.execution import Executor
-from ..model.errors import StorageUnavailable
+from ..model.errors import StorageUnavailable, detail, error_body
 from ..storage import Store
 
 log = logging.getLogger(__name__)
@@ -69,8 +69,8 @@ class StorageGate:
             return check(False, f"free disk space is unknown: {exc}")
         if free is None:
             return check(True, "no disk in use")
-        detail = f"{mib(free)} free on the database's disk (floor {mib(self.min_free)})"
-        return check(free >= self.min_free, detail, free_bytes=free)
+        note = f"{mib(free)} free on the database's disk (floor {mib(self.min_free)})"
+        return check(free >= self.min_free, note, free_bytes=free)
 
     def database(self) -> dict:
         """A tiny write; a successful one clears an earlier failure."""
@@ -107,5 +107,5 @@ def summarize(checks: dict[str, dict]) -> dict:
     failing = [name for name, found in checks.items() if not found["ok"]]
     if not failing:
         return {"status": "ok"}
-    return {"status": "failing", "error": f"unhealthy: {', '.join(failing)}",
-            "details": [{"path": f"/checks/{name}", "message": checks[name]["detail"]} for name in failing]}
+    return {"status": "failing", **error_body(f"unhealthy: {', '.join(failing)}",
+                                              [detail(f"/checks/{name}", checks[name]["detail"]) for name in failing])}

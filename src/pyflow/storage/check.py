@@ -11,6 +11,7 @@ import json
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 from urllib.parse import quote
 
 from ..model.limits import MAX_DEPTH, MAX_STORED_DEPTH, TooDeep, check_depth
@@ -136,36 +137,34 @@ def _objects(conn: sqlite3.Connection, part: Part) -> None:
 
 
 def _runs(conn: sqlite3.Connection, part: Part) -> None:
-    runs = 0
-    for run_id, request, snapshot in conn.execute("SELECT id, request, snapshot FROM runs ORDER BY seq"):
-        runs += 1
-        for what, text in (("request", request), ("snapshot", snapshot)):
-            found = _document_problem(text, MAX_STORED_DEPTH)
-            if found:
-                part.add(f"run {run_id}: its {what} is {found}")
-    results = 0
-    for run_id, node_id, text in conn.execute("SELECT run_id, node_id, result FROM run_nodes"):
-        results += 1
-        found = _document_problem(text, MAX_STORED_DEPTH)
-        if found:
-            part.add(f"run {run_id}: the result of node {node_id} is {found}")
-    events = 0
-    for run_id, seq, text in conn.execute("SELECT run_id, seq, data FROM run_events"):
-        events += 1
-        found = _document_problem(text, MAX_STORED_DEPTH)
-        if found:
-            part.add(f"run {run_id}: event {seq} is {found}")
+    runs = _check_rows(conn, part, "SELECT id, request, snapshot FROM runs ORDER BY seq", 1,
+                       lambda key, column, problem: f"run {key[0]}: its {('request', 'snapshot')[column]} is {problem}")
+    results = _check_rows(conn, part, "SELECT run_id, node_id, result FROM run_nodes", 2,
+                          lambda key, _, problem: f"run {key[0]}: the result of node {key[1]} is {problem}")
+    events = _check_rows(conn, part, "SELECT run_id, seq, data FROM run_events", 2,
+                         lambda key, _, problem: f"run {key[0]}: event {key[1]} is {problem}")
     part.looked_at = f"{runs} runs, {results} node results, {events} events"
 
 
 def _cache(conn: sqlite3.Connection, part: Part) -> None:
-    entries = 0
-    for key, text in conn.execute("SELECT key, record FROM cache"):
-        entries += 1
-        found = _document_problem(text, MAX_STORED_DEPTH)
-        if found:
-            part.add(f"cached result {key}: {found} (it counts as a miss)")
+    entries = _check_rows(conn, part, "SELECT key, record FROM cache", 1,
+                          lambda key, _, problem: f"cached result {key[0]}: {problem} (it counts as a miss)")
     part.looked_at = f"{entries} cached results"
+
+
+def _check_rows(conn: sqlite3.Connection, part: Part, query: str, keys: int,
+                say: Callable[[tuple, int, str], str]) -> int:
+    """Check every stored document in the rows `query` selects: each row is `keys` key columns, then
+    documents. A problem is reported as `say(key columns, which document, what is wrong)`. Answers how
+    many rows were read."""
+    rows = 0
+    for row in conn.execute(query):
+        rows += 1
+        for column, text in enumerate(row[keys:]):
+            found = _document_problem(text, MAX_STORED_DEPTH)
+            if found:
+                part.add(say(row[:keys], column, found))
+    return rows
 
 
 def _document_problem(text, limit: int) -> str | None:
