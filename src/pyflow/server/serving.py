@@ -226,8 +226,8 @@ async def linger_close(stream: IOStream) -> None:
             data = await gen.with_timeout(deadline, stream.read_bytes(65536, partial=True),
                                           quiet_exceptions=(StreamClosedError,))
             budget -= len(data)
-    except (StreamClosedError, TimeoutError, OSError):
-        pass
+    except (StreamClosedError, TimeoutError, OSError) as exc:  # the client left or kept sending: done either way
+        log.debug("lingering close ended: %r", exc)
     finally:
         stream.close()
 

@@ -6,6 +6,7 @@ call one method here and render the answer; errors raised here carry their HTTP 
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from typing import Callable, Iterator
@@ -26,6 +27,8 @@ from .runs import RUN_STATUSES, LiveRun, RunManager
 from .tree import nodespec_tree
 
 __all__ = ["Config", "PyflowService", "build_executor"]
+
+log = logging.getLogger(__name__)
 
 
 def build_executor(config: Config, for_server: bool = True) -> Executor:
@@ -184,6 +187,7 @@ class PyflowService:
         thread.join(self.config.sync_timeout_s)
         if thread.is_alive():
             runner.cancel.set()
+            log.warning("%s did not finish within %g s and was cancelled", what, self.config.sync_timeout_s)
             raise ServiceUnavailable(f"{what} did not finish within {self.config.sync_timeout_s:g} s and was "
                                      f"cancelled", retry_after=5)
         if "error" in answer:

@@ -80,6 +80,7 @@ class StorageGate:
             self.failed(exc.message)
             return check(False, exc.message)
         except Exception as exc:
+            log.warning("the health check's database write failed unexpectedly", exc_info=exc)
             return check(False, f"the database could not be written: {exc!r}")
         if note is None:
             self.recovered()
@@ -91,6 +92,7 @@ def executor_check(executor: Executor) -> dict:
     try:
         state = dict(executor.readiness())
     except Exception as exc:
+        log.warning("the executor's readiness could not be read", exc_info=exc)
         return check(False, f"the executor cannot say whether it can run nodes: {exc!r}")
     ready = bool(state.pop("ready", False))
     return check(ready, str(state.pop("detail", "ready" if ready else "not ready")), **state)

@@ -48,7 +48,7 @@ CREATE TABLE IF NOT EXISTS cache (
     key TEXT PRIMARY KEY, record TEXT NOT NULL, created_at TEXT NOT NULL, used_at TEXT NOT NULL,
     size INTEGER NOT NULL DEFAULT 0);
 """
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 RUN_FIELDS = ("flow_id", "status", "reason", "started_at", "finished_at")
 
 
@@ -83,8 +83,10 @@ def _abandon(conn: sqlite3.Connection) -> None:
     some failures (a COMMIT that found the disk full), and a second ROLLBACK would only raise "no
     transaction is active" over the error that matters."""
     if conn.in_transaction:
-        with contextlib.suppress(sqlite3.Error):
+        try:
             conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            log.debug("rolling back a failed transaction: %s", exc)
 
 
 def _use_wal(conn: sqlite3.Connection) -> None:
@@ -188,8 +190,10 @@ class SQLiteRepository(Repository):
     def close(self) -> None:
         with self._lock:
             for conn in self._connections:
-                with contextlib.suppress(sqlite3.Error):
+                try:
                     conn.close()
+                except sqlite3.Error as exc:  # closing: nothing left to do with it
+                    log.warning("closing a connection to %s: %s", self.path, exc)
             self._connections.clear()
             self._probe = None
         self._local = threading.local()
@@ -347,7 +351,7 @@ class SQLiteRepository(Repository):
             if key in self._warned:
                 return
             self._warned.add(key)
-        logger.warning(message, *args)
+        log.warning(message, *args)
 
     _RUN_COLUMNS = "id, flow_id, status, reason, created_at, started_at, finished_at, request, owner, snapshot"
 
@@ -433,6 +437,7 @@ class SQLiteRepository(Repository):
                 try:
                     found[key] = parse_stored(record)
                 except TooDeep:  # an older version's result, nested too deep to read: a miss
+                    self._warn_once(("cache", key), "cached result %s is nested too deep to read; a miss", key)
                     continue
                 if used_at < stale_before:
                     stale.append(key)
