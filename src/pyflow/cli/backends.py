@@ -93,7 +93,6 @@ class RemoteBackend:
         return self.client.request("GET", "/api/repository/export")
 
     def specs(self):
-        from ..model.nodespec import parse_nodespec
         return {doc["id"]: parse_nodespec(doc) for doc in self.client.request("GET", "/api/nodespecs")}
 
     def start_run(self, flow_id=None, flow=None, values=None, cache=True):

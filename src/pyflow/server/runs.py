@@ -7,13 +7,10 @@ from flask import Blueprint, Response, request, stream_with_context, url_for
 
 from ..model.errors import InvalidInput, detail
 from ..model.validation import schema_errors
-from ..service.runs import RUN_STATUSES
 from .http import int_arg, json_body, json_response, require_object, service
 from .requestlog import note_run
 
 bp = Blueprint("runs", __name__, url_prefix="/api")
-
-__all__ = ["RUN_PAGE", "RUN_STATUSES", "bp", "sse_text"]
 
 # GET /api/runs paging: (default, minimum, maximum) of each query parameter.
 RUN_PAGE = {"limit": (50, 1, 500), "offset": (0, 0, 10_000_000)}

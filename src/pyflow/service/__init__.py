@@ -171,6 +171,10 @@ class PyflowService:
                                        max_limits=self.config.max_limits))
         return self._within_deadline(runner, f"the test of nodespec {spec.id!r}").nodes[0]
 
+    def test_stored_nodespec(self, spec_id: str, inputs: dict | None = None) -> dict:
+        """`test_nodespec` of the stored nodespec `spec_id` (404 when there is none)."""
+        return self.test_nodespec(self.objects.get("nodespec", spec_id).doc, inputs)
+
     def _within_deadline(self, runner: FlowRunner, what: str):
         """Run on a thread of its own and wait at most the synchronous deadline; past it, cancel and
         raise ServiceUnavailable (an executor ends a cancelled node within a second)."""

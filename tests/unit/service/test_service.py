@@ -63,3 +63,10 @@ def test_the_stream_of_an_unknown_run_answers_404_at_its_first_batch(service):
     events = service.stream("no-such-run")
     with pytest.raises(NotFound):
         next(events)
+
+
+def test_a_stored_nodespec_is_tested_by_id_and_an_unknown_one_answers_404(service):
+    result = service.test_stored_nodespec("t.text", {"n": 3})
+    assert (result["status"], result["outputs"]) == ("success", {"out": "xxx"})
+    with pytest.raises(NotFound):
+        service.test_stored_nodespec("no.such.spec")
