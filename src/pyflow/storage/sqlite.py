@@ -89,6 +89,15 @@ def _abandon(conn: sqlite3.Connection) -> None:
             log.debug("rolling back a failed transaction: %s", exc)
 
 
+def _delete_run_rows(conn: sqlite3.Connection, run_id: str) -> bool:
+    """Remove a run with its node results and events, inside the caller's transaction; answers whether
+    there was such a run."""
+    found = conn.execute("DELETE FROM runs WHERE id = ?", (run_id,)).rowcount > 0
+    conn.execute("DELETE FROM run_nodes WHERE run_id = ?", (run_id,))
+    conn.execute("DELETE FROM run_events WHERE run_id = ?", (run_id,))
+    return found
+
+
 def _use_wal(conn: sqlite3.Connection) -> None:
     """Switch to write-ahead logging. Switching a database that is not in WAL mode yet needs it to
     itself, and SQLite answers "locked" at once rather than waiting when another process is busy with
@@ -378,10 +387,8 @@ class SQLiteRepository(Repository):
 
     def delete_run(self, run_id: str) -> None:
         with self.transaction() as conn:
-            if conn.execute("DELETE FROM runs WHERE id = ?", (run_id,)).rowcount == 0:
+            if not _delete_run_rows(conn, run_id):
                 raise NotFound(f"no run {run_id!r}")
-            conn.execute("DELETE FROM run_nodes WHERE run_id = ?", (run_id,))
-            conn.execute("DELETE FROM run_events WHERE run_id = ?", (run_id,))
 
     def save_progress(self, run_id: str, events: list[dict], results: list[dict]) -> None:
         with self.transaction() as conn:
@@ -417,9 +424,7 @@ class SQLiteRepository(Repository):
                 "SELECT id FROM runs WHERE flow_id IS ? AND status NOT IN ('queued', 'running') "
                 "ORDER BY seq DESC LIMIT -1 OFFSET ?", (flow_id, keep)).fetchall()
             for (run_id,) in rows:
-                conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
-                conn.execute("DELETE FROM run_nodes WHERE run_id = ?", (run_id,))
-                conn.execute("DELETE FROM run_events WHERE run_id = ?", (run_id,))
+                _delete_run_rows(conn, run_id)
         return len(rows)
 
     # ---------------------------------------------------------------------------------------- cache
