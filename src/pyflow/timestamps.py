@@ -8,7 +8,15 @@ from datetime import datetime, timedelta, timezone
 
 def now_iso(ago_s: float = 0.0) -> str:
     """This moment (or `ago_s` seconds before it) as an ISO 8601 UTC stamp."""
-    moment = datetime.now(timezone.utc) - timedelta(seconds=ago_s)
+    return _iso(datetime.now(timezone.utc) - timedelta(seconds=ago_s))
+
+
+def iso_at(epoch_s: float) -> str:
+    """A moment given in seconds since the epoch (a log record's `created`, say) as an ISO 8601 UTC stamp."""
+    return _iso(datetime.fromtimestamp(epoch_s, timezone.utc))
+
+
+def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

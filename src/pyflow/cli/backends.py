@@ -62,21 +62,21 @@ class LocalBackend:
             stdlib = self.config.stdlib_dir
             bundle = load_bundle_file(Path(stdlib)) if stdlib and Path(stdlib).is_dir() else {"nodespec": {}}
             return {key: parse_nodespec(doc) for key, doc in bundle["nodespec"].items()}
-        return self.service().repository.specs()
+        return self.service().specs()
 
     def start_run(self, flow_id=None, flow=None, values=None, cache=True):
         return self.service(executor=True).start_run(flow_id, flow, values, cache)
 
     def follow(self, run_id: str) -> Iterator[dict]:
-        for batch in self.service(executor=True).runs.stream(run_id):
+        for batch in self.service(executor=True).stream(run_id):
             for event in batch:  # a replayed event carries its stored text only
                 yield event if "data" in event else {**event, "data": json.loads(event["text"])}  # with "at"
 
     def get_run(self, run_id):
-        return self.service().repository.get_run(run_id)
+        return self.service().get_run(run_id)
 
     def list_runs(self, flow=None, status=None, limit=20):
-        return self.service().repository.list_runs(flow, status, limit, 0)
+        return self.service().list_runs(flow, status, limit, 0)
 
 
 class RemoteBackend:
@@ -93,7 +93,6 @@ class RemoteBackend:
         return self.client.request("GET", "/api/repository/export")
 
     def specs(self):
-        from ..model.nodespec import parse_nodespec
         return {doc["id"]: parse_nodespec(doc) for doc in self.client.request("GET", "/api/nodespecs")}
 
     def start_run(self, flow_id=None, flow=None, values=None, cache=True):

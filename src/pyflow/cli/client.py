@@ -10,7 +10,7 @@ import urllib.parse
 import urllib.request
 from typing import Iterable, Iterator
 
-from ..model.errors import PyflowError
+from ..model.errors import PyflowError, error_body
 from .sse import iter_events, response_chunks
 
 RECONNECT_S = 1.0
@@ -66,7 +66,7 @@ class Client:
             except (urllib.error.URLError, http.client.HTTPException, TimeoutError, ConnectionError) as exc:
                 problem = str(exc) or type(exc).__name__
             if time.monotonic() - heard > self.timeout:
-                raise RemoteError(503, {"error": f"lost the event stream of run {run_id}: {problem}"})
+                raise RemoteError(503, error_body(f"lost the event stream of run {run_id}: {problem}"))
             time.sleep(RECONNECT_S)
 
 
@@ -75,7 +75,7 @@ def remote_error(exc: urllib.error.HTTPError) -> RemoteError:
     try:
         payload = json.loads(exc.read() or b"{}")
     except ValueError:
-        payload = {"error": exc.reason}
+        payload = error_body(exc.reason)
     return RemoteError(exc.code, payload)
 
 

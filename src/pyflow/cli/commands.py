@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from contextlib import closing
 from pathlib import Path
 
 from ..model.bundle import check_bundle, load_bundle_file, write_directory, dumps_object, write_atomic
@@ -225,8 +226,7 @@ def connection_limits(args):
 
 
 def cmd_run(args) -> int:
-    backend = backend_for(args)
-    try:
+    with closing(backend_for(args)) as backend:
         values = parse_json(args.values, "--values") if args.values else None
         target = Path(args.flow)
         if target.suffix == ".json" or target.is_file():
@@ -238,8 +238,6 @@ def cmd_run(args) -> int:
             progress.handle(event)
         progress.close()
         final = backend.get_run(run["id"])
-    finally:
-        backend.close()
     show_run(final, args.json)
     return 0 if final["status"] == "succeeded" else 1
 
@@ -259,11 +257,8 @@ def load_flow_file(path: Path) -> dict:
 
 
 def cmd_import(args) -> int:
-    backend = backend_for(args)
-    try:
+    with closing(backend_for(args)) as backend:
         summary = backend.import_bundle(load_bundle_file(Path(args.source)), "replace" if args.replace else "merge")
-    finally:
-        backend.close()
     print(f"imported ({summary['mode']}): {summary['created']} created, {summary['updated']} updated, "
           f"{summary['unchanged']} unchanged, {summary['deleted']} deleted")
     for change in ("updated", "deleted"):  # what the import replaced or removed, so nothing goes unnoticed
@@ -273,11 +268,8 @@ def cmd_import(args) -> int:
 
 
 def cmd_export(args) -> int:
-    backend = backend_for(args)
-    try:
+    with closing(backend_for(args)) as backend:
         bundle = backend.export_bundle()
-    finally:
-        backend.close()
     skipped = bundle.pop("skipped", [])
     target = Path(args.target)
     if target.is_dir() or args.target.endswith(("/", os.sep)) or (not target.suffix and not target.exists()):
@@ -309,11 +301,8 @@ def _validate(doc, args) -> tuple[str, list[dict]]:
     if "func" in doc or "port" in doc:
         return "nodespec", check_nodespec(doc)
     if "nodes" in doc or "links" in doc:
-        backend = backend_for(args)
-        try:
+        with closing(backend_for(args)) as backend:
             specs = backend.specs()
-        finally:
-            backend.close()
         _, problems = analyze_flow(doc, specs)
         return "flow", problems
     return "bundle", check_bundle(doc)
@@ -337,8 +326,7 @@ def cmd_nodespec(args) -> int:
 
 
 def cmd_runs(args) -> int:
-    backend = backend_for(args)
-    try:
+    with closing(backend_for(args)) as backend:
         if args.runs_command == "list":
             runs, total = backend.list_runs(args.flow, args.status, args.limit)
             print(f"{'RUN':34} {'FLOW':28} {'STATUS':12} CREATED")
@@ -347,8 +335,6 @@ def cmd_runs(args) -> int:
             print(f"({len(runs)} of {total})")
             return 0
         run = backend.get_run(args.run_id)
-    finally:
-        backend.close()
     show_run(run, args.json)
     return 0
 

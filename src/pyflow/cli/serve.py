@@ -78,7 +78,7 @@ def serve(config: Config, host: str, port: int, limits: Limits) -> int:
               f"{executor.name})" + access_note(config, bound_port, token, source), flush=True)
 
     try:
-        run(app, service.runs, host, port, limits, listening)
+        run(app, service, host, port, limits, listening)
     except KeyboardInterrupt:
         pass
     finally:

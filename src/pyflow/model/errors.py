@@ -20,9 +20,7 @@ class PyflowError(Exception):
         self.extra = extra
 
     def to_dict(self) -> dict:
-        body = {"error": self.message, "details": self.details}
-        body.update(self.extra)
-        return body
+        return error_body(self.message, self.details, **self.extra)
 
 
 class InvalidInput(PyflowError):
@@ -74,6 +72,11 @@ class ServiceUnavailable(PyflowError):
 
 class StorageUnavailable(ServiceUnavailable):
     """The database cannot be written: the disk is full, or SQLite reported another failure."""
+
+
+def error_body(message: str, details: list[dict] | None = None, **extra) -> dict:
+    """The JSON body of every error answer: {"error": message, "details": [detail, ...], **extra}."""
+    return {"error": message, "details": details or [], **extra}
 
 
 def detail(path: str, message: str) -> dict:

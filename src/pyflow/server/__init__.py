@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from ..model.errors import PyflowError
 from ..service import PyflowService
 from . import legacy, objects, openapi, repository, requestlog, runs, security
-from .http import json_response
+from .http import error_response, json_response
 from .serving import body_too_large_message
 
 STATIC_DIR = Path(__file__).resolve().parent.parent.parent / "static"
@@ -47,19 +47,19 @@ def _register_errors(app: Flask) -> None:
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(error):
         message = body_too_large_message(app.config["MAX_CONTENT_LENGTH"])
-        return json_response({"error": message, "details": []}, 413)
+        return error_response(413, message)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         headers = {}
         if error.code == 405 and error.valid_methods:
             headers["Allow"] = ", ".join(error.valid_methods)
-        return json_response({"error": error.description or error.name, "details": []}, error.code or 500, headers)
+        return error_response(error.code or 500, error.description or error.name, headers)
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):
         app.logger.exception("unhandled error")
-        return json_response({"error": f"internal error: {type(error).__name__}", "details": []}, 500)
+        return error_response(500, f"internal error: {type(error).__name__}")
 
 
 def _register_static(app: Flask, root: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Response, current_app, request
 
 from ..jsontext import compact_json
-from ..model.errors import InvalidInput, PreconditionFailed, UnsupportedMediaType, detail
+from ..model.errors import InvalidInput, PreconditionFailed, UnsupportedMediaType, detail, error_body
 from ..model.limits import parse_json
 from ..model.types import truthy
 from ..service import PyflowService
@@ -22,6 +22,12 @@ def json_response(body, status: int = 200, headers: dict | None = None) -> Respo
     for key, value in (headers or {}).items():
         response.headers[key] = value
     return response
+
+
+def error_response(status: int, message: str, headers: dict | None = None, details: list[dict] | None = None,
+                   **extra) -> Response:
+    """An error answer in the one error body shape, for refusals that are not a raised PyflowError."""
+    return json_response(error_body(message, details, **extra), status, headers)
 
 
 def record_response(record: Record, status: int = 200, location: str | None = None) -> Response:

@@ -87,8 +87,7 @@ def test_draft_nodespec():
 @bp.post("/nodespecs/<object_id>/test")
 def test_nodespec(object_id):
     body = require_object(json_body(optional=True) or {})
-    spec = service().get("nodespec", object_id).doc
-    return json_response(service().test_nodespec(spec, _inputs(body)))
+    return json_response(service().test_stored_nodespec(object_id, _inputs(body)))
 
 
 def _inputs(body: dict) -> dict:

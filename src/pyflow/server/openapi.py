@@ -16,8 +16,9 @@ from flask import Blueprint
 
 from .. import __version__
 from ..model.validation import SCHEMA_NAMES, load_schema
+from ..service.runs import RUN_STATUSES
 from .http import json_response
-from .runs import RUN_PAGE, RUN_STATUSES
+from .runs import RUN_PAGE
 
 bp = Blueprint("openapi", __name__, url_prefix="/api")
 

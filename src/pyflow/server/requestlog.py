@@ -15,9 +15,10 @@ import re
 import sys
 import threading
 import time
-from datetime import datetime, timezone
 
 from flask import Flask, Response, g, request
+
+from ..timestamps import iso_at
 
 logger = logging.getLogger("pyflow.requests")
 
@@ -102,7 +103,7 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, a request's fields, and the traceback."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = {"time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+        entry = {"time": iso_at(record.created),
                  "level": record.levelname, "logger": record.name, "message": record.getMessage()}
         entry.update(getattr(record, "request", None) or {})
         if record.exc_info:

@@ -12,7 +12,6 @@ from .requestlog import note_run
 
 bp = Blueprint("runs", __name__, url_prefix="/api")
 
-RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
 # GET /api/runs paging: (default, minimum, maximum) of each query parameter.
 RUN_PAGE = {"limit": (50, 1, 500), "offset": (0, 0, 10_000_000)}
 
@@ -78,29 +77,27 @@ def start_inline_run():
 
 @bp.get("/runs")
 def list_runs():
-    status = request.args.get("status") or None
-    if status is not None and status not in RUN_STATUSES:
-        raise InvalidInput("bad status filter", [detail("/status", f"status must be one of {', '.join(RUN_STATUSES)}")])
     limit, offset = (int_arg(name, *RUN_PAGE[name]) for name in ("limit", "offset"))
-    runs, total = service().repository.list_runs(request.args.get("flow") or None, status, limit, offset)
+    runs, total = service().list_runs(request.args.get("flow") or None, request.args.get("status") or None,
+                                      limit, offset)
     return json_response({"runs": runs, "total": total, "limit": limit, "offset": offset})
 
 
 @bp.get("/runs/<run_id>")
 def get_run(run_id):
-    return json_response(service().repository.get_run(run_id))
+    return json_response(service().get_run(run_id))
 
 
 @bp.delete("/runs/<run_id>")
 def delete_run(run_id):
-    service().runs.delete(run_id)
+    service().delete_run(run_id)
     return json_response({"deleted": run_id})
 
 
 @bp.post("/runs/<run_id>/cancel")
 def cancel_run(run_id):
-    run = service().runs.cancel(run_id)
-    return json_response({"id": run["id"], "status": run["status"]}, 202 if service().runs.is_live(run_id) else 200)
+    run, ending = service().cancel_run(run_id)
+    return json_response({"id": run["id"], "status": run["status"]}, 202 if ending else 200)
 
 
 # A server that follows event streams itself (server/serving.py) sets this WSGI environ key; the view
@@ -119,10 +116,10 @@ def run_events(run_id):
         after_id = max(0, int(after))
     except ValueError:
         raise InvalidInput("bad Last-Event-ID", [detail("/Last-Event-ID", f"{after!r} is not an event id")]) from None
-    service().repository.get_run(run_id, with_nodes=False)  # 404 before the stream starts
+    service().get_run(run_id, with_nodes=False)  # 404 before the stream starts
     if request.environ.get(STREAM_OFFLOAD):
         return Response(mimetype="text/event-stream", headers={**STREAM_HEADERS, STREAM_HEADER: f"{run_id} {after_id}"})
-    events = service().runs.stream(run_id, after_id)
+    events = service().stream(run_id, after_id)
 
     def generate():
         yield STREAM_PRELUDE

@@ -32,9 +32,9 @@ from urllib.parse import urlencode, urlsplit
 from flask import Flask, Response, current_app, redirect, request
 
 from ..service.config import Config
-from .http import is_json_request, json_response
+from .http import error_response, is_json_request
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -155,7 +155,7 @@ def _read_or_create(path: Path) -> tuple[str, bool]:
 def _owner_only(path: Path) -> None:
     mode = path.stat().st_mode & 0o777
     if mode & 0o077:
-        logger.warning("the token file %s was readable by others (mode %o); it is now 0600", path, mode)
+        log.warning("the token file %s was readable by others (mode %o); it is now 0600", path, mode)
         os.chmod(path, 0o600)
 
 
@@ -180,7 +180,7 @@ def _matches(given: str, expected: str) -> bool:
 
 # ------------------------------------------------------------------------------------------ checks
 def refuse(status: int, message: str, headers: dict | None = None) -> Response:
-    return json_response({"error": message, "details": []}, status, headers)
+    return error_response(status, message, headers)
 
 
 def check_host(policy: Policy) -> Response | None:

@@ -35,8 +35,9 @@ from tornado.netutil import bind_sockets
 from tornado.wsgi import WSGIContainer
 
 from ..jsontext import compact_json
+from ..model.errors import error_body
 from .runs import STREAM_HEADER, STREAM_OFFLOAD
-from .streams import StreamHub
+from .streams import EventSource, StreamHub
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,9 @@ def body_too_large_message(max_bytes: int) -> str:
     return f"the request body is larger than {max_bytes // MIB} MiB"
 
 
-def error_body(message: str) -> bytes:
-    return compact_json({"error": message, "details": []}).encode()
+def error_bytes(message: str) -> bytes:
+    """An error body for answers this layer writes itself, outside the Flask app."""
+    return compact_json(error_body(message)).encode()
 
 
 def raise_open_file_limit() -> None:
@@ -113,7 +115,7 @@ class _Request(HTTPMessageDelegate):
             # A chunked body past the limit: answer now; Tornado closes the connection once the answer
             # is sent, which stops reading the rest.
             self.refused, self.chunks = True, []
-            self._write(413, error_body(body_too_large_message(self.server.limits.max_body_bytes)),
+            self._write(413, error_bytes(body_too_large_message(self.server.limits.max_body_bytes)),
                         {"Connection": "close"})
             self.conn.finish()
             return
@@ -130,7 +132,7 @@ class _Request(HTTPMessageDelegate):
         """413 for a declared length over the limit, before reading any of the body; the stream is
         taken from Tornado so nothing else is written on it."""
         stream = self.conn.detach()
-        body = error_body(body_too_large_message(self.server.limits.max_body_bytes))
+        body = error_bytes(body_too_large_message(self.server.limits.max_body_bytes))
         head = (f"HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\n"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
         try:
@@ -151,7 +153,7 @@ class _Request(HTTPMessageDelegate):
         except Exception:
             log.exception("the application failed outside its error handlers")
             status, headers, body = "500 Internal Server Error", [("Content-Type", "application/json")], \
-                error_body("internal error")
+                error_bytes("internal error")
         code, reason = int(status.split(" ", 1)[0]), status.partition(" ")[2]
         header_obj = HTTPHeaders()
         for key, value in headers:
@@ -171,7 +173,7 @@ class _Request(HTTPMessageDelegate):
             cap = self.server.limits.streams_per_client
             message = (f"this client already has {cap} open event streams, the most allowed; "
                        f"close one and try again")
-            self._write(429, error_body(message), {"Retry-After": "5"})
+            self._write(429, error_bytes(message), {"Retry-After": "5"})
             self.conn.finish()
             return
         await self.server.hub.follow(self.conn, client, run_id, int(after), headers)
@@ -224,15 +226,15 @@ async def linger_close(stream: IOStream) -> None:
             data = await gen.with_timeout(deadline, stream.read_bytes(65536, partial=True),
                                           quiet_exceptions=(StreamClosedError,))
             budget -= len(data)
-    except (StreamClosedError, TimeoutError, OSError):
-        pass
+    except (StreamClosedError, TimeoutError, OSError) as exc:  # the client left or kept sending: done either way
+        log.debug("lingering close ended: %r", exc)
     finally:
         stream.close()
 
 
-def build_server(app, runs, limits: Limits) -> tuple[HTTPServer, StreamHub, ThreadPoolExecutor]:
+def build_server(app, events: EventSource, limits: Limits) -> tuple[HTTPServer, StreamHub, ThreadPoolExecutor]:
     pool = ThreadPoolExecutor(max_workers=limits.threads, thread_name_prefix="pyflow-http")
-    hub = StreamHub(runs, pool, limits.streams_per_client, limits.keepalive_s)
+    hub = StreamHub(events, pool, limits.streams_per_client, limits.keepalive_s)
     # Tornado's own body cap sits above ours: ours answers 413 JSON first (from the declared length,
     # or as a chunked body passes the limit); Tornado's would answer a bare 400.
     server = HTTPServer(PyflowHTTP(app, hub, pool, limits), idle_connection_timeout=limits.header_timeout_s,
@@ -241,10 +243,11 @@ def build_server(app, runs, limits: Limits) -> tuple[HTTPServer, StreamHub, Thre
     return server, hub, pool
 
 
-async def serve_until(app, runs, host: str, port: int, limits: Limits, on_listening: Callable[[int], None],
-                      stop: asyncio.Event) -> None:
-    """Serve on the running loop until `stop` is set; `on_listening` hears the bound port."""
-    server, hub, pool = build_server(app, runs, limits)
+async def serve_until(app, events: EventSource, host: str, port: int, limits: Limits,
+                      on_listening: Callable[[int], None], stop: asyncio.Event) -> None:
+    """Serve on the running loop until `stop` is set; `on_listening` hears the bound port. Event streams
+    follow runs through `events` (the service)."""
+    server, hub, pool = build_server(app, events, limits)
     sockets = bind_sockets(port, host, backlog=1024)
     server.add_sockets(sockets)
     on_listening(sockets[0].getsockname()[1])
@@ -256,14 +259,15 @@ async def serve_until(app, runs, host: str, port: int, limits: Limits, on_listen
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def run(app, runs, host: str, port: int, limits: Limits, on_listening: Callable[[int], None]) -> None:
-    """Serve until SIGTERM or SIGINT."""
+def run(app, events: EventSource, host: str, port: int, limits: Limits,
+        on_listening: Callable[[int], None]) -> None:
+    """Serve until SIGTERM or SIGINT; event streams follow runs through `events` (the service)."""
     raise_open_file_limit()
 
     async def main() -> None:
         stop = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             asyncio.get_running_loop().add_signal_handler(signum, stop.set)
-        await serve_until(app, runs, host, port, limits, on_listening, stop)
+        await serve_until(app, events, host, port, limits, on_listening, stop)
 
     asyncio.run(main())

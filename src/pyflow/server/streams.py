@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterator, Protocol
 
 from tornado.httputil import HTTPHeaders, ResponseStartLine
 from tornado.ioloop import IOLoop
@@ -24,6 +25,16 @@ log = logging.getLogger(__name__)
 # A follower that has read nothing for this many heartbeat periods (a minute by default) is cut: its
 # connection would otherwise stay open, unread, after its run ended.
 STALLED_BEATS = 4
+
+
+class EventSource(Protocol):
+    """Where streams find runs: `PyflowService` (`listen`, `unlisten` and `stream` there say how)."""
+
+    def listen(self, run_id: str, notify: Callable[[], None]): ...
+
+    def unlisten(self, live, notify: Callable[[], None]) -> None: ...
+
+    def stream(self, run_id: str, after: int = 0) -> Iterator[list[dict]]: ...
 
 
 class _Follower:
@@ -61,8 +72,9 @@ class _Channel:
 
 
 class StreamHub:
-    def __init__(self, runs, pool: ThreadPoolExecutor, streams_per_client: int, keepalive_s: float = 15.0):
-        self.runs, self.pool = runs, pool
+    def __init__(self, events: EventSource, pool: ThreadPoolExecutor, streams_per_client: int,
+                 keepalive_s: float = 15.0):
+        self.events, self.pool = events, pool
         self.streams_per_client = streams_per_client
         self.keepalive_s = keepalive_s
         self.open: Counter[str] = Counter()
@@ -106,13 +118,13 @@ class StreamHub:
 
     async def _channel(self, run_id: str) -> _Channel | None:
         """The run's channel, made by the first follower; None when the run is not live. Registering
-        takes the run manager's lock, which a submit holds while it writes to the database: that
-        happens on the pool, never on the loop."""
+        takes the run manager's lock, which run threads and submits hold: that happens on the pool,
+        never on the loop."""
         channel = self.channels.get(run_id)
         if channel is None:
             channel = self.channels[run_id] = _Channel(self, run_id)
             try:
-                channel.live = await IOLoop.current().run_in_executor(self.pool, self.runs.listen, run_id,
+                channel.live = await IOLoop.current().run_in_executor(self.pool, self.events.listen, run_id,
                                                                       channel.notify)
             finally:
                 channel.ready.set_result(None)
@@ -124,7 +136,7 @@ class StreamHub:
 
     async def _replay(self, follower: _Follower, run_id: str) -> None:
         """A finished run's stored events, read on the request pool a batch at a time."""
-        batches = self.runs.stream(run_id, follower.position)
+        batches = self.events.stream(run_id, follower.position)
         loop = IOLoop.current()
         self._arm_heartbeat(follower)  # which also cuts a client that stops reading
         try:
@@ -202,7 +214,7 @@ class StreamHub:
     def _release(self, channel: _Channel | None) -> None:
         """Stop listening to a run nobody follows any more."""
         if channel is not None and not channel.followers and self.channels.get(channel.run_id) is channel:
-            self.runs.unlisten(channel.live, channel.notify)
+            self.events.unlisten(channel.live, channel.notify)
             del self.channels[channel.run_id]
 
     def close(self) -> None:

@@ -6,8 +6,10 @@ call one method here and render the answer; errors raised here carry their HTTP 
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
+from typing import Callable, Iterator
 
 from .. import __version__
 from ..engine import FlowRunner, RunOptions, compile_flow
@@ -18,13 +20,15 @@ from ..model.nodespec import require_valid_nodespec
 from ..model.signature import infer_ports
 from ..model.types import describe_types
 from ..model.validation import SCHEMA_NAMES, load_schema
-from ..storage import Record, Repository, SQLiteRepository
+from ..storage import ObjectStore, Record, Repository, RunStore, SQLiteRepository
 from .config import Config
 from .health import executor_check, summarize, threads_check
-from .runs import RunManager
+from .runs import RUN_STATUSES, LiveRun, RunManager
 from .tree import nodespec_tree
 
 __all__ = ["Config", "PyflowService", "build_executor"]
+
+log = logging.getLogger(__name__)
 
 
 def build_executor(config: Config, for_server: bool = True) -> Executor:
@@ -40,11 +44,16 @@ def build_executor(config: Config, for_server: bool = True) -> Executor:
 
 
 class PyflowService:
+    """The one way in for the REST server and the command line: objects, runs and their history, events,
+    cancellation, imports and exports. Each part of storage is used through its own interface."""
+
     def __init__(self, config: Config, executor: Executor, repository: Repository | None = None):
         self.config = config
         self.executor = executor
-        self.repository = repository or SQLiteRepository(config.db_path)
-        self.runs = RunManager(self.repository, executor, config)
+        self.repository = repository or SQLiteRepository(config.db_path)  # all three stores, closed here
+        self.objects: ObjectStore = self.repository
+        self.history: RunStore = self.repository
+        self.runs = RunManager(self.repository, self.repository, executor, config)
         self._closed = threading.Event()
 
     def start(self) -> "PyflowService":
@@ -64,9 +73,9 @@ class PyflowService:
     def load_standard_library(self) -> dict | None:
         """Fill an empty repository with the standard library and sample flows."""
         stdlib = self.config.stdlib_dir
-        if stdlib is None or not Path(stdlib).is_dir() or not self.repository.is_empty():
+        if stdlib is None or not Path(stdlib).is_dir() or not self.objects.is_empty():
             return None
-        return self.repository.import_bundle(load_bundle_file(Path(stdlib)), mode="merge")
+        return self.objects.import_bundle(load_bundle_file(Path(stdlib)), mode="merge")
 
     # ------------------------------------------------------------------------------------ general
     def health(self) -> dict:
@@ -92,29 +101,29 @@ class PyflowService:
 
     # ---------------------------------------------------------------------------------- objects
     def list(self, kind: str) -> list[Record]:
-        return self.repository.list(kind)
+        return self.objects.list(kind)
 
     def get(self, kind: str, object_id: str) -> Record:
-        return self.repository.get(kind, object_id)
+        return self.objects.get(kind, object_id)
 
     def create(self, kind: str, doc) -> Record:
-        record, _ = self.repository.save(kind, doc, create_only=True)
+        record, _ = self.objects.save(kind, doc, create_only=True)
         return record
 
     def put(self, kind: str, object_id: str, doc, expected: int | None = None,
             force: bool = False) -> tuple[Record, bool]:
-        return self.repository.save(kind, doc, object_id=object_id, expected=expected, must_exist=True,
+        return self.objects.save(kind, doc, object_id=object_id, expected=expected, must_exist=True,
                                     force=force)
 
     def upsert(self, kind: str, doc) -> Record:
-        record, _ = self.repository.save(kind, doc)
+        record, _ = self.objects.save(kind, doc)
         return record
 
     def delete(self, kind: str, object_id: str, expected: int | None = None, force: bool = False) -> None:
-        self.repository.delete(kind, object_id, expected=expected, force=force)
+        self.objects.delete(kind, object_id, expected=expected, force=force)
 
     def tree(self) -> list[dict]:
-        return nodespec_tree([r.doc for r in self.repository.list("nodespec")])
+        return nodespec_tree([r.doc for r in self.objects.list("nodespec")])
 
     @staticmethod
     def infer_ports(source: str, function: str | None = None) -> dict:
@@ -124,15 +133,15 @@ class PyflowService:
     def start_run(self, flow_id: str | None = None, flow: dict | None = None, values: dict | None = None,
                   use_cache: bool = True) -> dict:
         """Queue a run of a stored flow (flow_id) or an inline one (flow); answers the queued run."""
-        specs = self.repository.specs()
+        specs = self.objects.specs()
         if flow is not None:
             plan = self.runs.plans.for_document(flow, specs, values, use_cache)
             flow_id = flow.get("id") if isinstance(flow, dict) else None
         else:
             def load():
-                record = self.repository.get("flow", flow_id)
+                record = self.objects.get("flow", flow_id)
                 return record.doc, record.revision
-            plan = self.runs.plans.for_stored(flow_id, self.repository.revision_of("flow", flow_id), load,
+            plan = self.runs.plans.for_stored(flow_id, self.objects.revision_of("flow", flow_id), load,
                                               specs, values, use_cache)
         return self.runs.submit(plan, values, use_cache, flow_id=flow_id)
 
@@ -162,6 +171,10 @@ class PyflowService:
                                        max_limits=self.config.max_limits))
         return self._within_deadline(runner, f"the test of nodespec {spec.id!r}").nodes[0]
 
+    def test_stored_nodespec(self, spec_id: str, inputs: dict | None = None) -> dict:
+        """`test_nodespec` of the stored nodespec `spec_id` (404 when there is none)."""
+        return self.test_nodespec(self.objects.get("nodespec", spec_id).doc, inputs)
+
     def _within_deadline(self, runner: FlowRunner, what: str):
         """Run on a thread of its own and wait at most the synchronous deadline; past it, cancel and
         raise ServiceUnavailable (an executor ends a cancelled node within a second)."""
@@ -178,18 +191,65 @@ class PyflowService:
         thread.join(self.config.sync_timeout_s)
         if thread.is_alive():
             runner.cancel.set()
+            log.warning("%s did not finish within %g s and was cancelled", what, self.config.sync_timeout_s)
             raise ServiceUnavailable(f"{what} did not finish within {self.config.sync_timeout_s:g} s and was "
                                      f"cancelled", retry_after=5)
         if "error" in answer:
             raise answer["error"]
         return answer["outcome"]
 
+    # ------------------------------------------------------------------------------ run history
+    def list_runs(self, flow_id: str | None = None, status: str | None = None, limit: int = 50,
+                  offset: int = 0) -> tuple[list[dict], int]:
+        """A page of the run history, newest first, and how many runs match in all.
+
+        :param status: one of RUN_STATUSES, or None for any; anything else is a 400.
+        """
+        if status is not None and status not in RUN_STATUSES:
+            raise InvalidInput("bad status filter",
+                               [detail("/status", f"status must be one of {', '.join(RUN_STATUSES)}")])
+        return self.history.list_runs(flow_id, status, limit, offset)
+
+    def get_run(self, run_id: str, with_nodes: bool = True) -> dict:
+        """A stored run (404 when there is none); with its snapshot and node results when `with_nodes`."""
+        return self.history.get_run(run_id, with_nodes=with_nodes)
+
+    def delete_run(self, run_id: str) -> None:
+        """Forget a finished run: 404 when there is none, 409 while it is live (cancel it first)."""
+        self.runs.delete(run_id)
+
+    def cancel_run(self, run_id: str) -> tuple[dict, bool]:
+        """Cancel a queued or running run; answers the stored run and whether it is still ending (its
+        node stops within a second). A run already over is answered as it is; 404 for an unknown run."""
+        run = self.runs.cancel(run_id)
+        return run, self.runs.is_live(run_id)
+
+    def stream(self, run_id: str, after: int = 0) -> Iterator[list[dict]]:
+        """The run's events after id `after`, in batches, live until the run ends (an empty batch is a
+        heartbeat). Lazy: an unknown run raises NotFound at the first batch; call `get_run` first to
+        answer 404 before a response starts."""
+        return self.runs.stream(run_id, after)
+
+    def listen(self, run_id: str, notify: Callable[[], None]) -> LiveRun | None:
+        """Follow a live run from an event loop, without a thread: `notify` is called from the run's
+        threads after each event and must only schedule work; read events with `LiveRun.since`. None
+        when the run is not live (its events are all stored: `stream` replays them)."""
+        return self.runs.listen(run_id, notify)
+
+    def unlisten(self, live: LiveRun, notify: Callable[[], None]) -> None:
+        """Stop calling `notify` for `live` (what `listen` answered)."""
+        self.runs.unlisten(live, notify)
+
     # ------------------------------------------------------------------------------- repository
+    def specs(self) -> dict:
+        """Every stored nodespec, parsed, by id: what flows are checked against."""
+        return self.objects.specs()
+
     def export_bundle(self) -> dict:
-        return self.repository.export_bundle()
+        return self.objects.export_bundle()
 
     def import_bundle(self, bundle, mode: str = "merge") -> dict:
-        return self.repository.import_bundle(bundle, mode)
+        return self.objects.import_bundle(bundle, mode)
 
     def confined_path(self, raw) -> Path:
         """A path under the server's repository directory; anything that leads outside is refused."""

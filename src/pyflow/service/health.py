@@ -11,8 +11,8 @@ import logging
 import threading
 
 from ..engine.execution import Executor
-from ..model.errors import StorageUnavailable
-from ..storage import Repository
+from ..model.errors import StorageUnavailable, detail, error_body
+from ..storage import Store
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +31,8 @@ class StorageGate:
     """Whether storage can take new runs: not while free disk beside the database is below the floor,
     nor after a write failed until a probe write goes through again. Recovers by itself."""
 
-    def __init__(self, repository: Repository, min_free_mb: float):
-        self.repository = repository
+    def __init__(self, store: Store, min_free_mb: float):
+        self.store = store
         self.min_free = int(min_free_mb * 2 ** 20)
         self.failure: str | None = None
         self._lock = threading.Lock()
@@ -64,22 +64,23 @@ class StorageGate:
 
     def disk(self) -> dict:
         try:
-            free = self.repository.free_bytes()
+            free = self.store.free_bytes()
         except OSError as exc:
             return check(False, f"free disk space is unknown: {exc}")
         if free is None:
             return check(True, "no disk in use")
-        detail = f"{mib(free)} free on the database's disk (floor {mib(self.min_free)})"
-        return check(free >= self.min_free, detail, free_bytes=free)
+        note = f"{mib(free)} free on the database's disk (floor {mib(self.min_free)})"
+        return check(free >= self.min_free, note, free_bytes=free)
 
     def database(self) -> dict:
         """A tiny write; a successful one clears an earlier failure."""
         try:
-            note = self.repository.probe_write()
+            note = self.store.probe_write()
         except StorageUnavailable as exc:
             self.failed(exc.message)
             return check(False, exc.message)
         except Exception as exc:
+            log.warning("the health check's database write failed unexpectedly", exc_info=exc)
             return check(False, f"the database could not be written: {exc!r}")
         if note is None:
             self.recovered()
@@ -91,6 +92,7 @@ def executor_check(executor: Executor) -> dict:
     try:
         state = dict(executor.readiness())
     except Exception as exc:
+        log.warning("the executor's readiness could not be read", exc_info=exc)
         return check(False, f"the executor cannot say whether it can run nodes: {exc!r}")
     ready = bool(state.pop("ready", False))
     return check(ready, str(state.pop("detail", "ready" if ready else "not ready")), **state)
@@ -107,5 +109,5 @@ def summarize(checks: dict[str, dict]) -> dict:
     failing = [name for name, found in checks.items() if not found["ok"]]
     if not failing:
         return {"status": "ok"}
-    return {"status": "failing", "error": f"unhealthy: {', '.join(failing)}",
-            "details": [{"path": f"/checks/{name}", "message": checks[name]["detail"]} for name in failing]}
+    return {"status": "failing", **error_body(f"unhealthy: {', '.join(failing)}",
+                                              [detail(f"/checks/{name}", checks[name]["detail"]) for name in failing])}

@@ -24,7 +24,7 @@ from .. import process_identity
 from ..engine import CompiledFlow, Executor, FlowRunner, Plan, PlanCache, RunOptions
 from ..jsontext import compact_json_any
 from ..model.errors import Conflict, PyflowError, ServiceUnavailable, StorageUnavailable, TooManyRequests
-from ..storage import CacheAdapter, Repository
+from ..storage import CacheAdapter, ResultCache, RunStore
 from ..timestamps import now_iso
 from .config import Config
 from .health import StorageGate
@@ -32,7 +32,8 @@ from .supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
-FINAL_STATES = frozenset({"succeeded", "failed", "cancelled", "interrupted"})
+RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
+FINAL_STATES = frozenset(RUN_STATUSES[2:])
 PREVIEW_BYTES = 1024
 PERSIST_INTERVAL_S = 0.05
 RETRY_UNSAVED_S = 1.0  # how often what storage refused is offered to it again
@@ -120,14 +121,17 @@ def node_event_data(result: dict) -> dict:
 
 
 class RunManager:
-    def __init__(self, repository: Repository, executor: Executor, config: Config):
-        self.repository = repository
+    """Queues, executes and follows runs; writes them to `store` and caches node results in `cache`
+    (often one repository, as both interfaces are)."""
+
+    def __init__(self, store: RunStore, cache: ResultCache, executor: Executor, config: Config):
+        self.store = store
         self.executor = executor
         self.config = config
         self.owner = process_identity.current()
         self._finished_runs = 0
-        self.gate = StorageGate(repository, config.min_free_mb)
-        self._cache = CacheAdapter(repository, max_entry_bytes=config.cache_bytes // CACHE_SHARE,
+        self.gate = StorageGate(store, config.min_free_mb)
+        self._cache = CacheAdapter(cache, max_entry_bytes=config.cache_bytes // CACHE_SHARE,
                                    on_error=self._storage_trouble)
         self.plans = PlanCache()
         self._queue: deque[LiveRun] = deque()
@@ -170,16 +174,16 @@ class RunManager:
         resuming from one of those must still be told how the run ended.
         """
         ids = []
-        for run in self.repository.unfinished_runs():
+        for run in self.store.unfinished_runs():
             owner = run.get("owner")
             if owner and process_identity.alive(owner) is not False:
                 continue  # its process is alive, or on another host: not ours to judge
             reason = f"the server stopped while the run was {run['status']}"
-            last = self.repository.events(run["id"], after=0, limit=1_000_000, parse=False)
+            last = self.store.events(run["id"], after=0, limit=1_000_000, parse=False)
             seq = last[-1]["id"] if last else 0
             event = make_event(seq + RECOVERY_EVENT_GAP, "run_finished", {"status": "interrupted", "reason": reason})
-            self.repository.save_progress(run["id"], [event], [])
-            self.repository.update_run(run["id"], status="interrupted", reason=reason, finished_at=now_iso())
+            self.store.save_progress(run["id"], [event], [])
+            self.store.update_run(run["id"], status="interrupted", reason=reason, finished_at=now_iso())
             ids.append(run["id"])
         return ids
 
@@ -196,7 +200,7 @@ class RunManager:
                                       f"try again shortly", retry_after=self._retry_after())
             self._reserved += 1
         try:  # written outside the lock: run threads and health checks never wait on a write
-            self.repository.create_run({"id": live.id, "flow_id": flow_id, "status": "queued",
+            self.store.create_run({"id": live.id, "flow_id": flow_id, "status": "queued",
                                         "snapshot_json": plan.snapshot_json, "created_at": now_iso(),
                                         "owner": self.owner, "request": {"values": values or {}, "cache": use_cache}})
         except BaseException as exc:
@@ -240,7 +244,7 @@ class RunManager:
         started = time.monotonic()
         live.status = "running"
         try:
-            self.repository.update_run(live.id, status="running", started_at=now_iso())
+            self.store.update_run(live.id, status="running", started_at=now_iso())
             self._emit(live, "run_started", {"run": live.id, "flow_id": live.flow_id,
                                              "nodes": list(live.compiled.nodes)})
             outcome = FlowRunner(live.compiled, self.executor,
@@ -331,13 +335,13 @@ class RunManager:
         try:
             if prune_runs_of is not None:
                 if self.config.retention > 0:
-                    self.repository.prune_runs(prune_runs_of.flow_id, self.config.retention)
+                    self.store.prune_runs(prune_runs_of.flow_id, self.config.retention)
                 self._finished_runs += 1
                 if not (self._finished_runs % PRUNE_CACHE_EVERY == 0
                         or self._cache.written_bytes > self.config.cache_bytes // CACHE_SHARE):
                     return
             self._cache.written_bytes = 0
-            self.repository.cache_prune(self.config.cache_entries, self.config.cache_bytes)
+            self._cache.cache.cache_prune(self.config.cache_entries, self.config.cache_bytes)
         except Exception as exc:
             log.warning("pruning run history or the result cache failed: %s", describe_error(exc))
             self._storage_trouble(exc)
@@ -403,11 +407,11 @@ class RunManager:
             if not (events or results or outcome):
                 return True
             try:
-                with self.repository.transaction():
+                with self.store.transaction():
                     if events or results:
-                        self.repository.save_progress(live.id, events, list(results.values()))
+                        self.store.save_progress(live.id, events, list(results.values()))
                     if outcome:
-                        self.repository.update_run(live.id, **outcome)
+                        self.store.update_run(live.id, **outcome)
                 return True
             except Exception as exc:
                 self._refused(live, exc, events, results, outcome)
@@ -439,7 +443,7 @@ class RunManager:
         with self._lock:
             live = self._live.get(run_id)
         if live is None:
-            self.repository.get_run(run_id, with_nodes=False)  # 404 for an unknown run
+            self.store.get_run(run_id, with_nodes=False)  # 404 for an unknown run
             yield from self._replay(run_id, after)
             return
         position = after
@@ -479,7 +483,7 @@ class RunManager:
 
     def _replay(self, run_id: str, after: int) -> Iterator[list[dict]]:
         while True:
-            batch = self.repository.events(run_id, after=after, limit=1000, parse=False)
+            batch = self.store.events(run_id, after=after, limit=1000, parse=False)
             if batch:
                 yield batch
             if len(batch) < 1000:
@@ -493,7 +497,7 @@ class RunManager:
         with self._lock:
             live = self._live.get(run_id)
         if live is None:
-            return self.repository.get_run(run_id)
+            return self.store.get_run(run_id)
         if not live.done.wait(timeout):
             raise ServiceUnavailable(f"run {run_id} did not finish within {timeout:g} s; it goes on, and its "
                                      f"outcome will be in the run history", retry_after=5, run=run_id)
@@ -502,7 +506,7 @@ class RunManager:
         if unsaved:
             raise StorageUnavailable(f"run {run_id} ended ({live.status}) but its outcome could not be stored "
                                      f"yet: {live.failure}", retry_after=10, run=run_id)
-        return self.repository.get_run(run_id)
+        return self.store.get_run(run_id)
 
     def cancel(self, run_id: str) -> dict:
         with self._lock:
@@ -511,14 +515,14 @@ class RunManager:
             if queued:
                 self._queue.remove(live)
         if live is None:
-            run = self.repository.get_run(run_id)
+            run = self.store.get_run(run_id)
             if run["status"] in FINAL_STATES:
                 return run
             raise Conflict(f"run {run_id} is {run['status']} on no live worker")
         live.cancel.set()
         if queued:
             self._finish(live, "cancelled", "cancelled while queued", time.monotonic())
-        return self.repository.get_run(run_id)
+        return self.store.get_run(run_id)
 
     def delete(self, run_id: str) -> None:
         with self._lock:
@@ -527,7 +531,7 @@ class RunManager:
             raise Conflict(f"run {run_id} has ended but its outcome is not stored yet; try again shortly")
         if live is not None:
             raise Conflict(f"run {run_id} is still {live.status}; cancel it first")
-        self.repository.delete_run(run_id)
+        self.store.delete_run(run_id)
 
     def is_live(self, run_id: str) -> bool:
         with self._lock:

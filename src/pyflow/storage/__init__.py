@@ -1,9 +1,10 @@
-"""Storage: one repository interface (`Repository`), SQLite by default."""
+"""Storage: the object store, the run store and the result cache (one `Repository`), SQLite by default."""
 
-from .base import CacheAdapter, Record, Repository, UnreadableDocument
+from .base import CacheAdapter, ObjectStore, Record, Repository, ResultCache, RunStore, Store, UnreadableDocument
 from .sqlite import SQLiteRepository
 
-__all__ = ["CacheAdapter", "Record", "Repository", "SQLiteRepository", "UnreadableDocument", "open_repository"]
+__all__ = ["CacheAdapter", "ObjectStore", "Record", "Repository", "ResultCache", "RunStore", "SQLiteRepository",
+           "Store", "UnreadableDocument", "open_repository"]
 
 
 def open_repository(path) -> Repository:

@@ -11,6 +11,7 @@ import json
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 from urllib.parse import quote
 
 from ..model.limits import MAX_DEPTH, MAX_STORED_DEPTH, TooDeep, check_depth
@@ -135,37 +136,35 @@ def _objects(conn: sqlite3.Connection, part: Part) -> None:
     part.looked_at = f"{counts['nodespec']} nodespecs, {counts['flow']} flows"
 
 
-# What of a run is a stored document: the query that lists them, and how a problem with one is named.
-RUN_DOCUMENTS = (
-    ("SELECT id, 'request', request FROM runs UNION ALL SELECT id, 'snapshot', snapshot FROM runs",
-     "run {0}: its {1} is {2}"),
-    ("SELECT run_id, node_id, result FROM run_nodes", "run {0}: the result of node {1} is {2}"),
-    ("SELECT run_id, seq, data FROM run_events", "run {0}: event {1} is {2}"),
-)
-
-
 def _runs(conn: sqlite3.Connection, part: Part) -> None:
-    counts = []
-    for query, problem in RUN_DOCUMENTS:
-        seen = 0
-        for first, second, text in conn.execute(query):
-            seen += 1
-            found = _document_problem(text, MAX_STORED_DEPTH)
-            if found:
-                part.add(problem.format(first, second, found))
-        counts.append(seen)
-    runs = conn.execute("SELECT count(*) FROM runs").fetchone()[0]
-    part.looked_at = f"{runs} runs, {counts[1]} node results, {counts[2]} events"
+    runs = _check_rows(conn, part, "SELECT id, request, snapshot FROM runs ORDER BY seq", 1,
+                       lambda key, column, problem: f"run {key[0]}: its {('request', 'snapshot')[column]} is {problem}")
+    results = _check_rows(conn, part, "SELECT run_id, node_id, result FROM run_nodes", 2,
+                          lambda key, _, problem: f"run {key[0]}: the result of node {key[1]} is {problem}")
+    events = _check_rows(conn, part, "SELECT run_id, seq, data FROM run_events", 2,
+                         lambda key, _, problem: f"run {key[0]}: event {key[1]} is {problem}")
+    part.looked_at = f"{runs} runs, {results} node results, {events} events"
 
 
 def _cache(conn: sqlite3.Connection, part: Part) -> None:
-    entries = 0
-    for key, text in conn.execute("SELECT key, record FROM cache"):
-        entries += 1
-        found = _document_problem(text, MAX_STORED_DEPTH)
-        if found:
-            part.add(f"cached result {key}: {found} (it counts as a miss)")
+    entries = _check_rows(conn, part, "SELECT key, record FROM cache", 1,
+                          lambda key, _, problem: f"cached result {key[0]}: {problem} (it counts as a miss)")
     part.looked_at = f"{entries} cached results"
+
+
+def _check_rows(conn: sqlite3.Connection, part: Part, query: str, keys: int,
+                say: Callable[[tuple, int, str], str]) -> int:
+    """Check every stored document in the rows `query` selects: each row is `keys` key columns, then
+    documents. A problem is reported as `say(key columns, which document, what is wrong)`. Answers how
+    many rows were read."""
+    rows = 0
+    for row in conn.execute(query):
+        rows += 1
+        for column, text in enumerate(row[keys:]):
+            found = _document_problem(text, MAX_STORED_DEPTH)
+            if found:
+                part.add(say(row[:keys], column, found))
+    return rows
 
 
 def _document_problem(text, limit: int) -> str | None:

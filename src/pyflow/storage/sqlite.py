@@ -1,4 +1,5 @@
-"""The SQLite repository: one database file in WAL mode, standard library sqlite3 only.
+"""The SQLite repository: one database file in WAL mode, standard library sqlite3 only. One class
+implements the object store, the run store and the result cache over one set of connections.
 
 Each thread has its own connection; writes take the database lock up front (BEGIN IMMEDIATE) so that a
 check and the write it guards see the same state. Revisions come from one counter, so a revision number
@@ -47,7 +48,7 @@ CREATE TABLE IF NOT EXISTS cache (
     key TEXT PRIMARY KEY, record TEXT NOT NULL, created_at TEXT NOT NULL, used_at TEXT NOT NULL,
     size INTEGER NOT NULL DEFAULT 0);
 """
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 RUN_FIELDS = ("flow_id", "status", "reason", "started_at", "finished_at")
 
 
@@ -82,8 +83,19 @@ def _abandon(conn: sqlite3.Connection) -> None:
     some failures (a COMMIT that found the disk full), and a second ROLLBACK would only raise "no
     transaction is active" over the error that matters."""
     if conn.in_transaction:
-        with contextlib.suppress(sqlite3.Error):
+        try:
             conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            log.debug("rolling back a failed transaction: %s", exc)
+
+
+def _delete_run_rows(conn: sqlite3.Connection, run_id: str) -> bool:
+    """Remove a run with its node results and events, inside the caller's transaction; answers whether
+    there was such a run."""
+    found = conn.execute("DELETE FROM runs WHERE id = ?", (run_id,)).rowcount > 0
+    conn.execute("DELETE FROM run_nodes WHERE run_id = ?", (run_id,))
+    conn.execute("DELETE FROM run_events WHERE run_id = ?", (run_id,))
+    return found
 
 
 def _use_wal(conn: sqlite3.Connection) -> None:
@@ -187,8 +199,10 @@ class SQLiteRepository(Repository):
     def close(self) -> None:
         with self._lock:
             for conn in self._connections:
-                with contextlib.suppress(sqlite3.Error):
+                try:
                     conn.close()
+                except sqlite3.Error as exc:  # closing: nothing left to do with it
+                    log.warning("closing a connection to %s: %s", self.path, exc)
             self._connections.clear()
             self._probe = None
         self._local = threading.local()
@@ -346,7 +360,7 @@ class SQLiteRepository(Repository):
             if key in self._warned:
                 return
             self._warned.add(key)
-        logger.warning(message, *args)
+        log.warning(message, *args)
 
     _RUN_COLUMNS = "id, flow_id, status, reason, created_at, started_at, finished_at, request, owner, snapshot"
 
@@ -373,10 +387,8 @@ class SQLiteRepository(Repository):
 
     def delete_run(self, run_id: str) -> None:
         with self.transaction() as conn:
-            if conn.execute("DELETE FROM runs WHERE id = ?", (run_id,)).rowcount == 0:
+            if not _delete_run_rows(conn, run_id):
                 raise NotFound(f"no run {run_id!r}")
-            conn.execute("DELETE FROM run_nodes WHERE run_id = ?", (run_id,))
-            conn.execute("DELETE FROM run_events WHERE run_id = ?", (run_id,))
 
     def save_progress(self, run_id: str, events: list[dict], results: list[dict]) -> None:
         with self.transaction() as conn:
@@ -412,9 +424,7 @@ class SQLiteRepository(Repository):
                 "SELECT id FROM runs WHERE flow_id IS ? AND status NOT IN ('queued', 'running') "
                 "ORDER BY seq DESC LIMIT -1 OFFSET ?", (flow_id, keep)).fetchall()
             for (run_id,) in rows:
-                conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
-                conn.execute("DELETE FROM run_nodes WHERE run_id = ?", (run_id,))
-                conn.execute("DELETE FROM run_events WHERE run_id = ?", (run_id,))
+                _delete_run_rows(conn, run_id)
         return len(rows)
 
     # ---------------------------------------------------------------------------------------- cache
@@ -432,6 +442,7 @@ class SQLiteRepository(Repository):
                 try:
                     found[key] = parse_stored(record)
                 except TooDeep:  # an older version's result, nested too deep to read: a miss
+                    self._warn_once(("cache", key), "cached result %s is nested too deep to read; a miss", key)
                     continue
                 if used_at < stale_before:
                     stale.append(key)

@@ -43,3 +43,22 @@ def test_check_reads_every_stored_document(tmp_path):
     assert [p.split(":")[0] for p in parts["objects"].problems] == ["flow/old.deep", "flow/old.other",
                                                                      "nodespec/old.spec"]
     assert parts["runs"].count == 3 and parts["objects"].looked_at == "3 nodespecs, 3 flows"
+
+
+def test_each_unreadable_run_row_and_cached_result_is_named(tmp_path):
+    import sqlite3
+    old = tmp_path / "old.db"
+    plant_old_rows(old)
+    conn = sqlite3.connect(old, isolation_level=None)
+    conn.execute("INSERT INTO run_events VALUES ('oldrun', 7, 'node_finished', '[1]', 'now')")
+    conn.execute("INSERT INTO cache VALUES ('k1', 'nope', 'now', 'now', 4)")
+    conn.close()
+    parts = {part.name: part for part in check_database(old)}
+    assert [p.split(" is ")[0] for p in parts["runs"].problems] == [
+        "run oldrun: its request", "run oldrun: its snapshot", "run oldrun: the result of node n1",
+        "run oldrun: event 7"]
+    assert parts["runs"].problems[-1] == "run oldrun: event 7 is not a JSON object"
+    assert parts["runs"].looked_at == "1 runs, 1 node results, 1 events"
+    assert parts["cache"].problems[0].startswith("cached result k1: not readable JSON (")
+    assert parts["cache"].problems[0].endswith(" (it counts as a miss)")
+    assert parts["cache"].looked_at == "1 cached results"

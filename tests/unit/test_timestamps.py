@@ -1,0 +1,16 @@
+"""One way to write a moment: stored stamps and JSON log lines look alike."""
+
+import logging
+import re
+
+from pyflow.server.requestlog import JsonFormatter
+from pyflow.timestamps import iso_at, now_iso
+
+STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+def test_a_json_log_line_carries_the_same_stamp_as_storage():
+    assert iso_at(0) == "1970-01-01T00:00:00.000Z" and STAMP.match(now_iso())
+    record = logging.LogRecord("pyflow.x", logging.INFO, __file__, 1, "hello", (), None)
+    record.created = 1.5
+    assert '"time": "1970-01-01T00:00:01.500Z"' in JsonFormatter().format(record)
