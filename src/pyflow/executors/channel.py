@@ -87,7 +87,7 @@ class Worker:
         frame is held to its cap before it is read (the run's stdout and result limits, the worker's own
         frames to a small fixed size); the result frame is handed on to be consumed, so that its bytes
         are freed before the value is parsed."""
-        if self.cleanup_pending:  # pools read this report before they hand a worker a run; direct callers
+        if self.cleanup_pending:  # a pool reads it before handing out a run; a direct caller's is read here
             self.read_cleanup_report(deadline, cancel)
         node = {key: payload[key] for key in NODE_KEYS if key in payload}
         control = {key: value for key, value in payload.items() if key not in NODE_KEYS}

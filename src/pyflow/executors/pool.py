@@ -253,6 +253,7 @@ class WorkerExecutor(Executor):
         except CancelledRun:
             return cancelled(started)
         except Exception as exc:
+            log.warning("%s: could not start a worker for node %s: %s", self.name, task.node_id, clipped(str(exc)))
             return NodeOutcome.failure(f"could not start a worker: {exc}", "ExecutorError", "crashed")
         return self._run_and_release(worker, task, cancel, started)
 
@@ -271,6 +272,7 @@ class WorkerExecutor(Executor):
             return outcome
         except Exception as exc:
             recycle = True
+            log.exception("%s: the executor failed while running node %s", self.name, task.node_id)
             return NodeOutcome.failure(f"the executor failed while running the node: {clipped(repr(exc))}",
                                        "ExecutorError", "crashed", duration_ms=ms(started))
         finally:

@@ -14,7 +14,8 @@ bubblewrap init stays inside for node code to reach); each node run is a freshly
 limits applied. Every process in the sandbox runs under a seccomp filter (seccomp.py) that denies the
 kernel interfaces reaching beyond the caller's own process tree (ptrace, process_vm_*, io_uring, ...),
 and the zygote and its children are not dumpable, so node code can neither attach to nor read the
-zygote. Memory and process counts are enforced per sandbox by cgroups where they are writable, otherwise by rlimits, and the server says which at start.
+zygote. Memory and process counts are enforced per sandbox by cgroups where they are writable,
+otherwise by rlimits, and the server says which at start.
 """
 
 from __future__ import annotations

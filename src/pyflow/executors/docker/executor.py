@@ -80,6 +80,7 @@ class DockerExecutor(ContainerPool):
             kind = "RequirementsError" if isinstance(exc, RequirementsError) else "ImageError"
             return NodeOutcome.failure(str(exc), kind, duration_ms=ms(started))
         except Exception as exc:
+            log.warning("the Docker engine failed while preparing node %s: %s", task.node_id, exc)
             return NodeOutcome.failure(f"the Docker engine failed: {exc}", "ExecutorError", "crashed",
                                        duration_ms=ms(started))
         return ContainerPool.run(pool, task, cancel)

@@ -145,6 +145,7 @@ class ContainerPool(WorkerExecutor):
         except CancelledRun:
             return NodeOutcome.failure("the run was cancelled", "Cancelled", "cancelled", duration_ms=ms(started))
         except Exception as exc:
+            log.warning("could not start a container of image %s for node %s: %s", self.image, task.node_id, exc)
             return NodeOutcome.failure(f"could not start a container for the node: {exc}", "ExecutorError",
                                        "crashed", duration_ms=ms(started))
         finally:
