@@ -8,7 +8,7 @@ import threading
 import time
 import uuid
 
-from ...engine.execution import NodeOutcome, NodeTask
+from ...engine.execution import Executor, NodeOutcome, NodeTask
 from ..channel import ms
 from .cleanup import Reaper, remove_labelled, wait_until_removed
 from .images import ImagePolicy, ImageRefused
@@ -20,9 +20,10 @@ from .settings import DEFAULT_IMAGE, ENGINE_TIMEOUT_S, DockerUnavailable, Harden
 log = logging.getLogger(__name__)
 
 
-
-class DockerExecutor(ContainerPool):
-    """The "docker" executor: hardened containers with warm workers, one small pool per image.
+class DockerExecutor(Executor):
+    """The "docker" executor: hardened containers with warm workers, one small pool per image, and a
+    router that sends each node to its image's pool (the default image's is filled at start; another
+    image's on its first node, and at most `max_images` of those stay warm).
 
     Options (all optional; unknown ones are ignored), with the environment variables that set them when
     the server is started from the command line: pool_size (warm containers per image; 0 means a fresh
@@ -42,21 +43,27 @@ class DockerExecutor(ContainerPool):
                  images=None, pip_index_url: str | None = None,
                  build_timeout_s: float | None = None, pip_cert: str | None = None, max_images: int = 4,
                  **_ignored):
-        client = connect(base_url)
-        instance = uuid.uuid4().hex[:12]
-        owner = owner or default_owner()
-        image = image or os.environ.get("PYFLOW_DOCKER_IMAGE") or DEFAULT_IMAGE
-        hardening = Hardening(cpus=float(cpus or os.environ.get("PYFLOW_DOCKER_CPUS") or 1.0),
-                              tmp_mb=int(tmp_mb or os.environ.get("PYFLOW_DOCKER_TMP_MB") or 64))
-        super().__init__(client, image, Reaper(client), owner, instance, hardening,
-                         pool_size=max(0, int(pool_size)), max_runs=max(1, int(max_runs)))
+        self.client = connect(base_url)
+        self.instance = uuid.uuid4().hex[:12]
+        self.owner = owner or default_owner()
+        self.image = image or os.environ.get("PYFLOW_DOCKER_IMAGE") or DEFAULT_IMAGE
+        self.hardening = Hardening(cpus=float(cpus or os.environ.get("PYFLOW_DOCKER_CPUS") or 1.0),
+                                   tmp_mb=int(tmp_mb or os.environ.get("PYFLOW_DOCKER_TMP_MB") or 64))
+        self.pool_size, self.max_runs = max(0, int(pool_size)), max(1, int(max_runs))
+        self.reaper = Reaper(self.client)
         self.max_images = max_images
-        self.images = ImagePolicy.from_options(image, images)
-        self.builder = RequirementsBuilder(client, owner, instance, build_settings(
+        self.images = ImagePolicy.from_options(self.image, images)
+        self.builder = RequirementsBuilder(self.client, self.owner, self.instance, build_settings(
             pip_index_url, build_timeout_s, pip_cert))
-        self._pools: dict[str, ContainerPool] = {}
+        self.default = self._new_pool(self.image)
+        self._pools: dict[str, ContainerPool] = {}  # the other images' pools, by image
         self._pools_lock = threading.Lock()
+        self._closed = False
         self.removed_at_start = 0
+
+    def _new_pool(self, image: str) -> ContainerPool:
+        return ContainerPool(self.client, image, self.reaper, self.owner, self.instance, self.hardening,
+                             self.pool_size, self.max_runs)
 
     def start(self) -> None:
         """Check the engine and image, remove what an earlier server of this owner left, fill the pool."""
@@ -67,7 +74,11 @@ class DockerExecutor(ContainerPool):
             raise DockerUnavailable(str(exc)) from None
         self.removed_at_start = remove_labelled(self.client, {LABEL_MANAGED: "1", LABEL_OWNER: self.owner},
                                                 keep_live=True)
-        super().start()
+        try:
+            self.default.start()
+        except BaseException:
+            self.close()  # nothing left behind by a server that will not start
+            raise
 
     def run(self, task: NodeTask, cancel: threading.Event | None = None) -> NodeOutcome:
         """Find the node's image (building its requirements image first if needed) and run the node on
@@ -83,7 +94,16 @@ class DockerExecutor(ContainerPool):
             log.warning("the Docker engine failed while preparing node %s: %s", task.node_id, exc)
             return NodeOutcome.failure(f"the Docker engine failed: {exc}", "ExecutorError", "crashed",
                                        duration_ms=ms(started))
-        return ContainerPool.run(pool, task, cancel)
+        return pool.run(task, cancel)
+
+    def readiness(self) -> dict:
+        """The default image's pool's readiness (the image most nodes run on)."""
+        return self.default.readiness()
+
+    def live_pids(self) -> list[int]:
+        with self._pools_lock:
+            pools = [self.default, *self._pools.values()]
+        return [pid for pool in pools for pid in pool.live_pids()]
 
     def _image_for(self, task: NodeTask, cancel) -> str:
         base = task.image or self.image
@@ -95,13 +115,13 @@ class DockerExecutor(ContainerPool):
 
     def _pool_for(self, image: str) -> ContainerPool:
         if image == self.image:
-            return self
+            return self.default
         with self._pools_lock:
+            if self._closed:
+                raise DockerUnavailable("the executor is closed")
             pool = self._pools.get(image)
             if pool is None:
-                pool = ContainerPool(self.client, image, self.reaper, self.owner, self.instance, self.hardening,
-                                     self.pool_size, self.max_runs)
-                self._pools[image] = pool
+                pool = self._pools[image] = self._new_pool(image)
                 self._evict_idle_pools()
         if self.pool_size > 0:
             try:
@@ -123,14 +143,15 @@ class DockerExecutor(ContainerPool):
 
     def close(self) -> None:
         """End every container this executor started and wait until the engine has removed them."""
-        if self._closed and not self._live:
-            return
         with self._pools_lock:
+            if self._closed:
+                return
+            self._closed = True
             pools = list(self._pools.values())
             self._pools.clear()
         for pool in pools:
             pool.close()
-        super().close()
+        self.default.close()
         self.reaper.drain()
         mine = {LABEL_MANAGED: "1", LABEL_INSTANCE: self.instance}
         try:
