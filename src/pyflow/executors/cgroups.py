@@ -29,9 +29,9 @@ def _own_paths() -> dict[str, str]:
 
 class CgroupTree:
     """The cgroups of one executor: pyflow/<instance>/<unit>/ under the server's own cgroup, per controller
-    ("memory" and "pids" in v1, "" in v2). One instance directory per server process (server-<pid>-<start
-    time>: the name that tells live from dead), one unit directory per executor in it, so two executors
-    of one process never remove each other's groups."""
+    ("memory" and "pids" in v1, "" in v2). One instance directory per server process (named by its
+    process identity, see pyflow/process_identity.py: the name that tells live from dead), one unit
+    directory per executor in it, so two executors of one process never remove each other's groups."""
 
     def __init__(self, bases: dict[str, Path], version: int):
         self.bases = bases
