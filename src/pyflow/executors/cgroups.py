@@ -9,12 +9,15 @@ left by a server that died are emptied and removed at the next start.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import time
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+log = logging.getLogger(__name__)
 
 
 def _own_paths() -> dict[str, str]:
@@ -238,11 +241,15 @@ def _subdirs(path: Path) -> list[Path]:
 
 
 def _rmdir(path: Path) -> None:
+    """Remove an emptied cgroup directory; the kernel may take a moment to let go of its last process.
+    One that stays is logged and reaped at the next start, once its server is gone."""
     for _ in range(50):
         try:
             path.rmdir()
             return
         except FileNotFoundError:
             return
-        except OSError:
+        except OSError as exc:
+            failure = exc
             time.sleep(0.02)
+    log.warning("cgroup %s could not be removed: %s", path, failure.strerror)
