@@ -26,7 +26,6 @@ class _TaskSlot(threading.local):
     task: NodeTask | None = None
 
 
-
 class ContainerPool(WorkerExecutor):
     """Warm hardened containers of one image (or a fresh container per node when pool_size is 0)."""
 
