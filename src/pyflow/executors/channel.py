@@ -29,7 +29,6 @@ TRUNCATED_MARK = "\n[... output truncated at {} bytes ...]\n"
 POLL_S = 0.05
 
 
-
 def worker_source() -> bytes:
     """The worker script's text, to hand to a sandbox as data."""
     return resources.files("pyflow.executors").joinpath("worker.py").read_bytes()
@@ -217,7 +216,6 @@ class CancelledRun(Exception):
     pass
 
 
-
 def compose_answer(header: dict, stdout: bytes | bytearray, result: bytes | bytearray) -> tuple[dict, str | None]:
     """The run's header ({"ok", "error", "stdout", "duration_ms", "violation", "recycle"}) and the value's
     JSON text, from the worker's own account and the child's raw result. The result comes from node
@@ -291,7 +289,6 @@ def _clean_error(error) -> dict | None:
                   [str(line) for line in lines])
 
 
-
 def outcome_of(header: dict, value: str | None, started: float, result_kb: int) -> NodeOutcome:
     duration = float(header.get("duration_ms") or ms(started))
     stdout = header.get("stdout") or ""
@@ -335,7 +332,6 @@ def parse_value(value: str | None, result_kb: int) -> tuple[object, tuple[str, s
     except Exception as exc:  # whatever the bytes make the parser do, it is the node's failure
         why = clipped(str(exc))
     return None, ("ResultError", f"the node returned a value that cannot be read: {why}", "crashed")
-
 
 
 def clipped(text: str, size: int = 300) -> str:

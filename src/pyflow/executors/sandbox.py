@@ -78,8 +78,6 @@ UNAVAILABLE = ("bubblewrap cannot create a sandbox here ({reason}). Choices: run
                "(rlimits only).")
 
 
-
-
 _units = itertools.count(1)
 
 # Asked of the sandbox's interpreter once (with -I -S, as the worker runs): where its standard library is.

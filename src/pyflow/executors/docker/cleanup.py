@@ -14,7 +14,6 @@ from .names import IDLE_RENAME_DELAY_S, LABEL_PROCESS, ContainerName
 log = logging.getLogger(__name__)
 
 
-
 class Reaper:
     """The engine calls that a node's result need not wait for, on background threads: removing
     recycled containers, and renaming warm containers idle after their node. Each has its own thread,

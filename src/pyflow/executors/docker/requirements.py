@@ -59,7 +59,6 @@ class BuildSettings:
     cert_file: str | None = None
 
 
-
 class RequirementsError(Exception):
     """A nodespec's requirements could not be turned into an image."""
 

@@ -16,7 +16,6 @@ STDERR_TAIL = 8192
 FRAME = struct.Struct(">BxxxI")
 
 
-
 class StreamDemux:
     """Splits the engine's multiplexed attach stream (no TTY) back into stdout and stderr bytes.
 
