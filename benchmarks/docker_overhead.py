@@ -123,7 +123,7 @@ def time_executor(executor, runs: int) -> list[float]:
 
 def time_exec(executor, image: str, runs: int) -> list[float]:
     """`docker exec -i` of a fresh python3 in one of the executor's running containers."""
-    container = next(iter(executor._live)).container.id
+    container = next(iter(executor.default._live)).container.id
     cmd = ["docker", "exec", "-i", "-u", "10001:10001", container, "python3", "-I", "-c", SCRIPT, FUNC]
     return [time_command(cmd, i) for i in range(runs)]
 

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from pyflow.engine.execution import Limits
-from pyflow.executors.docker import (LABEL_MANAGED, LABEL_OWNER, LABEL_PROCESS, DockerExecutor, DockerUnavailable,
-                                     process_identity)
+from pyflow.executors.docker import LABEL_MANAGED, LABEL_OWNER, LABEL_PROCESS, DockerExecutor, DockerUnavailable
+from pyflow.process_identity import current as process_identity
 
 from tests.support import waiting
 from tests.support.timing import scaled

@@ -8,7 +8,7 @@ import pytest
 
 from pyflow.engine.execution import Limits, NodeTask
 from pyflow.executors import seccomp
-from pyflow.executors.docker_images import ImagePolicy, ImageRefused, download_command, install_command
+from pyflow.executors.docker.images import ImagePolicy, ImageRefused, download_command, install_command
 from pyflow.executors.docker import (WORKER_PROCESSES, WORKER_RESERVE_MB, Hardening, RequirementsError,
                                      StreamDemux, container_name, container_options, node_labels, requirements_tag,
                                      validate_requirements, worker_command)
@@ -215,7 +215,7 @@ class FakeBuildEngine:
 
 
 def test_requirement_builds_have_no_network_and_install_only_the_wheels_fetched_on_the_host(monkeypatch):
-    from pyflow.executors import docker as docker_executor
+    from pyflow.executors.docker import requirements as docker_executor
     fetched = []
     monkeypatch.setattr(docker_executor, "fetch_wheels",
                         lambda target, reqs, *rest: fetched.append((target, reqs)) or (b"wheels.tar", ""))

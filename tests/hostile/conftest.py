@@ -80,7 +80,7 @@ def target(executor_name, tmp_path_factory, token, canaries):
     live.start()
     executor = create_executor(executor_name, pool_size=1)
     try:
-        getattr(executor, "start", lambda: None)()
+        executor.start()
         ctx = context(live, token, secret, canaries)
         target = Target(executor_name, live, executor, ctx, World(live.db, ctx["marker"]))
         target.create_specs()

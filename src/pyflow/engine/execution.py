@@ -13,6 +13,8 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from ..jsontext import safe_text
+
 
 class ExecutorUnavailable(OSError):
     """An executor cannot run on this machine (no bubblewrap, no Docker engine, ...); the message says
@@ -74,6 +76,14 @@ class NodeTask:
                 "limits": self.limits.to_dict()}
 
 
+def node_error(kind: str, message: str, traceback: list | tuple = ()) -> dict:
+    """A node's error as every reader expects it: {"type", "message", "traceback": [lines]}. Lone
+    surrogates (from an exception message, say) become U+FFFD: storage, events and HTTP all write
+    UTF-8, which cannot carry them."""
+    return {"type": safe_text(str(kind)), "message": safe_text(str(message)),
+            "traceback": [safe_text(str(line)) for line in traceback]}
+
+
 @dataclass
 class NodeOutcome:
     """What running a node produced: a return value, or an error; plus captured output and timing.
@@ -93,7 +103,7 @@ class NodeOutcome:
     @classmethod
     def failure(cls, message: str, kind: str = "ExecutionError", violation: str | None = None,
                 stdout: str = "", duration_ms: float = 0.0) -> "NodeOutcome":
-        return cls(ok=False, error={"type": kind, "message": message, "traceback": []},
+        return cls(ok=False, error=node_error(kind, message),
                    stdout=stdout, duration_ms=duration_ms, violation=violation)
 
 

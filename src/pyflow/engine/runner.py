@@ -28,6 +28,7 @@ from .execution import (
     Limits,
     NodeOutcome,
     NodeTask,
+    node_error,
     resolve_limits,
 )
 
@@ -140,16 +141,16 @@ class FlowRunner:
         """Build the task for a ready node, or settle it (skipped, cached, bad input) and return None."""
         node = self.compiled.nodes[node_id]
         if self.cancel.is_set():
-            self._settle(node, "skipped", "node_skipped", error=_error("Cancelled", "the run was cancelled"))
+            self._settle(node, "skipped", "node_skipped", error=node_error("Cancelled", "the run was cancelled"))
             return None
         blocker = self._blocker(node)
         if blocker is not None:
-            self._settle(node, "skipped", "node_skipped", error=_error("Skipped", blocker))
+            self._settle(node, "skipped", "node_skipped", error=node_error("Skipped", blocker))
             return None
         try:
             args = self._arguments(node)
         except ConversionError as exc:
-            self._settle(node, "fail", "node_finished", error=_error("ConversionError", str(exc)),
+            self._settle(node, "fail", "node_finished", error=node_error("ConversionError", str(exc)),
                          started_at=now_iso())
             return None
         if self._from_cache(node, args):
@@ -239,7 +240,7 @@ class FlowRunner:
         try:
             outputs = split_outputs(node, outcome.value)
         except ConversionError as exc:
-            self._settle(node, "fail", "node_finished", error=_error("OutputError", str(exc)), **common)
+            self._settle(node, "fail", "node_finished", error=node_error("OutputError", str(exc)), **common)
             return
         self.outputs[node_id] = outputs
         self._settle(node, "success", "node_finished", outputs=outputs, **common)
@@ -282,10 +283,6 @@ def split_outputs(node: PlannedNode, value: Any) -> dict:
 
 def _named(node: PlannedNode, args: list) -> dict:
     return {p.name: v for p, v in zip(node.spec.inputs, args)}
-
-
-def _error(kind: str, message: str) -> dict:
-    return {"type": kind, "message": message, "traceback": []}
 
 
 def _short(value: Any, limit: int = 80) -> str:

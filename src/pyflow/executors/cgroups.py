@@ -9,12 +9,15 @@ left by a server that died are emptied and removed at the next start.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import time
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+log = logging.getLogger(__name__)
 
 
 def _own_paths() -> dict[str, str]:
@@ -29,9 +32,9 @@ def _own_paths() -> dict[str, str]:
 
 class CgroupTree:
     """The cgroups of one executor: pyflow/<instance>/<unit>/ under the server's own cgroup, per controller
-    ("memory" and "pids" in v1, "" in v2). One instance directory per server process (server-<pid>-<start
-    time>: the name that tells live from dead), one unit directory per executor in it, so two executors
-    of one process never remove each other's groups."""
+    ("memory" and "pids" in v1, "" in v2). One instance directory per server process (named by its
+    process identity, see pyflow/process_identity.py: the name that tells live from dead), one unit
+    directory per executor in it, so two executors of one process never remove each other's groups."""
 
     def __init__(self, bases: dict[str, Path], version: int):
         self.bases = bases
@@ -155,22 +158,8 @@ class Cgroup:
             path.write_text(str(memory_bytes))
 
     def oom_kills(self) -> int:
-        """How many processes the kernel killed for memory in this group so far (read before every
-        node run, so with plain descriptors rather than pathlib)."""
-        path = str(self._file("memory", "memory.oom_control", "memory.events"))
-        try:
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                text = os.read(fd, 4096).decode("ascii", "replace")
-            finally:
-                os.close(fd)
-        except OSError:
-            return 0
-        for line in text.splitlines():
-            key, _, value = line.partition(" ")
-            if key == "oom_kill":
-                return int(value)
-        return 0
+        """How many processes the kernel killed for memory in this group so far."""
+        return oom_kill_count(self._file("memory", "memory.oom_control", "memory.events"))
 
     def kill(self) -> int:
         return sum(kill_all(p) for p in self.paths.values())
@@ -179,6 +168,47 @@ class Cgroup:
         for path in self.paths.values():
             kill_all(path)
             _rmdir(path)
+
+
+def oom_kill_count(path: str | Path | None) -> int:
+    """The kernel's count of processes killed for memory in one cgroup (the "oom_kill" line of v1's
+    memory.oom_control or v2's memory.events), 0 when unknown. Read before every node run, so with plain
+    descriptors rather than pathlib."""
+    if path is None:
+        return 0
+    try:
+        fd = os.open(str(path), os.O_RDONLY)
+        try:
+            text = os.read(fd, 4096).decode("ascii", "replace")
+        finally:
+            os.close(fd)
+    except OSError:
+        return 0
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        if key == "oom_kill":
+            try:
+                return int(value)
+            except ValueError:
+                return 0
+    return 0
+
+
+def memory_events_file(pid: int) -> Path | None:
+    """The file counting out-of-memory kills in the memory cgroup of process `pid` (a container's init,
+    say), when this process can see it (same host and pid namespace): v1 memory.oom_control or v2
+    memory.events. None otherwise."""
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines() if pid else []
+    except OSError:
+        return None
+    paths = dict((parts[1], parts[2]) for parts in (line.split(":", 2) for line in lines) if len(parts) == 3)
+    candidates = []
+    if "memory" in paths:
+        candidates.append(CGROUP_ROOT / "memory" / paths["memory"].lstrip("/") / "memory.oom_control")
+    if "" in paths:
+        candidates.append(CGROUP_ROOT / paths[""].lstrip("/") / "memory.events")
+    return next((path for path in candidates if path.is_file()), None)
 
 
 def kill_all(group: Path, timeout: float = 2.0) -> int:
@@ -211,11 +241,15 @@ def _subdirs(path: Path) -> list[Path]:
 
 
 def _rmdir(path: Path) -> None:
+    """Remove an emptied cgroup directory; the kernel may take a moment to let go of its last process.
+    One that stays is logged and reaped at the next start, once its server is gone."""
     for _ in range(50):
         try:
             path.rmdir()
             return
         except FileNotFoundError:
             return
-        except OSError:
+        except OSError as exc:
+            failure = exc
             time.sleep(0.02)
+    log.warning("cgroup %s could not be removed: %s", path, failure.strerror)

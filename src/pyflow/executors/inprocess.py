@@ -11,7 +11,7 @@ import io
 import threading
 import time
 
-from ..engine.execution import Executor, NodeOutcome, NodeTask
+from ..engine.execution import Executor, NodeOutcome, NodeTask, node_error
 
 
 class InProcessExecutor(Executor):
@@ -38,7 +38,7 @@ class InProcessExecutor(Executor):
             with contextlib.redirect_stdout(buffer) if buffer else contextlib.nullcontext():
                 value = self._function(task)(*task.args)
         except Exception as exc:
-            return NodeOutcome(ok=False, error={"type": type(exc).__name__, "message": str(exc), "traceback": []},
+            return NodeOutcome(ok=False, error=node_error(type(exc).__name__, str(exc)),
                                stdout=buffer.getvalue() if buffer else "",
                                duration_ms=(time.perf_counter() - started) * 1000)
         return NodeOutcome(ok=True, value=value, stdout=buffer.getvalue() if buffer else "",

@@ -11,38 +11,45 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 
 from ..engine.execution import NodeTask
-from .zygote import Zygote, ZygoteExecutor, worker_path
+from .channel import Worker, worker_path
+from .pool import WorkerExecutor
 
 WARNING = ("node code runs with the server's own permissions (executor unsafe-process: rlimits only, "
            "no sandbox)")
 
 
-class ProcessExecutor(ZygoteExecutor):
+@dataclass
+class ProcessState:
+    """What the unsafe-process executor keeps per worker."""
+
+    scratch: str  # the worker's working directory, removed with the worker
+
+
+class ProcessExecutor(WorkerExecutor):
     name = "unsafe-process"
 
     def __init__(self, pool_size: int = 0, max_runs: int = 1, python: str | None = None, **_ignored):
         super().__init__(pool_size=pool_size, max_runs=max_runs)
         self.python = python or sys.executable
 
-    def spawn(self) -> Zygote:
+    def spawn(self) -> Worker:
         scratch = tempfile.mkdtemp(prefix="pyflow-node-")
         proc = subprocess.Popen([self.python, "-I", str(worker_path())], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
                                 cwd=scratch, env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": scratch})
-        zygote = Zygote(proc, "worker process")
-        zygote.scratch = scratch
-        return zygote
+        return Worker(proc, "worker process", ProcessState(scratch))
 
-    def prepare_payload(self, zygote: Zygote, task: NodeTask) -> dict:
+    def prepare_payload(self, worker: Worker, task: NodeTask) -> dict:
         payload = task.payload()
-        payload["scratch"] = zygote.scratch
+        payload["scratch"] = worker.state.scratch
         payload["memory_rlimit"] = True
         return payload
 
-    def discard(self, zygote: Zygote) -> None:
-        shutil.rmtree(getattr(zygote, "scratch", ""), ignore_errors=True)
+    def discard(self, worker: Worker) -> None:
+        shutil.rmtree(worker.state.scratch, ignore_errors=True)
 
     def describe(self) -> dict:
         return {"name": self.name, "isolation": "process (rlimits only)", "warnings": [WARNING]}

@@ -9,12 +9,13 @@ Nothing of the server is visible: not the database, the configuration, the proje
 directories or the server's environment. When the server runs as root, sandboxes run as an unprivileged
 user (nobody by default).
 
-Inside, the worker (worker.py) waits as a single-threaded zygote and is the sandbox's pid 1 (no
+Inside, the worker (worker.py) waits as a single-threaded zygote (a forking parent) and is the sandbox's pid 1 (no
 bubblewrap init stays inside for node code to reach); each node run is a freshly forked child with its
 limits applied. Every process in the sandbox runs under a seccomp filter (seccomp.py) that denies the
 kernel interfaces reaching beyond the caller's own process tree (ptrace, process_vm_*, io_uring, ...),
-and the zygote and its children are not dumpable, so node code can neither attach to nor read the zygote. Memory and process counts are enforced per sandbox by cgroups where they are
-writable, otherwise by rlimits, and the server says which at start.
+and the zygote and its children are not dumpable, so node code can neither attach to nor read the
+zygote. Memory and process counts are enforced per sandbox by cgroups where they are writable,
+otherwise by rlimits, and the server says which at start.
 """
 
 from __future__ import annotations
@@ -23,18 +24,22 @@ import itertools
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import uuid
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import IO
 
 from ..engine.execution import ExecutorUnavailable, NodeOutcome, NodeTask
-from ..process_identity import start_time
+from .. import process_identity
 from .cgroups import Cgroup, CgroupTree
 from .seccomp import SeccompUnavailable, compile_bpf, program_fd
-from .zygote import Zygote, ZygoteDied, ZygoteExecutor, worker_source
+from .channel import Worker, WorkerDied, worker_source
+from .pool import WorkerExecutor
 
 BWRAP = "bwrap"
 SANDBOX_PYTHON = "/usr/bin/python3"
@@ -42,9 +47,9 @@ WORKER_PATH = "/run/pyflow/worker.py"
 SCRATCH = "/tmp"
 SHM = "/dev/shm"
 NOBODY = 65534
-# bwrap outside and the zygote (the sandbox's pid 1) live in the cgroup besides the node's own processes.
+# bwrap outside and the worker's zygote (the sandbox's pid 1) live in the cgroup besides the node's own processes.
 BASE_PROCESSES = 2
-# Memory the idle zygote and bwrap use, on top of the node's own limit.
+# Memory the idle worker's zygote and bwrap use, on top of the node's own limit.
 BASE_MEMORY = 48 * 1024 * 1024
 
 # Runs as root just long enough to join the sandbox's cgroups and drop to the sandbox user, then execs
@@ -71,8 +76,6 @@ except OSError as exc:
 UNAVAILABLE = ("bubblewrap cannot create a sandbox here ({reason}). Choices: run node code in containers "
                "with --executor docker, or, knowingly, without isolation with --executor unsafe-process "
                "(rlimits only).")
-
-
 
 
 _units = itertools.count(1)
@@ -168,21 +171,33 @@ class InterpreterFiles:
 
 
 def instance_name() -> str:
-    """This process's cgroup directory name: its pid and start time, so a reused pid is not mistaken
-    for it (the format every PyFlow version reads: servers of any version reap each other's leftovers)."""
-    return f"server-{os.getpid()}-{start_time(os.getpid())}"
+    """This process's cgroup directory name: its process identity (host, boot, pid and start time), so a
+    reused pid is not mistaken for it."""
+    return process_identity.current()
 
 
 def instance_alive(name: str) -> bool:
-    """Whether the process that made cgroup directory `name` still runs. A name that is not a server
-    instance's is treated as alive: only what is surely dead is reaped."""
-    parts = name.split("-")
-    if len(parts) != 3 or parts[0] != "server" or not parts[1].isdigit():
+    """Whether the process that made cgroup directory `name` still runs (in the current format or an
+    older server's "server-<pid>-<start>"). Cgroups are of this machine whatever host name the directory
+    carries (a renamed host), and a name that is not a server instance's is treated as alive: only what
+    is surely dead is reaped."""
+    found = process_identity.parse(name)
+    if found is None:
         return True
-    return start_time(int(parts[1])) == parts[2]
+    return process_identity.alive(str(replace(found, host=socket.gethostname()))) is not False
 
 
-class SandboxExecutor(ZygoteExecutor):
+@dataclass
+class SandboxState:
+    """What the sandbox executor keeps per sandbox."""
+
+    errors: IO[bytes]  # bwrap's stderr, read when the sandbox fails to start
+    cgroup: Cgroup | None = None  # the sandbox's own cgroup, when cgroups are writable here
+    oom_seen: int = 0  # the cgroup's out-of-memory kills before the current run
+    cgroup_limits: tuple[int, int] | None = None  # (memory bytes, pids) last written, None when unknown
+
+
+class SandboxExecutor(WorkerExecutor):
     name = "sandbox"
 
     def __init__(self, pool_size: int = 2, max_runs: int = 100, tmp_mb: int = 64, user: int | None = None,
@@ -242,22 +257,22 @@ class SandboxExecutor(ZygoteExecutor):
             self._files = InterpreterFiles(self.python)
         return self._files
 
-    def _started(self) -> Zygote:
+    def _started(self) -> Worker:
         try:
             return super()._started()
-        except ZygoteDied as exc:
+        except WorkerDied as exc:
             if self._closed:
                 raise
             raise ExecutorUnavailable(UNAVAILABLE.format(reason=str(exc))) from None
 
-    def _end(self, zygote: Zygote) -> None:
-        super()._end(zygote)
-        zygote.errors.close()
+    def _end(self, worker: Worker) -> None:
+        super()._end(worker)
+        worker.state.errors.close()
 
-    def spawn_failure(self, zygote: Zygote) -> str:
+    def spawn_failure(self, worker: Worker) -> str:
         """What bwrap said when a sandbox failed to start."""
-        zygote.errors.seek(0)
-        return zygote.errors.read(4000).decode("utf-8", "replace").strip()
+        worker.state.errors.seek(0)
+        return worker.state.errors.read(4000).decode("utf-8", "replace").strip()
 
     # -- spawning ------------------------------------------------------------------------------------
     def bwrap_argv(self, worker_fd: int, seccomp_fd: int | None = None) -> list[str]:
@@ -282,7 +297,7 @@ class SandboxExecutor(ZygoteExecutor):
         argv += [self.python, "-I", "-S", WORKER_PATH, "--pid-namespace"]
         return argv
 
-    def spawn(self) -> Zygote:
+    def spawn(self) -> Worker:
         group = self._new_group()
         filter_fd = program_fd(self.seccomp_program())
         try:
@@ -301,10 +316,7 @@ class SandboxExecutor(ZygoteExecutor):
             os.close(read_fd)
             os.close(filter_fd)
         _write_all(write_fd, self._worker)
-        zygote = Zygote(proc, "sandbox")
-        zygote.cgroup = group
-        zygote.errors = errors
-        return zygote
+        return Worker(proc, "sandbox", SandboxState(errors, group))
 
     def _new_group(self) -> Cgroup | None:
         if self._tree is None:
@@ -313,43 +325,43 @@ class SandboxExecutor(ZygoteExecutor):
             self._groups += 1
             return self._tree.group(f"sbx-{self._groups}-{uuid.uuid4().hex[:6]}")
 
-    def discard(self, zygote: Zygote) -> None:
-        group = getattr(zygote, "cgroup", None)
+    def discard(self, worker: Worker) -> None:
+        group = worker.state.cgroup
         if group is not None:
             group.remove()
 
     # -- runs ----------------------------------------------------------------------------------------
-    def prepare_payload(self, zygote: Zygote, task: NodeTask) -> dict:
+    def prepare_payload(self, worker: Worker, task: NodeTask) -> dict:
         payload = task.payload()
         payload["scratch"] = SCRATCH
         payload["scratch_dirs"] = [SHM]
-        group = getattr(zygote, "cgroup", None)
+        group = worker.state.cgroup
         payload["memory_rlimit"] = group is None
         # With a pids cgroup the per-user rlimit is only a backstop; without it, it is the limit.
         payload["limits"]["nproc_rlimit"] = task.limits.processes + (64 if group else BASE_PROCESSES)
         return payload
 
-    def before_run(self, zygote: Zygote, task: NodeTask) -> None:
+    def before_run(self, worker: Worker, task: NodeTask) -> None:
         """Set the sandbox's cgroup limits to this node's (skipped when the last run on it had the same),
         and count the out-of-memory kills so far: the worker answers a run before it kills what the run
         left, so a kill of a leftover after that answer must not count against this node."""
-        group = getattr(zygote, "cgroup", None)
+        group = worker.state.cgroup
         if group is None:
             return
-        zygote.oom_seen = group.oom_kills()
+        worker.state.oom_seen = group.oom_kills()
         wanted = (task.limits.memory_mb * 1024 * 1024 + BASE_MEMORY, task.limits.processes + BASE_PROCESSES)
-        if getattr(zygote, "cgroup_limits", None) != wanted:
-            zygote.cgroup_limits = None  # unknown until both are written
+        if worker.state.cgroup_limits != wanted:
+            worker.state.cgroup_limits = None  # unknown until both are written
             group.set_limits(*wanted)
-            zygote.cgroup_limits = wanted
+            worker.state.cgroup_limits = wanted
 
-    def after_run(self, zygote: Zygote, task: NodeTask, outcome: NodeOutcome) -> NodeOutcome:
+    def after_run(self, worker: Worker, task: NodeTask, outcome: NodeOutcome) -> NodeOutcome:
         """A failed run during which the kernel killed a process of the sandbox for memory (the group's
         counter moved since before the run) failed on the memory limit, whatever the worker saw."""
-        group = getattr(zygote, "cgroup", None)
+        group = worker.state.cgroup
         if group is None or outcome.ok:
             return outcome
-        if group.oom_kills() > getattr(zygote, "oom_seen", 0):
+        if group.oom_kills() > worker.state.oom_seen:
             return NodeOutcome.failure(f"memory limit of {task.limits.memory_mb} MB exceeded "
                                        f"(the kernel ended the node's process)", "MemoryLimit", "memory",
                                        outcome.stdout, outcome.duration_ms)

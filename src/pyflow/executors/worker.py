@@ -38,7 +38,7 @@ import traceback
 
 HEADER = struct.Struct(">I")
 MAX_TASK_BYTES = 256 * 1024 * 1024
-# The most the worker's own frames (ready, run header, settled) hold; the host refuses larger ones.
+# The most the worker's own frames (ready, run header, cleanup report) hold; the host refuses larger ones.
 OWN_FRAME_CAP = 65536
 # Room in the result frame for the child's result line, besides the value's JSON.
 RESULT_LINE_ROOM = 65536
@@ -621,7 +621,7 @@ def handle_task(control_raw, node, spare):
             violation = collector.collect(started + float(limits.get("timeout_s", 30)))
         finally:
             collector.close_pipes()
-        header = _settle(collector, violation, limits)
+        header = _run_header(collector, violation, limits)
         header["duration_ms"] = round((time.monotonic() - started) * 1000, 3)
     except BaseException:
         collector.release()
@@ -655,7 +655,7 @@ def finish_run(collector, control, pid_namespace):
     return None
 
 
-def _settle(collector, violation, limits):
+def _run_header(collector, violation, limits):
     """The zygote's own account of the run: how the child ended, and an error when the zygote ended it."""
     header = {"violation": violation, "error": None, "stdout_seen": collector.stdout.seen,
               "stdout_cap": collector.stdout.cap, "exit": None}
@@ -737,7 +737,7 @@ def serve_one(infd, outfd, pid_namespace, spare):
     except Exception as exc:
         answer(outfd, {"error": _plain("WorkerError", repr(exc)), "violation": "crashed",
                        "recycle": "worker error", "stdout_seen": 0, "stdout_cap": 0, "duration_ms": 0})
-        settled(outfd, "worker error")
+        report_cleanup(outfd, "worker error")
         return node is not None  # a task that was not read whole leaves the stream out of step
     finally:
         if node is not None:
@@ -753,11 +753,11 @@ def serve_one(infd, outfd, pid_namespace, spare):
         reason = finish_run(collector, control, pid_namespace)
     except Exception as exc:
         reason = "cleaning up after the run failed: {!r}".format(exc)
-    settled(outfd, reason)
+    report_cleanup(outfd, reason)
     return True
 
 
-def settled(outfd, recycle):
+def report_cleanup(outfd, recycle):
     """The frame that follows every answer once the run is cleaned up: {"recycle": why not to serve
     again, or null}. The host reads it before it hands this worker its next task."""
     write_frame(outfd, json.dumps({"recycle": recycle}).encode("utf-8"))

@@ -32,7 +32,7 @@ def make_task(func: str, *args, spec_id: str = "t", **limits) -> NodeTask:
 
 def started(name: str, **options):
     executor = create_executor(name, **options)
-    getattr(executor, "start", lambda: None)()
+    executor.start()
     return executor
 
 

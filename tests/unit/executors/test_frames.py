@@ -2,7 +2,7 @@
 it is read, and whatever the worker (or node code in it) sends, run() answers with the node's failure and
 retires the worker, never raising and never holding more than the node's own limits.
 
-The worker here is a fake: a Zygote whose transport plays back scripted bytes.
+The worker here is a fake: a Worker whose transport plays back scripted bytes.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import pytest
 
 from pyflow.engine.execution import NodeOutcome
 from pyflow.executors.worker import HEADER
-from pyflow.executors.zygote import Zygote, ZygoteExecutor, compose_answer, parse_value
+from pyflow.executors.channel import Worker, compose_answer, parse_value
+from pyflow.executors.pool import WorkerExecutor
 
 from .conftest import make_task
 
@@ -32,7 +33,7 @@ def answer(result: bytes, header: dict | None = None, stdout: bytes = b"ok") -> 
     return frame(header or GOOD_HEADER) + frame(stdout) + frame(result)
 
 
-class FakeWorker(Zygote):
+class FakeWorker(Worker):
     """Plays `script` (bytes handed out in chunks of at most `chunk` bytes, then end of stream)."""
 
     def __init__(self, script: bytes, chunk: int = 1 << 20):
@@ -59,7 +60,7 @@ class FakeWorker(Zygote):
         self.killed = True
 
 
-class Scripted(ZygoteExecutor):
+class Scripted(WorkerExecutor):
     """A pool of one whose workers play the scripts given, one per spawn."""
 
     def __init__(self, *scripts: bytes, chunk: int = 1 << 20):
@@ -68,7 +69,7 @@ class Scripted(ZygoteExecutor):
         self.chunk = chunk
         self.spawned: list[FakeWorker] = []
 
-    def spawn(self) -> Zygote:
+    def spawn(self) -> Worker:
         worker = FakeWorker(frame(READY) + self.scripts.pop(0), self.chunk)
         self.spawned.append(worker)
         return worker

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from pyflow import process_identity
 from pyflow.engine.execution import MAX_LIMITS
 from pyflow.executors import sandbox as sandbox_module
 from pyflow.executors.cgroups import CGROUP_ROOT, _own_paths
@@ -311,8 +312,8 @@ def instance_dirs(pid: int) -> list[Path]:
     found = []
     for controller in ("memory", "pids"):
         if controller in own:
-            found += (CGROUP_ROOT / controller / own[controller].lstrip("/") / "pyflow").glob(f"server-{pid}-*")
-    return found
+            found += (CGROUP_ROOT / controller / own[controller].lstrip("/") / "pyflow").glob("*")
+    return [path for path in found if getattr(process_identity.parse(path.name), "pid", None) == pid]
 
 
 @needs_root

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from pyflow.executors import worker
-from pyflow.executors.zygote import Zygote, ZygoteDied, worker_path
+from pyflow.executors.channel import Worker, WorkerDied, worker_path
 
 from .conftest import make_task, wait_until
 
@@ -39,12 +39,12 @@ def func(first, second):
 '''
 
 
-def start_worker(tmp_path, preload: str = "") -> Zygote:
+def start_worker(tmp_path, preload: str = "") -> Worker:
     """A bare worker process (no sandbox), optionally with modules already imported in the zygote."""
     code = f"import runpy{', ' + preload if preload else ''}\nrunpy.run_path({str(worker_path())!r}, run_name='__main__')"
     proc = subprocess.Popen([sys.executable, "-I", "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             cwd=tmp_path, start_new_session=True)
-    zygote = Zygote(proc, "test worker")
+    zygote = Worker(proc, "test worker")
     zygote.wait_ready()
     return zygote
 
@@ -56,7 +56,7 @@ def zygote(tmp_path):
     z.kill()
 
 
-def ask(zygote: Zygote, task, scratch=None, **extra) -> tuple[dict, bytes]:
+def ask(zygote: Worker, task, scratch=None, **extra) -> tuple[dict, bytes]:
     payload = {**task.payload(), "scratch": str(scratch) if scratch else None, **extra}
     return zygote.request(payload, time.monotonic() + task.limits.timeout_s + 5, None)
 
@@ -96,10 +96,10 @@ def test_no_earlier_run_data_is_left_in_memory_a_later_child_inherits(zygote):
     assert json.loads(value) == []
 
 
-def at_rest(zygote: Zygote) -> None:
+def at_rest(zygote: Worker) -> None:
     """Wait until the worker has cleaned up after its last run and waits for the next task."""
-    if zygote.unsettled:
-        assert zygote.settle(time.monotonic() + 10) is None
+    if zygote.cleanup_pending:
+        assert zygote.read_cleanup_report(time.monotonic() + 10) is None
     assert wait_until(lambda: "pipe_read" in open(f"/proc/{zygote.pid}/wchan").read(), timeout=10)
 
 
@@ -124,8 +124,8 @@ def test_a_run_is_answered_before_it_is_cleaned_up_and_the_cleanup_is_reported(z
     scratch.mkdir()
     header, value = ask(zygote, make_task("def func():\n    open('left.txt', 'w').write('x')\n    return 7\n"),
                         scratch=scratch)
-    assert header["ok"] and value == "7" and zygote.unsettled
-    assert zygote.settle(time.monotonic() + 10) is None and not zygote.unsettled
+    assert header["ok"] and value == "7" and zygote.cleanup_pending
+    assert zygote.read_cleanup_report(time.monotonic() + 10) is None and not zygote.cleanup_pending
     assert list(scratch.iterdir()) == []
 
 
@@ -142,7 +142,7 @@ def test_scratch_space_is_emptied_after_each_run_even_when_booby_trapped(zygote,
     header, value = ask(zygote, make_task(trap, str(outside)), scratch=scratch)
     assert header["ok"], header
     assert json.loads(value) == ["a", "dirlink", "filelink"]
-    assert not header.get("recycle") and zygote.settle(time.monotonic() + 10) is None
+    assert not header.get("recycle") and zygote.read_cleanup_report(time.monotonic() + 10) is None
     assert list(scratch.iterdir()) == []
     assert (outside / "keep.txt").read_text() == "keep"
     assert sorted(p.name for p in outside.iterdir()) == ["keep.txt"]
@@ -183,7 +183,7 @@ def test_a_task_cut_short_is_answered_and_ends_the_worker(zygote):
     assert header["error"]["type"] == "WorkerError"
     for _ in range(3):
         zygote._read_frame(time.monotonic() + 10, None, 1 << 20, "any")
-    with pytest.raises(ZygoteDied):
+    with pytest.raises(WorkerDied):
         zygote._read_frame(time.monotonic() + 10, None, 1 << 20, "any")
 
 

@@ -23,7 +23,7 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 
-from .seccomp import docker_profile
+from ..seccomp import docker_profile
 
 
 #: Label PyFlow's own server image carries (docker/server/Dockerfile); its role is "server".

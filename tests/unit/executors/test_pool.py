@@ -1,4 +1,4 @@
-"""The warm pool (ZygoteExecutor) and the host side of the worker protocol: workers are reused, recycled
+"""The warm pool (WorkerExecutor) and the host side of the worker protocol: workers are reused, recycled
 after K runs and after any violation, respawned, and a pool that cannot respawn says so instead of
 hanging. The pool logic is shared, so each test runs on the sandbox and on unsafe-process with a pool.
 """
@@ -11,7 +11,7 @@ import time
 import pytest
 
 from pyflow.executors.process import ProcessExecutor
-from pyflow.executors.zygote import TRUNCATED_MARK, compose_answer, parse_value
+from pyflow.executors.channel import TRUNCATED_MARK, compose_answer, parse_value
 from tests.support.timing import scaled
 
 from .conftest import make_task, started, wait_until
@@ -75,13 +75,13 @@ def test_a_worker_that_could_not_clean_up_is_replaced_before_the_next_run(pool):
     not kill, a scratch space it could not empty), the next run goes to another worker."""
     before = who(pool)
     worker = pool._idle.queue[0]
-    assert worker.unsettled
-    real = worker.settle
+    assert worker.cleanup_pending
+    real = worker.read_cleanup_report
 
     def failed_cleanup(deadline, cancel=None):
         assert real(deadline, cancel) is None
         return "scratch space could not be emptied"
-    worker.settle = failed_cleanup
+    worker.read_cleanup_report = failed_cleanup
     assert who(pool) != before
     assert worker.pid not in pool.live_pids()
 
