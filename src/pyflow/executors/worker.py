@@ -3,15 +3,9 @@
 This file is standalone (standard library only): executors start it with a bare interpreter, inside a
 bubblewrap sandbox, a Docker container or a plain subprocess, as `python3 -I worker.py [--pid-namespace]`.
 
-Protocol on stdin/stdout: frames of a 4-byte big-endian length followed by that many bytes. The zygote
-writes a "ready" frame. Each task is two frames: a control frame (JSON: "limits", "scratch",
-"scratch_dirs"?, "memory_rlimit"?) and a node frame (JSON: "func", "filename", "args"). The zygote answers
-with three frames: a header (JSON the zygote writes itself: "violation", "error" when the zygote ended
-the run, "exit", "stdout_seen", "stdout_cap", "duration_ms", "recycle"?), the captured stdout/stderr
-bytes, and the child's raw result (a JSON line {"ok", "error"} then the JSON text of the value); then,
-once it has cleaned up after the run, with a fourth frame {"recycle": reason or null}. The answer comes
-as soon as the child's result is in, so the cleanup overlaps the host's handling of it; the next task is
-only read after it. Everything arrives as data and is never spliced into code.
+It talks to the host over stdin and stdout in length-prefixed frames; the frames, their order and what
+each holds are tabled in docs/architecture.md ("The worker's pipe protocol"). Everything arrives as data
+and is never spliced into code.
 
 The zygote itself never runs node code, and never holds a node's data in its own heap: the node frame,
 the captured output and the result pass through anonymous memory maps that are unmapped after the run,
