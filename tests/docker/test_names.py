@@ -70,7 +70,7 @@ def test_back_to_back_nodes_each_run_under_their_own_name(engine, owner, warm):
     """Each node's rename lands before the next node's, and a container kept busy is not renamed idle
     between its nodes (one rename per node, not two)."""
     since = int(time.time()) - 1
-    container_id = next(iter(warm._live)).container.id
+    container_id = next(iter(warm.default._live)).container.id
     nodes = [f"step{i}" for i in range(10)]
     for i, node in enumerate(nodes):
         outcome = warm.run(task(QUICK, i, run_id="run-c3", node_id=node))
