@@ -22,6 +22,7 @@ from typing import Callable, Iterator
 
 from .. import process_identity
 from ..engine import CompiledFlow, Executor, FlowRunner, Plan, PlanCache, RunOptions
+from ..engine.execution import node_error
 from ..jsontext import compact_json_any
 from ..model.errors import Conflict, PyflowError, ServiceUnavailable, StorageUnavailable, TooManyRequests
 from ..storage import CacheAdapter, ResultCache, RunStore
@@ -106,8 +107,7 @@ def unstored(result: dict, failure: str) -> dict:
     """A node result that storage would not take, made small: no values, and failed, saying why."""
     error = result.get("error")
     if result["status"] == "success":
-        error = {"type": "StorageError", "message": f"the node's result could not be stored: {failure}",
-                 "traceback": []}
+        error = node_error("StorageError", f"the node's result could not be stored: {failure}")
     return {**result, "status": "fail" if result["status"] == "success" else result["status"],
             "inputs": {}, "outputs": {}, "stdout": "", "error": error}
 
