@@ -12,6 +12,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from .waiting import wait_until
+
 ROOT = Path(__file__).resolve().parents[2]
 SERVING = re.compile(r"PyFlow serving (http://[^/]+/)")
 # A write without a body (DELETE, cancel) says it is no HTML form with a header pages cannot send.
@@ -52,38 +54,37 @@ class LiveServer:
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT),
                                      start_new_session=True)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            match = SERVING.search(self.log_path.read_text(errors="replace")[offset:])
-            if match:
-                self.url = match.group(1).rstrip("/")
-                printed = TOKEN_URL.search(self.log_path.read_text(errors="replace")[offset:])
-                self.token = printed.group(1) if printed else self.env.get("PYFLOW_TOKEN")
-                try:
-                    self._wait_healthy(deadline)
-                except RuntimeError:
-                    self.stop()
-                    raise
-                return self
+        said = wait_until(lambda: self._announced(offset), timeout=timeout, interval=0.05)
+        match = SERVING.search(said) if said else None
+        if match is None:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited ({self.proc.returncode}): {self.log()}")
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"server did not start: {self.log()}")
+            self.stop()
+            raise RuntimeError(f"server did not start: {self.log()}")
+        self.url = match.group(1).rstrip("/")
+        printed = TOKEN_URL.search(said)
+        self.token = printed.group(1) if printed else self.env.get("PYFLOW_TOKEN")
+        if not wait_until(self._healthy, timeout=max(0.1, deadline - time.monotonic()), interval=0.05):
+            self.stop()
+            raise RuntimeError("server never became healthy")
+        return self
 
     def headers(self) -> dict:
         """What a client of this server sends: the token, when it has one."""
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
-    def _wait_healthy(self, deadline: float) -> None:
-        while time.monotonic() < deadline:
-            try:
-                request = urllib.request.Request(self.url + "/api/health", headers=self.headers())
-                with urllib.request.urlopen(request, timeout=2) as resp:
-                    if resp.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("server never became healthy")
+    def _announced(self, offset: int) -> str | None:
+        """What this server has logged, once it says where it serves or it has exited; else None."""
+        text = self.log_path.read_text(errors="replace")[offset:]
+        return text if SERVING.search(text) or self.proc.poll() is not None else None
+
+    def _healthy(self) -> bool:
+        try:
+            request = urllib.request.Request(self.url + "/api/health", headers=self.headers())
+            with urllib.request.urlopen(request, timeout=2) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
