@@ -1,26 +1,25 @@
 // The canvas: draws the flow model with jsPlumb (nodes, typed port endpoints, links) and turns what people
 // do with the pointer into commands. The model is the source of truth: the canvas never edits it
 // directly, it executes commands through the history and repaints when the model says what changed.
+// The view (zoom, pan, culling) is viewport.js's, the selection and what is done to it selection.js's,
+// moving nodes (and the link sketch meanwhile) drag.js's, a node's element nodeview.js's; the canvas's
+// public methods for those delegate there.
 
 import { newInstance } from "@jsplumb/browser-ui";
 import { checkLink } from "./catalog.js";
 import { addNodes, connect } from "./commands.js";
-import { formatDuration, h } from "./dom.js";
+import { h } from "./dom.js";
 import { Dragger } from "./drag.js";
 import { Emitter } from "./events.js";
 import { Layer } from "./layers.js";
 import { LinkSketch } from "./linksketch.js";
 import { closeMenu, showMenu } from "./menu.js";
 import { splitEndpoint } from "./model.js";
+import { nodeElement, showStatus } from "./nodeview.js";
 import { Selector } from "./selection.js";
 import { status } from "./status.js";
-import { NODE, nodeHeight, typeColor } from "./theme.js";
+import { NODE, typeColor } from "./theme.js";
 import { Viewport } from "./viewport.js";
-
-const STATUS_LABELS = {
-  queued: "queued", running: "running", success: "success", fail: "failed", skipped: "skipped",
-  cached: "cached", cancelled: "cancelled",
-};
 
 const endpointUuid = (node, port, side) => `${node}:${port}:${side}`;
 
@@ -210,53 +209,10 @@ export class Canvas extends Emitter {
     this.lastRenderMs = performance.now() - started;
   }
 
-  /** Ports of a node: from its nodespec, or (for an unknown nodespec) from its values and links. */
-  #portsOf(node) {
-    const spec = this.catalog.spec(node.spec_id);
-    if (spec) return { inputs: this.catalog.inputs(node.spec_id), outputs: this.catalog.outputs(node.spec_id), known: true };
-    const inputs = new Set(Object.keys(node.values));
-    const outputs = new Set();
-    for (const link of this.model.linksOf(node.id)) {
-      const source = splitEndpoint(link.source);
-      const target = splitEndpoint(link.target);
-      if (source.node === node.id) outputs.add(source.port);
-      if (target.node === node.id) inputs.add(target.port);
-    }
-    const asPorts = (names) => [...names].map((name) => ({ name, type: "Any" }));
-    return { inputs: asPorts(inputs), outputs: asPorts(outputs.size ? outputs : ["out"]), known: false };
-  }
-
   #createNodeElement(node) {
-    const ports = this.#portsOf(node);
-    const spec = this.catalog.spec(node.spec_id);
-    const rows = Math.max(ports.inputs.length, ports.outputs.length);
-    const height = nodeHeight(rows);
-    const el = h("div.node", {
-      dataset: { node: node.id },
-      style: { left: `${node.x}px`, top: `${node.y}px`, height: `${height}px`, width: `${NODE.width}px` },
-    },
-    h("div.node-head", {}, h("span.node-title", { title: node.name }, node.name)),
-    h("div.node-spec", {},
-      h("span.node-spec-name", { title: node.spec_id }, spec ? spec.title || spec.id : `missing: ${node.spec_id}`),
-      h("span.node-badge")),
-    h("div.node-ports", {},
-      h("div.ports-in", {}, ports.inputs.map((port) => this.#portLabel(node, port, "input"))),
-      h("div.ports-out", {}, ports.outputs.map((port) => this.#portLabel(node, port, "output")))));
-    el.classList.toggle("is-end", this.model.isEnd(node.id));
-    el.classList.toggle("missing-spec", !ports.known);
+    const { el, ports, height } = nodeElement(this.model, this.catalog, node);
     this.views.set(node.id, { el, ports, height, endpoints: [], x: node.x, y: node.y, shown: true, handles: undefined });
     return el;
-  }
-
-  #portLabel(node, port, side) {
-    const linked = side === "input" && Boolean(this.model.linkInto(node.id, port.name));
-    const hasValue = side === "input" && port.name in node.values;
-    return h(`div.port.port-${side === "input" ? "in" : "out"}`, {
-      dataset: { port: port.name, type: port.type },
-      title: `${port.name}: ${port.type}${port.required && side === "input" ? " (required)" : ""}`,
-      class: [port.required && side === "input" ? "required" : "", linked ? "linked" : "", hasValue ? "has-value" : ""].join(" ").trim() || undefined,
-    },
-    h("span.port-name", port.name), h("span.port-type", { style: { color: typeColor(port.type) } }, port.type));
   }
 
   /**
@@ -510,12 +466,7 @@ export class Canvas extends Emitter {
   setStatus(id, state, durationMs) {
     const view = this.views.get(id);
     this.statuses.set(id, { status: state, duration: durationMs });
-    if (!view) return;
-    view.el.dataset.status = state;
-    const badge = view.el.querySelector(".node-badge");
-    const duration = durationMs !== undefined && durationMs !== null && state !== "queued" && state !== "running"
-      ? ` · ${formatDuration(durationMs)}` : "";
-    badge.textContent = `${STATUS_LABELS[state] || state}${duration}`;
+    if (view) showStatus(view.el, state, durationMs);
   }
 
   clearStatuses() {
@@ -581,18 +532,7 @@ export class Canvas extends Emitter {
     if (!this.model.id) return;
     const nodeEl = event.target.closest?.(".node");
     if (nodeEl) {
-      const id = nodeEl.dataset.node;
-      if (!this.selection.has(id)) this.select([id]);
-      const many = this.selection.size > 1;
-      const isEnd = this.model.isEnd(id);
-      showMenu(event.clientX, event.clientY, [
-        { label: "Edit nodespec…", disabled: many || !this.catalog.spec(this.model.node(id).spec_id), action: () => this.emit("edit-spec", this.model.node(id).spec_id) },
-        { label: isEnd ? "Unmark end node" : "Mark as end node", disabled: many, action: () => this.emit("toggle-end", id) },
-        "-",
-        { label: "Copy", shortcut: "Ctrl+C", action: () => this.copySelection() },
-        { label: "Duplicate", shortcut: "Ctrl+D", action: () => this.duplicateSelection() },
-        { label: many ? `Delete ${this.selection.size} nodes` : "Delete node", shortcut: "Del", danger: true, action: () => this.deleteSelection() },
-      ]);
+      this.selector.showNodeMenu(event, nodeEl.dataset.node);
       return;
     }
     if (!this.#isBackground(event.target)) return;

@@ -3,6 +3,7 @@
 // canvas.selectedLink), which other parts of the editor read; edits go through the history as commands.
 
 import { addNodes, copiesOf, moveNodes, removeItems } from "./commands.js";
+import { showMenu } from "./menu.js";
 import { splitEndpoint } from "./model.js";
 import { status } from "./status.js";
 import { HANDLE_MIN_ZOOM } from "./viewport.js";
@@ -123,6 +124,22 @@ export class Selector {
       return { id, from: { x: node.x, y: node.y }, to: { x: node.x + dx, y: node.y + dy } };
     });
     c.history.execute(moveNodes(moves));
+  }
+
+  /** The context menu of node `id`: selects it unless it is selected, then acts on the selection. */
+  showNodeMenu(event, id) {
+    const c = this.canvas;
+    if (!c.selection.has(id)) this.select([id]);
+    const many = c.selection.size > 1;
+    const isEnd = c.model.isEnd(id);
+    showMenu(event.clientX, event.clientY, [
+      { label: "Edit nodespec…", disabled: many || !c.catalog.spec(c.model.node(id).spec_id), action: () => c.emit("edit-spec", c.model.node(id).spec_id) },
+      { label: isEnd ? "Unmark end node" : "Mark as end node", disabled: many, action: () => c.emit("toggle-end", id) },
+      "-",
+      { label: "Copy", shortcut: "Ctrl+C", action: () => this.copySelection() },
+      { label: "Duplicate", shortcut: "Ctrl+D", action: () => this.duplicateSelection() },
+      { label: many ? `Delete ${c.selection.size} nodes` : "Delete node", shortcut: "Del", danger: true, action: () => this.deleteSelection() },
+    ]);
   }
 
   /** Shift-drag on the background: add the nodes in the drawn box to the selection. */
