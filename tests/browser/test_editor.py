@@ -406,3 +406,50 @@ def test_the_toolbar_links_to_the_api_description(editor: Editor, server):
     document = json.loads(api_page.locator("body").inner_text())
     assert document["openapi"].startswith("3.1") and "/api/flows" in document["paths"]
     api_page.close()
+
+
+def test_marquee_context_menu_and_pan(editor: Editor):
+    """A click on the background clears the selection, a shift-drag there adds the nodes in its box, a
+    node's context menu acts on the whole selection, and a drag on the background pans the view."""
+    ui = editor
+    page = ui.page
+    ui.new_flow("Pointer", "browser.pointer")
+    add = ui.drag_spec_to_canvas("uitest.num.add", 220, 200)
+    double = ui.drag_spec_to_canvas("uitest.num.double", 560, 300)
+    upper = ui.drag_spec_to_canvas("uitest.text.upper", 220, 460)
+    selected = "() => [...window.pyflow.canvas.selection].sort()"
+    assert page.evaluate(selected) == [upper]
+    canvas = page.locator("#canvas").bounding_box()
+    left, top = canvas["x"], canvas["y"]
+
+    page.mouse.click(left + 40, top + 40)
+    expect(page.locator("#canvas .node.selected")).to_have_count(0)
+    assert page.evaluate(selected) == []
+
+    page.keyboard.down("Shift")
+    page.mouse.move(left + 40, top + 40)
+    page.mouse.down()
+    page.mouse.move(left + 300, top + 250, steps=5)
+    page.mouse.move(left + 420, top + 330, steps=5)
+    page.mouse.up()
+    page.keyboard.up("Shift")
+    assert page.evaluate(selected) == sorted([add])
+    ui.node(double).locator(".node-title").click(modifiers=["Shift"])
+    assert page.evaluate(selected) == sorted([add, double])
+
+    ui.node(add).locator(".node-title").click(button="right")
+    menu = page.locator(".context-menu")
+    expect(menu.locator(".menu-item.danger")).to_contain_text("Delete 2 nodes")
+    menu.locator(".menu-item", has_text="Duplicate").click()
+    expect(ui.nodes()).to_have_count(5)
+    copies = page.evaluate(selected)
+    assert len(copies) == 2 and not set(copies) & {add, double, upper}
+
+    view = page.evaluate("() => ({...window.pyflow.canvas.view})")
+    page.mouse.move(left + 40, top + 40)
+    page.mouse.down()
+    page.mouse.move(left + 140, top + 90, steps=5)
+    page.mouse.up()
+    moved = page.evaluate("() => ({...window.pyflow.canvas.view})")
+    assert (moved["x"] - view["x"], moved["y"] - view["y"], moved["k"]) == (100, 50, view["k"])
+    assert page.evaluate(selected) == sorted(copies)  # a drag that pans keeps the selection

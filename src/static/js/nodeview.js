@@ -1,0 +1,69 @@
+// The element that draws one node on the canvas: its head, nodespec, run status badge and port labels.
+// Built from the model and the catalog alone; the canvas places it and wires its ports to jsPlumb.
+
+import { formatDuration, h } from "./dom.js";
+import { splitEndpoint } from "./model.js";
+import { NODE, nodeHeight, typeColor } from "./theme.js";
+
+const STATUS_LABELS = {
+  queued: "queued", running: "running", success: "success", fail: "failed", skipped: "skipped",
+  cached: "cached", cancelled: "cancelled",
+};
+
+/** Ports of a node: from its nodespec, or (for an unknown nodespec) from its values and links. */
+function portsOf(model, catalog, node) {
+  const spec = catalog.spec(node.spec_id);
+  if (spec) return { inputs: catalog.inputs(node.spec_id), outputs: catalog.outputs(node.spec_id), known: true };
+  const inputs = new Set(Object.keys(node.values));
+  const outputs = new Set();
+  for (const link of model.linksOf(node.id)) {
+    const source = splitEndpoint(link.source);
+    const target = splitEndpoint(link.target);
+    if (source.node === node.id) outputs.add(source.port);
+    if (target.node === node.id) inputs.add(target.port);
+  }
+  const asPorts = (names) => [...names].map((name) => ({ name, type: "Any" }));
+  return { inputs: asPorts(inputs), outputs: asPorts(outputs.size ? outputs : ["out"]), known: false };
+}
+
+/** A node's element, with its ports and height (known from the port count, not read from the layout). */
+export function nodeElement(model, catalog, node) {
+  const ports = portsOf(model, catalog, node);
+  const spec = catalog.spec(node.spec_id);
+  const rows = Math.max(ports.inputs.length, ports.outputs.length);
+  const height = nodeHeight(rows);
+  const el = h("div.node", {
+    dataset: { node: node.id },
+    style: { left: `${node.x}px`, top: `${node.y}px`, height: `${height}px`, width: `${NODE.width}px` },
+  },
+  h("div.node-head", {}, h("span.node-title", { title: node.name }, node.name)),
+  h("div.node-spec", {},
+    h("span.node-spec-name", { title: node.spec_id }, spec ? spec.title || spec.id : `missing: ${node.spec_id}`),
+    h("span.node-badge")),
+  h("div.node-ports", {},
+    h("div.ports-in", {}, ports.inputs.map((port) => portLabel(model, node, port, "input"))),
+    h("div.ports-out", {}, ports.outputs.map((port) => portLabel(model, node, port, "output")))));
+  el.classList.toggle("is-end", model.isEnd(node.id));
+  el.classList.toggle("missing-spec", !ports.known);
+  return { el, ports, height };
+}
+
+function portLabel(model, node, port, side) {
+  const linked = side === "input" && Boolean(model.linkInto(node.id, port.name));
+  const hasValue = side === "input" && port.name in node.values;
+  return h(`div.port.port-${side === "input" ? "in" : "out"}`, {
+    dataset: { port: port.name, type: port.type },
+    title: `${port.name}: ${port.type}${port.required && side === "input" ? " (required)" : ""}`,
+    class: [port.required && side === "input" ? "required" : "", linked ? "linked" : "", hasValue ? "has-value" : ""].join(" ").trim() || undefined,
+  },
+  h("span.port-name", port.name), h("span.port-type", { style: { color: typeColor(port.type) } }, port.type));
+}
+
+/** Show a node's run status (and, once it is over, how long it took) on its element. */
+export function showStatus(el, state, durationMs) {
+  el.dataset.status = state;
+  const badge = el.querySelector(".node-badge");
+  const duration = durationMs !== undefined && durationMs !== null && state !== "queued" && state !== "running"
+    ? ` · ${formatDuration(durationMs)}` : "";
+  badge.textContent = `${STATUS_LABELS[state] || state}${duration}`;
+}
