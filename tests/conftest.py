@@ -1,7 +1,7 @@
 """Shared by every suite: the checkout on sys.path, and a guard that keeps the tests self-contained.
 
-The guard is an audit hook: a test that opens a file beside the checkout (a sibling folder such as
-../shared) fails at once, naming the file, so the suites pass in a clone with nothing beside it.
+The guard is an audit hook: a test that opens a file beside the checkout (in a sibling folder) fails at
+once, naming the file, so the suites pass in a clone with nothing beside it.
 """
 
 import os
