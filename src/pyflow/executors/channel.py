@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from ..engine.execution import NodeOutcome, node_error
-from .values import Refused, budget_for, check_value, load, safe_text
+from ..jsontext import safe_text
+from .values import Refused, budget_for, check_value, load
 from .worker import HEADER, OWN_FRAME_CAP, answer_caps
 
 READY_TIMEOUT_S = 20.0

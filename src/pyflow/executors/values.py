@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import re
 
-from ..jsontext import SURROGATE, safe_text  # noqa: F401 (safe_text: used by importers)
+from ..jsontext import SURROGATE
 from ..model.limits import MAX_DEPTH  # the same nesting limit as every document entering the server
 
 BUDGET_SLACK = 32 * 1024 * 1024
