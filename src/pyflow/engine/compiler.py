@@ -8,6 +8,7 @@ every sink) and their ancestors are planned.
 
 from __future__ import annotations
 
+import graphlib
 import hashlib
 import json
 from collections import deque
@@ -15,8 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..model.errors import InvalidInput, detail, pointer
-from ..model.flow import FlowGraph, analyze_flow
+from ..model.flow import FlowGraph, FlowNode, analyze_flow
 from ..model.nodespec import NodeSpec
+from ..model.subflow import BOUNDARY_SPECS
+from .expand import TooLarge, expand_graph, expansion_problem, has_subflows
 
 
 @dataclass
@@ -30,6 +33,13 @@ class PlannedNode:
     literals: dict[str, Any]
     inbound: dict[str, tuple[str, str]]
     cache_key: str | None = None
+    path: tuple[str, ...] = ()  # node ids from the outermost flow down (one id outside subflows)
+    map: tuple[str, ...] = ()  # mapped input ports (engine/mapping.py)
+    map_errors: str = "fail"
+    max_items: int = 10_000
+    item_key: str | None = None  # a mapped node's cache key without its mapped inputs: items add theirs
+    passthrough: bool = False  # a subflow boundary node: its value is forwarded, no code runs
+    subplan: "CompiledFlow | None" = None  # a mapped subflow node's own flow, run once per item
 
 
 @dataclass
@@ -40,6 +50,7 @@ class CompiledFlow:
     predecessors: dict[str, set[str]]
     targets: list[str] = field(default_factory=list)
     order: list[str] = field(default_factory=list)  # planned nodes, upstream before downstream
+    subflows: dict[str, dict] = field(default_factory=dict)  # every flow used as a subflow, by id
 
 
 def compile_flow(doc: Any, specs: Mapping[str, NodeSpec], values: dict | None = None,
@@ -53,7 +64,20 @@ def compile_flow(doc: Any, specs: Mapping[str, NodeSpec], values: dict | None = 
     if graph is None:
         raise InvalidInput("invalid flow", problems)
     problems += _override_problems(graph, specs, values or {})
-    targets = _targets(graph)
+    for node_id, ports in (values or {}).items():
+        if node_id in graph.nodes and isinstance(ports, dict):
+            graph.nodes[node_id].values = {**graph.nodes[node_id].values, **ports}
+    subflows: dict[str, dict] = {}
+    if not problems and has_subflows(graph, specs):
+        try:
+            graph, targets, inner_problems, subflows = expand_graph(graph, specs)
+        except TooLarge:
+            raise InvalidInput("invalid flow", expansion_problem(graph)) from None
+        if inner_problems:
+            raise InvalidInput("invalid flow", problems + inner_problems)
+        graph.order = list(graphlib.TopologicalSorter(graph.predecessors).static_order())
+    else:
+        targets = _targets(graph)
     planned = _ancestors(graph, targets)
     nodes = {}
     for node_id in sorted(planned, key=lambda n: graph.nodes[n].index):
@@ -61,17 +85,29 @@ def compile_flow(doc: Any, specs: Mapping[str, NodeSpec], values: dict | None = 
         spec = specs.get(node.spec_id)
         if spec is None:
             continue
-        literals = {**node.values, **(values or {}).get(node_id, {})}
-        problems += _required_problems(node.index, node.name, spec, literals, graph.inbound[node_id])
-        nodes[node_id] = PlannedNode(node_id, node.name, node.index, spec, literals, graph.inbound[node_id])
+        where = node.where or pointer("nodes", node.index)
+        problems += _required_problems(where, node.name, spec, node.values, graph.inbound[node_id], node.map)
+        nodes[node_id] = _planned(node, spec, graph.inbound[node_id], specs, cache_keys, subflows)
     if problems:
         raise InvalidInput("invalid flow", problems)
     predecessors = {n: graph.predecessors[n] for n in nodes}
     order = [n for n in graph.order if n in nodes]
-    compiled = CompiledFlow(graph.id, graph.name, nodes, predecessors, targets, order)
+    compiled = CompiledFlow(graph.id, graph.name, nodes, predecessors, targets, order, subflows)
     if cache_keys:
         assign_cache_keys(compiled)
     return compiled
+
+
+def _planned(node: FlowNode, spec: NodeSpec, inbound: dict, specs: Mapping[str, NodeSpec], cache_keys: bool,
+             subflows: dict) -> PlannedNode:
+    planned = PlannedNode(node.id, node.name, node.index, spec, dict(node.values), inbound,
+                          path=node.path or (node.id,), map=node.map, map_errors=node.map_errors,
+                          max_items=node.max_items, passthrough=spec.id in BOUNDARY_SPECS)
+    if spec.flow is not None:  # a mapped subflow: its flow is planned once, and run per item
+        planned.subplan = compile_flow(spec.flow, specs, cache_keys=cache_keys)
+        subflows[spec.flow["id"]] = spec.flow
+        subflows.update(planned.subplan.subflows)
+    return planned
 
 
 def _targets(graph: FlowGraph) -> list[str]:
@@ -91,13 +127,13 @@ def _ancestors(graph: FlowGraph, targets: list[str]) -> set[str]:
     return seen
 
 
-def _required_problems(index: int, name: str, spec: NodeSpec, literals: dict,
-                       inbound: dict) -> list[dict]:
+def _required_problems(where: str, name: str, spec: NodeSpec, literals: dict,
+                       inbound: dict, mapped: tuple = ()) -> list[dict]:
     problems = []
     for port in spec.inputs:
         if port.required and port.name not in inbound and literals.get(port.name) is None \
                 and not (port.has_default and port.default is not None):
-            problems.append(detail(pointer("nodes", index, "ports"),
+            problems.append(detail(where + "/ports",
                                    f"required input {port.name!r} of node {name!r} has neither a link nor a value"))
     return problems
 
@@ -158,8 +194,23 @@ def assign_cache_keys(compiled: CompiledFlow) -> None:
                 break
             upstream[port] = (src_key, src_port)
         else:
-            fp = fingerprints.get(node.spec.id) or fingerprints.setdefault(node.spec.id, spec_fingerprint(node.spec))
+            fp = fingerprints.get(node.spec.id) or fingerprints.setdefault(node.spec.id, _fingerprint(node))
+            if fp is None:
+                continue
             linked = set(node.inbound)
             literals = {k: v for k, v in node.literals.items() if k not in linked}
-            node.cache_key = _digest({"spec": fp, "literals": literals, "upstream": upstream})
+            node.cache_key = _digest({"spec": fp, "literals": literals, "upstream": upstream, "map": node.map})
+            if node.map:
+                node.item_key = _digest({"spec": fp, "map": node.map,
+                                         "literals": {k: v for k, v in literals.items() if k not in node.map},
+                                         "upstream": {k: v for k, v in upstream.items() if k not in node.map}})
+
+
+def _fingerprint(node: PlannedNode) -> str | None:
+    """A nodespec's fingerprint; a mapped subflow's is its planned nodes' keys (None when one of them
+    is never cached)."""
+    if node.subplan is None:
+        return spec_fingerprint(node.spec)
+    keys = [(n, node.subplan.nodes[n].cache_key) for n in node.subplan.order]
+    return None if any(key is None for _, key in keys) else _digest(keys)
 

@@ -38,8 +38,12 @@ class Plan:
     def snapshot_json(self) -> str:
         """The flow and the nodespecs of its nodes (planned or not) as they ran, encoded once for every
         run of this plan."""
-        used = {sid: spec.doc for sid, spec in sorted(self.specs_named.items()) if spec is not None}
-        return compact_json({"flow": self.doc, "nodespec": used})
+        used = {sid: spec.doc for sid, spec in sorted(self.specs_named.items())
+                if spec is not None and spec.flow is None}
+        snapshot = {"flow": self.doc, "nodespec": used}
+        if self.compiled.subflows:  # every flow the run expanded, as it ran
+            snapshot["subflow"] = dict(sorted(self.compiled.subflows.items()))
+        return compact_json(snapshot)
 
     def fits(self, specs: Mapping[str, NodeSpec]) -> bool:
         return all(specs.get(sid) is spec for sid, spec in self.specs_named.items())
@@ -81,7 +85,8 @@ class PlanCache:
             return plan
         doc, keepable = load()
         compiled = compile_flow(doc, specs, values, cache_keys)  # raises on a bad flow: nothing is kept
-        plan = Plan(compiled, doc, {node["spec_id"]: specs.get(node["spec_id"]) for node in doc["nodes"]})
+        named = [node["spec_id"] for flow in (doc, *compiled.subflows.values()) for node in flow["nodes"]]
+        plan = Plan(compiled, doc, {spec_id: specs.get(spec_id) for spec_id in named})
         if key is not None and keepable:
             self._put(key, plan)
         return plan

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
+from ..markers import BRANCH_NOT_TAKEN, SKIP, is_skip
 from ..model.types import ConversionError, convert
 from ..timestamps import now_iso
 from .compiler import CompiledFlow, PlannedNode
@@ -31,6 +32,7 @@ from .execution import (
     node_error,
     resolve_limits,
 )
+from .mapping import MapOutcome, MapTask, map_items, run_map
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +67,7 @@ def node_result(node: PlannedNode, status: str, **fields_) -> dict:
     """The per-node result every interface reports."""
     result = {"id": node.id, "name": node.name, "spec_id": node.spec.id, "status": status,
               "inputs": {}, "outputs": {}, "error": None, "stdout": "", "started_at": None,
-              "duration_ms": 0.0, "cached": False}
+              "duration_ms": 0.0, "cached": False, "path": list(node.path or (node.id,))}
     result.update(fields_)
     return result
 
@@ -105,7 +107,7 @@ class FlowRunner:
     def _run_status(self) -> str:
         if self.cancel.is_set():
             return "cancelled"
-        if all(r["status"] == "success" for r in self.results.values()):
+        if all(r["status"] == "success" or not_taken(r) for r in self.results.values()):
             return "succeeded"
         return "failed"
 
@@ -144,23 +146,33 @@ class FlowRunner:
             self._settle(node, "skipped", "node_skipped", error=node_error("Cancelled", "the run was cancelled"))
             return None
         blocker = self._blocker(node)
+        if blocker == BRANCH_NOT_TAKEN:
+            self.outputs[node.id] = {p.name: SKIP for p in node.spec.outputs}
+            self._settle(node, "skipped", "node_skipped", reason=BRANCH_NOT_TAKEN)
+            return None
         if blocker is not None:
             self._settle(node, "skipped", "node_skipped", error=node_error("Skipped", blocker))
             return None
         try:
             args = self._arguments(node)
+            items = map_items(node, args) if node.map else None
         except ConversionError as exc:
             self._settle(node, "fail", "node_finished", error=node_error("ConversionError", str(exc)),
                          started_at=now_iso())
             return None
+        if node.passthrough:
+            self._pass_through(node, args)
+            return None
+        if items is not None:
+            return MapTask(node.id, items, args)
         if self._from_cache(node, args):
             return None
         return NodeTask(node_id=node.id, node_name=node.name, spec_id=node.spec.id, func=node.spec.func,
                         args=args, arg_names=[p.name for p in node.spec.inputs],
-                        limits=self._limits_of(node),
+                        limits=self.limits_of(node),
                         run_id=self.options.run_id, image=node.spec.image, requirements=node.spec.requirements)
 
-    def _limits_of(self, node: PlannedNode) -> Limits:
+    def limits_of(self, node: PlannedNode) -> Limits:
         """Limits per nodespec, worked out once per run rather than once per node."""
         limits = self._limits.get(node.spec.id)
         if limits is None:
@@ -169,12 +181,33 @@ class FlowRunner:
         return limits
 
     def _blocker(self, node: PlannedNode) -> str | None:
-        for port, (src, _) in node.inbound.items():
+        """Why `node` cannot run: an upstream node that failed (or was skipped or cancelled), or
+        BRANCH_NOT_TAKEN when a required input, or every linked input, comes from a branch not taken."""
+        missing = []
+        for port, (src, src_port) in node.inbound.items():
             upstream = self.results.get(src)
-            if upstream is not None and upstream["status"] != "success":
+            if upstream is not None and upstream["status"] != "success" and not not_taken(upstream):
                 verb = "failed" if upstream["status"] == "fail" else f"was {upstream['status']}"
                 return f"upstream node {upstream['name']!r} ({src}) {verb}"
+            if is_skip(self.outputs.get(src, {}).get(src_port)):
+                missing.append(port)
+        if missing and (len(missing) == len(node.inbound) or any(node.spec.input(p).required for p in missing)):
+            return BRANCH_NOT_TAKEN
         return None
+
+    def _pass_through(self, node: PlannedNode, args: list) -> None:
+        """A subflow boundary node forwards its value, converted to the boundary's type; no code runs."""
+        named = _named(node, args)
+        value = named.get("default" if "default" in named else "value")
+        try:
+            value = convert(named.get("type") or "Any", value)
+        except (ConversionError, KeyError) as exc:
+            self._settle(node, "fail", "node_finished", started_at=now_iso(), inputs=named,
+                         error=node_error("ConversionError", f"{node.name!r} ({node.id}): {named.get('name')!r} "
+                                                             f"expects {named.get('type')}: {exc}"))
+            return
+        self.outputs[node.id] = {"out": value}
+        self._settle(node, "success", "node_finished", inputs=named, outputs={"out": value}, started_at=now_iso())
 
     def _arguments(self, node: PlannedNode) -> list:
         """Input values in port order, each converted to its port's type."""
@@ -183,12 +216,14 @@ class FlowRunner:
             if port.name in node.inbound:
                 src, src_port = node.inbound[port.name]
                 raw = self.outputs[src].get(src_port)
+                if is_skip(raw):
+                    raw = port.default
             elif node.literals.get(port.name) is not None:
                 raw = node.literals[port.name]
             else:
                 raw = port.default
             try:
-                args.append(convert(port.type, raw))
+                args.append(convert("List" if port.name in node.map else port.type, raw))
             except ConversionError as exc:
                 raise ConversionError(f"node {node.name!r} ({node.id}): input port {port.name!r} expects "
                                       f"{port.type}, cannot convert {_short(raw)}: {exc}") from None
@@ -208,7 +243,11 @@ class FlowRunner:
         if record is None:
             return False
         self.outputs[node.id] = record["outputs"]
-        self._settle(node, "success", "node_cached", cached=True, outputs=record["outputs"],
+        if record.get("skipped"):
+            self._settle(node, "skipped", "node_cached", cached=True, reason=BRANCH_NOT_TAKEN,
+                         inputs=_named(node, args), stdout=record.get("stdout", ""), started_at=now_iso())
+            return True
+        self._settle(node, "success", "node_cached", cached=True, outputs=_taken(record["outputs"]),
                      inputs=_named(node, args), stdout=record.get("stdout", ""), started_at=now_iso())
         return True
 
@@ -225,14 +264,24 @@ class FlowRunner:
         started = now_iso()
         self.results[task.node_id] = node_result(node, "running", started_at=started)
         self.emit("node_started", {"node": node.id, "name": node.name, "spec_id": node.spec.id,
-                                   "started_at": started})
+                                   "started_at": started, "path": list(node.path)})
+        if isinstance(task, MapTask):
+            return run_map(self, node, task)
         return self.executor.run(task, self.cancel)
 
     def _complete(self, node_id: str, task: NodeTask, outcome: NodeOutcome) -> None:
         node = self.compiled.nodes[node_id]
         started = self.results[node_id]["started_at"]
         inputs = _named(node, task.args)
+        if isinstance(outcome, MapOutcome):
+            self._complete_map(node, inputs, started, outcome)
+            return
         common = dict(inputs=inputs, stdout=outcome.stdout, started_at=started, duration_ms=outcome.duration_ms)
+        if is_skip(outcome.value) and outcome.ok:
+            self.outputs[node_id] = {p.name: SKIP for p in node.spec.outputs}
+            self._settle(node, "skipped", "node_skipped", reason=BRANCH_NOT_TAKEN, **common)
+            self._cache_put(node, {"outputs": self.outputs[node_id], "stdout": outcome.stdout, "skipped": True})
+            return
         if not outcome.ok:
             status = "cancelled" if outcome.violation == "cancelled" else "fail"
             self._settle(node, status, "node_finished", error=outcome.error, **common)
@@ -243,9 +292,22 @@ class FlowRunner:
             self._settle(node, "fail", "node_finished", error=node_error("OutputError", str(exc)), **common)
             return
         self.outputs[node_id] = outputs
-        self._settle(node, "success", "node_finished", outputs=outputs, **common)
+        self._settle(node, "success", "node_finished", outputs=_taken(outputs), **common)
+        self._cache_put(node, {"outputs": outputs, "stdout": outcome.stdout})
+
+    def _cache_put(self, node: PlannedNode, record: dict) -> None:
         if self.cache is not None and node.cache_key is not None:
-            self.cache.put(node.cache_key, {"outputs": outputs, "stdout": outcome.stdout})
+            self.cache.put(node.cache_key, record)
+
+    def _complete_map(self, node: PlannedNode, inputs: dict, started: str, outcome: MapOutcome) -> None:
+        common = dict(inputs=inputs, started_at=started, duration_ms=outcome.duration_ms, items=outcome.items)
+        if not outcome.ok:
+            status = "cancelled" if outcome.cancelled else "fail"
+            self._settle(node, status, "node_finished", error=outcome.error, outputs=outcome.outputs, **common)
+            return
+        self.outputs[node.id] = outcome.outputs
+        self._settle(node, "success", "node_finished", outputs=outcome.outputs,
+                     cached=bool(outcome.items) and all(i["cached"] for i in outcome.items), **common)
 
     def _settle(self, node: PlannedNode, status: str, event: str, **fields_) -> None:
         result = node_result(node, status, **fields_)
@@ -273,12 +335,25 @@ def split_outputs(node: PlannedNode, value: Any) -> dict:
         raw = value
     outputs = {}
     for port in ports:
+        if is_skip(raw[port.name]):
+            outputs[port.name] = SKIP
+            continue
         try:
             outputs[port.name] = convert(port.type, raw[port.name])
         except ConversionError as exc:
             raise ConversionError(f"node {node.name!r} ({node.id}): output port {port.name!r} expects "
                                   f"{port.type}, cannot convert {_short(raw[port.name])}: {exc}") from None
     return outputs
+
+
+def not_taken(result: dict) -> bool:
+    """Whether a node result is a branch not taken (skipped without anything having gone wrong)."""
+    return result["status"] == "skipped" and result.get("reason") == BRANCH_NOT_TAKEN
+
+
+def _taken(outputs: dict) -> dict:
+    """Outputs as reported: a branch not taken has no value (None)."""
+    return {k: None if is_skip(v) else v for k, v in outputs.items()}
 
 
 def _named(node: PlannedNode, args: list) -> dict:

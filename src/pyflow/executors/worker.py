@@ -757,6 +757,26 @@ def report_cleanup(outfd, recycle):
     write_frame(outfd, json.dumps({"recycle": recycle}).encode("utf-8"))
 
 
+class _Skip(dict):
+    """pyflow.SKIP: a node that returns it (or gives it as one output's value) ends that branch. It
+    travels as the JSON object {"$pyflow": "skip"} (see pyflow/markers.py, the host's side)."""
+
+    def __init__(self):
+        dict.__init__(self, {"$pyflow": "skip"})
+
+    def __repr__(self):
+        return "pyflow.SKIP"
+
+
+def _offer_markers():
+    """Make `import pyflow` give node code the markers (pyflow.SKIP), without the pyflow package, which
+    is not in the sandbox."""
+    import types
+    module = types.ModuleType("pyflow", "The markers node code may return: pyflow.SKIP ends a branch.")
+    module.SKIP = _Skip()
+    sys.modules["pyflow"] = module
+
+
 def _warm_up():
     """Do once in the zygote what every child would otherwise do first: the first compile() in a
     process sets up the parser and compiler (about a millisecond); children inherit them ready."""
@@ -788,6 +808,7 @@ def serve(pid_namespace):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _note_signals_to_reset()
     _minimal_environment()
+    _offer_markers()
     _warm_up()
     _make_undumpable()
     infd, outfd = os.dup(0), os.dup(1)

@@ -18,6 +18,7 @@ from .errors import InvalidInput, detail, pointer
 from .flow import analyze_flow
 from .limits import parse_json
 from .nodespec import NodeSpec, check_nodespec, parse_nodespec
+from .subflow import with_flows
 from .validation import schema_errors
 
 FORMAT_VERSION = 2
@@ -56,6 +57,8 @@ def check_bundle(bundle: Any, existing_specs: Mapping[str, NodeSpec] | None = No
         problems += found
         if not found:
             specs[key] = parse_nodespec(doc)
+    specs = with_flows(specs, [{**doc, "id": key} for key, doc in bundle.get("flow", {}).items()
+                               if isinstance(doc, dict)])
     for key, doc in bundle.get("flow", {}).items():
         _, found = analyze_flow(doc, specs)
         problems += [detail(pointer("flow", key) + d["path"], d["message"]) for d in found]

@@ -14,7 +14,10 @@ from typing import Any, Mapping
 from .errors import InvalidInput, detail, pointer
 from .nodespec import NodeSpec
 from .types import truthy
+
+DEFAULT_MAX_ITEMS = 10_000
 from .quickcheck import flow_certainly_valid
+from .subflow import BOUNDARY_SPECS, FLOW_PREFIX, boundary_problems, cycle_problems
 from .validation import schema_errors
 
 
@@ -34,6 +37,11 @@ class FlowNode:
     values: dict[str, Any]
     is_end: bool
     index: int
+    map: tuple[str, ...] = ()  # input ports mapped over: the node runs once per item of their lists
+    map_errors: str = "fail"  # or "skip": failed items are left out of the node's output lists
+    max_items: int = DEFAULT_MAX_ITEMS
+    where: str | None = None  # the JSON pointer of the node, when not /nodes/<index> (inside a subflow)
+    path: tuple[str, ...] = ()  # the node ids from the outermost flow down, for a node inside subflows
 
 
 @dataclass
@@ -72,6 +80,8 @@ def analyze_flow(doc: Any, specs: Mapping[str, NodeSpec]) -> tuple[FlowGraph | N
                       predecessors={n: set() for n in nodes}, successors={n: set() for n in nodes})
     problems += _collect_links(doc, specs, graph)
     problems += _cycle_problems(graph)
+    if any(node.spec_id in BOUNDARY_SPECS or node.spec_id.startswith(FLOW_PREFIX) for node in nodes.values()):
+        problems += boundary_problems(doc) + cycle_problems(doc, specs)
     return graph, problems
 
 
@@ -90,9 +100,24 @@ def _collect_nodes(doc: dict, specs: Mapping[str, NodeSpec]) -> tuple[dict[str, 
                 if spec.input(pv["name"]) is None:
                     problems.append(detail(pointer("nodes", i, "ports", j, "name"),
                                            f"nodespec {spec.id!r} has no input port {pv['name']!r}"))
+            problems += _map_problems(nd, i, spec)
         nodes[nd["id"]] = FlowNode(id=nd["id"], spec_id=nd["spec_id"], name=nd.get("name") or nd["id"],
-                                   values=node_values(nd), is_end=truthy(nd.get("is_end")), index=i)
+                                   values=node_values(nd), is_end=truthy(nd.get("is_end")), index=i,
+                                   map=tuple(nd.get("map") or ()), map_errors=nd.get("map_errors") or "fail",
+                                   max_items=nd.get("max_items") or DEFAULT_MAX_ITEMS, path=(nd["id"],))
     return nodes, problems
+
+
+def _map_problems(nd: dict, index: int, spec: NodeSpec) -> list[dict]:
+    """Mapped ports must be input ports of the node, each named once."""
+    problems = []
+    for j, port in enumerate(nd.get("map") or ()):
+        if spec.input(port) is None:
+            problems.append(detail(pointer("nodes", index, "map", j),
+                                   f"cannot map over {port!r}: nodespec {spec.id!r} has no input port {port!r}"))
+    if len(set(nd.get("map") or ())) != len(nd.get("map") or ()):
+        problems.append(detail(pointer("nodes", index, "map"), "a port is named twice in map"))
+    return problems
 
 
 def _collect_links(doc: dict, specs: Mapping[str, NodeSpec], graph: FlowGraph) -> list[dict]:

@@ -49,6 +49,7 @@ class NodeSpec:
     requirements: tuple[str, ...] = ()
     cache: bool = True
     doc: dict = field(default_factory=dict, compare=False, repr=False)  # the document as stored
+    flow: dict | None = field(default=None, compare=False, repr=False)  # the flow, for a subflow (flow:<id>)
 
     def input(self, name: str) -> InputPort | None:
         return next((p for p in self.inputs if p.name == name), None)

@@ -42,10 +42,22 @@ def _node_ok(node: Any) -> bool:
         ui = node["ui"]
         if type(ui) is not dict or ("x" in ui and not _coordinate(ui["x"])) or ("y" in ui and not _coordinate(ui["y"])):
             return False
+    if ("map" in node or "map_errors" in node or "max_items" in node) and not _map_ok(node):
+        return False
     ports = node.get("ports", [])
     if type(ports) is not list or len(ports) > 200:
         return False
     return all(type(p) is dict and _text(p.get("name"), 1, 100) for p in ports)
+
+
+def _map_ok(node: dict) -> bool:
+    mapped = node.get("map", [])
+    if type(mapped) is not list or len(mapped) > 200 or not all(_text(p, 1, 100) for p in mapped):
+        return False
+    if "map_errors" in node and node["map_errors"] not in ("fail", "skip"):
+        return False
+    limit = node.get("max_items", 1)
+    return type(limit) is int and 1 <= limit <= 1000000
 
 
 def _link_ok(link: Any) -> bool:

@@ -17,6 +17,7 @@ from ..model.errors import Conflict, InvalidInput, NotFound, PreconditionFailed,
 from ..model.flow import analyze_flow, referenced_spec_ids
 from ..model.limits import MAX_STORED_DEPTH, TooDeep
 from ..model.nodespec import NodeSpec, check_nodespec, parse_nodespec
+from ..model.subflow import flow_spec_id, subflow_id, with_flows
 from .store import Store
 
 KINDS = ("nodespec", "flow")
@@ -93,7 +94,8 @@ class ObjectStore(Store):
         cached = self.__dict__.get("_specs")
         if cached is not None and cached[0] == stamp:
             return dict(cached[1])
-        parsed = {record.id: parse_nodespec(record.doc) for record in self._list("nodespec")}
+        parsed = with_flows({record.id: parse_nodespec(record.doc) for record in self._list("nodespec")},
+                            [record.doc for record in self._list("flow")])
         self.__dict__["_specs"] = (stamp, parsed)
         return dict(parsed)
 
@@ -120,6 +122,8 @@ class ObjectStore(Store):
                 return current, False
             if kind == "nodespec" and current is not None and not force:
                 self._check_users_still_fit(doc)
+            if kind == "flow" and current is not None and not force:
+                self._check_flow_users_still_fit(doc)
             record = self._write(kind, doc)
             if kind == "flow":
                 self._set_refs(doc["id"], referenced_spec_ids(doc))
@@ -141,6 +145,23 @@ class ObjectStore(Store):
             raise Conflict(f"this change to nodespec {spec_doc['id']!r} breaks {len(broken)} flow(s) that use "
                            f"it; fix them first, or save with ?force=true", problems, flows=broken)
 
+    def _check_flow_users_still_fit(self, flow_doc: dict) -> None:
+        """A flow used as a subflow may change only in ways that leave the flows using it valid."""
+        users = [f for f in self._users_of(flow_spec_id(flow_doc["id"])) if f != flow_doc["id"]]
+        if not users:
+            return
+        specs = with_flows(self.specs(), [flow_doc])
+        problems, broken = [], []
+        for flow_id in users:
+            record = self._current("flow", flow_id)
+            found = analyze_flow(record.doc, specs)[1] if record is not None and record.doc is not None else []
+            if found:
+                broken.append(flow_id)
+                problems += [detail(pointer("flow", flow_id) + d["path"], d["message"]) for d in found]
+        if problems:
+            raise Conflict(f"this change to flow {flow_doc['id']!r} breaks {len(broken)} flow(s) that use it as "
+                           f"a subflow; fix them first, or save with ?force=true", problems, flows=broken)
+
     def _problems(self, kind: str, doc: Any) -> list[dict]:
         if kind == "nodespec":
             return check_nodespec(doc)
@@ -156,12 +177,15 @@ class ObjectStore(Store):
             if expected is not None and current.revision != expected:
                 raise PreconditionFailed(f"{kind} {object_id!r} changed since revision {expected} "
                                          f"(now {current.revision})", current_revision=current.revision)
-            if kind == "nodespec" and not force:
-                users = self._users_of(object_id)
+            if not force:
+                users = self._users_of(object_id if kind == "nodespec" else flow_spec_id(object_id))
+                users = [f for f in users if kind == "nodespec" or f != object_id]
                 if users:
-                    raise Conflict(f"nodespec {object_id!r} is used by {len(users)} flow(s); "
+                    what = "nodespec" if kind == "nodespec" else "flow as a subflow"
+                    raise Conflict(f"{kind} {object_id!r} is used by {len(users)} flow(s)"
+                                   f"{' as a subflow' if kind == 'flow' else ''}; "
                                    f"delete with ?force=true to delete it anyway",
-                                   [detail(pointer("flow", f), "uses this nodespec") for f in users],
+                                   [detail(pointer("flow", f), f"uses this {what}") for f in users],
                                    flows=users)
             self._remove(kind, object_id)
             if kind == "flow":
@@ -187,6 +211,9 @@ class ObjectStore(Store):
             incoming = bundle.get("nodespec") if isinstance(bundle, dict) else None
             if isinstance(incoming, dict) and mode == "merge":  # anything else is reported by check_bundle
                 existing = {k: v for k, v in existing.items() if k not in incoming}
+            flows_in = bundle.get("flow") if isinstance(bundle, dict) else None
+            if isinstance(flows_in, dict):  # the bundle's flows replace the stored ones as subflows too
+                existing = {k: v for k, v in existing.items() if subflow_id(k) not in flows_in}
             problems = check_bundle(bundle, existing)
             if problems:
                 raise InvalidInput(f"the bundle has {len(problems)} problem(s); nothing was imported", problems)
@@ -198,7 +225,8 @@ class ObjectStore(Store):
 
     def _merge_problems(self, bundle: dict) -> list[dict]:
         """Flows already stored must still fit the nodespecs the bundle replaces."""
-        specs = {**self.specs(), **{k: parse_nodespec(v) for k, v in bundle.get("nodespec", {}).items()}}
+        specs = with_flows({**self.specs(), **{k: parse_nodespec(v) for k, v in bundle.get("nodespec", {}).items()}},
+                           [{**doc, "id": key} for key, doc in bundle.get("flow", {}).items()])
         problems = []
         for record in self._list("flow"):
             if record.id in bundle.get("flow", {}):
