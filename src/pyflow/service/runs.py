@@ -114,10 +114,17 @@ def unstored(result: dict, failure: str) -> dict:
 
 def node_event_data(result: dict) -> dict:
     error = result.get("error")
-    return {"node": result["id"], "name": result["name"], "status": result["status"],
+    data = {"node": result["id"], "name": result["name"], "status": result["status"],
             "cached": result.get("cached", False), "duration_ms": result.get("duration_ms", 0.0),
             "outputs": preview(result.get("outputs") or {}),
-            "error": {"type": error.get("type"), "message": error.get("message")} if error else None}
+            "error": {"type": error.get("type"), "message": error.get("message")} if error else None,
+            "path": result.get("path") or [result["id"]]}
+    if result.get("reason"):
+        data["reason"] = result["reason"]
+    if result.get("items") is not None:  # a mapped node: how its items went
+        items = result["items"]
+        data["items"] = {"total": len(items), "failed": sum(1 for i in items if i["status"] != "success")}
+    return data
 
 
 class RunManager:
@@ -262,7 +269,7 @@ class RunManager:
         self._finish(live, status, reason, started)
 
     def _node_event(self, live: LiveRun, kind: str, result: dict) -> None:
-        if kind == "node_started":
+        if kind in ("node_started", "node_progress"):  # no result to store: passed on as they are
             self._emit(live, kind, result)
         else:
             self._emit(live, kind, node_event_data(result), result)
