@@ -173,6 +173,15 @@ def test_the_standard_library_and_its_extension_modules_work_inside(sandbox):
                              "ctypes": 5, "xml": "b", "lzma": True, "bz2": "y", "json": '{"k": [1]}'}
 
 
+def test_node_code_imports_the_skip_marker_without_the_pyflow_package(sandbox):
+    """`import pyflow` inside the sandbox gives the markers only: the package itself is not there."""
+    source = ("import pyflow\ndef func():\n    return {'skip': pyflow.SKIP, 'repr': repr(pyflow.SKIP),\n"
+              "            'package': hasattr(pyflow, 'engine') or hasattr(pyflow, '__path__')}\n")
+    outcome = sandbox.run(make_task(source))
+    assert outcome.ok, outcome.error
+    assert outcome.value == {"skip": {"$pyflow": "skip"}, "repr": "pyflow.SKIP", "package": False}
+
+
 def test_without_cgroups_the_executor_says_limits_are_rlimits_only():
     executor = SandboxExecutor(pool_size=1, cgroups=False)
     try:

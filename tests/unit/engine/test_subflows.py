@@ -1,0 +1,146 @@
+"""Subflows: flow:<id> nodes expanded into the parent's plan, with namespaced ids, paths, caching and
+validation that points into the subflow."""
+
+import pytest
+
+from pyflow.engine import RunOptions, compile_flow, run_flow
+from pyflow.executors.inprocess import InProcessExecutor
+from pyflow.model.errors import InvalidInput
+from pyflow.model.flow import analyze_flow
+from pyflow.model.subflow import with_flows
+
+from .helpers import SPECS, flow
+
+
+class DictCache:
+    def __init__(self):
+        self.records = {}
+
+    def get_many(self, keys):
+        return {k: self.records[k] for k in keys if k in self.records}
+
+    def put(self, key, record):
+        self.records[key] = record
+
+
+def boundary(node_id, kind, name, **extra):
+    ports = [{"name": "name", "value": name}] + [{"name": k, "value": v} for k, v in extra.items()]
+    return {"id": node_id, "spec_id": f"pyflow.flow.{kind}", "ports": ports}
+
+
+def wrapper(flow_id, inner_spec, values=None):
+    """A flow with input x, one node of `inner_spec` fed from it (port a), and output y."""
+    node = {"id": "step", "spec_id": inner_spec, "ports": [{"name": k, "value": v} for k, v in (values or {}).items()]}
+    return {"id": flow_id, "nodes": [boundary("x", "input", "x", type="Int"), node, boundary("y", "output", "y")],
+            "links": [{"source": "x:out", "target": "step:a"}, {"source": "step:out", "target": "y:value"}]}
+
+
+def by_id(outcome):
+    return {n["id"]: n for n in outcome.nodes}
+
+
+def run(doc, flows, cache=None, concurrency=2):
+    specs = with_flows(SPECS, flows)
+    return run_flow(compile_flow(doc, specs), InProcessExecutor(), RunOptions(concurrency=concurrency), cache=cache)
+
+
+def test_a_subflow_is_expanded_with_namespaced_ids_and_paths():
+    inner = wrapper("inner", "t.inc")
+    doc = flow([("a", "t.inc", {"a": 1}), ("s", "flow:inner", {}), ("b", "t.inc", {})],
+               [("a:out", "s:x"), ("s:y", "b:a")], "outer")
+    outcome = run(doc, [inner])
+    nodes = by_id(outcome)
+    assert outcome.status == "succeeded"
+    assert list(nodes) == ["a", "s/x", "s/step", "s/y", "b"]
+    assert nodes["s/step"]["path"] == ["s", "step"] and nodes["b"]["path"] == ["b"]
+    assert nodes["s/step"]["outputs"] == {"out": 3} and nodes["b"]["outputs"] == {"out": 4}
+
+
+def test_boundary_nodes_give_the_subflow_its_ports():
+    specs = with_flows(SPECS, [wrapper("inner", "t.inc")])
+    sub = specs["flow:inner"]
+    assert [(p.name, p.type, p.required) for p in sub.inputs] == [("x", "Int", True)]
+    assert [(p.name, p.type) for p in sub.outputs] == [("y", "Any")]
+
+
+def test_subflow_input_converts_to_its_boundary_type_and_a_literal_feeds_it():
+    outcome = run(flow([("s", "flow:inner", {"x": "41"})], [], "outer"), [wrapper("inner", "t.inc")])
+    assert by_id(outcome)["s/x"]["outputs"] == {"out": 41} and by_id(outcome)["s/y"]["outputs"] == {"out": 42}
+
+
+def three_deep():
+    level3 = wrapper("level3", "t.add", {"b": 100})
+    level2 = wrapper("level2", "flow:level3")
+    level2["nodes"][1]["ports"] = []
+    level2["links"] = [{"source": "x:out", "target": "step:x"}, {"source": "step:y", "target": "y:value"}]
+    level1 = {"id": "level1", "nodes": [boundary("x", "input", "x"), {"id": "mid", "spec_id": "flow:level2"},
+                                        {"id": "side", "spec_id": "t.inc", "ports": [{"name": "a", "value": 5}]},
+                                        boundary("y", "output", "y")],
+              "links": [{"source": "x:out", "target": "mid:x"}, {"source": "mid:y", "target": "y:value"}]}
+    return [level1, level2, level3]
+
+
+def test_subflows_nested_three_deep_rerun_only_what_an_inner_change_affects():
+    flows = three_deep()
+    doc = flow([("start", "t.inc", {"a": 1}), ("top", "flow:level1", {}), ("end", "t.inc", {}),
+                ("other", "t.inc", {"a": 7})], [("start:out", "top:x"), ("top:y", "end:a")], "outer")
+    doc["nodes"][2]["is_end"] = True
+    doc["nodes"][3]["is_end"] = True
+    cache = DictCache()
+    first = by_id(run(doc, flows, cache))
+    assert first["top/mid/step/step"]["outputs"] == {"out": 102} and first["end"]["outputs"] == {"out": 103}
+    assert first["top/mid/step/step"]["path"] == ["top", "mid", "step", "step"]
+    assert not any(n["cached"] for n in first.values())
+    flows[2]["nodes"][1]["ports"] = [{"name": "b", "value": 200}]  # the innermost literal changes
+    second = by_id(run(doc, flows, cache))
+    assert second["end"]["outputs"] == {"out": 203}
+    ran = {n for n, r in second.items() if not r["cached"] and not r["spec_id"].startswith("pyflow.flow.")}
+    assert ran == {"top/mid/step/step", "end"}  # boundary nodes run no code: they forward values
+    assert "top/side" not in second  # a side branch of a subflow that is not a target does not run
+    assert second["start"]["cached"] and second["other"]["cached"]
+
+
+def test_a_flow_containing_itself_is_refused_naming_the_chain():
+    a = wrapper("a", "flow:b")
+    b = wrapper("b", "t.inc")
+    specs = with_flows(SPECS, [a, b])
+    b_loop = wrapper("b", "flow:a")
+    _, problems = analyze_flow(b_loop, specs)
+    assert any("b -> a -> b" in p["message"] and p["path"] == "/nodes/1/spec_id" for p in problems)
+    _, problems = analyze_flow(wrapper("a", "flow:a"), specs)
+    assert any("a -> a" in p["message"] for p in problems)
+
+
+def test_a_problem_inside_a_subflow_points_into_it():
+    broken = wrapper("inner", "t.add")
+    broken["links"].append({"source": "x:out", "target": "step:nope"})
+    specs = with_flows(SPECS, [broken])
+    with pytest.raises(InvalidInput) as caught:
+        compile_flow(flow([("s", "flow:inner", {"x": 1})], [], "outer"), specs)
+    paths = [d["path"] for d in caught.value.details]
+    assert "/nodes/0/flow/links/2/target" in paths
+    assert "in subflow 'inner'" in caught.value.details[0]["message"]
+
+
+def test_a_required_subflow_input_needs_a_link_or_a_value():
+    specs = with_flows(SPECS, [wrapper("inner", "t.inc")])
+    with pytest.raises(InvalidInput) as caught:
+        compile_flow(flow([("s", "flow:inner", {})], [], "outer"), specs)
+    assert caught.value.details[0]["path"] == "/nodes/0/ports"
+    assert "'x'" in caught.value.details[0]["message"]
+
+
+def test_boundary_names_must_be_port_names_and_unique():
+    doc = {"id": "f", "links": [], "nodes": [boundary("p", "input", "x"), boundary("q", "input", "x"),
+                                              boundary("r", "output", "no good")]}
+    _, problems = analyze_flow(doc, with_flows(SPECS, []))
+    messages = " ".join(p["message"] for p in problems)
+    assert "two flow input nodes are named 'x'" in messages and "needs a port name" in messages
+
+
+def test_a_failure_inside_a_subflow_skips_what_follows_outside_it():
+    outcome = run(flow([("s", "flow:inner", {"x": 1}), ("b", "t.inc", {})], [("s:y", "b:a")], "outer"),
+                  [wrapper("inner", "t.fail")])
+    nodes = by_id(outcome)
+    assert outcome.status == "failed" and nodes["s/step"]["status"] == "fail"
+    assert nodes["b"]["status"] == "skipped"
