@@ -67,6 +67,12 @@ def nodespec_tree():
     return json_response(service().tree())
 
 
+@bp.get("/subflows")
+def subflows():
+    """Every flow as a node for other flows (flow:<id>, with its ports): the palette's Flows group."""
+    return json_response(service().subflows())
+
+
 @bp.post("/nodespecs/infer")
 def infer_ports():
     body = require_object(json_body())

@@ -18,12 +18,14 @@ from ..model.bundle import dumps_object, load_bundle_file, write_atomic, write_d
 from ..model.errors import InvalidInput, NotFound, ServiceUnavailable, detail
 from ..model.nodespec import require_valid_nodespec
 from ..model.signature import infer_ports
+from ..model.subflow import flow_spec_docs
 from ..model.types import describe_types
 from ..model.validation import SCHEMA_NAMES, load_schema
 from ..storage import ObjectStore, Record, Repository, RunStore, SQLiteRepository
 from .config import Config
 from .health import executor_check, summarize, threads_check
 from .runs import RUN_STATUSES, LiveRun, RunManager
+from .nesting import nest_results
 from .tree import nodespec_tree
 
 __all__ = ["Config", "PyflowService", "build_executor"]
@@ -125,6 +127,12 @@ class PyflowService:
     def tree(self) -> list[dict]:
         return nodespec_tree([r.doc for r in self.objects.list("nodespec")])
 
+    def subflows(self) -> list[dict]:
+        """Every stored flow as the node it makes in another flow (`flow:<id>`, ports from its boundary
+        nodes), for the palette's Flows group."""
+        specs = self.objects.specs()
+        return [flow_spec_docs(spec) for _, spec in sorted(specs.items()) if spec.flow is not None]
+
     @staticmethod
     def infer_ports(source: str, function: str | None = None) -> dict:
         return infer_ports(source, function)
@@ -211,8 +219,13 @@ class PyflowService:
         return self.history.list_runs(flow_id, status, limit, offset)
 
     def get_run(self, run_id: str, with_nodes: bool = True) -> dict:
-        """A stored run (404 when there is none); with its snapshot and node results when `with_nodes`."""
-        return self.history.get_run(run_id, with_nodes=with_nodes)
+        """A stored run (404 when there is none); with its snapshot and node results when `with_nodes`,
+        flat in `nodes` (each with its path) and, when the run expanded subflows, nested under their
+        subflow nodes in `tree`."""
+        run = self.history.get_run(run_id, with_nodes=with_nodes)
+        if with_nodes and any(len(n.get("path") or ()) > 1 for n in run.get("nodes") or ()):
+            run["tree"] = nest_results(run["nodes"], run.get("snapshot"))
+        return run
 
     def delete_run(self, run_id: str) -> None:
         """Forget a finished run: 404 when there is none, 409 while it is live (cancel it first)."""
