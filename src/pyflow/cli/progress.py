@@ -18,6 +18,8 @@ class Progress:
         self.width = width
         self.total = 0
         self.done = 0
+        self.mapping: dict[str, str] = {}  # mapped node -> "name done/total", while its items run
+        self.quarters: dict[str, int] = {}
 
     def handle(self, event: dict) -> None:
         if not self.enabled:
@@ -26,8 +28,11 @@ class Progress:
         if kind == "run_started":
             self.total = len(data.get("nodes") or [])
             self._line(f"run {data.get('run')} started: {self.total} nodes")
+        elif kind == "node_progress":
+            self._item_progress(data)
         elif kind in ("node_finished", "node_cached", "node_skipped"):
             self.done += 1
+            self.mapping.pop(data["node"], None)
             self._line(self._node_line(kind, data))
         elif kind == "run_finished":
             self._line(f"run {data.get('status')}" + (f": {data['reason']}" if data.get("reason") else "")
@@ -36,12 +41,28 @@ class Progress:
 
     def _node_line(self, kind: str, data: dict) -> str:
         mark = "cached" if kind == "node_cached" else MARKS.get(data["status"], data["status"])
-        text = f"  [{mark:>6}] {data['name']} ({data['node']})"
+        depth = len(data.get("path") or ()) - 1
+        text = f"  [{mark:>6}] {'  ' * max(depth, 0)}{data['name']} ({data['node']})"
+        if data.get("items"):
+            items = data["items"]
+            text += f"  {items['total']} items" + (f", {items['failed']} failed" if items.get("failed") else "")
+        if data.get("reason"):
+            text += f"  {data['reason']}"
         if data.get("duration_ms"):
             text += f"  {data['duration_ms']:.1f} ms"
         if data.get("error"):
             text += f"  {data['error'].get('type')}: {data['error'].get('message')}"
         return text
+
+    def _item_progress(self, data: dict) -> None:
+        """A mapped node's items: on a terminal in the progress line; otherwise a line per quarter."""
+        done, total, node = data["done"], data["total"], data["node"]
+        failed = f", {data['failed']} failed" if data.get("failed") else ""
+        self.mapping[node] = f"{node} {done}/{total}{failed}"
+        quarter = 4 * done // max(total, 1)
+        if not self.tty and quarter > self.quarters.get(node, 0):
+            self.quarters[node] = quarter
+            self._line(f"  [{'items':>6}] {node}: {done}/{total}{failed}")
 
     def _line(self, text: str) -> None:
         if self.tty:
@@ -52,7 +73,8 @@ class Progress:
         if not self.tty or not self.total:
             return
         filled = int(self.width * self.done / self.total)
-        self.stream.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] {self.done}/{self.total}")
+        mapping = "  " + "  ".join(self.mapping.values()) if self.mapping else ""
+        self.stream.write(f"\r\033[K[{'#' * filled}{'.' * (self.width - filled)}] {self.done}/{self.total}{mapping}")
         self.stream.flush()
 
     def close(self) -> None:
@@ -71,11 +93,16 @@ def print_run_table(run: dict, stream: TextIO) -> None:
     rows = [("NODE", "NAME", "STATUS", "MS", "RESULT")]
     for node in run.get("nodes") or []:
         status = "cached" if node.get("cached") else node["status"]
+        items = node.get("items")
+        if items is not None:
+            status += f" {sum(1 for i in items if i['status'] == 'success')}/{len(items)}"
         if node.get("error"):
             result = f"{node['error'].get('type')}: {node['error'].get('message')}"
         else:
-            result = node.get("outputs")
-        rows.append((node["id"], node["name"], status, f"{node.get('duration_ms') or 0:.1f}", _cell(result)))
+            result = node.get("reason") or node.get("outputs")
+        depth = len(node.get("path") or ()) - 1
+        rows.append(("  " * max(depth, 0) + node["id"], node["name"], status,
+                     f"{node.get('duration_ms') or 0:.1f}", _cell(result)))
     widths = [max(len(str(r[i])) for r in rows) for i in range(4)]
     for row in rows:
         stream.write("  ".join(str(c).ljust(w) for c, w in zip(row[:4], widths)) + "  " + str(row[4]) + "\n")

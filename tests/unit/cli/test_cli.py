@@ -205,3 +205,20 @@ def test_serve_takes_a_cache_budget(tmp_path):
                                                           {"Content-Type": "application/json"}))
         runs = [pyflow("run", "f", "--server", live.url, "--json", check=0) for _ in range(2)]
         assert [json.loads(r.stdout)["nodes"][0]["cached"] for r in runs] == [False, False]  # no room: never cached
+
+
+def test_run_shows_mapped_progress_nested_nodes_and_branches_not_taken(tmp_path):
+    """The sample maps a subflow over six numbers, then takes one branch of an If; a flow using the
+    subflow unmapped shows its inner nodes indented under it."""
+    db = tmp_path / "stdlib.db"
+    pyflow("import", str(ROOT / "repository"), db=db, check=0)
+    result = pyflow("run", "pyflow.samples.map_and_branch", "--executor", test_executor(), db=db, check=0)
+    assert "[ items] each: 6/6" in result.stderr and "6 items" in result.stderr
+    assert "Scale down (down)  branch not taken" in result.stderr
+    assert "succeeded" in result.stdout and "success 6/6" in result.stdout
+    flow = {"id": "cli.sub", "links": [], "nodes": [{"id": "sq", "spec_id": "flow:pyflow.samples.square_plus_one",
+                                                     "ports": [{"name": "x", "value": 2}]}]}
+    path = tmp_path / "sub.json"
+    path.write_text(json.dumps(flow))
+    nested = pyflow("run", str(path), "--executor", test_executor(), db=db, check=0)
+    assert "[    ok]   Square (sq/square)" in nested.stderr and "  sq/plus" in nested.stdout
