@@ -8,7 +8,6 @@ every sink) and their ancestors are planned.
 
 from __future__ import annotations
 
-import graphlib
 import hashlib
 import json
 from collections import deque
@@ -75,7 +74,6 @@ def compile_flow(doc: Any, specs: Mapping[str, NodeSpec], values: dict | None = 
             raise InvalidInput("invalid flow", expansion_problem(graph)) from None
         if inner_problems:
             raise InvalidInput("invalid flow", problems + inner_problems)
-        graph.order = list(graphlib.TopologicalSorter(graph.predecessors).static_order())
     else:
         targets = _targets(graph)
     planned = _ancestors(graph, targets)
@@ -171,9 +169,12 @@ def spec_fingerprint(spec: NodeSpec) -> str:
     return _digest(material)
 
 
+# One encoder for every digest: json.dumps with options builds a new encoder on every call.
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=repr)
+
+
 def _digest(material: Any) -> str:
-    text = json.dumps(material, sort_keys=True, separators=(",", ":"), default=repr)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return hashlib.sha256(_ENCODER.encode(material).encode("utf-8")).hexdigest()
 
 
 def assign_cache_keys(compiled: CompiledFlow) -> None:

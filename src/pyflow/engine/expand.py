@@ -13,7 +13,6 @@ compiled here once (see engine/mapping.py).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Mapping
 
 from ..model.errors import detail, pointer
@@ -34,6 +33,7 @@ class _Expansion:
         self.problems: list[dict] = []
         self.graphs: dict[str, FlowGraph | None] = {}
         self.subflows: dict[str, dict] = {}  # every flow expanded, by id: for the run's snapshot
+        self.order: list[str] = []
 
     def inner_graph(self, spec: NodeSpec, where: str) -> FlowGraph | None:
         flow_id = spec.flow["id"]
@@ -58,9 +58,10 @@ def expand_graph(graph: FlowGraph, specs: Mapping[str, NodeSpec]) -> tuple[FlowG
                                                                            dict[str, dict]]:
     """(flat graph, its targets, problems inside subflows, every flow expanded by id)."""
     state = _Expansion(specs)
-    targets = _expand_into(state, graph, prefix="", path=(), where="")
+    targets, state.order = _expand_into(state, graph, prefix="", path=(), where="")
     flat = FlowGraph(id=graph.id, name=graph.name, nodes=state.nodes, inbound=state.inbound,
-                     predecessors={n: set() for n in state.nodes}, successors={n: set() for n in state.nodes})
+                     predecessors={n: set() for n in state.nodes}, successors={n: set() for n in state.nodes},
+                     order=state.order)
     for node_id, ports in state.inbound.items():
         for src, _ in ports.values():
             flat.predecessors[node_id].add(src)
@@ -68,32 +69,38 @@ def expand_graph(graph: FlowGraph, specs: Mapping[str, NodeSpec]) -> tuple[FlowG
     return flat, targets, state.problems, state.subflows
 
 
-def _expand_into(state: _Expansion, graph: FlowGraph, prefix: str, path: tuple, where: str) -> list[str]:
-    """Add `graph`'s nodes under `prefix`; answer its targets (flat ids). Recursion is bounded by the
+def _expand_into(state: _Expansion, graph: FlowGraph, prefix: str, path: tuple,
+                 where: str) -> tuple[list[str], list[str]]:
+    """Add `graph`'s nodes under `prefix`, in document order; answer its targets and a topological
+    order of what it added (flat ids): the graph's own order with each subflow's nodes in its place,
+    since what feeds a subflow comes before it and what it feeds after. Recursion is bounded by the
     subflow depth limit that analyze_flow enforces."""
     exits: dict[str, dict[str, tuple[str, str]]] = {}  # subflow node -> its output port -> flat source
     entries: dict[str, dict[str, str]] = {}  # subflow node -> its input port -> flat input boundary node
     targets: list[str] = []
+    placed: dict[str, list[str]] = {}  # node id -> the flat ids it became, in order
     own_targets = set(_graph_targets(graph))
     for node_id in sorted(graph.nodes, key=lambda n: graph.nodes[n].index):
         node = graph.nodes[node_id]
         node_where = f"{where}/nodes/{node.index}"
         if _is_expandable(node, state.specs):
             state.problems += _unfed_inputs(node, graph.inbound[node_id], state.specs[node.spec_id], node_where)
-            inner_targets = _expand_subflow(state, node, prefix, path, node_where, exits, entries)
+            inner_targets, placed[node_id] = _expand_subflow(state, node, prefix, path, node_where, exits, entries)
             if node_id in own_targets:
                 targets += inner_targets
             continue
         flat_id = prefix + node_id
-        state.nodes[flat_id] = replace(node, id=flat_id, index=len(state.nodes), where=node_where,
-                                       path=path + (node_id,))
+        state.nodes[flat_id] = FlowNode(flat_id, node.spec_id, node.name, node.values, node.is_end,
+                                        len(state.nodes), node.map, node.map_errors, node.max_items, node_where,
+                                        path + (node_id,))
+        placed[node_id] = [flat_id]
         state.inbound[flat_id] = {}
         if node_id in own_targets:
             targets.append(flat_id)
         if len(state.nodes) > MAX_EXPANDED_NODES:
             raise _TooLarge()
     _wire(state, graph, prefix, exits, entries)
-    return targets
+    return targets, [flat_id for node_id in graph.order for flat_id in placed[node_id]]
 
 
 class _TooLarge(Exception):
@@ -106,9 +113,9 @@ def _expand_subflow(state: _Expansion, node: FlowNode, prefix: str, path: tuple,
     inner = state.inner_graph(spec, where + "/flow")
     if inner is None:
         entries[node.id], exits[node.id] = {}, {}
-        return []
+        return [], []
     inner_prefix = f"{prefix}{node.id}/"
-    targets = _expand_into(state, inner, inner_prefix, path + (node.id,), where + "/flow")
+    targets, order = _expand_into(state, inner, inner_prefix, path + (node.id,), where + "/flow")
     ports_in, ports_out = {}, {}
     for inner_node in inner.nodes.values():
         name = inner_node.values.get("name")
@@ -121,7 +128,7 @@ def _expand_subflow(state: _Expansion, node: FlowNode, prefix: str, path: tuple,
             ports_out[name] = (inner_prefix + inner_node.id, "out")
             targets.append(inner_prefix + inner_node.id)
     entries[node.id], exits[node.id] = ports_in, ports_out
-    return list(dict.fromkeys(targets))
+    return list(dict.fromkeys(targets)), order
 
 
 def _unfed_inputs(node: FlowNode, inbound: dict, spec: NodeSpec, where: str) -> list[dict]:

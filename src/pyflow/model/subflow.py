@@ -133,15 +133,19 @@ def flow_spec_docs(spec: NodeSpec) -> dict:
 def cycle_problems(doc: dict, specs: Mapping[str, NodeSpec]) -> list[dict]:
     """A flow that contains itself, directly or through other flows, is refused naming the chain."""
     problems = []
+    checked: dict[str, tuple] = {}  # child flow -> (chain back, too deep): a flow used often is walked once
     for i, node in enumerate(doc.get("nodes") or []):
         child = subflow_id(node.get("spec_id")) if isinstance(node, dict) else None
         if child is None:
             continue
-        chain = _chain_back(doc["id"], child, specs)
+        if child not in checked:
+            chain = _chain_back(doc["id"], child, specs)
+            checked[child] = (chain, chain is None and _too_deep(child, specs))
+        chain, too_deep = checked[child]
         if chain is not None:
             problems.append(detail(pointer("nodes", i, "spec_id"),
                                    f"flow {doc['id']!r} would contain itself: {' -> '.join(chain)}"))
-        elif _too_deep(child, specs):
+        elif too_deep:
             problems.append(detail(pointer("nodes", i, "spec_id"),
                                    f"subflows nest more than {MAX_DEPTH} levels deep under {child!r}"))
     return problems
