@@ -49,6 +49,7 @@ export const api = {
   // Nodespecs
   listSpecs: () => data(request("GET", "/api/nodespecs")),
   specTree: () => data(request("GET", "/api/nodespecs/tree")),
+  subflows: () => data(request("GET", "/api/subflows")),
   getSpec: (id) => record(request("GET", `/api/nodespecs/${enc(id)}`)),
   createSpec: (doc) => record(request("POST", "/api/nodespecs", { body: doc })),
   saveSpec: (id, doc, etag) => record(request("PUT", `/api/nodespecs/${enc(id)}`, { body: doc, etag })),

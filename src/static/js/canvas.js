@@ -15,7 +15,7 @@ import { Layer } from "./layers.js";
 import { LinkSketch } from "./linksketch.js";
 import { closeMenu, showMenu } from "./menu.js";
 import { splitEndpoint } from "./model.js";
-import { nodeElement, showStatus } from "./nodeview.js";
+import { nodeElement, showProgress, showStatus } from "./nodeview.js";
 import { Selector } from "./selection.js";
 import { status } from "./status.js";
 import { NODE, typeColor } from "./theme.js";
@@ -467,6 +467,12 @@ export class Canvas extends Emitter {
     const view = this.views.get(id);
     this.statuses.set(id, { status: state, duration: durationMs });
     if (view) showStatus(view.el, state, durationMs);
+  }
+
+  /** A mapped node's items done so far (node_progress events). */
+  setProgress(id, done, total, failed) {
+    const view = this.views.get(id);
+    if (view && this.statuses.get(id)?.status === "running") showProgress(view.el, done, total, failed);
   }
 
   clearStatuses() {

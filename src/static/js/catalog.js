@@ -3,6 +3,7 @@
 import { api } from "./api.js";
 import { Emitter } from "./events.js";
 import { splitEndpoint } from "./model.js";
+import { subflowGroup } from "./subflows.js";
 import { setVocabulary, typeNames } from "./vocabulary.js";
 
 function byOrder(ports) {
@@ -29,7 +30,8 @@ export class Catalog extends Emitter {
   }
 
   async loadSpecs() {
-    this.tree = await api.specTree();
+    const [tree, subflows] = await Promise.all([api.specTree(), api.subflows().catch(() => [])]);
+    this.tree = [...tree, ...subflowGroup(subflows)]; // flows usable as nodes, in a group of their own
     this.specs = new Map();
     const visit = (items) => {
       for (const item of items) {

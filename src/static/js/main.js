@@ -16,6 +16,7 @@ import { Repository } from "./repository.js";
 import { Router } from "./router.js";
 import { Runs } from "./runs.js";
 import { status } from "./status.js";
+import { Drilldown, isSubflow, makeSubflow } from "./subflows.js";
 import { installTypeColors } from "./theme.js";
 
 const byId = (id) => document.getElementById(id);
@@ -34,7 +35,8 @@ function createApp() {
   const specEditor = new NodespecEditor({ catalog });
   const repository = new Repository({ fileInput: byId("import-file"), dropZone: document.body });
   const router = new Router();
-  return { model, history, catalog, canvas, palette, flows, runs, inspector, specEditor, repository, router };
+  const drilldown = new Drilldown({ model, canvas, flows, runs });
+  return { model, history, catalog, canvas, palette, flows, runs, inspector, specEditor, repository, router, drilldown };
 }
 
 // Auto-layout (dagre) is loaded on first use, in a chunk of its own: most sessions never need it.
@@ -215,13 +217,19 @@ function bindRoutes(app) {
 // ---------------------------------------------------------------------------- module wiring
 function bindModules(app) {
   const { canvas, palette, specEditor, catalog, flows, history, model, repository, inspector, runs } = app;
-  const editSpec = (id) => specEditor.open(id);
+  // A subflow's "nodespec" is its flow: editing it opens the flow.
+  const editSpec = (id) => (isSubflow(id) ? flows.emit("navigate", id.slice("flow:".length)) : specEditor.open(id));
   palette.on("edit", editSpec);
   canvas.on("edit-spec", editSpec);
   inspector.on("edit-spec", editSpec);
   inspector.on("rename-flow", () => flows.rename());
   inspector.on("layout-selection", () => layoutCommand(app, [...canvas.selection]));
-  canvas.on("open-node", (id) => { canvas.select([id]); byId("inspector").querySelector("input")?.focus(); });
+  canvas.on("open-node", (id) => {
+    if (isSubflow(model.node(id)?.spec_id)) return app.drilldown.enter(id);
+    canvas.select([id]);
+    byId("inspector").querySelector("input")?.focus();
+  });
+  canvas.on("make-subflow", (ids) => makeSubflow(app, ids));
   canvas.on("toggle-end", (id) => history.execute(setEndNode(model, id, !model.isEnd(id))));
   canvas.on("auto-layout", () => layoutCommand(app));
   const specsChanged = async (id) => {

@@ -7,7 +7,7 @@ import { NODE, nodeHeight, typeColor } from "./theme.js";
 
 const STATUS_LABELS = {
   queued: "queued", running: "running", success: "success", fail: "failed", skipped: "skipped",
-  cached: "cached", cancelled: "cancelled",
+  cached: "cached", cancelled: "cancelled", untaken: "not taken",
 };
 
 /** Ports of a node: from its nodespec, or (for an unknown nodespec) from its values and links. */
@@ -31,6 +31,7 @@ export function nodeElement(model, catalog, node) {
   const ports = portsOf(model, catalog, node);
   const spec = catalog.spec(node.spec_id);
   const rows = Math.max(ports.inputs.length, ports.outputs.length);
+  const subflow = node.spec_id.startsWith("flow:");
   const height = nodeHeight(rows);
   const el = h("div.node", {
     dataset: { node: node.id },
@@ -38,6 +39,7 @@ export function nodeElement(model, catalog, node) {
   },
   h("div.node-head", {}, h("span.node-title", { title: node.name }, node.name)),
   h("div.node-spec", {},
+    subflow ? h("span.subflow-badge", { title: "A subflow: double-click to open it" }, "⧉") : null,
     h("span.node-spec-name", { title: node.spec_id }, spec ? spec.title || spec.id : `missing: ${node.spec_id}`),
     h("span.node-badge")),
   h("div.node-ports", {},
@@ -45,25 +47,35 @@ export function nodeElement(model, catalog, node) {
     h("div.ports-out", {}, ports.outputs.map((port) => portLabel(model, node, port, "output")))));
   el.classList.toggle("is-end", model.isEnd(node.id));
   el.classList.toggle("missing-spec", !ports.known);
+  el.classList.toggle("subflow", subflow);
   return { el, ports, height };
 }
 
 function portLabel(model, node, port, side) {
   const linked = side === "input" && Boolean(model.linkInto(node.id, port.name));
+  const mapped = side === "input" && (node.extra?.map || []).includes(port.name);
   const hasValue = side === "input" && port.name in node.values;
   return h(`div.port.port-${side === "input" ? "in" : "out"}`, {
     dataset: { port: port.name, type: port.type },
     title: `${port.name}: ${port.type}${port.required && side === "input" ? " (required)" : ""}`,
-    class: [port.required && side === "input" ? "required" : "", linked ? "linked" : "", hasValue ? "has-value" : ""].join(" ").trim() || undefined,
+    class: [port.required && side === "input" ? "required" : "", linked ? "linked" : "", hasValue ? "has-value" : "",
+      mapped ? "mapped" : ""].join(" ").trim() || undefined,
   },
-  h("span.port-name", port.name), h("span.port-type", { style: { color: typeColor(port.type) } }, port.type));
+  h("span.port-name", port.name), mapped ? h("span.map-marker", { title: "Mapped: the node runs once per item" }, "[ ]") : null,
+  h("span.port-type", { style: { color: typeColor(port.type) } }, port.type));
+}
+
+/** Show how many items of a mapped node are done, while it runs: "37/100". */
+export function showProgress(el, done, total, failed) {
+  el.dataset.items = `${done}/${total}`;
+  el.querySelector(".node-badge").textContent = `${done}/${total}${failed ? ` · ${failed} failed` : ""}`;
 }
 
 /** Show a node's run status (and, once it is over, how long it took) on its element. */
 export function showStatus(el, state, durationMs) {
   el.dataset.status = state;
   const badge = el.querySelector(".node-badge");
-  const duration = durationMs !== undefined && durationMs !== null && state !== "queued" && state !== "running"
+  const duration = durationMs !== undefined && durationMs !== null && !["queued", "running", "untaken"].includes(state)
     ? ` · ${formatDuration(durationMs)}` : "";
   badge.textContent = `${STATUS_LABELS[state] || state}${duration}`;
 }

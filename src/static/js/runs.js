@@ -5,13 +5,14 @@ import { api } from "./api.js";
 import { clear, formatDuration, formatTime, h } from "./dom.js";
 import { Emitter } from "./events.js";
 import { status } from "./status.js";
+import { branchState, paintSubflows } from "./subflows.js";
 
 const LIVE = new Set(["queued", "running"]);
 const NODE_STATE = { node_finished: null, node_cached: "cached", node_skipped: "skipped" };
 
 /** The state a node result is painted with: cached successes show as cached. */
 function stateOf(result) {
-  return result.cached && result.status === "success" ? "cached" : result.status;
+  return branchState(result, result.cached && result.status === "success" ? "cached" : result.status);
 }
 
 export class Runs extends Emitter {
@@ -101,13 +102,15 @@ export class Runs extends Emitter {
       },
       node_started: (data) => {
         paint(data.node, "running");
+        if (data.path?.length > 1) this.canvas.setStatus(data.path[0], "running"); // inside a subflow node
         this.emit("result", data.node);
       },
+      node_progress: (data) => this.canvas.setProgress(data.node, data.done, data.total, data.failed),
       run_finished: (data) => this.#finished(run, data),
     };
     for (const [event, fixed] of Object.entries(NODE_STATE)) {
       handlers[event] = (data) => {
-        const state = fixed || (data.cached && data.status === "success" ? "cached" : data.status);
+        const state = branchState(data, fixed || (data.cached && data.status === "success" ? "cached" : data.status));
         paint(data.node, state, data.duration_ms);
         run.results.set(data.node, { ...data, id: data.node, partial: true });
         this.#announce();
@@ -151,6 +154,7 @@ export class Runs extends Emitter {
           this.canvas.setStatus(result.id, stateOf(result), result.duration_ms);
         }
       }
+      paintSubflows(this.canvas, run.results);
       // Planned nodes that never got a result were stopped by the cancel.
       for (const [nodeId, state] of run.states) {
         if (LIVE.has(state) && !run.live) {

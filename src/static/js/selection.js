@@ -136,6 +136,7 @@ export class Selector {
       { label: "Edit nodespec…", disabled: many || !c.catalog.spec(c.model.node(id).spec_id), action: () => c.emit("edit-spec", c.model.node(id).spec_id) },
       { label: isEnd ? "Unmark end node" : "Mark as end node", disabled: many, action: () => c.emit("toggle-end", id) },
       "-",
+      { label: "Make subflow", disabled: !c.model.id, action: () => c.emit("make-subflow", [...c.selection]) },
       { label: "Copy", shortcut: "Ctrl+C", action: () => this.copySelection() },
       { label: "Duplicate", shortcut: "Ctrl+D", action: () => this.duplicateSelection() },
       { label: many ? `Delete ${c.selection.size} nodes` : "Delete node", shortcut: "Del", danger: true, action: () => this.deleteSelection() },

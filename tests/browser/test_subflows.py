@@ -1,0 +1,88 @@
+"""Subflows, maps and branches in the editor: Make subflow as one undoable command, drilling into a
+subflow node with a breadcrumb and the run's inner statuses, the [ ] marker and item count of a mapped
+input, and a branch not taken drawn dimmed."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+
+from .editor import Editor
+
+
+def three_in_a_row(ui: Editor) -> tuple[str, str, str]:
+    """Add numbers (a=2, b=3) → Double → Double (end)."""
+    ui.new_flow("Three in a row", "browser.three")
+    add = ui.drag_spec_to_canvas("uitest.num.add", 200, 220)
+    first = ui.drag_spec_to_canvas("uitest.num.double", 480, 220)
+    second = ui.drag_spec_to_canvas("uitest.num.double", 760, 220)
+    ui.link(add, "out", first, "x")
+    ui.link(first, "out", second, "x")
+    ui.set_value(add, "a", "2")
+    ui.set_value(add, "b", "3")
+    ui.mark_end(second)
+    return add, first, second
+
+
+def test_make_subflow_undo_redo_run_and_drill_down(editor: Editor, server):
+    ui = editor
+    page = ui.page
+    add, first, second = three_in_a_row(ui)
+    ui.save()
+
+    ui.node(first).locator(".node-title").click(button="right")
+    page.locator(".context-menu .menu-item", has_text="Make subflow").click()
+    expect(page.locator("#canvas .node.subflow")).to_have_count(1)
+    expect(ui.nodes()).to_have_count(3)
+    expect(ui.connectors()).to_have_count(2)
+    sub = page.locator("#canvas .node.subflow").get_attribute("data-node")
+    expect(ui.node(sub).locator(".subflow-badge")).to_be_visible()
+    inner = server.get_json("/api/flows/browser.three.sub")
+    assert {n["spec_id"] for n in inner["nodes"]} == {"uitest.num.double", "pyflow.flow.input", "pyflow.flow.output"}
+
+    page.keyboard.press("Control+z")  # one command: the three nodes and two links come back as they were
+    expect(page.locator("#canvas .node.subflow")).to_have_count(0)
+    assert sorted(ui.node_ids()) == sorted([add, first, second])
+    expect(ui.connectors()).to_have_count(2)
+    page.keyboard.press("Control+Shift+z")
+    expect(page.locator("#canvas .node.subflow")).to_have_count(1)
+    ui.save()
+    stored = server.get_json("/api/flows/browser.three")
+    assert any(n["spec_id"] == "flow:browser.three.sub" for n in stored["nodes"])
+
+    page.locator("#btn-run").click()
+    expect(ui.toast(re.compile("Run succeeded"))).to_be_visible()
+    expect(ui.node(second)).to_have_attribute("data-status", "success")
+    expect(ui.node(sub)).to_have_attribute("data-status", "success")
+    ui.screenshot("subflow-ran")
+
+    ui.node(sub).locator(".node-title").dblclick()
+    crumb = page.locator("#canvas .breadcrumb")
+    expect(crumb).to_be_visible()
+    expect(crumb.locator(".breadcrumb-here")).to_have_text(re.compile("part"))
+    expect(page.locator("#flow-name")).to_have_text(re.compile("part"))
+    expect(ui.node(first)).to_have_attribute("data-status", "success")  # the inner node, from the outer run
+    ui.screenshot("drilled-down")
+    crumb.locator(".breadcrumb-link").click()
+    expect(page.locator("#flow-name")).to_have_text("Three in a row")
+    expect(crumb).to_be_hidden()
+    expect(ui.node(sub)).to_have_attribute("data-status", "success")
+
+
+def test_mapped_input_marker_item_count_and_a_branch_not_taken(editor: Editor):
+    ui = editor
+    page = ui.page
+    ui.open_app("#/flow/pyflow.samples.map_and_branch")
+    expect(page.locator("#flow-name")).to_have_text("Map and branch")
+    each = ui.node("each")
+    expect(each).to_have_class(re.compile(r"\bsubflow\b"))
+    expect(each.locator('.port-in.mapped[data-port="x"] .map-marker')).to_have_text("[ ]")
+    page.locator("#btn-run").click()
+    expect(ui.toast(re.compile("Run succeeded"))).to_be_visible()
+    expect(ui.node("down")).to_have_attribute("data-status", "untaken")
+    expect(ui.node("down").locator(".node-badge")).to_have_text("not taken")
+    expect(ui.node("up")).to_have_attribute("data-status", "success")
+    expect(each).to_have_attribute("data-items", "6/6")
+    assert float(ui.node("down").evaluate("el => getComputedStyle(el).opacity")) < 0.5
+    ui.screenshot("map-and-branch")
