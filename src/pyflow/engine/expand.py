@@ -20,7 +20,7 @@ from ..model.flow import FlowGraph, FlowNode, analyze_flow
 from ..model.nodespec import NodeSpec
 from ..model.subflow import INPUT_SPEC, OUTPUT_SPEC
 
-MAX_EXPANDED_NODES = 200_000
+MAX_EXPANDED_NODES = 100_000  # planned nodes after expansion: a flow nests subflows that each use others many times
 
 
 class _Expansion:

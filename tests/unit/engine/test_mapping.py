@@ -125,3 +125,10 @@ def test_cancelling_inside_a_mapped_subflow_ends_the_node_cancelled():
     node = outcome.nodes[0]
     assert outcome.status == "cancelled" and node["status"] == "cancelled"
     assert sum(1 for i in node["items"] if i["status"] == "cancelled") >= 48
+
+
+def test_a_mapped_subflow_is_cached_item_by_item_through_its_inner_nodes():
+    cache = DictCache()
+    run(mapped("s", "flow:inner", {"x": [1, 2]}, ports=("x",)), cache=cache)
+    node = run(mapped("s", "flow:inner", {"x": [1, 2, 3]}, ports=("x",)), cache=cache).nodes[0]
+    assert [i["cached"] for i in node["items"]] == [True, True, False] and node["outputs"] == {"y": [2, 3, 4]}

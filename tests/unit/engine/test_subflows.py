@@ -144,3 +144,18 @@ def test_a_failure_inside_a_subflow_skips_what_follows_outside_it():
     nodes = by_id(outcome)
     assert outcome.status == "failed" and nodes["s/step"]["status"] == "fail"
     assert nodes["b"]["status"] == "skipped"
+
+
+def test_subflows_that_multiply_beyond_the_limit_are_refused_without_building_them_all():
+    """Each level uses the one below ten times: six levels would plan a million nodes."""
+    flows = [{"id": "f0", "nodes": [boundary("x", "input", "x", default=1),
+                                     {"id": "step", "spec_id": "t.inc"}, boundary("y", "output", "y")],
+              "links": [{"source": "x:out", "target": "step:a"}, {"source": "step:out", "target": "y:value"}]}]
+    for level in range(1, 6):
+        flows.append({"id": f"f{level}", "links": [],
+                      "nodes": [{"id": f"u{i}", "spec_id": f"flow:f{level - 1}"} for i in range(10)]})
+    specs = with_flows(SPECS, flows)
+    with pytest.raises(InvalidInput) as caught:
+        compile_flow(flow([("top", "flow:f5", {})], [], "outer"), specs)
+    assert "more than 100000 nodes" in caught.value.details[0]["message"]
+    assert len(compile_flow(flow([("top", "flow:f3", {})], [], "outer"), specs).nodes) == 3000
