@@ -98,17 +98,18 @@ def _expand_into(state: _Expansion, graph: FlowGraph, prefix: str, path: tuple,
         if node_id in own_targets:
             targets.append(flat_id)
         if len(state.nodes) > MAX_EXPANDED_NODES:
-            raise _TooLarge()
+            raise TooLarge()
     _wire(state, graph, prefix, exits, entries)
     return targets, [flat_id for node_id in graph.order for flat_id in placed[node_id]]
 
 
-class _TooLarge(Exception):
-    pass
+class TooLarge(Exception):
+    """Expansion passed MAX_EXPANDED_NODES: subflows that use others many times over, level after level."""
 
 
 def _expand_subflow(state: _Expansion, node: FlowNode, prefix: str, path: tuple, where: str,
-                    exits: dict, entries: dict) -> list[str]:
+                    exits: dict, entries: dict) -> tuple[list[str], list[str]]:
+    """Add the nodes of subflow node `node`; note where its ports lead; answer (targets, order)."""
     spec = state.specs[node.spec_id]
     inner = state.inner_graph(spec, where + "/flow")
     if inner is None:
@@ -163,5 +164,3 @@ def expansion_problem(graph: FlowGraph) -> list[dict]:
     return [detail(pointer("nodes"), f"expanding the subflows of flow {graph.id!r} gives more than "
                                      f"{MAX_EXPANDED_NODES} nodes")]
 
-
-TooLarge = _TooLarge

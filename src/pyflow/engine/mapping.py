@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -119,7 +120,6 @@ class _Progress:
     """node_progress events: done/total as items finish, at most PROGRESS_STEPS of them per node."""
 
     def __init__(self, runner: "FlowRunner", node: PlannedNode, total: int):
-        import threading
         self.runner, self.node, self.total = runner, node, total
         self.done = self.failed = 0
         self.every = max(1, total // PROGRESS_STEPS)
@@ -167,7 +167,7 @@ def item_plan(subplan: CompiledFlow, inputs: dict[str, Any], cache_keys: bool) -
 
 
 def _run_subflow_item(runner: "FlowRunner", node: PlannedNode, item: list) -> dict:
-    from .runner import FlowRunner, RunOptions
+    from .runner import FlowRunner  # the runner imports this module: imported when first needed
     inputs = {p.name: v for p, v in zip(node.spec.inputs, item) if v is not None}
     plan = item_plan(node.subplan, inputs, runner.cache is not None)
     options = replace(runner.options, concurrency=1)
@@ -188,7 +188,7 @@ def _run_subflow_item(runner: "FlowRunner", node: PlannedNode, item: list) -> di
 
 def _gather(node: PlannedNode, results: list[dict], duration_ms: float, cancelled: bool) -> MapOutcome:
     """Per-port lists of the items that succeeded, in item order, and each item's record."""
-    from .runner import split_outputs
+    from .runner import split_outputs  # the runner imports this module: imported when first needed
     outputs = {p.name: [] for p in node.spec.outputs}
     items, first_error = [], None
     for index, result in enumerate(results):
