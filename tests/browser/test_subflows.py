@@ -85,4 +85,34 @@ def test_mapped_input_marker_item_count_and_a_branch_not_taken(editor: Editor):
     expect(ui.node("up")).to_have_attribute("data-status", "success")
     expect(each).to_have_attribute("data-items", "6/6")
     assert float(ui.node("down").evaluate("el => getComputedStyle(el).opacity")) < 0.5
+    ui.select_node("each")
+    items = page.locator("#inspector .map-items")
+    expect(items).to_contain_text("6 of 6 items succeeded")
+    expect(items.locator(".item-row")).to_have_count(6)
+    ui.select_node("down")
+    expect(page.locator("#inspector .run-reason")).to_have_text("Skipped: branch not taken.")
     ui.screenshot("map-and-branch")
+
+
+def test_a_mapped_node_counts_its_items_while_it_runs_and_lists_failures(editor: Editor, server):
+    """Twenty slow items: the badge counts them as they finish; a failed item shows in the inspector
+    with its error, and with map_errors skip the run still succeeds."""
+    import requests
+    slow = {"id": "browser.mapped", "name": "Mapped", "links": [], "nodes": [
+        {"id": "wait", "spec_id": "uitest.slow.wait", "map": ["seconds"], "ui": {"x": 100, "y": 100},
+         "ports": [{"name": "seconds", "value": [0.2] * 20}]},
+        {"id": "check", "spec_id": "uitest.num.checked", "map": ["x"], "map_errors": "skip", "ui": {"x": 100, "y": 300},
+         "ports": [{"name": "x", "value": [1, -2, 3]}]}]}
+    answer = requests.put(f"{server.url}/api/flows/browser.mapped", json=slow, headers=server.headers())
+    assert answer.status_code in (200, 201), answer.text
+    ui = editor
+    page = ui.page
+    ui.open_app("#/flow/browser.mapped")
+    page.locator("#btn-run").click()
+    expect(ui.node("wait").locator(".node-badge")).to_have_text(re.compile(r"^([1-9]|1[0-9])/20$"))
+    expect(ui.toast(re.compile("Run succeeded"))).to_be_visible()
+    expect(ui.node("wait")).to_have_attribute("data-items", "20/20")
+    ui.select_node("check")
+    items = page.locator("#inspector .map-items")
+    expect(items).to_contain_text("2 of 3 items succeeded, 1 did not")
+    expect(items.locator(".item-row").first).to_contain_text("ValueError: -2 is negative")

@@ -4,6 +4,7 @@
 import { removeItems, renameNode, setEndNode, setPortValue } from "./commands.js";
 import { clear, formatDuration, h, valueToText } from "./dom.js";
 import { Emitter } from "./events.js";
+import { itemsSection } from "./items.js";
 import { jsonTree } from "./jsontree.js";
 import { splitEndpoint } from "./model.js";
 import { typeColor } from "./theme.js";
@@ -193,6 +194,8 @@ export class Inspector extends Emitter {
         h("div.error-title", `${result.error.type || "Error"}: ${result.error.message || ""}`),
         result.error.traceback?.length ? h("pre.traceback", result.error.traceback.map((line) => (line.endsWith("\n") ? line : `${line}\n`)).join("")) : null));
     }
+    if (result.reason) section.append(h("p.muted.run-reason", `Skipped: ${result.reason}.`));
+    if (result.items) section.append(itemsSection(result.items));
     if (result.inputs && Object.keys(result.inputs).length) section.append(h("h5", "Inputs"), jsonTree(result.inputs));
     if (result.outputs) section.append(h("h5", "Outputs"), jsonTree(result.outputs));
     if (result.stdout) section.append(h("h5", "Stdout"), h("pre.stdout", result.stdout));
