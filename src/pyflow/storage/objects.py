@@ -17,7 +17,7 @@ from ..model.errors import Conflict, InvalidInput, NotFound, PreconditionFailed,
 from ..model.flow import analyze_flow, referenced_spec_ids
 from ..model.limits import MAX_STORED_DEPTH, TooDeep
 from ..model.nodespec import NodeSpec, check_nodespec, parse_nodespec
-from ..model.subflow import flow_spec_id, subflow_id, with_flows
+from ..model.subflow import flow_nodespec, flow_spec_id, subflow_id, with_flows
 from .store import Store
 
 KINDS = ("nodespec", "flow")
@@ -94,10 +94,26 @@ class ObjectStore(Store):
         cached = self.__dict__.get("_specs")
         if cached is not None and cached[0] == stamp:
             return dict(cached[1])
-        parsed = with_flows({record.id: parse_nodespec(record.doc) for record in self._list("nodespec")},
-                            [record.doc for record in self._list("flow")])
+        parsed = {record.id: parse_nodespec(record.doc) for record in self._list("nodespec")}
+        parsed = {**with_flows(parsed, []), **self._flow_specs()}
         self.__dict__["_specs"] = (stamp, parsed)
         return dict(parsed)
+
+    def _flow_specs(self) -> dict[str, NodeSpec]:
+        """Every flow as a subflow (flow:<id>). A flow is read again only when its revision moved, so
+        writes elsewhere cost no re-reading of big flows, and plans keep the very subflow they used."""
+        known: dict[str, tuple[int, NodeSpec]] = self.__dict__.get("_subflows") or {}
+        fresh = {}
+        for flow_id, revision in self._revisions("flow").items():
+            hit = known.get(flow_id)
+            if hit is None or hit[0] != revision:
+                record = self._current("flow", flow_id)
+                if record is None or record.doc is None:  # removed meanwhile, or unreadable
+                    continue
+                hit = (record.revision, flow_nodespec(record.doc))
+            fresh[flow_id] = hit
+        self.__dict__["_subflows"] = fresh
+        return {spec.id: spec for _, spec in fresh.values()}
 
     def save(self, kind: str, doc: Any, object_id: str | None = None, expected: int | None = None,
              create_only: bool = False, must_exist: bool = False, force: bool = False) -> tuple[Record, bool]:
@@ -284,6 +300,10 @@ class ObjectStore(Store):
 
     @abstractmethod
     def _read_revision(self, kind: str, object_id: str) -> int | None: ...
+
+    @abstractmethod
+    def _revisions(self, kind: str) -> dict[str, int]:
+        """The revision of every object of `kind`, by id, without reading the objects."""
 
     @abstractmethod
     def _write(self, kind: str, doc: dict) -> Record: ...

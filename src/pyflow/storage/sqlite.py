@@ -287,6 +287,10 @@ class SQLiteRepository(Repository):
                                    (kind, object_id)).fetchone()
         return row[0] if row else None
 
+    def _revisions(self, kind: str) -> dict[str, int]:
+        rows = self._conn().execute("SELECT id, revision FROM objects WHERE kind = ?", (kind,))
+        return {row[0]: row[1] for row in rows}
+
     def _write(self, kind: str, doc: dict) -> Record:
         with self.transaction() as conn:
             revision = self._next("revision")

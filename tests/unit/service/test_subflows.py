@@ -115,3 +115,18 @@ def test_an_import_whose_flow_uses_a_missing_subflow_is_refused(tmp_path):
         assert "unknown nodespec 'flow:inner'" in caught.value.details[0]["message"]
     finally:
         svc.close()
+
+
+def test_a_subflow_is_read_again_only_when_it_changed(service):
+    """Writes elsewhere leave a flow's subflow form (and so the plans compiled against it) as it was."""
+    before = service.specs()["flow:inner"]
+    service.upsert("nodespec", {**INC, "id": "t.other"})
+    service.upsert("flow", {**OUTER, "id": "outer2"})
+    assert service.specs()["flow:inner"] is before
+    service.put("flow", "inner", {**inner(), "name": "Renamed"})
+    after = service.specs()["flow:inner"]
+    assert after is not before and after.title == "Renamed"
+    service.delete("flow", "outer", force=True)
+    service.delete("flow", "outer2", force=True)
+    service.delete("flow", "inner")
+    assert "flow:inner" not in service.specs()
