@@ -244,7 +244,7 @@ class FlowRunner:
             return False
         self.outputs[node.id] = record["outputs"]
         if record.get("skipped"):
-            self._settle(node, "skipped", "node_cached", cached=True, reason=BRANCH_NOT_TAKEN,
+            self._settle(node, "skipped", "node_skipped", cached=True, reason=BRANCH_NOT_TAKEN,
                          inputs=_named(node, args), stdout=record.get("stdout", ""), started_at=now_iso())
             return True
         self._settle(node, "success", "node_cached", cached=True, outputs=_taken(record["outputs"]),
