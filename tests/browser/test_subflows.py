@@ -116,3 +116,24 @@ def test_a_mapped_node_counts_its_items_while_it_runs_and_lists_failures(editor:
     items = page.locator("#inspector .map-items")
     expect(items).to_contain_text("2 of 3 items succeeded, 1 did not")
     expect(items.locator(".item-row").first).to_contain_text("ValueError: -2 is negative")
+
+
+def test_mapping_an_input_from_the_node_menu_is_an_undoable_edit(editor: Editor, server):
+    ui = editor
+    page = ui.page
+    ui.new_flow("Map me", "browser.mapme")
+    double = ui.drag_spec_to_canvas("uitest.num.double", 300, 220)
+    ui.node(double).locator(".node-title").click(button="right")
+    page.locator(".context-menu .menu-item", has_text="Map over “x”").click()
+    marker = ui.node(double).locator('.port-in.mapped[data-port="x"] .map-marker')
+    expect(marker).to_have_text("[ ]")
+    page.keyboard.press("Control+z")
+    expect(marker).to_have_count(0)
+    page.keyboard.press("Control+Shift+z")
+    expect(marker).to_have_count(1)
+    ui.save()
+    stored = server.get_json("/api/flows/browser.mapme")
+    assert stored["nodes"][0]["map"] == ["x"]
+    ui.node(double).locator(".node-title").click(button="right")
+    page.locator(".context-menu .menu-item", has_text="Stop mapping “x”").click()
+    expect(marker).to_have_count(0)

@@ -15,7 +15,7 @@ import { Layer } from "./layers.js";
 import { LinkSketch } from "./linksketch.js";
 import { closeMenu, showMenu } from "./menu.js";
 import { splitEndpoint } from "./model.js";
-import { nodeElement, showProgress, showStatus } from "./nodeview.js";
+import { nodeElement, showMapped, showProgress, showStatus } from "./nodeview.js";
 import { Selector } from "./selection.js";
 import { status } from "./status.js";
 import { NODE, typeColor } from "./theme.js";
@@ -292,6 +292,7 @@ export class Canvas extends Emitter {
       title.title = node.name;
     }
     if (fields.includes("is_end")) view.el.classList.toggle("is-end", this.model.isEnd(node.id));
+    if (fields.includes("extra")) showMapped(view.el, node);
     if (fields.includes("values")) {
       for (const label of view.el.querySelectorAll(".port-in")) {
         label.classList.toggle("has-value", label.dataset.port in node.values);

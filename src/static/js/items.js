@@ -1,7 +1,35 @@
-// A mapped node's items in the inspector: each item's status, duration and error, as the run stored
-// them (the node result's `items`). Long maps show their failed items first, then the first of the rest.
+// Mapped nodes: marking an input as mapped (the node runs once per item of the list arriving there;
+// `"map": [ports]` on the node document), and the inspector's list of a mapped node's items: each
+// item's status, duration and error as the run stored them. Long maps show failed items first.
 
 import { formatDuration, h } from "./dom.js";
+
+/** The ports node `id` maps over. */
+export const mappedPorts = (model, id) => model.node(id)?.extra?.map || [];
+
+/** The command that maps node `id` over input `port`, or stops mapping it (one undoable edit). */
+export function toggleMap(model, id, port) {
+  const before = structuredClone(model.node(id).extra || {});
+  const ports = mappedPorts(model, id);
+  const map = ports.includes(port) ? ports.filter((p) => p !== port) : [...ports, port];
+  const after = { ...structuredClone(before), map };
+  if (!map.length) delete after.map;
+  return {
+    label: ports.includes(port) ? `Stop mapping ${port}` : `Map over ${port}`,
+    apply: (m) => m.updateNode(id, { extra: structuredClone(after) }),
+    revert: (m) => m.updateNode(id, { extra: structuredClone(before) }),
+  };
+}
+
+/** Context menu entries of one node: map over (or stop mapping) each of its inputs. */
+export function mapMenuItems(canvas, id) {
+  const node = canvas.model.node(id);
+  const mapped = mappedPorts(canvas.model, id);
+  return canvas.catalog.inputs(node.spec_id).map((port) => ({
+    label: mapped.includes(port.name) ? `Stop mapping “${port.name}”` : `Map over “${port.name}” [ ]`,
+    action: () => canvas.emit("toggle-map", id, port.name),
+  }));
+}
 
 const SHOWN = 100;
 

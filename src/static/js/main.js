@@ -8,6 +8,7 @@ import { setEndNode } from "./commands.js";
 import { isTyping } from "./dom.js";
 import { Flows } from "./flows.js";
 import { History } from "./history.js";
+import { toggleMap } from "./items.js";
 import { Inspector } from "./inspector.js";
 import { FlowModel } from "./model.js";
 import { NodespecEditor } from "./nodespec-editor.js";
@@ -230,6 +231,7 @@ function bindModules(app) {
     byId("inspector").querySelector("input")?.focus();
   });
   canvas.on("make-subflow", (ids) => makeSubflow(app, ids));
+  canvas.on("toggle-map", (id, port) => history.execute(toggleMap(model, id, port)));
   canvas.on("toggle-end", (id) => history.execute(setEndNode(model, id, !model.isEnd(id))));
   canvas.on("auto-layout", () => layoutCommand(app));
   const specsChanged = async (id) => {

@@ -61,9 +61,23 @@ function portLabel(model, node, port, side) {
     class: [port.required && side === "input" ? "required" : "", linked ? "linked" : "", hasValue ? "has-value" : "",
       mapped ? "mapped" : ""].join(" ").trim() || undefined,
   },
-  h("span.port-name", port.name), mapped ? h("span.map-marker", { title: "Mapped: the node runs once per item" }, "[ ]") : null,
+  h("span.port-name", port.name), mapped ? mapMarker() : null,
   h("span.port-type", { style: { color: typeColor(port.type) } }, port.type));
 }
+
+/** Mark the mapped inputs of `node` ("[ ]"), after its map changed. */
+export function showMapped(el, node) {
+  const mapped = node.extra?.map || [];
+  for (const label of el.querySelectorAll(".port-in")) {
+    const on = mapped.includes(label.dataset.port);
+    label.classList.toggle("mapped", on);
+    const marker = label.querySelector(".map-marker");
+    if (on && !marker) label.querySelector(".port-name").after(mapMarker());
+    if (!on && marker) marker.remove();
+  }
+}
+
+const mapMarker = () => h("span.map-marker", { title: "Mapped: the node runs once per item" }, "[ ]");
 
 /** Show how many items of a mapped node are done, while it runs: "37/100". */
 export function showProgress(el, done, total, failed) {

@@ -3,6 +3,7 @@
 // canvas.selectedLink), which other parts of the editor read; edits go through the history as commands.
 
 import { addNodes, copiesOf, moveNodes, removeItems } from "./commands.js";
+import { mapMenuItems } from "./items.js";
 import { showMenu } from "./menu.js";
 import { splitEndpoint } from "./model.js";
 import { status } from "./status.js";
@@ -136,6 +137,7 @@ export class Selector {
       { label: "Edit nodespec…", disabled: many || !c.catalog.spec(c.model.node(id).spec_id), action: () => c.emit("edit-spec", c.model.node(id).spec_id) },
       { label: isEnd ? "Unmark end node" : "Mark as end node", disabled: many, action: () => c.emit("toggle-end", id) },
       "-",
+      ...(many || !c.catalog.spec(c.model.node(id).spec_id) ? [] : [...mapMenuItems(c, id), "-"]),
       { label: "Make subflow", disabled: !c.model.id, action: () => c.emit("make-subflow", [...c.selection]) },
       { label: "Copy", shortcut: "Ctrl+C", action: () => this.copySelection() },
       { label: "Duplicate", shortcut: "Ctrl+D", action: () => this.duplicateSelection() },
