@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from ..markers import BRANCH_NOT_TAKEN, is_skip
 from ..model.subflow import INPUT_SPEC, OUTPUT_SPEC
 from ..model.types import ConversionError, convert
 from .compiler import CompiledFlow, PlannedNode, assign_cache_keys
@@ -187,21 +188,26 @@ def _run_subflow_item(runner: "FlowRunner", node: PlannedNode, item: list) -> di
 
 
 def _gather(node: PlannedNode, results: list[dict], duration_ms: float, cancelled: bool) -> MapOutcome:
-    """Per-port lists of the items that succeeded, in item order, and each item's record."""
+    """Per-port lists of the items that succeeded, in item order, and each item's record. An item that
+    returned pyflow.SKIP (or, in a subflow, whose output was a branch not taken) is left out of the
+    list it did not give a value to: a mapped node can filter."""
     from .runner import split_outputs  # the runner imports this module: imported when first needed
     outputs = {p.name: [] for p in node.spec.outputs}
     items, first_error = [], None
     for index, result in enumerate(results):
         record = {"index": index, "status": "success", "duration_ms": round(result.get("duration_ms") or 0.0, 3),
                   "cached": bool(result.get("cached")), "error": None}
-        if result["ok"]:
+        if result["ok"] and node.subplan is None and is_skip(result["value"]):
+            record.update(status="skipped", reason=BRANCH_NOT_TAKEN)
+        elif result["ok"]:
             try:
                 split = result["value"] if node.subplan is not None else split_outputs(node, result["value"])
             except ConversionError as exc:
                 result = {"ok": False, "error": node_error("OutputError", str(exc))}
             else:
                 for port, value in split.items():
-                    outputs[port].append(value)
+                    if port in outputs and not is_skip(value):
+                        outputs[port].append(value)
         if not result["ok"]:
             record.update(status="cancelled" if result.get("cancelled") else "fail", error=result["error"])
             first_error = first_error or (index, result["error"])
@@ -210,7 +216,7 @@ def _gather(node: PlannedNode, results: list[dict], duration_ms: float, cancelle
         return MapOutcome(False, outputs, items, node_error("Cancelled", "the run was cancelled"), duration_ms, True)
     if first_error is not None and node.map_errors != "skip":
         index, error = first_error
-        failed = sum(1 for r in items if r["status"] != "success")
+        failed = sum(1 for r in items if r["status"] in ("fail", "cancelled"))
         message = f"{failed} of {len(items)} items failed; item {index}: {(error or {}).get('message')}"
         return MapOutcome(False, outputs, items, node_error((error or {}).get("type", "MapError"), message,
                                                             (error or {}).get("traceback") or ()), duration_ms)

@@ -87,3 +87,14 @@ def test_a_failure_still_fails_the_run_beside_a_branch_not_taken():
 def test_the_marker_is_the_json_object_every_executor_carries():
     assert json.loads(json.dumps(SKIP)) == {"$pyflow": "skip"} and is_skip({"$pyflow": "skip"})
     assert not is_skip({"$pyflow": "skip", "x": 1}) and not is_skip("skip")
+
+
+def test_a_mapped_node_returning_skip_leaves_those_items_out():
+    doc = flow([("m", "t.maybe", {"a": [3, -1, 4, -5]}), ("n", "t.inc", {})], [("m:out", "n:a")])
+    doc["nodes"][0]["map"] = ["a"]
+    doc["nodes"][1]["map"] = ["a"]
+    outcome = run(doc)
+    nodes = by_id(outcome)
+    assert outcome.status == "succeeded" and nodes["m"]["outputs"] == {"out": [3, 4]}
+    assert [i["status"] for i in nodes["m"]["items"]] == ["success", "skipped", "success", "skipped"]
+    assert nodes["n"]["outputs"] == {"out": [4, 5]}
