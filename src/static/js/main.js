@@ -248,6 +248,11 @@ function bindModules(app) {
     else if (model.id && !flows.isNew && !flows.summaries.some((f) => f.id === model.id)) flows.close();
   });
   runs.on("finished", () => flows.refreshList());
+  // A saved flow is a node for other flows: the palette's Flows group and its ports follow it.
+  flows.on("saved", async (id) => {
+    await catalog.loadSpecs();
+    canvas.refreshSpecs([`flow:${id}`]);
+  });
   byId("flow-name").addEventListener("click", () => flows.rename());
   for (const tab of document.querySelectorAll("[data-tab]")) tab.addEventListener("click", () => showTab(tab.dataset.tab));
 }

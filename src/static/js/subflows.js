@@ -221,6 +221,7 @@ export function replaceWithSubflow(model, ids, cut, nodeId, specId, label) {
   const removedLinks = new Map();
   for (const id of ids) for (const link of model.linksOf(id)) removedLinks.set(link.key, { source: link.source, target: link.target });
   const node = { id: nodeId, spec_id: specId, name: label, values: {}, x: cut.at.x, y: cut.at.y, extra: {} };
+  if (ids.some((id) => model.isEnd(id))) node.is_end = true; // the end stays an end
   const added = [
     ...cut.inputs.map((input) => ({ source: input.source, target: `${nodeId}:${input.name}` })),
     ...cut.outputs.flatMap((output) => output.targets.map((target) => ({ source: `${nodeId}:${output.name}`, target }))),
