@@ -29,9 +29,9 @@ def nest_results(nodes: list[dict], snapshot: dict | None) -> list[dict]:
                 level.append(group)
             level = group["nodes"]
         level.append(result)
-    for group in groups.values():
-        statuses = {n["status"] for n in group["nodes"]}
-        group["status"] = _summary(statuses)
+    for prefix in sorted(groups, key=len, reverse=True):  # innermost first: outer groups read their status
+        group = groups[prefix]
+        group["status"] = _summary({n["status"] for n in group["nodes"]})
     return root
 
 

@@ -36,3 +36,28 @@ SLEEP = spec("t.sleep", "import time\ndef func(s):\n    time.sleep(float(s))\n  
 PAIR = spec("t.pair", "def func(a):\n    return {'x': a, 'y': -a}\n", [{"name": "a", "type": "Int"}],
             [{"name": "x", "type": "Int"}, {"name": "y", "type": "Int"}])
 SPECS = {s.id: s for s in (INC, ADD, FAIL, SLEEP, PAIR)}
+
+
+class DictCache:
+    """A result cache in a dict: what the runner needs of one."""
+
+    def __init__(self):
+        self.records = {}
+
+    def get_many(self, keys):
+        return {k: self.records[k] for k in keys if k in self.records}
+
+    def put(self, key, record):
+        self.records[key] = record
+
+
+def boundary(node_id, kind, name, **extra):
+    ports = [{"name": "name", "value": name}] + [{"name": k, "value": v} for k, v in extra.items()]
+    return {"id": node_id, "spec_id": f"pyflow.flow.{kind}", "ports": ports}
+
+
+def wrapper(flow_id, inner_spec, values=None):
+    """A flow with input x, one node of `inner_spec` fed from it (port a), and output y."""
+    node = {"id": "step", "spec_id": inner_spec, "ports": [{"name": k, "value": v} for k, v in (values or {}).items()]}
+    return {"id": flow_id, "nodes": [boundary("x", "input", "x", type="Int"), node, boundary("y", "output", "y")],
+            "links": [{"source": "x:out", "target": "step:a"}, {"source": "step:out", "target": "y:value"}]}

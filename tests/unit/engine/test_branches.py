@@ -5,14 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from pyflow import SKIP
 from pyflow.engine import RunOptions, compile_flow, run_flow
 from pyflow.executors.inprocess import InProcessExecutor
-from pyflow.markers import is_skip
 from pyflow.model.nodespec import parse_nodespec
 
-from .helpers import SPECS, flow, spec
-from .test_subflows import DictCache
+from .helpers import SPECS, DictCache, flow, spec
 
 ROOT = Path(__file__).resolve().parents[3] / "repository" / "nodespecs"
 CONTROL = {d["id"]: parse_nodespec(d) for d in (json.loads((ROOT / f"pyflow.control.{n}.json").read_text())
@@ -82,11 +79,6 @@ def test_returning_skip_ends_the_branch_and_is_cached_as_such():
 def test_a_failure_still_fails_the_run_beside_a_branch_not_taken():
     doc = flow([("m", "t.maybe", {"a": -1}), ("bad", "t.fail", {"a": 1})])
     assert run(doc).status == "failed"
-
-
-def test_the_marker_is_the_json_object_every_executor_carries():
-    assert json.loads(json.dumps(SKIP)) == {"$pyflow": "skip"} and is_skip({"$pyflow": "skip"})
-    assert not is_skip({"$pyflow": "skip", "x": 1}) and not is_skip("skip")
 
 
 def test_a_mapped_node_returning_skip_leaves_those_items_out():

@@ -9,8 +9,7 @@ from pyflow.executors.inprocess import InProcessExecutor
 from pyflow.model.errors import InvalidInput
 from pyflow.model.subflow import with_flows
 
-from .helpers import SPECS, flow, spec
-from .test_subflows import DictCache, wrapper
+from .helpers import SPECS, DictCache, flow, spec, wrapper
 
 FLAKY = spec("t.flaky", "def func(a):\n    if a == 3:\n        raise ValueError('three')\n    return a * 10\n",
              [{"name": "a", "type": "Int"}], [{"name": "out", "type": "Int"}])

@@ -1,38 +1,14 @@
-"""Subflows: flow:<id> nodes expanded into the parent's plan, with namespaced ids, paths, caching and
-validation that points into the subflow."""
+"""Expanding subflows (engine/expand.py): flow:<id> nodes replaced by their flows' nodes, with namespaced
+ids, paths, caching, and problems that point into the subflow."""
 
 import pytest
 
 from pyflow.engine import RunOptions, compile_flow, run_flow
 from pyflow.executors.inprocess import InProcessExecutor
 from pyflow.model.errors import InvalidInput
-from pyflow.model.flow import analyze_flow
 from pyflow.model.subflow import with_flows
 
-from .helpers import SPECS, flow
-
-
-class DictCache:
-    def __init__(self):
-        self.records = {}
-
-    def get_many(self, keys):
-        return {k: self.records[k] for k in keys if k in self.records}
-
-    def put(self, key, record):
-        self.records[key] = record
-
-
-def boundary(node_id, kind, name, **extra):
-    ports = [{"name": "name", "value": name}] + [{"name": k, "value": v} for k, v in extra.items()]
-    return {"id": node_id, "spec_id": f"pyflow.flow.{kind}", "ports": ports}
-
-
-def wrapper(flow_id, inner_spec, values=None):
-    """A flow with input x, one node of `inner_spec` fed from it (port a), and output y."""
-    node = {"id": "step", "spec_id": inner_spec, "ports": [{"name": k, "value": v} for k, v in (values or {}).items()]}
-    return {"id": flow_id, "nodes": [boundary("x", "input", "x", type="Int"), node, boundary("y", "output", "y")],
-            "links": [{"source": "x:out", "target": "step:a"}, {"source": "step:out", "target": "y:value"}]}
+from .helpers import SPECS, DictCache, boundary, flow, wrapper
 
 
 def by_id(outcome):
@@ -54,13 +30,6 @@ def test_a_subflow_is_expanded_with_namespaced_ids_and_paths():
     assert list(nodes) == ["a", "s/x", "s/step", "s/y", "b"]
     assert nodes["s/step"]["path"] == ["s", "step"] and nodes["b"]["path"] == ["b"]
     assert nodes["s/step"]["outputs"] == {"out": 3} and nodes["b"]["outputs"] == {"out": 4}
-
-
-def test_boundary_nodes_give_the_subflow_its_ports():
-    specs = with_flows(SPECS, [wrapper("inner", "t.inc")])
-    sub = specs["flow:inner"]
-    assert [(p.name, p.type, p.required) for p in sub.inputs] == [("x", "Int", True)]
-    assert [(p.name, p.type) for p in sub.outputs] == [("y", "Any")]
 
 
 def test_subflow_input_converts_to_its_boundary_type_and_a_literal_feeds_it():
@@ -100,17 +69,6 @@ def test_subflows_nested_three_deep_rerun_only_what_an_inner_change_affects():
     assert second["start"]["cached"] and second["other"]["cached"]
 
 
-def test_a_flow_containing_itself_is_refused_naming_the_chain():
-    a = wrapper("a", "flow:b")
-    b = wrapper("b", "t.inc")
-    specs = with_flows(SPECS, [a, b])
-    b_loop = wrapper("b", "flow:a")
-    _, problems = analyze_flow(b_loop, specs)
-    assert any("b -> a -> b" in p["message"] and p["path"] == "/nodes/1/spec_id" for p in problems)
-    _, problems = analyze_flow(wrapper("a", "flow:a"), specs)
-    assert any("a -> a" in p["message"] for p in problems)
-
-
 def test_a_problem_inside_a_subflow_points_into_it():
     broken = wrapper("inner", "t.add")
     broken["links"].append({"source": "x:out", "target": "step:nope"})
@@ -128,14 +86,6 @@ def test_a_required_subflow_input_needs_a_link_or_a_value():
         compile_flow(flow([("s", "flow:inner", {})], [], "outer"), specs)
     assert caught.value.details[0]["path"] == "/nodes/0/ports"
     assert "'x'" in caught.value.details[0]["message"]
-
-
-def test_boundary_names_must_be_port_names_and_unique():
-    doc = {"id": "f", "links": [], "nodes": [boundary("p", "input", "x"), boundary("q", "input", "x"),
-                                              boundary("r", "output", "no good")]}
-    _, problems = analyze_flow(doc, with_flows(SPECS, []))
-    messages = " ".join(p["message"] for p in problems)
-    assert "two flow input nodes are named 'x'" in messages and "needs a port name" in messages
 
 
 def test_a_failure_inside_a_subflow_skips_what_follows_outside_it():
