@@ -6,7 +6,7 @@ import pytest
 from pyflow.model.bundle import read_directory, write_directory
 from pyflow.model.errors import Conflict, InvalidInput
 
-from .support import make_service
+from .support import finished, first, make_service
 
 INC = {"id": "t.inc", "title": "Inc", "func": "def func(a):\n    return a + 1\n",
        "port": {"input": [{"name": "a", "type": "Int", "required": True}], "output": [{"name": "out", "type": "Int"}]}}
@@ -130,3 +130,27 @@ def test_a_subflow_is_read_again_only_when_it_changed(service):
     service.delete("flow", "outer2", force=True)
     service.delete("flow", "inner")
     assert "flow:inner" not in service.specs()
+
+
+def test_cancelling_a_run_inside_a_mapped_subflow(service, tmp_path):
+    """Items wait at a gate inside the subflow; the run is cancelled, then the gate opens: the items
+    that had not started are cancelled, and so are the node and the run."""
+    gate = tmp_path / "gate"
+    wait = {"id": "waits", "nodes": [boundary("p", "input", "path", type="String"), {"id": "g", "spec_id": "t.gate"},
+                                     boundary("out", "output", "out")],
+            "links": [{"source": "p:out", "target": "g:path"}, {"source": "g:out", "target": "out:value"}]}
+    service.upsert("flow", wait)
+    doc = {"id": "cancel-me", "links": [], "nodes": [{"id": "m", "spec_id": "flow:waits", "map": ["path"],
+                                                      "ports": [{"name": "path", "value": [str(gate)] * 20}]}]}
+    run_id = service.start_run(flow=doc)["id"]
+    def quiet():
+        return None
+    live = service.listen(run_id, quiet)
+    assert first(lambda: any(e["event"] == "node_started" for e in live.since(0)[0]), bool)  # items at the gate
+    service.unlisten(live, quiet)
+    service.cancel_run(run_id)
+    gate.write_text("open")
+    run = finished(service, run_id)
+    node = run["nodes"][0]
+    assert run["status"] == "cancelled" and node["status"] == "cancelled"
+    assert sum(1 for i in node["items"] if i["status"] == "cancelled") >= 10
