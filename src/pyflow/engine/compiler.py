@@ -84,7 +84,10 @@ def compile_flow(doc: Any, specs: Mapping[str, NodeSpec], values: dict | None = 
         if spec is None:
             continue
         where = node.where or pointer("nodes", node.index)
-        problems += _required_problems(where, node.name, spec, node.values, graph.inbound[node_id], node.map)
+        found = _required_problems(where, node.name, spec, node.values, graph.inbound[node_id])
+        if len(node.path) > 1:  # inside a subflow: say which, as the pointer does
+            found = [{**d, "message": f"in subflow node {'/'.join(node.path[:-1])!r}: {d['message']}"} for d in found]
+        problems += found
         nodes[node_id] = _planned(node, spec, graph.inbound[node_id], specs, cache_keys, subflows)
     if problems:
         raise InvalidInput("invalid flow", problems)
@@ -125,8 +128,7 @@ def _ancestors(graph: FlowGraph, targets: list[str]) -> set[str]:
     return seen
 
 
-def _required_problems(where: str, name: str, spec: NodeSpec, literals: dict,
-                       inbound: dict, mapped: tuple = ()) -> list[dict]:
+def _required_problems(where: str, name: str, spec: NodeSpec, literals: dict, inbound: dict) -> list[dict]:
     problems = []
     for port in spec.inputs:
         if port.required and port.name not in inbound and literals.get(port.name) is None \

@@ -52,7 +52,7 @@ def test_a_problem_inside_a_subflow_is_a_400_pointing_into_it(api):
     answer = requests.post(f"{api.url}/api/run", json=flow)
     assert answer.status_code == 400
     assert [d["path"] for d in answer.json()["details"]] == ["/nodes/0/flow/nodes/1/ports"]
-    assert "'b'" in answer.json()["details"][0]["message"]
+    assert "'b'" in answer.json()["details"][0]["message"] and "in subflow node 'b'" in answer.json()["details"][0]["message"]
 
 
 def test_deleting_a_subflow_in_use_answers_409_with_the_users(api):
