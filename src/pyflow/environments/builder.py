@@ -143,6 +143,8 @@ class Installer:
             reason = self._watch(proc, workdir, output)
             output.seek(0)
             said = output.read()[-8000:].decode("utf-8", "replace").strip()
+        if reason is None:
+            reason = self._over_budget(workdir)  # a step faster than the first measurement
         if reason is not None:
             raise BuildFailed(f"{step} was stopped: {reason}")
         if proc.returncode != 0:
@@ -167,13 +169,17 @@ class Installer:
                 reason = f"the build took longer than its limit of {self.budget.timeout_s:g} s"
             elif time.monotonic() >= next_measure:
                 next_measure = time.monotonic() + 1.0
-                size = folder_bytes(workdir)
-                if size > self.budget.disk_bytes:
-                    reason = (f"the build used {size // (1024 * 1024)} MB of disk, over its budget of "
-                              f"{self.budget.disk_bytes // (1024 * 1024)} MB")
+                reason = self._over_budget(workdir)
             if reason:
                 _kill_group(proc)
                 return reason
+
+    def _over_budget(self, workdir: Path) -> str | None:
+        size = folder_bytes(workdir)
+        if size > self.budget.disk_bytes:
+            return (f"the build used {size / (1024 * 1024):.1f} MB of disk, over its budget of "
+                    f"{self.budget.disk_bytes // (1024 * 1024)} MB")
+        return None
 
     def _relay(self, output, relayed: int) -> int:
         output.flush()
