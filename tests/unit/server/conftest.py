@@ -50,7 +50,7 @@ def write_routes(app, run_id: str):
             continue
         collections = ["flows", "nodespecs"] if "collection" in rule.arguments else [None]
         for collection in collections:
-            values = {"flow_id": FLOW, "node_id": SPEC, "run_id": run_id, "object_id": SPEC}
+            values = {"flow_id": FLOW, "node_id": SPEC, "run_id": run_id, "object_id": SPEC, "key": "0" * 32}
             if collection:
                 values["collection"] = collection
                 values["object_id"] = FLOW if collection == "flows" else SPEC
