@@ -50,8 +50,8 @@ def run_flow(live, flow_id="two-versions") -> dict:
 
 def test_two_versions_of_one_package_in_one_flow_with_the_lock_recorded(server):
     result = run_flow(server)
-    outputs = {n["id"]: n["outputs"]["out"] for n in result["nodes"]}
     assert result["status"] == "succeeded", result
+    outputs = {n["id"]: n["outputs"]["out"] for n in result["nodes"]}
     assert outputs == {"a": [1, 1], "b": [2, 2]}
     run = requests.get(f"{server.url}/api/runs/{result['run_id']}", timeout=30).json()
     recorded = {tuple(e["requirements"]): e["packages"] for e in run["snapshot"]["environments"].values()}
