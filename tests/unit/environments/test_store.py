@@ -124,3 +124,16 @@ def test_list_and_prune(store):
 def test_the_installers_message_says_when_a_package_has_no_wheel():
     said = "error: Building source distributions is disabled, but attempted to build `sdistonly==1.0`"
     assert "wheels only" in installer_message(said)
+
+
+def test_without_uv_pip_builds_the_same_lock_wheels_only(tmp_path, wheelhouse, monkeypatch):
+    from pyflow.environments import builder
+    monkeypatch.setattr(builder, "uv_binary", lambda: None)
+    store = store_for(tmp_path, wheelhouse)
+    env = store.environment(["tinypkg"])
+    assert env.packages == ("tinydep==0.5", "tinypkg==2.0")
+    assert "--hash=sha256:" in (store.root / env.key / "lock.txt").read_text()
+    assert (store.root / env.key / "site" / "tinypkg" / "__init__.py").is_file()
+    with pytest.raises(EnvironmentFailed):
+        store.environment(["sdistonly"])
+    assert not wheelhouse.marker.exists()
