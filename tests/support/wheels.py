@@ -53,6 +53,13 @@ def make_sdist(folder: Path, name: str, version: str, setup_source: str) -> Path
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
+    gate: threading.Event | None = None
+
+    def do_GET(self):
+        if self.gate is not None:
+            self.gate.wait(120)
+        super().do_GET()
+
     def log_message(self, *args):
         pass
 
@@ -71,16 +78,17 @@ class _Hanging(http.server.BaseHTTPRequestHandler):
 
 class Wheelhouse:
     """A folder of distributions served over HTTP on 127.0.0.1 (a find-links page: the folder's
-    listing); `hanging=True` serves nothing and never answers, like an index that stalls."""
+    listing); `hanging=True` serves nothing and never answers, like an index that stalls; a `gate` holds
+    every request until it is set (an install the test can watch while it is under way)."""
 
-    def __init__(self, folder: Path, hanging: bool = False):
+    def __init__(self, folder: Path, hanging: bool = False, gate: threading.Event | None = None):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self._stop = threading.Event()
         if hanging:
             handler = type("Hang", (_Hanging,), {"stop": self._stop})
         else:
-            handler = partial(_Quiet, directory=str(self.folder))
+            handler = partial(type("Gated", (_Quiet,), {"gate": gate}), directory=str(self.folder))
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
