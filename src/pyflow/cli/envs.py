@@ -26,18 +26,20 @@ def add_environment_options(parser) -> None:
 
 
 def apply_environment_options(config, args) -> None:
+    """The options over `config.environments` (whose defaults come from the environment variables)."""
     from ..environments import IndexSettings
+    settings = config.environments
     if getattr(args, "envs_dir", None):
-        config.envs_dir = Path(args.envs_dir)
+        settings.envs_dir = Path(args.envs_dir)
     if not hasattr(args, "index_url"):
         return
-    config.index = IndexSettings.from_environment(args.index_url, args.extra_index_url, args.find_links,
-                                                  args.no_index)
+    settings.index = IndexSettings.from_environment(args.index_url, args.extra_index_url, args.find_links,
+                                                    args.no_index)
     for option, field in (("warm_envs", "warm_envs"), ("envs_gb", "envs_gb"),
-                          ("env_build_timeout", "env_build_timeout_s"), ("env_disk_mb", "env_build_disk_mb")):
+                          ("env_build_timeout", "build_timeout_s"), ("env_disk_mb", "build_disk_mb")):
         if getattr(args, option) is not None:
-            setattr(config, field, getattr(args, option))
-    config.requirements_policy = args.requirements_policy
+            setattr(settings, field, getattr(args, option))
+    settings.policy = args.requirements_policy
 
 
 def _size(n: int) -> str:

@@ -59,7 +59,7 @@ def serve(config: Config, host: str, port: int, limits: Limits) -> int:
         print(f"pyflow: cannot start: no access token: {exc}", file=sys.stderr)
         return 2
     try:
-        RequirementsPolicy(config.requirements_policy)
+        RequirementsPolicy(config.environments.policy)
     except ValueError as exc:
         print(f"pyflow: cannot start: {exc}", file=sys.stderr)
         return 2

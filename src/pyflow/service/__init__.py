@@ -43,7 +43,7 @@ def build_executor(config: Config, for_server: bool = True) -> Executor:
                          f"tests and benchmarks only")
     options = {"pool_size": max(1, config.concurrency), **config.executor_options}
     if config.executor == "sandbox":
-        options.setdefault("warm_envs", config.warm_envs)
+        options.setdefault("warm_envs", config.environments.warm_envs)
     executor = create_executor(config.executor, **options)
     executor.start()
     return executor
@@ -59,7 +59,7 @@ class PyflowService:
         self.repository = repository or SQLiteRepository(config.db_path)  # all three stores, closed here
         self.objects: ObjectStore = self.repository
         self.history: RunStore = self.repository
-        self.environments = EnvironmentStore(config.environment_settings(),
+        self.environments = EnvironmentStore(config.environments,
                                              python=config.executor_options.get("python") or SANDBOX_PYTHON)
         self.runs = RunManager(self.repository, self.repository, executor, config, self.environments)
         self._closed = threading.Event()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..engine.execution import DEFAULT_LIMITS, MAX_LIMITS, Limits
-from ..environments import EnvironmentSettings, IndexSettings
+from ..environments import EnvironmentSettings
 
 
 def data_home() -> Path:
@@ -65,14 +65,8 @@ class Config:
     allowed_hosts: list[str] = field(default_factory=list)  # Host names served besides the bound address
     cors_origins: list[str] = field(default_factory=list)  # other sites' origins allowed to call the API
     log_format: str = "text"  # or "json": one object per line
-    # Third-party packages (see pyflow/environments): default folder `envs` beside the database.
-    envs_dir: Path | None = None
-    index: IndexSettings = field(default_factory=IndexSettings.from_environment)
-    env_build_timeout_s: float = 600.0
-    env_build_disk_mb: int = 4096
-    warm_envs: int = 4
-    envs_gb: float = 20.0
-    requirements_policy: str = "allow"
+    # Third-party packages (see pyflow/environments): by default in `envs` beside the database.
+    environments: EnvironmentSettings | None = None
 
     @property
     def cache_bytes(self) -> int:
@@ -84,9 +78,5 @@ class Config:
             self.repo_dir = Path(os.environ.get("PYFLOW_REPO_DIR") or self.db_path.parent / "repos")
         self.repo_dir = Path(self.repo_dir)
         self.token_file = Path(self.token_file) if self.token_file else self.db_path.with_suffix(".token")
-        self.envs_dir = Path(self.envs_dir or os.environ.get("PYFLOW_ENVS_DIR") or self.db_path.parent / "envs")
-
-    def environment_settings(self) -> EnvironmentSettings:
-        return EnvironmentSettings(envs_dir=self.envs_dir, index=self.index, build_timeout_s=self.env_build_timeout_s,
-                                   build_disk_mb=self.env_build_disk_mb, warm_envs=self.warm_envs,
-                                   envs_gb=self.envs_gb, policy=self.requirements_policy)
+        if self.environments is None:
+            self.environments = EnvironmentSettings(Path(os.environ.get("PYFLOW_ENVS_DIR") or self.db_path.parent / "envs"))
