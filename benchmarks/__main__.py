@@ -15,7 +15,8 @@ import sys
 import time
 import traceback
 
-MODULES = ("engine", "quickcheck", "compose", "runs", "connections", "executors", "docker_overhead", "editor")
+MODULES = ("engine", "quickcheck", "compose", "runs", "connections", "executors", "environments", "breakdown",
+           "docker_overhead", "editor")
 DESCRIPTIONS = {
     "engine": "engine overhead per node vs Hamilton and plain Python (issue 2, item 8)",
     "quickcheck": "the flow save path's fast check against fastjsonschema (issue 12, item 8)",
@@ -23,6 +24,8 @@ DESCRIPTIONS = {
     "runs": "cached re-runs, partial re-runs and SSE event latency on a live server (issue 4, item 9)",
     "connections": "health under 200 event-stream followers and 200 slow clients, vs waitress (issue 11, item 4)",
     "executors": "sandbox executor overhead",
+    "breakdown": "where a sandboxed node's time goes, layer by layer (issue 18)",
+    "environments": "warm numpy/pandas nodes vs a stdlib node, and first use (issue 13, item 4)",
     "docker_overhead": "Docker executor overhead",
     "editor": "browser editor",
 }

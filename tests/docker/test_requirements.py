@@ -113,3 +113,12 @@ def test_an_index_that_never_answers_is_cut_off_at_the_build_time_limit(engine, 
         ex.close()
         hole.close()
     assert owned(engine, owner, role="build") == []
+
+
+def test_the_image_installs_the_lock_the_server_resolved_for_the_nodes_environment(builder_executor):
+    """The same versions as in the sandbox: the environment's lock, every package pinned, not the newest."""
+    import dataclasses
+    from pyflow.engine.execution import Environment
+    env = Environment(key="lock-test", path="/nonexistent", packages=("six==1.16.0",))
+    outcome = builder_executor.run(dataclasses.replace(task(SIX, requirements=("six",)), environment=env))
+    assert outcome.ok and outcome.value == "1.16.0", outcome

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from pyflow.environments import EnvironmentSettings, EnvironmentStore, IndexSettings
 from pyflow.executors import create_executor
+from tests.support.wheels import make_wheel
 from tests.support.server import LiveServer
 
 from .kernel import CASES, resolve_syscalls
@@ -25,8 +27,14 @@ from .support import (HEALTHY, ROOT, SECRET_VAR, ExecutorRunner, Listener, Serve
 NOT_ISOLATING = {"unsafe-process", "inprocess"}
 
 
+# "sandbox-env": the default sandbox with an environment of a third-party package bound into every node
+# (nothing in it may give a node more reach).
+WITH_ENVIRONMENT = "sandbox-env"
+ENV_REQUIREMENTS = ["hostilepkg"]
+
+
 def executor_names() -> list[str]:
-    raw = os.environ.get("PYFLOW_HOSTILE_EXECUTORS", "sandbox")
+    raw = os.environ.get("PYFLOW_HOSTILE_EXECUTORS", f"sandbox,{WITH_ENVIRONMENT}")
     return [name.strip() for name in raw.split(",") if name.strip()]
 
 
@@ -54,20 +62,26 @@ def canaries():
 class Target:
     """One executor under attack: its server, its direct executor, and the context the cases use."""
 
-    def __init__(self, name: str, live: LiveServer, executor, ctx: dict, world: World):
+    def __init__(self, name: str, live: LiveServer, executor, ctx: dict, world: World, environment=None):
         self.name = name
         self.live = live
         self.ctx = ctx
         self.world = world
-        self.runners = {"executor": ExecutorRunner(executor), "server": ServerRunner(live)}
+        self.requirements = ENV_REQUIREMENTS if environment is not None else []
+        self.runners = {"executor": ExecutorRunner(executor, environment), "server": ServerRunner(live)}
+
+    def spec_doc(self, *args) -> dict:
+        """The case's nodespec, asking for this target's requirements (none for a plain executor)."""
+        doc = spec_doc(*args)
+        return {**doc, "requirements": self.requirements} if self.requirements else doc
 
     def create_specs(self) -> None:
         """Store every nodespec up front, so the database must stay exactly as it is during the attacks."""
         server = self.runners["server"]
-        server.create(spec_doc("hostile.healthy", "healthy", HEALTHY, ["x"], {}))
+        server.create(self.spec_doc("hostile.healthy", "healthy", HEALTHY, ["x"], {}))
         for case in CASES:
             for step in (*case.setup, case):
-                server.create(step.doc(spec_doc))
+                server.create(step.doc(self.spec_doc))
 
 
 @pytest.fixture(scope="session")
@@ -76,13 +90,20 @@ def target(executor_name, tmp_path_factory, token, canaries):
         pytest.skip(f"{executor_name} does not isolate node code; the hostile suite would attack this host")
     secret = f"s3cret-{token}"
     workdir = tmp_path_factory.mktemp(f"hostile-{executor_name}")
-    live = LiveServer(workdir, executor=executor_name, env={SECRET_VAR: secret}, args=("--concurrency", "1"))
+    kind, args, environment = executor_name, ("--concurrency", "1"), None
+    if executor_name == WITH_ENVIRONMENT:
+        kind, wheels = "sandbox", workdir / "wheelhouse"
+        make_wheel(wheels, "hostilepkg", "1.0", {"hostilepkg/__init__.py": "VALUE = 1\n"})
+        args += ("--no-index", "--find-links", str(wheels))
+        environment = EnvironmentStore(EnvironmentSettings(workdir / "envs", IndexSettings(
+            find_links=(str(wheels),), no_index=True))).environment(ENV_REQUIREMENTS)
+    live = LiveServer(workdir, executor=kind, env={SECRET_VAR: secret}, args=args)
     live.start()
-    executor = create_executor(executor_name, pool_size=1)
+    executor = create_executor(kind, pool_size=1)
     try:
         executor.start()
         ctx = context(live, token, secret, canaries)
-        target = Target(executor_name, live, executor, ctx, World(live.db, ctx["marker"]))
+        target = Target(executor_name, live, executor, ctx, World(live.db, ctx["marker"]), environment)
         target.create_specs()
         yield target
     finally:

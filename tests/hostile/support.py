@@ -216,17 +216,20 @@ class ExecutorRunner:
 
     via = "executor"
 
-    def __init__(self, executor):
+    def __init__(self, executor, environment=None):
         self.executor = executor
+        self.environment = environment  # bound into every node, as the server binds a nodespec's
 
     def run(self, doc: dict, inputs: dict) -> dict:
         names = [p["name"] for p in doc["port"]["input"]]
         task = NodeTask(node_id="hostile", node_name=doc["title"], spec_id=doc["id"], func=doc["func"],
-                        args=[inputs[n] for n in names], arg_names=names, limits=resolve_limits(doc.get("limits")))
+                        args=[inputs[n] for n in names], arg_names=names, limits=resolve_limits(doc.get("limits")),
+                        requirements=tuple(doc.get("requirements") or ()), environment=self.environment)
         return from_outcome(self.executor.run(task))
 
     def serving(self) -> None:
-        result = self.run(spec_doc("hostile.healthy", "healthy", HEALTHY, ["x"], {}), {"x": 21})
+        doc = spec_doc("hostile.healthy", "healthy", HEALTHY, ["x"], {})
+        result = self.run({**doc, "requirements": ["hostilepkg"]} if self.environment else doc, {"x": 21})
         assert result["status"] == "success", f"a normal node failed after the attack: {result}"
         assert result["value"] == {"double": 42, "left": []}, result
 

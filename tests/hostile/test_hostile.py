@@ -24,8 +24,8 @@ def test_hostile_node_is_contained(target, case: Case, via: str):
     runner = target.runners[via]
     before = target.world.snapshot()
     for step in case.setup:
-        runner.run(step.doc(spec_doc), step.values(target.ctx))
-    result = runner.run(case.doc(spec_doc), case.values(target.ctx))
+        runner.run(step.doc(target.spec_doc), step.values(target.ctx))
+    result = runner.run(case.doc(target.spec_doc), case.values(target.ctx))
 
     assert_clear_outcome(case, result)
     if case.check:

@@ -44,7 +44,11 @@ class LiveServer:
         self.log_path = self.workdir / "server.log"
 
     def start(self, timeout: float = 60.0) -> "LiveServer":
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
+        # Environments come from an empty local wheelhouse unless a test names an index: no test reaches
+        # a package index by accident (fuzzed nodespecs ask for packages too).
+        offline = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(self.workdir / "wheelhouse"), "UV_INDEX_URL": "",
+                   "UV_FIND_LINKS": "", "UV_EXTRA_INDEX_URL": "", "PIP_EXTRA_INDEX_URL": "", "PIP_INDEX_URL": ""}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **offline, **self.env}
         env.pop("PYFLOW_DB", None)
         cmd = [sys.executable, "-m", "pyflow", "serve", "--host", "127.0.0.1", "--port", "0",
                "--db", str(self.db), "--executor", self.executor, "--repo-dir", str(self.workdir / "repos"),

@@ -78,6 +78,12 @@ class LocalBackend:
     def list_runs(self, flow=None, status=None, limit=20):
         return self.service().list_runs(flow, status, limit, 0)
 
+    def list_environments(self):
+        return self.service().list_environments()
+
+    def prune_environments(self, body):
+        return self.service().prune_environments(body)
+
 
 class RemoteBackend:
     def __init__(self, url: str, token: str | None = None):
@@ -111,3 +117,9 @@ class RemoteBackend:
         params = {k: v for k, v in {"flow": flow, "status": status, "limit": limit}.items() if v}
         page = self.client.request("GET", "/api/runs", params=params)
         return page["runs"], page["total"]
+
+    def list_environments(self):
+        return self.client.request("GET", "/api/environments")
+
+    def prune_environments(self, body):
+        return self.client.request("POST", "/api/environments/prune", body)

@@ -19,6 +19,7 @@ from ..service import Config
 from ..service.config import default_db_path
 from ..storage.check import check_database
 from .backends import LocalBackend, RemoteBackend
+from .envs import add_environment_options, apply_environment_options, cmd_envs
 from .progress import Progress, print_run_table
 
 
@@ -26,6 +27,7 @@ def add_arguments(sub) -> None:
     _add_serve(sub)
     _add_repository_commands(sub)
     _add_run_commands(sub)
+    _add_environment_commands(sub)
     check = sub.add_parser("check", help="check a database: SQLite's integrity check and PyFlow's stored documents")
     check.add_argument("--db", help="SQLite database file (default: $PYFLOW_DB, else "
                                     "~/.local/share/pyflow/pyflow.db)")
@@ -123,6 +125,17 @@ def _add_run_commands(sub) -> None:
     _add_target(rs)
 
 
+def _add_environment_commands(sub) -> None:
+    envs = sub.add_parser("envs", help="environments of third-party packages")
+    envs_sub = envs.add_subparsers(dest="envs_command", required=True)
+    el = envs_sub.add_parser("list", help="requirements, resolved versions, size, last use, nodespecs using each")
+    el.add_argument("--json", action="store_true")
+    _add_target(el)
+    ep = envs_sub.add_parser("prune", help="remove environments unused for DAYS, or beyond --envs-gb")
+    ep.add_argument("--days", type=float, default=None, help="remove those unused for this many days")
+    _add_target(ep)
+
+
 def _add_repository_commands(sub) -> None:
     imp = sub.add_parser("import", help="import a bundle file or a repository directory")
     imp.add_argument("source")
@@ -159,6 +172,7 @@ def _add_local(parser) -> None:
     parser.add_argument("--docker-images", default=None, metavar="IMAGE[,IMAGE...]",
                         help="images a nodespec may name with the docker executor, besides the runtime image "
                              "and images built from requirements (default: $PYFLOW_DOCKER_IMAGES)")
+    add_environment_options(parser)
 
 
 def _add_target(parser) -> None:
@@ -178,6 +192,7 @@ def config_from(args) -> Config:
     config.executor_options = executor_options(args.executor_option)
     if getattr(args, "docker_images", None) is not None and config.executor == "docker":
         config.executor_options.setdefault("images", args.docker_images)
+    apply_environment_options(config, args)
     return config
 
 
@@ -357,4 +372,4 @@ def cmd_check(args) -> int:
 
 
 COMMANDS = {"check": cmd_check, "serve": cmd_serve, "run": cmd_run, "import": cmd_import, "export": cmd_export,
-            "validate": cmd_validate, "nodespec": cmd_nodespec, "runs": cmd_runs}
+            "validate": cmd_validate, "nodespec": cmd_nodespec, "runs": cmd_runs, "envs": cmd_envs}

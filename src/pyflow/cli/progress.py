@@ -34,6 +34,10 @@ class Progress:
             self.done += 1
             self.mapping.pop(data["node"], None)
             self._line(self._node_line(kind, data))
+        elif kind == "environment":
+            line = environment_line(data)
+            if line:
+                self._line(line)
         elif kind == "run_finished":
             self._line(f"run {data.get('status')}" + (f": {data['reason']}" if data.get("reason") else "")
                        + f" in {data.get('duration_ms', 0):.0f} ms")
@@ -81,6 +85,22 @@ class Progress:
         if self.tty:
             self.stream.write("\r\033[K")
             self.stream.flush()
+
+
+def environment_line(data: dict) -> str | None:
+    """One line per environment event a person wants to see: build started, installer output, done."""
+    phase, reqs = data.get("phase"), ", ".join(data.get("requirements") or [])
+    if phase == "started":
+        return f"  installing {reqs} (first use of this environment) ..."
+    if phase == "progress":
+        return f"    {data.get('line', '')}"
+    if phase == "waiting":
+        return f"  waiting for {reqs} to be installed by another run ..."
+    if phase == "finished":
+        return f"  installed {', '.join(data.get('packages') or [])} in {data.get('duration_ms', 0) / 1000:.1f} s"
+    if phase == "failed":
+        return f"  installing {reqs} failed: {data.get('message', '')}"
+    return None
 
 
 def _cell(value, limit: int = 60) -> str:

@@ -8,6 +8,7 @@ import sqlite3
 import sys
 
 from ..engine.execution import ExecutorUnavailable
+from ..environments import RequirementsPolicy
 from ..server.serving import Limits, run
 from ..service import Config, PyflowService, build_executor
 from ..storage.check import database_problem
@@ -56,6 +57,11 @@ def serve(config: Config, host: str, port: int, limits: Limits) -> int:
         token, source = ensure_token(config)
     except (OSError, RuntimeError) as exc:
         print(f"pyflow: cannot start: no access token: {exc}", file=sys.stderr)
+        return 2
+    try:
+        RequirementsPolicy(config.environments.policy)
+    except ValueError as exc:
+        print(f"pyflow: cannot start: {exc}", file=sys.stderr)
         return 2
     try:
         executor = build_executor(config)

@@ -55,6 +55,28 @@ def resolve_limits(spec_limits: dict | None, defaults: Limits = DEFAULT_LIMITS,
     return replace(defaults, **chosen).clamp(maxima)
 
 
+@dataclass(frozen=True)
+class Environment:
+    """A ready environment of third-party packages (see pyflow.environments), as executors need it.
+
+    :param key: its identity (hash of requirements, interpreter and index settings).
+    :param path: the host folder of its installed packages, bound read-only where node code runs.
+    :param packages: the lock: `name==version` of every package in it.
+    :param libraries: host shared libraries its extension modules load (bound read-only too).
+    :param modules: the top-level import names it provides (what a warm sandbox may import ahead).
+    """
+
+    key: str
+    path: str
+    packages: tuple[str, ...] = ()
+    libraries: tuple[str, ...] = ()
+    modules: tuple[str, ...] = ()
+
+    def summary(self) -> dict:
+        """What a run records of the environment it ran with."""
+        return {"key": self.key, "packages": list(self.packages)}
+
+
 @dataclass
 class NodeTask:
     """Everything an executor needs to run one node, as plain data."""
@@ -69,6 +91,7 @@ class NodeTask:
     run_id: str | None = None
     image: str | None = None
     requirements: tuple[str, ...] = ()
+    environment: Environment | None = None  # set by the runner when `requirements` is not empty
 
     def payload(self) -> dict:
         """The JSON message a worker process receives."""

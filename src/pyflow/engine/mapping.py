@@ -144,7 +144,8 @@ def _run_item(runner: "FlowRunner", node: PlannedNode, item: list, index: int) -
                     args=item, arg_names=[p.name for p in node.spec.inputs], limits=runner.limits_of(node),
                     run_id=runner.options.run_id, image=node.spec.image, requirements=node.spec.requirements)
     try:
-        outcome = runner.executor.run(task, runner.cancel)
+        outcome = runner.attach_environment(task) if task.requirements and runner.environments is not None else None
+        outcome = outcome or runner.executor.run(task, runner.cancel)
     except Exception as exc:  # an executor bug fails this item, not the run
         outcome = NodeOutcome.failure(f"executor error: {exc!r}")
     if not outcome.ok:

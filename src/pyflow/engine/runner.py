@@ -13,6 +13,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from .compiler import CompiledFlow, PlannedNode
 from .execution import (
     DEFAULT_LIMITS,
     MAX_LIMITS,
+    Environment,
     Executor,
     Limits,
     NodeOutcome,
@@ -37,6 +39,15 @@ from .mapping import MapOutcome, MapTask, map_items, run_map
 logger = logging.getLogger(__name__)
 
 EventSink = Callable[[str, dict], None]
+
+
+class EnvironmentProvider(Protocol):
+    """Where nodes with `requirements` get their packages (pyflow.environments.EnvironmentStore)."""
+
+    def environment(self, requirements, listener: Callable[[str, dict], None] | None = None,
+                    cancel: threading.Event | None = None) -> Environment:
+        """The ready environment, built first when needed (calling `listener(phase, data)` as it goes);
+        raises an exception whose message says why when it cannot be had."""
 
 
 class CacheStore(Protocol):
@@ -77,8 +88,11 @@ class FlowRunner:
 
     def __init__(self, compiled: CompiledFlow, executor: Executor, options: RunOptions | None = None,
                  cache: CacheStore | None = None, on_event: EventSink | None = None,
-                 cancel: threading.Event | None = None):
+                 cancel: threading.Event | None = None, environments: EnvironmentProvider | None = None):
         self.compiled = compiled
+        self.environments = environments
+        self._ready_envs: set[str] = set()
+        self._env_lock = threading.Lock()
         self.executor = executor
         self.options = options or RunOptions()
         self.cache = cache if self.options.use_cache else None
@@ -267,7 +281,35 @@ class FlowRunner:
                                    "started_at": started, "path": list(node.path)})
         if isinstance(task, MapTask):
             return run_map(self, node, task)
+        if task.requirements and self.environments is not None:
+            failure = self.attach_environment(task)
+            if failure is not None:
+                return failure
         return self.executor.run(task, self.cancel)
+
+    def attach_environment(self, task: NodeTask) -> NodeOutcome | None:
+        """Give the task its environment (built now if it is the first use), reporting the build as
+        "environment" events on the node; a build that fails fails the node with the installer's words."""
+        started = time.monotonic()
+
+        def listener(phase: str, data: dict) -> None:
+            self.emit("environment", {**data, "phase": phase, "node": task.node_id})
+
+        try:
+            env = self.environments.environment(task.requirements, listener, self.cancel)
+        except Exception as exc:  # the provider's reason (installer output, policy) becomes the node's error
+            if self.cancel.is_set():
+                return NodeOutcome.failure("the run was cancelled while its environment was prepared",
+                                           "Cancelled", "cancelled", duration_ms=(time.monotonic() - started) * 1000)
+            return NodeOutcome.failure(str(exc), "EnvironmentError", duration_ms=(time.monotonic() - started) * 1000)
+        task.environment = env
+        with self._env_lock:
+            first = env.key not in self._ready_envs
+            self._ready_envs.add(env.key)
+        if first:
+            self.emit("environment", {"phase": "ready", "node": task.node_id, "requirements": list(task.requirements),
+                                      **env.summary()})
+        return None
 
     def _complete(self, node_id: str, task: NodeTask, outcome: NodeOutcome) -> None:
         node = self.compiled.nodes[node_id]
@@ -277,6 +319,8 @@ class FlowRunner:
             self._complete_map(node, inputs, started, outcome)
             return
         common = dict(inputs=inputs, stdout=outcome.stdout, started_at=started, duration_ms=outcome.duration_ms)
+        if task.environment is not None:
+            common["environment"] = task.environment.summary()
         if is_skip(outcome.value) and outcome.ok:
             self.outputs[node_id] = {p.name: SKIP for p in node.spec.outputs}
             self._settle(node, "skipped", "node_skipped", reason=BRANCH_NOT_TAKEN, **common)
@@ -367,6 +411,6 @@ def _short(value: Any, limit: int = 80) -> str:
 
 def run_flow(compiled: CompiledFlow, executor: Executor, options: RunOptions | None = None,
              cache: CacheStore | None = None, on_event: EventSink | None = None,
-             cancel: threading.Event | None = None) -> RunOutcome:
+             cancel: threading.Event | None = None, environments: EnvironmentProvider | None = None) -> RunOutcome:
     """Run `compiled` with `executor` and return every planned node's result."""
-    return FlowRunner(compiled, executor, options, cache, on_event, cancel).run()
+    return FlowRunner(compiled, executor, options, cache, on_event, cancel, environments).run()

@@ -157,6 +157,13 @@ class Cgroup:
         for path in ((memsw, memory) if raising else (memory, memsw)):
             path.write_text(str(memory_bytes))
 
+    def memory_usage(self) -> int:
+        """Bytes the group's processes use now (0 when it cannot be read)."""
+        try:
+            return int(self._file("memory", "memory.usage_in_bytes", "memory.current").read_text())
+        except (OSError, ValueError):
+            return 0
+
     def oom_kills(self) -> int:
         """How many processes the kernel killed for memory in this group so far."""
         return oom_kill_count(self._file("memory", "memory.oom_control", "memory.events"))

@@ -46,6 +46,8 @@ class ProcessExecutor(WorkerExecutor):
         payload = task.payload()
         payload["scratch"] = worker.state.scratch
         payload["memory_rlimit"] = True
+        if task.environment is not None:  # no sandbox to bind it into: the child adds the folder itself
+            payload["site"] = task.environment.path
         return payload
 
     def discard(self, worker: Worker) -> None:

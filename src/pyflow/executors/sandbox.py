@@ -20,6 +20,7 @@ otherwise by rlimits, and the server says which at start.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import os
@@ -39,6 +40,7 @@ from .. import process_identity
 from .cgroups import Cgroup, CgroupTree
 from .seccomp import SeccompUnavailable, compile_bpf, program_fd
 from .channel import Worker, WorkerDied, worker_source
+from .envsandbox import EnvironmentPools
 from .pool import WorkerExecutor
 
 BWRAP = "bwrap"
@@ -52,24 +54,35 @@ BASE_PROCESSES = 2
 # Memory the idle worker's zygote and bwrap use, on top of the node's own limit.
 BASE_MEMORY = 48 * 1024 * 1024
 
-# Runs as root just long enough to join the sandbox's cgroups and drop to the sandbox user, then execs
-# bwrap. Fixed code: cgroup files, ids and the bwrap command line arrive as arguments, never as code.
+# Runs as root just long enough to join the sandbox's cgroups, stage the folders bwrap must bind but
+# the sandbox user cannot reach (an environment under /root, say: bound, in a mount namespace of the
+# trampoline's own, onto a directory the sandbox user can enter), and drop to the sandbox user; then
+# execs bwrap. Fixed code: cgroup files, ids, folders and the bwrap command line arrive as data.
 TRAMPOLINE = r"""
-import os, sys
-args = sys.argv[1:]
-split = args.index("--")
-procs, uid, gid, command = args[:split - 2], int(args[split - 2]), int(args[split - 1]), args[split + 1:]
-for path in procs:
+import json, os, sys
+plan, command = json.loads(sys.argv[1]), sys.argv[2:]
+for path in plan["procs"]:
     with open(path, "w") as fh:
         fh.write(str(os.getpid()))
-if os.getuid() == 0 and uid != 0:
-    os.setgroups([])
-    os.setgid(gid)
-    os.setuid(uid)
 try:
+    if plan["stage"]:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        def check(result, what):
+            if result != 0:
+                raise OSError(ctypes.get_errno(), what + ": " + os.strerror(ctypes.get_errno()))
+        check(libc.unshare(0x00020000), "unshare the mount namespace")
+        check(libc.mount(b"none", b"/", None, 0x44000, None), "make mounts private")
+        for source, target in plan["stage"]:
+            check(libc.mount(source.encode(), target.encode(), None, 0x5000, None), "stage " + source)
+    uid, gid = plan["uid"], plan["gid"]
+    if os.getuid() == 0 and uid != 0:
+        os.setgroups([])
+        os.setgid(gid)
+        os.setuid(uid)
     os.execv(command[0], command)
 except OSError as exc:
-    sys.stderr.write("cannot run %s as uid %d: %s\n" % (command[0], os.getuid(), exc.strerror))
+    sys.stderr.write("cannot run %s as uid %d: %s\n" % (command[0], os.getuid(), exc))
     sys.exit(126)
 """
 
@@ -160,6 +173,14 @@ class InterpreterFiles:
                 current = step
         raise ExecutorUnavailable(UNAVAILABLE.format(reason=f"too many symlinks on the way to {path}"))
 
+    def extended(self, paths) -> "InterpreterFiles":
+        """A copy that also binds `paths` (an environment's host libraries), with their symlinks."""
+        other = copy.copy(self)
+        other.binds, other.symlinks = list(self.binds), dict(self.symlinks)
+        for path in paths:
+            other._add(path)
+        return other
+
     def argv(self) -> list[str]:
         """bwrap options: the binds first, so that every symlink is made in a directory that exists."""
         argv = []
@@ -195,14 +216,17 @@ class SandboxState:
     cgroup: Cgroup | None = None  # the sandbox's own cgroup, when cgroups are writable here
     oom_seen: int = 0  # the cgroup's out-of-memory kills before the current run
     cgroup_limits: tuple[int, int] | None = None  # (memory bytes, pids) last written, None when unknown
+    base_memory: int = BASE_MEMORY  # what the idle sandbox itself uses, granted on top of the node's limit
 
 
 class SandboxExecutor(WorkerExecutor):
     name = "sandbox"
 
     def __init__(self, pool_size: int = 2, max_runs: int = 100, tmp_mb: int = 64, user: int | None = None,
-                 python: str = SANDBOX_PYTHON, warm: bool = True, cgroups: bool = True, **_ignored):
+                 python: str = SANDBOX_PYTHON, warm: bool = True, cgroups: bool = True, warm_envs: int = 4,
+                 **_ignored):
         super().__init__(pool_size=pool_size if warm else 0, max_runs=max_runs if warm else 1)
+        self.environments = EnvironmentPools(self, warm_envs if warm else 0)
         self.tmp_bytes = int(tmp_mb) * 1024 * 1024
         self.python = python
         self.uid = user if user is not None else (NOBODY if os.geteuid() == 0 else os.geteuid())
@@ -282,7 +306,7 @@ class SandboxExecutor(WorkerExecutor):
         argv = [shutil.which(BWRAP) or BWRAP, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
                 "--as-pid-1", "--cap-drop", "ALL",
                 "--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", SCRATCH,
-                "--setenv", "LANG", "C.UTF-8", *self.interpreter_files().argv()]
+                "--setenv", "LANG", "C.UTF-8", *self.files().argv()]
         if Path("/etc/ld.so.cache").exists():
             argv += ["--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache"]
         # Writable: only the size-capped tmpfs mounts /tmp and /dev/shm, which the worker empties after
@@ -291,11 +315,29 @@ class SandboxExecutor(WorkerExecutor):
         argv += ["--proc", "/proc", "--dev", "/dev", "--size", str(self.tmp_bytes), "--tmpfs", SHM,
                  "--size", str(self.tmp_bytes), "--tmpfs", SCRATCH,
                  "--dir", "/run/pyflow", "--ro-bind-data", str(worker_fd), WORKER_PATH,
+                 *self.extra_binds(),
                  "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", SCRATCH, "--disable-userns"]
         if seccomp_fd is not None:
             argv += ["--seccomp", str(seccomp_fd)]
-        argv += [self.python, "-I", "-S", WORKER_PATH, "--pid-namespace"]
+        argv += [self.python, "-I", "-S", WORKER_PATH, "--pid-namespace", *self.worker_options()]
         return argv
+
+    def files(self) -> InterpreterFiles:
+        """What of the host the sandbox binds (an environment's sandboxes add its libraries)."""
+        return self.interpreter_files()
+
+    def extra_binds(self) -> list[str]:
+        """Hook: bwrap options for more read-only binds (an environment's packages)."""
+        return []
+
+    def staged(self) -> list[list[str]]:
+        """Hook: [source, stage] folders the trampoline binds (as root, in its own mount namespace)
+        where the sandbox user can reach them, for extra_binds() to bind from."""
+        return []
+
+    def worker_options(self) -> list[str]:
+        """Hook: options for the worker (where an environment's packages are, what to import ahead)."""
+        return []
 
     def spawn(self) -> Worker:
         group = self._new_group()
@@ -306,8 +348,9 @@ class SandboxExecutor(WorkerExecutor):
             os.close(filter_fd)
             raise
         try:
-            argv = [self.python, "-I", "-S", "-c", TRAMPOLINE, *(group.procs_files if group else []),
-                    str(self.uid), str(self.gid), "--", *self.bwrap_argv(read_fd, filter_fd)]
+            plan = {"procs": group.procs_files if group else [], "uid": self.uid, "gid": self.gid,
+                    "stage": self.staged()}
+            argv = [self.python, "-I", "-S", "-c", TRAMPOLINE, json.dumps(plan), *self.bwrap_argv(read_fd, filter_fd)]
             errors = tempfile.TemporaryFile()
             proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors,
                                     pass_fds=(read_fd, filter_fd), start_new_session=True,
@@ -349,7 +392,7 @@ class SandboxExecutor(WorkerExecutor):
         if group is None:
             return
         worker.state.oom_seen = group.oom_kills()
-        wanted = (task.limits.memory_mb * 1024 * 1024 + BASE_MEMORY, task.limits.processes + BASE_PROCESSES)
+        wanted = (task.limits.memory_mb * 1024 * 1024 + worker.state.base_memory, task.limits.processes + BASE_PROCESSES)
         if worker.state.cgroup_limits != wanted:
             worker.state.cgroup_limits = None  # unknown until both are written
             group.set_limits(*wanted)
@@ -367,7 +410,17 @@ class SandboxExecutor(WorkerExecutor):
                                        outcome.stdout, outcome.duration_ms)
         return outcome
 
+    def run(self, task: NodeTask, cancel: threading.Event | None = None) -> NodeOutcome:
+        """A node with an environment runs in that environment's sandboxes, others in the plain ones."""
+        if task.environment is not None:
+            return self.environments.run(task, cancel)
+        return super().run(task, cancel)
+
+    def live_pids(self) -> list[int]:
+        return super().live_pids() + self.environments.live_pids()
+
     def close(self) -> None:
+        self.environments.close()
         super().close()
         if self._tree is not None:
             self._tree.remove()

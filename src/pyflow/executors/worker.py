@@ -216,14 +216,15 @@ def run_child(task_fd, result_fd, output_fd):
         if control_raw is None or node_raw is None:
             os._exit(0)
         _set_name(b"pyflow-node")
-        if "random" in sys.modules:
-            sys.modules["random"].seed()  # children forked from one zygote would share its random state
+        _reseed()
         control, task = json.loads(control_raw.decode("utf-8")), json.loads(node_raw.decode("utf-8"))
         del control_raw, node_raw
         scratch = control.get("scratch")
         if scratch:
             os.chdir(scratch)
             os.environ["TMPDIR"] = scratch
+        if control.get("site"):
+            _add_environment(control["site"], None)
         limits = control.get("limits") or {}
         _apply_limits(limits, control.get("memory_rlimit", True))
         data, error = _run_function(task, limits)
@@ -239,6 +240,19 @@ def run_child(task_fd, result_fd, output_fd):
     finally:
         _flush_quietly()
         os._exit(code)
+
+
+def _reseed():
+    """Children forked from one zygote would share its random state: give each its own (the standard
+    module's, and numpy's global one when an environment's zygote imported numpy ahead)."""
+    if "random" in sys.modules:
+        sys.modules["random"].seed()
+    numpy_random = sys.modules.get("numpy.random")
+    if numpy_random is not None:
+        try:
+            numpy_random.seed()
+        except BaseException:
+            pass
 
 
 def _die_with_zygote():
@@ -786,7 +800,8 @@ def _warm_up():
     json.loads(json.dumps({"ok": namespace["func"](1, 2), "error": None}, allow_nan=False, separators=(",", ":")))
 
 
-NODE_ENVIRONMENT = ("PATH", "HOME", "LANG")
+NODE_ENVIRONMENT = ("PATH", "HOME", "LANG", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                    "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
 # The signals whose handling the zygote changed (Python ignores SIGPIPE, the zygote SIGINT): a child puts
 # back their default handling, and only theirs (each reset costs it copy-on-write page faults).
 _SIGNALS_TO_RESET = []
@@ -804,11 +819,34 @@ def _minimal_environment():
         del os.environ[name]
 
 
+def _option(name):
+    """The value after `name` on the worker's command line, or None."""
+    args = sys.argv[1:]
+    return args[args.index(name) + 1] if name in args[:-1] else None
+
+
+def _add_environment(site_dir, preload):
+    """An environment's packages: after the standard library on sys.path (so none can shadow a standard
+    module), their .pth files honoured, and the modules its nodespecs import imported ahead, once, so
+    that the children forked for nodes find them loaded. An import that fails here is left for the node
+    to meet (and report) itself."""
+    import site
+    site.addsitedir(site_dir)
+    for name in filter(None, (preload or "").split(",")):
+        try:
+            __import__(name)
+        except BaseException:
+            pass
+
+
 def serve(pid_namespace):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _note_signals_to_reset()
     _minimal_environment()
     _offer_markers()
+    site_dir = _option("--site")
+    if site_dir:
+        _add_environment(site_dir, _option("--preload"))
+    _note_signals_to_reset()
     _warm_up()
     _make_undumpable()
     infd, outfd = os.dup(0), os.dup(1)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import InvalidInput, detail, pointer
+from .requirements import RequirementProblem, normalize_requirement, requirement_problems
 from .types import DEFAULT_TYPE, PORT_TYPES, is_known_type, truthy
 from .validation import schema_errors
 
@@ -84,10 +85,22 @@ def parse_nodespec(doc: dict) -> NodeSpec:
         outputs=outputs,
         limits=dict(doc.get("limits") or {}),
         image=doc.get("image"),
-        requirements=tuple(doc.get("requirements") or ()),
+        requirements=_requirements(doc.get("requirements") or ()),
         cache=doc.get("cache", True) is not False,
         doc=doc,
     )
+
+
+def _requirements(raw) -> tuple[str, ...]:
+    """Canonical, sorted requirements; an entry stored before the rules existed is kept as written, and
+    fails its node's environment build with the reason instead of hiding the nodespec."""
+    found = set()
+    for text in raw:
+        try:
+            found.add(normalize_requirement(text))
+        except RequirementProblem:
+            found.add(str(text))
+    return tuple(sorted(found))
 
 
 def check_nodespec(doc: Any, base: tuple = ()) -> list[dict]:
@@ -103,6 +116,8 @@ def check_nodespec(doc: Any, base: tuple = ()) -> list[dict]:
         problems.append(detail(pointer(*base, "id"), f"{doc['id']!r} is reserved (the REST API routes "
                                                        f"/api/nodespecs/{doc['id']}); choose another id"))
     problems += _port_problems(doc, base)
+    if doc.get("requirements"):
+        problems += requirement_problems(doc["requirements"], base)
     problems += _func_problems(doc, base)
     return problems
 

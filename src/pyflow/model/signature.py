@@ -15,6 +15,7 @@ import re
 from typing import Any
 
 from .errors import InvalidInput, detail
+from .requirements import suggested_requirements
 
 ANNOTATION_TYPES = {
     "str": "String", "int": "Int", "float": "Float", "bool": "Boolean",
@@ -134,7 +135,8 @@ def infer_ports(source: str, function: str | None = None) -> dict:
     """The {"input": [...], "output": [...]} ports of a function's signature."""
     tree = parse_source(source)
     func = _find_func(tree, function)
-    return {"input": _input_ports(func), "output": _output_ports(func, tree)}
+    return {"input": _input_ports(func), "output": _output_ports(func, tree),
+            "requirements": suggested_requirements(source)}
 
 
 def parse_source(source: str) -> ast.Module:
@@ -156,6 +158,9 @@ def nodespec_from_source(source: str, spec_id: str | None = None, function: str 
     if func.decorator_list:
         segment = segment[segment.index("def "):] if "def " in segment else segment
     body = re.sub(r"^def\s+" + re.escape(func.name) + r"\b", "def func", segment, count=1)
+    imports = _module_imports(source, tree)
+    if imports:  # what the function's module imported, so that it runs on its own in the sandbox
+        body = imports + "\n\n" + body
     if _needs_lazy_annotations(func):
         # Annotations may name types that exist only in the source file (a TypedDict, typing.List):
         # keep them as strings so the function can be defined on its own in the sandbox.
@@ -172,4 +177,15 @@ def nodespec_from_source(source: str, spec_id: str | None = None, function: str 
     for key in ("description", "tags", "limits", "cache", "image", "requirements"):
         if key in meta:
             spec[key] = meta[key]
+    if "requirements" not in spec and suggested_requirements(source):
+        spec["requirements"] = suggested_requirements(source)
     return spec
+
+
+def _module_imports(source: str, tree: ast.Module) -> str:
+    """The module-level import statements of `source` (but `from __future__`), as written."""
+    lines = []
+    for node in tree.body:
+        if isinstance(node, ast.Import) or (isinstance(node, ast.ImportFrom) and node.module != "__future__"):
+            lines.append(ast.get_source_segment(source, node) or "")
+    return "\n".join(line for line in lines if line)

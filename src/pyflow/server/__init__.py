@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..model.errors import PyflowError
 from ..service import PyflowService
-from . import legacy, objects, openapi, repository, requestlog, runs, security
+from . import environments, legacy, objects, openapi, repository, requestlog, runs, security
 from .http import error_response, json_response
 from .serving import body_too_large_message
 
@@ -29,7 +29,7 @@ def create_app(service: PyflowService, static_dir: Path | None = None) -> Flask:
     app.extensions["pyflow"] = service
     requestlog.install(app)  # first: its clock starts before the checks, which it logs too
     security.install(app, service.config)
-    for blueprint in (objects.bp, runs.bp, repository.bp, openapi.bp, legacy.bp):
+    for blueprint in (objects.bp, runs.bp, repository.bp, environments.bp, openapi.bp, legacy.bp):
         app.register_blueprint(blueprint)
     _register_errors(app)
     _register_static(app, static_root)

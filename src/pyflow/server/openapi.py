@@ -123,9 +123,18 @@ SHAPES = {
     "RunEvent": {"description": "one Server-Sent Event; data is the event's JSON",
                  **_obj(("event", "data"), id={"type": "string", "pattern": "^[0-9]+$"}, event={"enum": [
                      "run_queued", "run_started", "node_started", "node_progress", "node_finished", "node_cached",
-                     "node_skipped", "run_finished"]}, data={"type": "string", "contentMediaType": "application/json"},
+                     "node_skipped", "environment", "run_finished"]}, data={"type": "string", "contentMediaType": "application/json"},
                     retry=INT)},
     "Deleted": _obj(("deleted",), deleted=STRING),
+    "Environment": _obj(("key", "requirements", "packages"), key=STRING,
+                        requirements={"type": "array", "items": STRING},
+                        packages={"type": "array", "items": STRING, "description": "the lock: name==version"},
+                        python=STRING, platform=STRING, index=STRING, size_bytes=INT, created_at=STRING,
+                        last_used=NULLABLE_STRING, nodespecs={"type": "array", "items": STRING}, warm=BOOL,
+                        log={"type": "array", "items": STRING}),
+    "PrepareRequest": _obj(("requirements",), requirements={"type": "array", "items": STRING, "maxItems": 50}),
+    "PruneRequest": _obj((), days={"type": "number", "minimum": 0}, gb={"type": "number", "minimum": 0}),
+    "Pruned": _obj(("removed",), removed={"type": "array", "items": {"type": "object"}}),
     "Health": _obj(("status", "version", "executor"), status=STRING, version=STRING,
                    executor=_obj(("name",), name=STRING, isolation=STRING,
                                  warnings={"type": "array", "items": STRING}),
@@ -212,6 +221,7 @@ PARAMS = {
     "tested_nodespec_id": _param("nodespec_id", "path", OBJECT_ID),
     "node_id": _param("node_id", "path", OBJECT_ID, "a nodespec id"),
     "run_id": _param("run_id", "path", PATH_SEGMENT),
+    "env_key": _param("key", "path", PATH_SEGMENT, "an environment's key"),
     "filename": _param("filename", "path", {"type": "string"}, "a file of the editor"),
     "schema_name": _param("name", "path", {"type": "string", "enum": list(SCHEMA_NAMES)}, "which schema"),
     "if_match": _param("If-Match", "header", STRING, "the ETag of the revision this change is based on "
@@ -401,6 +411,21 @@ def _repository() -> list[Op]:
     ]
 
 
+def _environments() -> list[Op]:
+    tag = "environments"
+    return [
+        Op("get", "/api/environments", "listEnvironments", "Environments of third-party packages", tag,
+           (Ok(200, {"type": "array", "items": ref("Environment")}, "every environment"),)),
+        Op("post", "/api/environments", "prepareEnvironment", "Build (or find) the environment of requirements",
+           tag, (Ok(200, "Environment", "ready, with the installer's log"),), (403, 409), body="PrepareRequest",
+           runs_code=True),
+        Op("delete", "/api/environments/{key}", "removeEnvironment", "Remove an environment", tag,
+           (Ok(200, "Deleted", "removed"),), (404, 409), params=("env_key",)),
+        Op("post", "/api/environments/prune", "pruneEnvironments", "Remove unused environments", tag,
+           (Ok(200, "Pruned", "what was removed"),), body="PruneRequest", body_required=False),
+    ]
+
+
 def _legacy() -> list[Op]:
     tag = "original"
 
@@ -455,7 +480,7 @@ def _editor() -> list[Op]:
 
 def operations() -> list[Op]:
     return [*_crud("nodespecs", "nodespec", "nodespec", "NodespecSummary"), *_nodespec_tools(),
-            *_crud("flows", "flow", "flow", "FlowSummary"), *_runs(), *_repository(), *_legacy(), *_editor()]
+            *_crud("flows", "flow", "flow", "FlowSummary"), *_runs(), *_repository(), *_environments(), *_legacy(), *_editor()]
 
 
 # ------------------------------------------------------------------------------ the document

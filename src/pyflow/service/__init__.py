@@ -14,14 +14,18 @@ from typing import Callable, Iterator
 from .. import __version__
 from ..engine import FlowRunner, RunOptions, compile_flow
 from ..engine.execution import Executor
+from ..environments import EnvironmentStore
+from ..executors.sandbox import SANDBOX_PYTHON
 from ..model.bundle import dumps_object, load_bundle_file, write_atomic, write_directory
 from ..model.errors import InvalidInput, NotFound, ServiceUnavailable, detail
 from ..model.nodespec import require_valid_nodespec
+from ..model.requirements import requirement_problems
 from ..model.signature import infer_ports
 from ..model.subflow import flow_spec_docs
 from ..model.types import describe_types
 from ..model.validation import SCHEMA_NAMES, load_schema
 from ..storage import ObjectStore, Record, Repository, RunStore, SQLiteRepository
+from . import environments as envs
 from .config import Config
 from .health import executor_check, summarize, threads_check
 from .runs import RUN_STATUSES, LiveRun, RunManager
@@ -40,6 +44,8 @@ def build_executor(config: Config, for_server: bool = True) -> Executor:
         raise ValueError(f"the {config.executor!r} executor runs node code inside the server and is for "
                          f"tests and benchmarks only")
     options = {"pool_size": max(1, config.concurrency), **config.executor_options}
+    if config.executor == "sandbox":
+        options.setdefault("warm_envs", config.environments.warm_envs)
     executor = create_executor(config.executor, **options)
     executor.start()
     return executor
@@ -55,7 +61,9 @@ class PyflowService:
         self.repository = repository or SQLiteRepository(config.db_path)  # all three stores, closed here
         self.objects: ObjectStore = self.repository
         self.history: RunStore = self.repository
-        self.runs = RunManager(self.repository, self.repository, executor, config)
+        self.environments = EnvironmentStore(config.environments,
+                                             python=config.executor_options.get("python") or SANDBOX_PYTHON)
+        self.runs = RunManager(self.repository, self.repository, executor, config, self.environments)
         self._closed = threading.Event()
 
     def start(self) -> "PyflowService":
@@ -108,16 +116,26 @@ class PyflowService:
     def get(self, kind: str, object_id: str) -> Record:
         return self.objects.get(kind, object_id)
 
+    def _check_policy(self, kind: str, doc) -> None:
+        """A nodespec asking for packages this server's requirements policy does not permit: 403."""
+        if kind == "nodespec" and isinstance(doc, dict) and isinstance(doc.get("requirements"), list):
+            wanted = [r for r in doc["requirements"] if isinstance(r, str)]
+            if wanted and not requirement_problems(wanted):
+                self.environments.policy.check(wanted)
+
     def create(self, kind: str, doc) -> Record:
+        self._check_policy(kind, doc)
         record, _ = self.objects.save(kind, doc, create_only=True)
         return record
 
     def put(self, kind: str, object_id: str, doc, expected: int | None = None,
             force: bool = False) -> tuple[Record, bool]:
+        self._check_policy(kind, doc)
         return self.objects.save(kind, doc, object_id=object_id, expected=expected, must_exist=True,
                                     force=force)
 
     def upsert(self, kind: str, doc) -> Record:
+        self._check_policy(kind, doc)
         record, _ = self.objects.save(kind, doc)
         return record
 
@@ -136,6 +154,25 @@ class PyflowService:
     @staticmethod
     def infer_ports(source: str, function: str | None = None) -> dict:
         return infer_ports(source, function)
+
+    # ----------------------------------------------------------------------------- environments
+    def _warm_environments(self) -> list[str]:
+        pools = getattr(self.executor, "environments", None)
+        return pools.keys() if pools is not None else []
+
+    def list_environments(self) -> list[dict]:
+        return envs.environment_list(self.environments, [r.doc for r in self.objects.list("nodespec")],
+                                     self._warm_environments())
+
+    def prepare_environment(self, body) -> dict:
+        """Build the environment of {"requirements": [...]} ahead of a run (the editor's Prepare)."""
+        return envs.prepare(self.environments, body)
+
+    def remove_environment(self, key: str) -> None:
+        envs.remove(self.environments, key, self._warm_environments())
+
+    def prune_environments(self, body=None) -> dict:
+        return envs.prune(self.environments, body, self._warm_environments())
 
     # ------------------------------------------------------------------------------------- runs
     def start_run(self, flow_id: str | None = None, flow: dict | None = None, values: dict | None = None,
@@ -176,7 +213,7 @@ class PyflowService:
         compiled = compile_flow(flow, {spec.id: spec}, cache_keys=False)
         runner = FlowRunner(compiled, self.executor,
                             RunOptions(concurrency=1, use_cache=False, default_limits=self.config.default_limits,
-                                       max_limits=self.config.max_limits))
+                                       max_limits=self.config.max_limits), environments=self.environments)
         return self._within_deadline(runner, f"the test of nodespec {spec.id!r}").nodes[0]
 
     def test_stored_nodespec(self, spec_id: str, inputs: dict | None = None) -> dict:

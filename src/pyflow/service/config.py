@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..engine.execution import DEFAULT_LIMITS, MAX_LIMITS, Limits
+from ..environments import EnvironmentSettings
 
 
 def data_home() -> Path:
@@ -64,6 +65,8 @@ class Config:
     allowed_hosts: list[str] = field(default_factory=list)  # Host names served besides the bound address
     cors_origins: list[str] = field(default_factory=list)  # other sites' origins allowed to call the API
     log_format: str = "text"  # or "json": one object per line
+    # Third-party packages (see pyflow/environments): by default in `envs` beside the database.
+    environments: EnvironmentSettings | None = None
 
     @property
     def cache_bytes(self) -> int:
@@ -75,3 +78,5 @@ class Config:
             self.repo_dir = Path(os.environ.get("PYFLOW_REPO_DIR") or self.db_path.parent / "repos")
         self.repo_dir = Path(self.repo_dir)
         self.token_file = Path(self.token_file) if self.token_file else self.db_path.with_suffix(".token")
+        if self.environments is None:
+            self.environments = EnvironmentSettings(Path(os.environ.get("PYFLOW_ENVS_DIR") or self.db_path.parent / "envs"))

@@ -23,7 +23,7 @@ from typing import Callable, Iterator
 from .. import process_identity
 from ..engine import CompiledFlow, Executor, FlowRunner, Plan, PlanCache, RunOptions
 from ..engine.execution import node_error
-from ..jsontext import compact_json_any
+from ..jsontext import compact_json, compact_json_any
 from ..model.errors import Conflict, PyflowError, ServiceUnavailable, StorageUnavailable, TooManyRequests
 from ..storage import CacheAdapter, ResultCache, RunStore
 from ..timestamps import now_iso
@@ -65,6 +65,8 @@ class LiveRun:
     failure: str | None = None  # why storage could not keep up with this run: it fails with this reason
     final_event: dict | None = None
     listeners: list[Callable[[], None]] = field(default_factory=list)
+    snapshot_json: str = "{}"
+    environments: dict = field(default_factory=dict)  # key -> {requirements, packages} the nodes ran with
 
     def since(self, position: int) -> tuple[list[dict], bool]:
         """The events after id `position` and whether the run is done, without waiting."""
@@ -112,6 +114,14 @@ def unstored(result: dict, failure: str) -> dict:
             "inputs": {}, "outputs": {}, "stdout": "", "error": error}
 
 
+def with_environments(snapshot_json: str, environments: dict) -> str:
+    """The run's snapshot with the environments its nodes ran with (key -> requirements and the exact
+    packages), so a run says what it ran with."""
+    snapshot = json.loads(snapshot_json)
+    snapshot["environments"] = environments
+    return compact_json(snapshot)
+
+
 def node_event_data(result: dict) -> dict:
     error = result.get("error")
     data = {"node": result["id"], "name": result["name"], "status": result["status"],
@@ -131,8 +141,10 @@ class RunManager:
     """Queues, executes and follows runs; writes them to `store` and caches node results in `cache`
     (often one repository, as both interfaces are)."""
 
-    def __init__(self, store: RunStore, cache: ResultCache, executor: Executor, config: Config):
+    def __init__(self, store: RunStore, cache: ResultCache, executor: Executor, config: Config,
+                 environments=None):
         self.store = store
+        self.environments = environments
         self.executor = executor
         self.config = config
         self.owner = process_identity.current()
@@ -200,7 +212,8 @@ class RunManager:
         """Queue a run of a compiled plan; answers its id and status. Raises TooManyRequests, and
         StorageUnavailable while the run could not be stored."""
         self.gate.admit()
-        live = LiveRun(id=uuid.uuid4().hex, flow_id=flow_id, compiled=plan.compiled, use_cache=use_cache)
+        live = LiveRun(id=uuid.uuid4().hex, flow_id=flow_id, compiled=plan.compiled, use_cache=use_cache,
+                       snapshot_json=plan.snapshot_json)
         with self._lock:
             if len(self._queue) + self._reserved >= self.config.max_queue:
                 raise TooManyRequests(f"the run queue is full ({self.config.max_queue} runs waiting); "
@@ -260,7 +273,7 @@ class RunManager:
                                             max_limits=self.config.max_limits),
                                  cache=self._cache,
                                  on_event=lambda kind, data: self._node_event(live, kind, data),
-                                 cancel=live.cancel).run()
+                                 cancel=live.cancel, environments=self.environments).run()
             status, reason = outcome.status, None
         except Exception as exc:  # a bug in the engine, or storage failing, must still end the run
             log.exception("run %s failed in the run machinery", live.id)
@@ -269,7 +282,12 @@ class RunManager:
         self._finish(live, status, reason, started)
 
     def _node_event(self, live: LiveRun, kind: str, result: dict) -> None:
-        if kind in ("node_started", "node_progress"):  # no result to store: passed on as they are
+        if kind == "environment":
+            if result.get("phase") == "ready":  # what the run's snapshot records it ran with
+                live.environments[result["key"]] = {"requirements": result.get("requirements", []),
+                                                    "packages": result.get("packages", [])}
+            self._emit(live, kind, result)
+        elif kind in ("node_started", "node_progress"):  # no result to store: passed on as they are
             self._emit(live, kind, result)
         else:
             self._emit(live, kind, node_event_data(result), result)
@@ -315,6 +333,8 @@ class RunManager:
             live.final_event = make_event(len(live.events) + 1, "run_finished", final)
             live.pending_events.append(live.final_event)
             live.pending_outcome = {"status": status, "reason": reason, "finished_at": now_iso()}
+            if live.environments:
+                live.pending_outcome["snapshot"] = with_environments(live.snapshot_json, live.environments)
 
     def _abandon(self, live: LiveRun, reason: str) -> None:
         """End a run whose own thread could not: failed with `reason`, its followers told."""

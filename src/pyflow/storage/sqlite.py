@@ -49,7 +49,7 @@ CREATE TABLE IF NOT EXISTS cache (
     size INTEGER NOT NULL DEFAULT 0);
 """
 log = logging.getLogger(__name__)
-RUN_FIELDS = ("flow_id", "status", "reason", "started_at", "finished_at")
+RUN_FIELDS = ("flow_id", "status", "reason", "started_at", "finished_at", "snapshot")
 
 
 BUSY_TIMEOUT_S = 30.0

@@ -100,6 +100,11 @@ export const api = {
     return () => source.close();
   },
 
+  // Environments of third-party packages
+  listEnvironments: () => data(request("GET", "/api/environments")),
+  prepareEnvironment: (requirements) => data(request("POST", "/api/environments", { body: { requirements } })),
+  pruneEnvironments: (body) => data(request("POST", "/api/environments/prune", { body })),
+
   // Repository
   async exportRepository() {
     const { data: bundle, headers } = await request("GET", "/api/repository/export");

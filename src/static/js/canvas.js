@@ -15,7 +15,7 @@ import { Layer } from "./layers.js";
 import { LinkSketch } from "./linksketch.js";
 import { closeMenu, showMenu } from "./menu.js";
 import { splitEndpoint } from "./model.js";
-import { nodeElement, showMapped, showProgress, showStatus } from "./nodeview.js";
+import { nodeElement, showMapped, showNote, showProgress, showStatus } from "./nodeview.js";
 import { Selector } from "./selection.js";
 import { status } from "./status.js";
 import { NODE, typeColor } from "./theme.js";
@@ -476,10 +476,17 @@ export class Canvas extends Emitter {
     if (view && this.statuses.get(id)?.status === "running") showProgress(view.el, done, total, failed);
   }
 
+  /** A line on a node while it waits (installing its packages, say); null removes it. */
+  setNote(id, text) {
+    const view = this.views.get(id);
+    if (view) showNote(view.el, text);
+  }
+
   clearStatuses() {
     for (const id of this.statuses.keys()) {
       const view = this.views.get(id);
       if (!view) continue;
+      showNote(view.el, null);
       delete view.el.dataset.status;
       view.el.querySelector(".node-badge").textContent = "";
     }

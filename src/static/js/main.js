@@ -14,6 +14,7 @@ import { FlowModel } from "./model.js";
 import { NodespecEditor } from "./nodespec-editor.js";
 import { Palette } from "./palette.js";
 import { Repository } from "./repository.js";
+import { showEnvironments } from "./requirements.js";
 import { Router } from "./router.js";
 import { Runs } from "./runs.js";
 import { status } from "./status.js";
@@ -73,6 +74,7 @@ const ACTIONS = {
   "zoom-in": (app) => app.canvas.zoomBy(1.2),
   "zoom-out": (app) => app.canvas.zoomBy(1 / 1.2),
   "new-spec": (app) => app.specEditor.open(),
+  packages: () => showEnvironments(),
   export: (app) => app.repository.exportBundle(),
   import: (app) => app.repository.pickFile(),
 };

@@ -9,6 +9,7 @@ import { Emitter } from "./events.js";
 import { idProblem } from "./flows.js";
 import { jsonTree } from "./jsontree.js";
 import { status } from "./status.js";
+import { RequirementsField } from "./requirements.js";
 import { truthy } from "./vocabulary.js";
 
 const TEMPLATE = `def func(a: int, b: int = 1) -> int:
@@ -110,7 +111,8 @@ export class NodespecEditor extends Emitter {
       description: h("textarea.input", { rows: 2, dataset: { path: "/description" }, placeholder: "What it does (optional)" }, doc.description || ""),
       tags: h("input.input", { type: "text", value: (doc.tags || []).join(", "), dataset: { path: "/tags" }, placeholder: "comma separated (optional)" }),
     };
-    this.extra = Object.fromEntries(Object.entries(doc).filter(([key]) => !["id", "title", "description", "tags", "port", "func"].includes(key)));
+    this.extra = Object.fromEntries(Object.entries(doc).filter(([key]) => !["id", "title", "description", "tags", "requirements", "port", "func"].includes(key)));
+    this.requirements = new RequirementsField(doc.requirements, () => this.code.text());
     this.inputRows = h("tbody");
     this.outputRows = h("tbody");
     this.codeHost = h("div.code-host", { dataset: { path: "/func" } });
@@ -140,6 +142,7 @@ export class NodespecEditor extends Emitter {
           h("div.two-columns", {}, field("Id", this.fields.id, "/id"), field("Title", this.fields.title, "/title")),
           field("Description", this.fields.description, "/description"),
           field("Tags", this.fields.tags, "/tags"),
+          field("Requirements", this.requirements.el, "/requirements"),
           portTable("input", this.inputRows),
           portTable("output", this.outputRows)),
         h("div.spec-editor-code", {},
@@ -261,6 +264,8 @@ export class NodespecEditor extends Emitter {
     if (description) doc.description = description;
     const tags = this.fields.tags.value.split(",").map((t) => t.trim()).filter(Boolean);
     if (tags.length) doc.tags = tags;
+    const requirements = this.requirements.value();
+    if (requirements.length) doc.requirements = requirements;
     doc.port = this.#readPorts();
     doc.func = this.code.text();
     return doc;

@@ -93,3 +93,18 @@ export function showStatus(el, state, durationMs) {
     ? ` · ${formatDuration(durationMs)}` : "";
   badge.textContent = `${STATUS_LABELS[state] || state}${duration}`;
 }
+
+/** A note under the node's head (text), or none (null). */
+export function showNote(el, text) {
+  let note = el.querySelector(".node-note");
+  el.classList.toggle("has-note", Boolean(text)); // the note hangs below the node: no paint containment then
+  if (!text) {
+    note?.remove();
+    return;
+  }
+  if (!note) {
+    note = h("div.node-note", { role: "status" });
+    el.querySelector(".node-head").after(note);
+  }
+  note.textContent = text;
+}

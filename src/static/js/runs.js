@@ -2,6 +2,7 @@
 // canvas, cancel it, list the flow's past runs and paint one of them back onto the canvas.
 
 import { api } from "./api.js";
+import { InstallNotes } from "./requirements.js";
 import { clear, formatDuration, formatTime, h } from "./dom.js";
 import { Emitter } from "./events.js";
 import { status } from "./status.js";
@@ -92,6 +93,7 @@ export class Runs extends Emitter {
       run.states.set(nodeId, state);
       this.canvas.setStatus(nodeId, state, duration);
     };
+    const installs = new InstallNotes(this.canvas);
     const queueAll = (nodes) => { for (const nodeId of nodes || []) if (!run.states.has(nodeId)) paint(nodeId, "queued"); };
     const handlers = {
       run_queued: (data) => queueAll(data.nodes),
@@ -106,12 +108,17 @@ export class Runs extends Emitter {
         this.emit("result", data.node);
       },
       node_progress: (data) => this.canvas.setProgress(data.node, data.done, data.total, data.failed),
-      run_finished: (data) => this.#finished(run, data),
+      environment: (data) => installs.hear(data),
+      run_finished: (data) => {
+        installs.stop();
+        this.#finished(run, data);
+      },
     };
     for (const [event, fixed] of Object.entries(NODE_STATE)) {
       handlers[event] = (data) => {
         const state = branchState(data, fixed || (data.cached && data.status === "success" ? "cached" : data.status));
         paint(data.node, state, data.duration_ms);
+        installs.done(data.node);
         run.results.set(data.node, { ...data, id: data.node, partial: true });
         this.#announce();
         this.emit("result", data.node);

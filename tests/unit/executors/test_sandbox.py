@@ -375,7 +375,7 @@ def portable_packages(workdir: Path) -> Path:
     import importlib
     lib = workdir / "lib"
     shutil.copytree(ROOT / "src" / "pyflow", lib / "pyflow", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("jsonschema", "jsonschema_specifications", "referencing", "rpds", "attr", "attrs"):
+    for name in ("jsonschema", "jsonschema_specifications", "referencing", "rpds", "attr", "attrs", "packaging"):
         module = importlib.import_module(name)
         source = Path(module.__file__).parent
         shutil.copytree(source, lib / source.name, ignore=shutil.ignore_patterns("__pycache__"))

@@ -41,6 +41,12 @@ def state(service) -> dict:
     return {"bundle": service.export_bundle(), "runs": [(r["id"], r["status"]) for r in runs], "files": files}
 
 
+def route_values(run_id: str) -> dict:
+    """Values for every route argument, naming things that exist (an environment key need not)."""
+    return {"flow_id": FLOW, "node_id": SPEC, "run_id": run_id, "filename": "js/api.js", "name": "flow",
+            "key": "0" * 32}
+
+
 def write_routes(app, run_id: str):
     """(method, path) for every state-changing route the app has, with ids that exist."""
     adapter = app.url_map.bind("localhost")
@@ -50,7 +56,7 @@ def write_routes(app, run_id: str):
             continue
         collections = ["flows", "nodespecs"] if "collection" in rule.arguments else [None]
         for collection in collections:
-            values = {"flow_id": FLOW, "node_id": SPEC, "run_id": run_id, "object_id": SPEC}
+            values = {**route_values(run_id), "object_id": SPEC}
             if collection:
                 values["collection"] = collection
                 values["object_id"] = FLOW if collection == "flows" else SPEC
@@ -65,8 +71,7 @@ def all_routes(app, run_id: str):
     for rule in app.url_map.iter_rules():
         if rule.endpoint.startswith("security."):
             continue
-        values = {"flow_id": FLOW, "node_id": SPEC, "run_id": run_id, "collection": "flows",
-                  "object_id": FLOW, "filename": "js/api.js", "name": "flow"}
+        values = {**route_values(run_id), "collection": "flows", "object_id": FLOW}
         path = adapter.build(rule.endpoint, {k: v for k, v in values.items() if k in rule.arguments})
         for method in sorted(rule.methods or ()):
             yield method, path

@@ -109,6 +109,8 @@ class DockerExecutor(Executor):
         base = task.image or self.image
         if base != self.image:
             self.images.check(self.client, base)
+        if task.environment is not None:  # the lock the server resolved: the same versions as in its sandbox
+            return self.builder.image_for(base, task.environment.packages, cancel)
         if task.requirements:
             return self.builder.image_for(base, task.requirements, cancel)
         return base

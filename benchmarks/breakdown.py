@@ -1,0 +1,127 @@
+"""Where a sandboxed node's time goes (issue 18): the same 1,000-node chain and wide flows measured
+through each layer in turn, so the difference between two rows is what the added layer costs per node.
+
+Layers, each a superset of the one before:
+
+1. engine, in-process: compile + schedule + call the function in this process (no isolation);
+2. engine + sandbox: the same with the warm sandbox pool (fork of the zygote, pipes, frames, limits);
+3. service: a run through PyflowService (run thread, events, their persistence and the node results in
+   SQLite), still no HTTP;
+4. REST: POST /api/run to a live server (HTTP, JSON of the flow and of the answer).
+
+Plus the sandbox alone: one node run through the executor directly, repeated (the round trip a node
+pays with no engine around it).
+
+    python -m benchmarks.breakdown [--quick]
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+from time import perf_counter
+
+from benchmarks import busy_warning, median, table
+from benchmarks.engine import expected_values, flow_doc, pyflow_specs
+
+SIZES = {"chain": 1000, "wide": 1000}
+ROUNDS = 3
+
+
+def _per_node_us(seconds: float, n: int) -> float:
+    return seconds / n * 1e6
+
+
+def engine_layer(executor, shape: str, n: int) -> float:
+    from pyflow.engine import RunOptions, compile_flow, run_flow
+    specs = pyflow_specs()
+    started = perf_counter()
+    outcome = run_flow(compile_flow(flow_doc(shape, n), specs), executor, RunOptions(use_cache=False))
+    elapsed = perf_counter() - started
+    assert outcome.status == "succeeded", outcome.status
+    return _per_node_us(elapsed, n)
+
+
+def service_layer(service, shape: str, n: int) -> float:
+    doc = flow_doc(shape, n)
+    started = perf_counter()
+    run = service.run_now(flow=doc, use_cache=False)
+    elapsed = perf_counter() - started
+    assert run["status"] == "succeeded", run.get("reason")
+    return _per_node_us(elapsed, n)
+
+
+def rest_layer(url: str, shape: str, n: int) -> float:
+    import requests
+    doc = flow_doc(shape, n)
+    started = perf_counter()
+    answer = requests.post(url + "/api/run", json={"flow": doc, "cache": False}, timeout=600)
+    elapsed = perf_counter() - started
+    assert answer.status_code == 200 and answer.json()["status"] == "succeeded", answer.text[:300]
+    return _per_node_us(elapsed, n)
+
+
+def sandbox_alone(executor, count: int = 300) -> float:
+    from pyflow.engine.execution import NodeTask
+    task = NodeTask("n", "n", "bench.inc", "def func(a):\n    return a + 1\n", [1], ["a"])
+    times = []
+    for _ in range(count):
+        started = perf_counter()
+        outcome = executor.run(task)
+        times.append(perf_counter() - started)
+        assert outcome.ok
+    return median(times) * 1e6
+
+
+def _bench_specs_bundle() -> dict:
+    return {"nodespec": {spec.id: spec.doc for spec in pyflow_specs().values()}, "flow": {}}
+
+
+def main(argv=None) -> int:
+    from pyflow.executors import create_executor
+    from pyflow.service import Config, PyflowService
+    from tests.support.server import LiveServer
+    import requests
+
+    quick = "--quick" in (argv or sys.argv[1:])
+    sizes = {shape: (200 if quick else n) for shape, n in SIZES.items()}
+    inprocess, sandbox = create_executor("inprocess"), create_executor("sandbox", pool_size=2)
+    sandbox.start()
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        service = PyflowService(Config(db_path=Path(tmp) / "svc.db", load_stdlib=False, concurrency=2), sandbox).start()
+        service.import_bundle(_bench_specs_bundle(), "merge")
+        live = LiveServer(Path(tmp) / "rest", executor="sandbox", args=("--no-stdlib", "--concurrency", "2"))
+        with live:
+            requests.post(live.url + "/api/repository/import", json=_bench_specs_bundle(), timeout=60)
+            for shape, n in sizes.items():
+                samples = {k: [] for k in ("engine", "sandbox", "service", "rest")}
+                for _ in range(ROUNDS):  # interleaved: a busy moment slows every layer alike
+                    samples["engine"].append(engine_layer(inprocess, shape, n))
+                    samples["sandbox"].append(engine_layer(sandbox, shape, n))
+                    samples["service"].append(service_layer(service, shape, n))
+                    samples["rest"].append(rest_layer(live.url, shape, n))
+                rows[shape] = {k: median(v) for k, v in samples.items()}
+        alone = sandbox_alone(sandbox)
+        service.close()
+    sandbox.close()
+    report(rows, sizes, alone)
+    return 0
+
+
+def report(rows: dict, sizes: dict, alone: float) -> None:
+    lines = []
+    for shape, r in rows.items():
+        lines.append((f"{shape} of {sizes[shape]:,}", r["engine"], r["sandbox"] - r["engine"],
+                      r["service"] - r["sandbox"], r["rest"] - r["service"], r["rest"]))
+    print(table(("flow", "engine in-process", "+ sandbox", "+ service (events, SQLite)", "+ HTTP", "REST total"),
+                lines, f"Per node, microseconds, median of {ROUNDS} interleaved rounds (concurrency 2)"))
+    print(f"\nOne node through the warm sandbox alone (no engine): {alone:,.0f} us (median of 300)")
+    warning = busy_warning()
+    if warning:
+        print(warning)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

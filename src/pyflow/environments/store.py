@@ -1,0 +1,265 @@
+"""The environment store: content-addressed folders of installed packages, built once, found afterwards.
+
+An environment's key is the hash of its normalized requirements, the target interpreter's version and
+platform, and the index settings; its folder `<envs-dir>/<key>/` holds `site/` (the packages, bound
+read-only into sandboxes), `lock.txt` (exact versions with hashes) and `meta.json` (what it is, what
+it holds, which host libraries its extension modules need). A folder exists only complete: a build
+fills `<envs-dir>/.build/<key>-<random>/` and is renamed into place at the end, so a killed server or a
+failed build leaves no half environment behind (and a failure is never taken for a success). One build
+per environment runs at a time, across threads (a lock) and processes (a file lock): whoever comes
+second waits for it and uses its result.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..engine.execution import Environment
+from ..model.requirements import normalize_requirements
+from ..timestamps import now_iso
+from .builder import Budget, BuildFailed, Installer, folder_bytes
+from .libraries import host_libraries
+from .policy import RequirementsPolicy
+from .settings import EnvironmentSettings
+from .target import Target, probe_target
+
+log = logging.getLogger(__name__)
+
+# (phase, data): "started", "progress" ({"line"}), "waiting", "finished" / "failed" ({"duration_ms", ...}).
+Listener = Callable[[str, dict], None]
+FORMAT = 1
+
+
+class EnvironmentFailed(Exception):
+    """An environment could not be made; the message says why (the installer's own words)."""
+
+
+@dataclass(frozen=True)
+class EnvironmentKey:
+    key: str
+    requirements: tuple[str, ...]
+    target: Target
+
+
+class EnvironmentStore:
+    """Builds and finds environments for one target interpreter (the sandbox's).
+
+    :param settings: folder, index, budgets and policy.
+    :param python: the interpreter environments are for; probed once for its version and platform.
+    """
+
+    def __init__(self, settings: EnvironmentSettings, python: str = "/usr/bin/python3"):
+        self.settings = settings
+        self.python = python
+        self.policy = RequirementsPolicy(settings.policy)
+        self._target: Target | None = None
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+        self._known: dict[str, Environment] = {}
+
+    @property
+    def root(self) -> Path:
+        return self.settings.envs_dir
+
+    def target(self) -> Target:
+        if self._target is None:
+            self._target = probe_target(self.python)
+        return self._target
+
+    def key_for(self, requirements) -> EnvironmentKey:
+        reqs = normalize_requirements(list(requirements))
+        target = self.target()
+        identity = json.dumps([FORMAT, list(reqs), target.identity(), self.settings.index.identity()])
+        return EnvironmentKey(hashlib.sha256(identity.encode()).hexdigest()[:32], reqs, target)
+
+    # -- finding and building -------------------------------------------------------------------------
+    def environment(self, requirements, listener: Listener | None = None,
+                    cancel: threading.Event | None = None) -> Environment:
+        """The ready environment for `requirements`, built first when there is none (raises
+        EnvironmentFailed saying why, RequirementsRefused when the policy forbids a package)."""
+        self.policy.check(list(requirements))
+        ident = self.key_for(requirements)
+        known = self._known.get(ident.key)
+        if known is not None and (self.root / ident.key).is_dir():
+            self._touch(ident.key)
+            return known
+        listener = listener or (lambda phase, data: None)
+        lock = self._thread_lock(ident.key)
+        if not lock.acquire(blocking=False):
+            listener("waiting", {"key": ident.key, "requirements": list(ident.requirements)})
+            lock.acquire()
+        try:
+            with self._file_lock(ident.key):
+                if not (self.root / ident.key / "meta.json").is_file():
+                    self._build(ident, listener, cancel)
+            env = self._load(ident.key)
+        finally:
+            lock.release()
+        self._known[ident.key] = env
+        self._touch(ident.key)
+        return env
+
+    def _thread_lock(self, key: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def _file_lock(self, key: str):
+        (self.root / ".locks").mkdir(parents=True, exist_ok=True)
+        return _FileLock(self.root / ".locks" / f"{key}.lock")
+
+    def _build(self, ident: EnvironmentKey, listener: Listener, cancel) -> None:
+        started = time.monotonic()
+        base = {"key": ident.key, "requirements": list(ident.requirements)}
+        listener("started", dict(base))
+        workdir = self.root / ".build" / f"{ident.key}-{uuid.uuid4().hex[:8]}"
+        workdir.mkdir(parents=True)
+        budget = Budget(self.settings.build_timeout_s, self.settings.build_disk_mb * 1024 * 1024, cancel)
+        installer = Installer(self.python, self.settings.index, self.root / ".cache", budget,
+                              lambda line: listener("progress", {**base, "line": line}))
+        try:
+            lock_text = installer.lock(ident.requirements, workdir)
+            installer.install(workdir / "lock.txt", workdir / "site", workdir)
+            meta = self._describe(ident, workdir, lock_text, installer.uv is not None)
+            (workdir / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+            os.replace(workdir, self.root / ident.key)
+        except (BuildFailed, OSError, ValueError) as exc:
+            shutil.rmtree(workdir, ignore_errors=True)
+            message = (f"could not install {', '.join(ident.requirements)} (index "
+                       f"{self.settings.index.describe()}): {exc}")
+            listener("failed", {**base, "message": message, "duration_ms": _ms(started)})
+            raise EnvironmentFailed(message) from None
+        listener("finished", {**base, "packages": list(meta["packages"]), "duration_ms": _ms(started)})
+
+    def _describe(self, ident: EnvironmentKey, workdir: Path, lock_text: str, by_uv: bool) -> dict:
+        site = workdir / "site"
+        site.mkdir(exist_ok=True)
+        return {"format": FORMAT, "key": ident.key, "requirements": list(ident.requirements),
+                "packages": lock_packages(lock_text), "python": ident.target.version,
+                "platform": ident.target.platform, "index": self.settings.index.describe(),
+                "installer": "uv" if by_uv else "pip", "created_at": now_iso(), "size_bytes": folder_bytes(site),
+                "modules": top_level_modules(site), "libraries": host_libraries(site)}
+
+    def _load(self, key: str) -> Environment:
+        meta = json.loads((self.root / key / "meta.json").read_text(encoding="utf-8"))
+        return Environment(key=key, path=str(self.root / key / "site"), packages=tuple(meta["packages"]),
+                           libraries=tuple(meta.get("libraries") or ()), modules=tuple(meta.get("modules") or ()))
+
+    def _touch(self, key: str) -> None:
+        """Note the use (the folder's `last_used` file's time), for listing and pruning."""
+        try:
+            (self.root / key / "last_used").touch()
+        except OSError:
+            pass
+
+    # -- listing and pruning ---------------------------------------------------------------------------
+    def records(self) -> list[dict]:
+        """Every complete environment's description, with its size and last use."""
+        found = []
+        if not self.root.is_dir():
+            return found
+        for folder in sorted(self.root.iterdir()):
+            meta_file = folder / "meta.json"
+            if folder.name.startswith(".") or not meta_file.is_file():
+                continue
+            try:
+                meta = json.loads(meta_file.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            used = folder / "last_used"
+            meta["last_used"] = _iso(used.stat().st_mtime) if used.exists() else meta.get("created_at")
+            meta["last_used_epoch"] = used.stat().st_mtime if used.exists() else meta_file.stat().st_mtime
+            meta.pop("libraries", None)
+            found.append(meta)
+        return found
+
+    def remove(self, key: str) -> bool:
+        """Remove one environment (renamed away first, so no sandbox binds half of it)."""
+        folder = self.root / key
+        if not (folder / "meta.json").is_file():
+            return False
+        with self._file_lock(key):
+            trash = self.root / ".build" / f"removed-{key}-{uuid.uuid4().hex[:8]}"
+            trash.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(folder, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        self._known.pop(key, None)
+        return True
+
+    def prune(self, unused_days: float | None = None, max_gb: float | None = None,
+              keep: set[str] | frozenset[str] = frozenset()) -> list[dict]:
+        """Remove environments unused for `unused_days`, then the least recently used while the total
+        is over `max_gb`; never those in `keep` (in use by a warm sandbox or a running node). Returns
+        the removed ones' records."""
+        records = sorted(self.records(), key=lambda r: r["last_used_epoch"])
+        removed = []
+        if unused_days is not None:
+            cutoff = time.time() - unused_days * 86400
+            for record in [r for r in records if r["last_used_epoch"] < cutoff and r["key"] not in keep]:
+                if self.remove(record["key"]):
+                    removed.append(record)
+        if max_gb is not None:
+            left = [r for r in records if r not in removed]
+            total = sum(r.get("size_bytes", 0) for r in left)
+            for record in left:
+                if total <= max_gb * 1024 ** 3:
+                    break
+                if record["key"] not in keep and self.remove(record["key"]):
+                    removed.append(record)
+                    total -= record.get("size_bytes", 0)
+        return removed
+
+
+class _FileLock:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self):
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+
+
+def lock_packages(lock_text: str) -> list[str]:
+    """`name==version` of every package a lock pins, in order."""
+    pins = []
+    for line in lock_text.splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", "--")) and "==" in line:
+            pins.append(line.split()[0].split(";")[0].rstrip("\\").strip())
+    return sorted(dict.fromkeys(pins), key=str.lower)
+
+
+def top_level_modules(site: Path) -> list[str]:
+    """The import names an installed folder provides (packages and single-file modules)."""
+    names = set()
+    for entry in site.iterdir() if site.is_dir() else ():
+        if entry.name.endswith((".dist-info", ".data", ".libs")) or entry.name.startswith(("_", ".")):
+            continue
+        if entry.is_dir() and entry.name.isidentifier():
+            names.add(entry.name)
+        elif entry.suffix in (".py", ".so") and entry.name.split(".")[0].isidentifier():
+            names.add(entry.name.split(".")[0])
+    return sorted(names)
+
+
+def _ms(started: float) -> float:
+    return round((time.monotonic() - started) * 1000, 1)
+
+
+def _iso(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))

@@ -1,0 +1,139 @@
+"""Building, finding, listing and pruning environments from a wheelhouse served on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+
+from pyflow.environments import EnvironmentFailed
+from pyflow.environments.builder import installer_message
+from tests.support.wheels import Wheelhouse
+
+from .conftest import store_for
+
+
+def test_an_environment_is_built_once_with_its_lock_and_found_afterwards(store):
+    phases = []
+    env = store.environment(["tinypkg"], lambda phase, data: phases.append(phase))
+    assert env.packages == ("tinydep==0.5", "tinypkg==2.0")  # the newest, with its dependency, pinned
+    assert phases[0] == "started" and phases[-1] == "finished" and "progress" in phases
+    site = store.root / env.key / "site"
+    assert (site / "tinypkg" / "__init__.py").is_file() and (site / "tinydep").is_dir()
+    lock = (store.root / env.key / "lock.txt").read_text()
+    assert "tinypkg==2.0" in lock and "--hash=sha256:" in lock
+    again = []
+    assert store.environment(["TinyPkg"], lambda phase, data: again.append(phase)) == env  # normalized: same one
+    assert again == []  # nothing built the second time
+    assert not list((store.root / ".build").iterdir())  # no build folder left behind
+
+
+def test_versions_are_pinned_and_each_requirement_set_is_its_own_environment(store):
+    old = store.environment(["tinypkg==1.0"])
+    new = store.environment(["tinypkg>=2"])
+    assert old.key != new.key
+    assert old.packages == ("tinypkg==1.0",) and "tinypkg==2.0" in new.packages
+    assert (store.root / old.key / "site" / "tinypkg" / "__init__.py").read_text() == "VALUE = 1\n"
+
+
+def test_a_missing_package_fails_with_the_installers_words_and_is_not_kept(store):
+    with pytest.raises(EnvironmentFailed) as failed:
+        store.environment(["nosuchpackage"])
+    assert "nosuchpackage" in str(failed.value) and "not found" in str(failed.value)
+    assert store.records() == []
+    with pytest.raises(EnvironmentFailed, match="tinypkg"):  # a conflict, in uv's words
+        store.environment(["conflicting", "tinypkg==2.0"])
+
+
+def test_a_package_with_only_a_source_distribution_is_refused_without_running_it(store, wheelhouse):
+    with pytest.raises(EnvironmentFailed) as failed:
+        store.environment(["sdistonly"])
+    assert "wheels only" in str(failed.value)
+    assert not wheelhouse.marker.exists(), "the package's setup.py ran on the host"
+
+
+def test_a_failed_build_is_retried_by_the_next_use(tmp_path, wheelhouse):
+    from tests.support.wheels import make_wheel
+    folder = tmp_path / "late"
+    with Wheelhouse(folder) as house:
+        store = store_for(tmp_path, house)
+        with pytest.raises(EnvironmentFailed):
+            store.environment(["latepkg"])
+        make_wheel(folder, "latepkg", "1.0", {"latepkg.py": "OK = True\n"})
+        assert store.environment(["latepkg"]).packages == ("latepkg==1.0",)
+
+
+def test_a_build_that_hangs_is_cut_off_at_its_time_limit(tmp_path):
+    with Wheelhouse(tmp_path / "stalled", hanging=True) as house:
+        store = store_for(tmp_path, house, build_timeout_s=3)
+        started = time.monotonic()
+        with pytest.raises(EnvironmentFailed, match="longer than its limit of 3 s"):
+            store.environment(["tinypkg"])
+        assert time.monotonic() - started < 60
+    assert store.records() == []
+
+
+def test_a_build_over_its_disk_budget_is_stopped(tmp_path):
+    from tests.support.wheels import make_wheel
+    blob = os.urandom(3 * 1024 * 1024).hex()  # 6 MB of source text
+    make_wheel(tmp_path / "big", "bigpkg", "1.0", {"bigpkg/__init__.py": f"DATA = {blob!r}\n"})
+    with Wheelhouse(tmp_path / "big") as house:
+        store = store_for(tmp_path, house, build_disk_mb=1)
+        with pytest.raises(EnvironmentFailed, match="over its budget of 1 MB"):
+            store.environment(["bigpkg"])
+
+
+def test_concurrent_first_uses_build_once_and_all_get_it(store):
+    started, results, errors = [], [], []
+    barrier = threading.Barrier(4)
+
+    def use():
+        barrier.wait()
+        try:
+            results.append(store.environment(["otherpkg"], lambda p, d: started.append(p) if p == "started" else None))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=use) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors and len(results) == 4 and len({r.key for r in results}) == 1
+    assert started == ["started"]
+
+
+def test_list_and_prune(store):
+    old = store.environment(["tinypkg==1.0"])
+    new = store.environment(["otherpkg"])
+    listed = {r["key"]: r for r in store.records()}
+    assert set(listed) == {old.key, new.key}
+    assert listed[old.key]["packages"] == ["tinypkg==1.0"] and listed[old.key]["size_bytes"] > 0
+    past = time.time() - 10 * 86400
+    os.utime(store.root / old.key / "last_used", (past, past))
+    removed = store.prune(unused_days=5)
+    assert [r["key"] for r in removed] == [old.key]
+    assert not (store.root / old.key).exists() and (store.root / new.key).is_dir()
+    assert store.prune(max_gb=0, keep={new.key}) == []  # kept: in use
+    assert [r["key"] for r in store.prune(max_gb=0)] == [new.key]
+    assert store.records() == []
+
+
+def test_the_installers_message_says_when_a_package_has_no_wheel():
+    said = "error: Building source distributions is disabled, but attempted to build `sdistonly==1.0`"
+    assert "wheels only" in installer_message(said)
+
+
+def test_without_uv_pip_builds_the_same_lock_wheels_only(tmp_path, wheelhouse, monkeypatch):
+    from pyflow.environments import builder
+    monkeypatch.setattr(builder, "uv_binary", lambda: None)
+    store = store_for(tmp_path, wheelhouse)
+    env = store.environment(["tinypkg"])
+    assert env.packages == ("tinydep==0.5", "tinypkg==2.0")
+    assert "--hash=sha256:" in (store.root / env.key / "lock.txt").read_text()
+    assert (store.root / env.key / "site" / "tinypkg" / "__init__.py").is_file()
+    with pytest.raises(EnvironmentFailed):
+        store.environment(["sdistonly"])
+    assert not wheelhouse.marker.exists()
