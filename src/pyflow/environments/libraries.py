@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 HOST_LIBRARY_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu",
                      "/usr/lib/aarch64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib")
 MAX_FILES = 20000
+LIBRARY_NAME = re.compile(r"^[A-Za-z0-9_+-][A-Za-z0-9_.+-]*\.so(\.[0-9]+)*$")
 
 
 def needed_names(path: str) -> list[str]:
@@ -58,7 +60,7 @@ def host_libraries(site: Path, already: set[str] | frozenset[str] = frozenset())
         name = queue.pop()
         if name in found:
             continue
-        path = _on_host(name)
+        path = on_host(name)
         if path is None:
             continue
         found[name] = path
@@ -66,11 +68,13 @@ def host_libraries(site: Path, already: set[str] | frozenset[str] = frozenset())
     return sorted(p for p in set(found.values()) if p not in already)
 
 
-def _on_host(name: str) -> str | None:
-    if "/" in name:
+def on_host(name: str) -> str | None:
+    """The host's library file called `name`, if `name` is a library's file name at all: a package's
+    ELF file chooses its DT_NEEDED names, and ".." or a directory must never widen what is bound."""
+    if not LIBRARY_NAME.match(name):
         return None
     for folder in HOST_LIBRARY_DIRS:
         candidate = os.path.join(folder, name)
-        if os.path.exists(candidate):
+        if os.path.isfile(candidate):
             return candidate
     return None
