@@ -30,6 +30,11 @@ import sys
 import time
 import traceback
 
+if "store_artifact" not in globals():  # run from its file or imported (tests): as data, codec.py precedes it
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "codec.py")) as _codec:
+        exec(compile(_codec.read(), _codec.name, "exec"))
+    del _codec
+
 HEADER = struct.Struct(">I")
 MAX_TASK_BYTES = 256 * 1024 * 1024
 # The most the worker's own frames (ready, run header, cleanup report) hold; the host refuses larger ones.
@@ -115,7 +120,9 @@ def _apply_limits(limits, memory_rlimit):
     files = int(limits.get("open_files", 256))
     resource.setrlimit(resource.RLIMIT_NOFILE, (files, files))
     size = int(limits.get("file_size_mb", 64)) * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+    # Artifacts may be larger than the node's own files: the worker raises the soft limit to write them.
+    artifact_bytes = int(limits.get("result_mb", 0)) * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, max(size, artifact_bytes)))
     nproc = int(limits.get("nproc_rlimit", 0))
     if nproc > 0:
         resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
@@ -226,9 +233,12 @@ def run_child(task_fd, result_fd, output_fd):
             os.environ["TMPDIR"] = scratch
         limits = control.get("limits") or {}
         _apply_limits(limits, control.get("memory_rlimit", True))
-        data, error = _run_function(task, limits)
+        data, error, artifacts = _run_function(task, limits, control.get("artifacts"))
         _flush_quietly()
-        payload = json.dumps({"ok": error is None, "error": error}).encode() + b"\n" + (data or b"")
+        meta = {"ok": error is None, "error": error}
+        if artifacts:
+            meta["artifacts"] = artifacts
+        payload = json.dumps(meta).encode() + b"\n" + (data or b"")
         view = memoryview(payload)
         while view:
             view = view[os.write(result_fd, view):]
@@ -270,22 +280,86 @@ def _flush_quietly():
             pass
 
 
-def _run_function(task, limits):
+def _run_function(task, limits, artifacts=None):
+    """(value JSON, error, artifacts written): the node's function run on its arguments, input
+    artifacts loaded first and non-JSON results written as artifacts, when the host carries them."""
     filename = task.get("filename") or "<node>"
     source = task["func"]
     import linecache
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     namespace = {"__name__": "__pyflow_node__", "__builtins__": __builtins__}
     try:
+        args = _arguments(task.get("args", []), artifacts)
+    except BaseException as exc:
+        return None, {"type": "InputError", "message": "an input artifact could not be loaded: {}: {}".format(
+            type(exc).__name__, _safe_str(exc)), "traceback": []}, None
+    try:
         exec(compile(source, filename, "exec", dont_inherit=True), namespace)
         func = namespace["func"]
-        value = func(*task.get("args", []))
+        value = func(*args)
     except BaseException as exc:  # the node's own error, whatever it is
         if isinstance(exc, SystemExit):
             return None, {"type": "SystemExit", "message": "the node called exit({})".format(exc.code),
-                          "traceback": _node_traceback(exc, filename)}
-        return None, _describe_exception(exc, filename, limits)
-    return _encode_value(value, int(limits.get("result_kb", 16384)) * 1024)
+                          "traceback": _node_traceback(exc, filename)}, None
+        return None, _describe_exception(exc, filename, limits), None
+    del args
+    if not artifacts:
+        return _encode_value(value, int(limits.get("result_kb", 16384)) * 1024) + (None,)
+    return _encode_rich(value, limits, artifacts)
+
+
+def _arguments(args, artifacts):
+    """The node's arguments: input artifacts loaded from their read-only files, obvious conversions made."""
+    if not artifacts:
+        return args
+    args = list(args)
+    for index, ref in (artifacts.get("inputs") or {}).items():
+        args[int(index)] = load_artifact(ref["path"], ref["format"], ref["type"])
+    for index, port_type in enumerate(artifacts.get("arg_types") or []):
+        if index < len(args):
+            args[index] = convert_input(args[index], port_type)
+    return args
+
+
+def _carried_as_json(value):
+    """Whether a value travels as JSON (else as an artifact): JSON-able, and not shaped like a reference."""
+    if is_reference_shape(value):
+        return False
+    def reject(obj):
+        raise TypeError
+    try:
+        json.dumps(value, allow_nan=False, default=reject)
+        return True
+    except (TypeError, RecursionError):
+        return False
+    except ValueError as exc:
+        return "Circular reference" not in str(exc)  # nan and infinity keep their own error
+
+
+def _encode_rich(value, limits, artifacts):
+    """Like _encode_value, but a non-JSON value (or, with several outputs, each non-JSON member) is
+    written as an artifact in the output directory and carried as null, its claim beside."""
+    limit = int(limits.get("result_mb", 1024)) * 1024 * 1024
+    outputs = artifacts.get("outputs") or []
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
+    claims = {}
+    if len(outputs) > 1 and isinstance(value, dict):
+        value = dict(value)
+        for name in outputs:
+            if name in value and not _carried_as_json(value[name]):
+                claim, error = store_artifact(value[name], artifacts["out"], "out-{}".format(len(claims)), limit)
+                if error:
+                    return None, error, None
+                claims[name], value[name] = claim, None
+    elif not _carried_as_json(value):
+        claim, error = store_artifact(value, artifacts["out"], "out-0", limit)
+        if error:
+            return None, error, None
+        claims[""], value = claim, None
+    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    data, error = _encode_value(value, int(limits.get("result_kb", 16384)) * 1024)
+    return data, error, claims or None
 
 
 # ---------------------------------------------------------------------------------------- zygote side
