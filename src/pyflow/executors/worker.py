@@ -287,25 +287,42 @@ def _run_function(task, limits, artifacts=None):
     source = task["func"]
     import linecache
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    namespace = {"__name__": "__pyflow_node__", "__builtins__": __builtins__}
+    namespace = _node_namespace()
     try:
+        exec(compile(source, filename, "exec", dont_inherit=True), namespace)
+        func = namespace["func"]
+    except BaseException as exc:  # the node's own error, whatever it is
+        return None, _node_failure(exc, filename, limits), None
+    try:  # after the node's code ran: a class it defines is there for the pickles it receives
         args = _arguments(task.get("args", []), artifacts)
     except BaseException as exc:
         return None, {"type": "InputError", "message": "an input artifact could not be loaded: {}: {}".format(
             type(exc).__name__, _safe_str(exc)), "traceback": []}, None
     try:
-        exec(compile(source, filename, "exec", dont_inherit=True), namespace)
-        func = namespace["func"]
         value = func(*args)
     except BaseException as exc:  # the node's own error, whatever it is
-        if isinstance(exc, SystemExit):
-            return None, {"type": "SystemExit", "message": "the node called exit({})".format(exc.code),
-                          "traceback": _node_traceback(exc, filename)}, None
-        return None, _describe_exception(exc, filename, limits), None
+        return None, _node_failure(exc, filename, limits), None
     del args
     if not artifacts:
         return _encode_value(value, int(limits.get("result_kb", 16384)) * 1024) + (None,)
     return _encode_rich(value, limits, artifacts)
+
+
+def _node_failure(exc, filename, limits):
+    if isinstance(exc, SystemExit):
+        return {"type": "SystemExit", "message": "the node called exit({})".format(exc.code),
+                "traceback": _node_traceback(exc, filename)}
+    return _describe_exception(exc, filename, limits)
+
+
+def _node_namespace():
+    """The node's globals, as a module registered under its name, so that instances of classes the
+    node defines can be pickled (by reference to `__pyflow_node__.Name`) and a downstream node defining
+    the same class can load them."""
+    module = type(sys)("__pyflow_node__")
+    module.__builtins__ = __builtins__
+    sys.modules["__pyflow_node__"] = module
+    return module.__dict__
 
 
 def _arguments(args, artifacts):

@@ -21,6 +21,8 @@ from ..model.signature import infer_ports
 from ..model.types import describe_types
 from ..model.validation import SCHEMA_NAMES, load_schema
 from ..storage import ObjectStore, Record, Repository, RunStore, SQLiteRepository
+from ..storage.artifacts import ArtifactStore
+from .artifacts import RawArtifact, describe_output, find_output, raw_output
 from .config import Config
 from .health import executor_check, summarize, threads_check
 from .runs import RUN_STATUSES, LiveRun, RunManager
@@ -39,6 +41,8 @@ def build_executor(config: Config, for_server: bool = True) -> Executor:
                          f"tests and benchmarks only")
     options = {"pool_size": max(1, config.concurrency), **config.executor_options}
     executor = create_executor(config.executor, **options)
+    if hasattr(executor, "use_artifacts"):
+        executor.use_artifacts(ArtifactStore(config.artifacts_dir, config.artifacts_bytes))
     executor.start()
     return executor
 
@@ -53,7 +57,8 @@ class PyflowService:
         self.repository = repository or SQLiteRepository(config.db_path)  # all three stores, closed here
         self.objects: ObjectStore = self.repository
         self.history: RunStore = self.repository
-        self.runs = RunManager(self.repository, self.repository, executor, config)
+        self.artifacts = ArtifactStore(config.artifacts_dir, config.artifacts_bytes)
+        self.runs = RunManager(self.repository, self.repository, executor, config, self.artifacts)
         self._closed = threading.Event()
 
     def start(self) -> "PyflowService":
@@ -213,6 +218,16 @@ class PyflowService:
     def get_run(self, run_id: str, with_nodes: bool = True) -> dict:
         """A stored run (404 when there is none); with its snapshot and node results when `with_nodes`."""
         return self.history.get_run(run_id, with_nodes=with_nodes)
+
+    def node_output(self, run_id: str, node_id: str, port: str) -> dict:
+        """Output `port` of node `node_id` in run `run_id`: its JSON value, or its artifact's metadata and
+        checked preview (never the artifact loaded); 404 for an unknown run, node or port."""
+        return describe_output(self.artifacts, find_output(self.get_run(run_id), node_id, port))
+
+    def node_output_raw(self, run_id: str, node_id: str, port: str, thumbnail: bool = False) -> RawArtifact:
+        """The artifact file behind an output (or its thumbnail), to stream with its content type."""
+        value = find_output(self.get_run(run_id), node_id, port)
+        return raw_output(self.artifacts, value, f"{node_id}-{port}", thumbnail)
 
     def delete_run(self, run_id: str) -> None:
         """Forget a finished run: 404 when there is none, 409 while it is live (cancel it first)."""
