@@ -14,7 +14,6 @@ import pickle
 import reprlib
 import struct
 import sys
-import zlib
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PREVIEW_ROWS = 20
@@ -255,11 +254,3 @@ def is_reference_shape(value):
     """A dict shaped like an artifact reference: carried as an artifact (pickled), never as JSON."""
     return isinstance(value, dict) and ARTIFACT_KEY in value
 
-
-def png_chunks(width, height, rows):
-    """A minimal 8-bit RGB PNG from rows of bytes (used by tests and samples without an imaging library)."""
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-    raw = b"".join(b"\x00" + row for row in rows)
-    return (PNG_SIGNATURE + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
