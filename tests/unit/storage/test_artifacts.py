@@ -1,0 +1,91 @@
+"""The artifact store and its checks of what sandboxes write: PNGs, previews, files of the output place."""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+import pytest
+
+from pyflow.storage.artifacts import ArtifactRefused, ArtifactStore
+from pyflow.storage.previews import PreviewRefused, check_png, check_preview
+from tests.support.png import chunk, png
+
+CLAIM = {"file": "out-0.pickle", "type": "builtins.set", "format": "pickle"}
+
+
+def test_a_png_is_taken_with_its_size():
+    assert check_png(png(3, 2)) == (3, 2)
+
+
+@pytest.mark.parametrize("bad, why", [
+    (b"GIF89a" + png(3, 2)[6:], "signature"),
+    (png(3, 2)[:-12], "IEND"),
+    (png(3, 2) + b"tail", "follow"),
+    (png(3, 2)[:8] + chunk(b"IDAT", b"x") + png(3, 2)[8:], "IHDR"),
+    (png(3, 2)[:16] + b"\x00\x00\x00\x00" + png(3, 2)[20:], "outside"),
+])
+def test_a_png_that_is_not_one_is_refused(bad, why):
+    with pytest.raises(PreviewRefused, match=why):
+        check_png(bad)
+
+
+def test_a_png_over_its_cap_is_refused():
+    with pytest.raises(PreviewRefused, match="over the cap"):
+        check_png(png(300, 300), cap=100)
+
+
+@pytest.mark.parametrize("data, why", [
+    (b"[1, 2]", "not a JSON object"),
+    (b"{" * 10 + b"}" * 10 + b"x", "not readable"),
+    (b'{"a":' * 100 + b"1" + b"}" * 100, "not readable"),
+    (b"\xff\xfe", "not readable"),
+])
+def test_a_preview_that_is_not_a_small_object_is_refused(data, why):
+    with pytest.raises(PreviewRefused, match=why):
+        check_preview(data)
+
+
+def test_a_preview_keeps_only_known_fields_cut_to_size():
+    kept = check_preview(b'{"repr": "' + b"r" * 5000 + b'", "table": {"columns": ["a"], "rows": "many", "head": [[1, 2]]},'
+                         b' "script": "<script>"}')
+    assert len(kept["repr"]) == 2003 and "script" not in kept
+    assert kept["table"] == {"columns": ["a"], "dtypes": [], "rows": 0, "head": [[1, 2]]}
+
+
+@pytest.fixture()
+def store(tmp_path):
+    return ArtifactStore(tmp_path / "artifacts")
+
+
+def test_identical_contents_are_stored_once(store):
+    refs = []
+    for _ in range(2):
+        place = store.workspace()
+        (place / "out" / "out-0.pickle").write_bytes(pickle.dumps({1, 2}))
+        refs.append(store.ingest(place / "out", CLAIM, 1 << 20))
+        assert not (place / "out" / "out-0.pickle").exists()
+    assert refs[0] == refs[1] and len(store.objects()) == 1
+    size = len(pickle.dumps({1, 2}))
+    assert store.meta(refs[0].digest) == {**refs[0].meta, "size": size, "summary": f"set ({size} bytes)"}
+
+
+def test_a_hard_linked_file_is_refused(store, tmp_path):
+    place = store.workspace()
+    (tmp_path / "elsewhere").write_bytes(b"secret")
+    os.link(tmp_path / "elsewhere", place / "out" / "out-0.pickle")
+    with pytest.raises(ArtifactRefused, match="not a plain file"):
+        store.ingest(place / "out", CLAIM, 1 << 20)
+
+
+def test_a_file_over_the_limit_is_refused_with_its_size(store):
+    place = store.workspace()
+    (place / "out" / "out-0.pickle").write_bytes(b"x" * (3 << 20))
+    with pytest.raises(ArtifactRefused, match=r"3\.0 MB, over the limit of 2 MB") as refused:
+        store.ingest(place / "out", CLAIM, 2 << 20)
+    assert refused.value.kind == "ResultTooLarge"
+
+
+def test_a_url_store_is_refused_until_fsspec_is_supported(tmp_path):
+    with pytest.raises(ValueError, match="only a local directory"):
+        ArtifactStore("s3://bucket/prefix")
