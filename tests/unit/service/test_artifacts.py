@@ -5,12 +5,14 @@ the server only as metadata and a checked preview (GET /api/runs/<id>/nodes/<nod
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import pickle
 
 import pytest
 
+from pyflow.cli.progress import print_run_table
 from pyflow.server import create_app
 from pyflow.service import Config, PyflowService, build_executor
 from tests.support.png import PNG_NODE, png
@@ -199,3 +201,11 @@ def test_events_and_results_carry_metadata_never_bytes(rich):
     events = "".join(e["text"] for batch in service.stream(done["id"]) for e in batch)
     for text in (stored, events):
         assert '"$artifact"' in text and len(text) < 20_000
+
+
+def test_runs_show_prints_the_summary_of_an_artifact(rich):
+    service, _ = rich
+    done = run(service, chain("t.png", ports={"n0": {"width": 4, "height": 3}}))
+    table = io.StringIO()
+    print_run_table(service.get_run(done["id"]), table)
+    assert '{"out": "<Image 4 x 3>"}' in table.getvalue() and "digest" not in table.getvalue()
