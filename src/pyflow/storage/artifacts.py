@@ -197,6 +197,13 @@ class ArtifactStore:
                 _write_atomic(base.with_suffix(".thumb.png"), thumb)
 
     # -- collection ----------------------------------------------------------------------------------
+    def _remove(self, digest: str, path: Path) -> None:
+        for extra in (path, *(self._base(digest).with_suffix(s) for s in (".json", ".preview.json", ".thumb.png"))):
+            try:
+                extra.unlink()
+            except FileNotFoundError:
+                pass
+
     def objects(self) -> list[tuple[str, Path, os.stat_result]]:
         """(digest, data file, its stat) for every stored artifact."""
         found = []
@@ -210,22 +217,29 @@ class ArtifactStore:
         return sum(st.st_size for _, _, st in self.objects())
 
     def collect(self, referenced: set[str], grace_s: float = GRACE_S) -> dict:
-        """Remove every artifact no kept run or cached result references (except the young, which a run
-        under way may still name); answers what was removed and what is kept, and whether what is kept
-        is over the store's budget (`--artifacts-gb`)."""
+        """Remove every artifact no kept run or cached result references, except the young (a run under
+        way may still name them) while the store is within its budget (`--artifacts-gb`); past it, the
+        young unreferenced go too, oldest first. Answers what was removed and kept, and whether what
+        is kept is still over the budget."""
         removed = freed = kept = 0
         now = time.time()
+        young = []
         for digest, path, st in self.objects():
-            if digest in referenced or now - st.st_mtime < grace_s:
+            if digest in referenced:
                 kept += st.st_size
+            elif now - st.st_mtime < grace_s:
+                young.append((st.st_mtime, digest, path, st.st_size))
+            else:
+                self._remove(digest, path)
+                removed, freed = removed + 1, freed + st.st_size
+        young.sort()
+        total = kept + sum(item[3] for item in young)
+        for _, digest, path, size in young:
+            if self.max_bytes is None or total <= self.max_bytes:
+                kept += size
                 continue
-            for extra in (path, *(self._base(digest).with_suffix(s) for s in (".json", ".preview.json", ".thumb.png"))):
-                try:
-                    extra.unlink()
-                except FileNotFoundError:
-                    pass
-            removed += 1
-            freed += st.st_size
+            self._remove(digest, path)
+            removed, freed, total = removed + 1, freed + size, total - size
         over = self.max_bytes is not None and kept > self.max_bytes
         if over:
             log.warning("artifacts still referenced take %d MB, over the budget of %d MB", kept >> 20, self.max_bytes >> 20)

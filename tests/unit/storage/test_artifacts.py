@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import time
 
 import pytest
 
@@ -89,3 +90,24 @@ def test_a_file_over_the_limit_is_refused_with_its_size(store):
 def test_a_url_store_is_refused_until_fsspec_is_supported(tmp_path):
     with pytest.raises(ValueError, match="only a local directory"):
         ArtifactStore("s3://bucket/prefix")
+
+
+def _stored(store, content: bytes, age_s: float = 0.0):
+    place = store.workspace()
+    (place / "out" / "out-0.pickle").write_bytes(content)
+    ref = store.ingest(place / "out", CLAIM, 1 << 30)
+    when = time.time() - age_s
+    os.utime(store.data_path(ref.digest, "pickle"), (when, when))
+    return ref
+
+
+def test_young_unreferenced_artifacts_stay_within_the_budget_and_go_beyond_it(tmp_path):
+    store = ArtifactStore(tmp_path / "a", max_bytes=3 << 20)
+    kept = _stored(store, b"k" * (2 << 20))
+    older = _stored(store, b"o" * (1 << 20), age_s=60)
+    newer = _stored(store, b"n" * (1 << 20), age_s=30)
+    done = store.collect({kept.digest})
+    assert done["removed"] == 1 and not store.exists(older.digest, "pickle")
+    assert store.exists(newer.digest, "pickle") and store.exists(kept.digest, "pickle")
+    relaxed = ArtifactStore(tmp_path / "a")
+    assert relaxed.collect(set())["removed"] == 0  # all young, no budget: all kept
