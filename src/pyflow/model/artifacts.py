@@ -24,9 +24,10 @@ FORMATS = {
     "png": ("png", "image/png"),
     "pickle": ("pickle", "application/octet-stream"),
 }
-# Which stored types each rich port type takes (by the producing value's module and class name).
-ARRAY_TYPES = ("numpy.ndarray",)
-TABLE_TYPES = ("pandas.core.frame.DataFrame", "pyarrow.lib.Table")
+# Which stored types each rich port type takes: (top-level module, class name) of the producing value
+# (libraries move their classes between submodules: pandas.DataFrame, pandas.core.frame.DataFrame).
+ARRAY_TYPES = (("numpy", "ndarray"),)
+TABLE_TYPES = (("pandas", "DataFrame"), ("pyarrow", "Table"))
 
 
 class ArtifactRef(dict):
@@ -80,10 +81,11 @@ def port_accepts(port_type: str, ref: ArtifactRef) -> bool:
     """Whether an artifact may enter a port of `port_type` (Any and Object take every one)."""
     if port_type in ("Any", "Object"):
         return True
+    kind = (ref.type.split(".", 1)[0], ref.type.rsplit(".", 1)[-1])
     if port_type == "Array":
-        return ref.type in ARRAY_TYPES
+        return kind in ARRAY_TYPES
     if port_type == "DataFrame":
-        return ref.type in TABLE_TYPES
+        return kind in TABLE_TYPES
     if port_type == "Image":
         return ref.format == "png"
     return False
