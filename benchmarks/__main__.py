@@ -15,13 +15,14 @@ import sys
 import time
 import traceback
 
-MODULES = ("engine", "quickcheck", "runs", "connections", "executors", "docker_overhead", "editor")
+MODULES = ("engine", "quickcheck", "runs", "connections", "executors", "artifacts", "docker_overhead", "editor")
 DESCRIPTIONS = {
     "engine": "engine overhead per node vs Hamilton and plain Python (issue 2, item 8)",
     "quickcheck": "the flow save path's fast check against fastjsonschema (issue 12, item 8)",
     "runs": "cached re-runs, partial re-runs and SSE event latency on a live server (issue 4, item 9)",
     "connections": "health under 200 event-stream followers and 200 slow clients, vs waitress (issue 11, item 4)",
     "executors": "sandbox executor overhead",
+    "artifacts": "a 100 MB numpy array node to node vs np.save + np.load (issue 14, item 8)",
     "docker_overhead": "Docker executor overhead",
     "editor": "browser editor",
 }
