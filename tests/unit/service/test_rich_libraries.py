@@ -42,6 +42,10 @@ SPECS = [
          [("rows", "Int")], [("out", "DataFrame")], requirements=("numpy", "pandas"), memory_mb=1024),
     spec("pd.rows", "def func(df):\n    return [len(df), list(df.columns)]\n", [("df", "DataFrame")],
          requirements=("pandas",), memory_mb=1024),
+    spec("pil.make", "from PIL import Image\ndef func():\n    return Image.new('RGB', (600, 300), (10, 200, 30))\n",
+         outputs=[("out", "Image")], requirements=("pillow",), memory_mb=512),
+    spec("pil.size", "def func(im):\n    return [type(im).__module__.split('.')[0], list(im.size), im.getpixel((1, 1))]\n",
+         [("im", "Image")], requirements=("pillow",), memory_mb=512),
     spec("mpl.plot", "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\ndef func():\n"
          "    fig, ax = plt.subplots(figsize=(4, 3), dpi=50)\n    ax.plot([1, 3, 2])\n    return fig\n",
          outputs=[("out", "Image")], requirements=("matplotlib",)),
@@ -142,3 +146,14 @@ def test_an_array_over_result_mb_fails_with_size_and_limit(rich):
     done = run(service, ("np.capped", {"mb": 10}))
     error = done["nodes"][0]["error"]
     assert error["type"] == "ResultTooLarge" and "10.0 MB" in error["message"] and "limit of 8 MB" in error["message"], error
+
+
+def test_a_pil_image_is_a_png_with_a_thumbnail_and_an_image_downstream(rich):
+    needs(rich, "PIL")
+    service, client, _ = rich
+    done = run(service, ("pil.make", {}), ("pil.size", {}), links=[("n0:out", "n1:im")])
+    assert outputs(done, "n1")["out"] == ["PIL", [600, 300], [10, 200, 30]]
+    ref = outputs(done, "n0")["out"]["$artifact"]
+    assert ref["summary"] == "Image 600 x 300" and ref["thumbnail"] is True
+    thumb = client.get(f"/api/runs/{done['id']}/nodes/n0/outputs/out?thumbnail=1")
+    assert thumb.mimetype == "image/png" and thumb.data[16:24] == (256).to_bytes(4, "big") + (128).to_bytes(4, "big")
