@@ -87,7 +87,7 @@ function previewParts(runId, nodeId, port, answer) {
   if (preview.image && meta.available !== false) {
     parts.push(h("img.artifact-image", { src: outputUrl(runId, nodeId, port, "?raw=1"), alt: meta.summary || "image" }));
   }
-  if (preview.repr && !preview.table) parts.push(h("pre.artifact-repr", preview.repr));
+  if (preview.repr && !preview.table && !preview.image) parts.push(h("pre.artifact-repr", preview.repr));
   if (meta.preview_error || preview.preview_error) parts.push(h("p.muted", meta.preview_error || preview.preview_error));
   return parts.length ? parts : [h("p.muted", "No preview.")];
 }
