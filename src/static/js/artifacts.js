@@ -47,6 +47,14 @@ export function showNodeArtifacts(canvas, runId, nodeId, outputs, { live = false
   el.append(strip);
 }
 
+/** Values (a node's inputs) with each artifact shown by its summary, for a JSON tree. */
+export function withSummaries(values) {
+  return Object.fromEntries(Object.entries(values || {}).map(([name, value]) => {
+    const meta = artifactOf(value);
+    return [name, meta ? `<${meta.summary || meta.type}>` : value];
+  }));
+}
+
 /** The inspector's view of a node's outputs: JSON values as a tree, artifacts with their previews. */
 export function outputsView(runId, nodeId, outputs) {
   const entries = Object.entries(outputs || {});

@@ -1,7 +1,7 @@
 // The inspector: edits the selected node (name, values of unlinked inputs, end-node mark), shows a
 // selected link, and after a run shows the node's inputs, outputs, stdout and error.
 
-import { outputsView } from "./artifacts.js";
+import { outputsView, withSummaries } from "./artifacts.js";
 import { removeItems, renameNode, setEndNode, setPortValue } from "./commands.js";
 import { clear, formatDuration, h, valueToText } from "./dom.js";
 import { Emitter } from "./events.js";
@@ -194,7 +194,7 @@ export class Inspector extends Emitter {
         h("div.error-title", `${result.error.type || "Error"}: ${result.error.message || ""}`),
         result.error.traceback?.length ? h("pre.traceback", result.error.traceback.map((line) => (line.endsWith("\n") ? line : `${line}\n`)).join("")) : null));
     }
-    if (result.inputs && Object.keys(result.inputs).length) section.append(h("h5", "Inputs"), jsonTree(result.inputs));
+    if (result.inputs && Object.keys(result.inputs).length) section.append(h("h5", "Inputs"), jsonTree(withSummaries(result.inputs)));
     if (result.outputs) section.append(h("h5", "Outputs"), outputsView(this.runs.run?.id, node.id, result.outputs));
     if (result.stdout) section.append(h("h5", "Stdout"), h("pre.stdout", result.stdout));
     if (result.partial) section.append(h("p.muted", "Preview from the live stream; details follow when the run ends."));
