@@ -66,7 +66,7 @@ def all_routes(app, run_id: str):
         if rule.endpoint.startswith("security."):
             continue
         values = {"flow_id": FLOW, "node_id": SPEC, "run_id": run_id, "collection": "flows",
-                  "object_id": FLOW, "filename": "js/api.js", "name": "flow"}
+                  "object_id": FLOW, "filename": "js/api.js", "name": "flow", "port": "out"}
         path = adapter.build(rule.endpoint, {k: v for k, v in values.items() if k in rule.arguments})
         for method in sorted(rule.methods or ()):
             yield method, path
