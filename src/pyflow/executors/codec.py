@@ -46,7 +46,7 @@ def choose_format(value):
     """(format, file extension) for a value: the best format its type has, else pickle protocol 5."""
     if _is(value, "numpy", "ndarray") and getattr(value.dtype, "hasobject", True) is False:
         return "npy", "npy"
-    if (_is(value, "pandas", "DataFrame") and _loaded("pyarrow") is not None) or _is(value, "pyarrow", "Table"):
+    if _is(value, "pyarrow", "Table") or (_is(value, "pandas", "DataFrame") and _arrow_for_pandas()):
         return "arrow", "arrow"
     if type(value).__module__.startswith("PIL.") and hasattr(value, "save") and hasattr(value, "size"):
         return "png", "png"
@@ -55,6 +55,17 @@ def choose_format(value):
     if isinstance(value, (bytes, bytearray)) and bytes(value[:8]) == PNG_SIGNATURE:
         return "png", "png"
     return "pickle", "pickle"
+
+
+def _arrow_for_pandas():
+    """Whether pandas' own Arrow engine is installed (imported only for a DataFrame, whose library is
+    loaded already)."""
+    try:
+        import pyarrow  # noqa: F401
+        import pyarrow.ipc  # noqa: F401
+        return True
+    except Exception:
+        return False
 
 
 def write_value(value, fmt, path):

@@ -25,7 +25,8 @@ def spec(spec_id: str, func: str, inputs=(), outputs=(("out", "Any"),), requirem
 
 
 SPECS = [
-    spec("np.probe", "def func(module):\n    __import__(module)\n    return True\n", [("module", "String")], requirements=()),
+    spec("np.probe", "def func(module):\n    __import__(module)\n    return True\n", [("module", "String")], requirements=(),
+         memory_mb=1024),
     spec("np.make", "import numpy as np\ndef func(rows):\n    return np.arange(rows * 3, dtype=np.float32).reshape(rows, 3)\n",
          [("rows", "Int")], [("out", "Array")]),
     spec("np.double", "def func(a):\n    return a * 2\n", [("a", "Array")], [("out", "Array")]),
@@ -120,6 +121,11 @@ def test_a_dataframe_preview_has_columns_dtypes_rows_and_the_first_20(rich):
     table = client.get(f"/api/runs/{done['id']}/nodes/n0/outputs/out").get_json()["preview"]["table"]
     assert table["columns"] == ["a", "b", "c", "d", "e"] and table["rows"] == 1000 and len(table["head"]) == 20
     assert table["head"][2] == [0, 2, 4, 6, 8] and table["dtypes"][0] == "int64"
+    arrow = run(service, ("np.probe", {"module": "pyarrow"}))["nodes"][0]["status"] == "success"
+    assert ref["format"] == ("arrow" if arrow else "pickle")  # Arrow IPC where the node's pandas has pyarrow
+    if arrow:
+        raw = client.get(f"/api/runs/{done['id']}/nodes/n0/outputs/out?raw=1")
+        assert raw.mimetype == "application/vnd.apache.arrow.file" and raw.data.startswith(b"ARROW1")
 
 
 def test_a_matplotlib_figure_is_a_png_with_a_thumbnail(rich):
