@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..model.artifacts import FORMATS, ArtifactRef, trusted_ref
+from ..model.artifacts import FORMATS, trusted_ref
 from ..model.errors import NotFound, detail
 from ..storage.artifacts import ArtifactStore
 
@@ -76,16 +76,6 @@ def cached_usable(store: ArtifactStore):
                 return False
         return True
     return usable
-
-
-def live_digests(results: list[dict]) -> set[str]:
-    """Artifacts named by node results not yet stored (runs under way)."""
-    found = set()
-    for result in results:
-        for value in (result.get("outputs") or {}).values():
-            if isinstance(value, ArtifactRef):
-                found.add(value.digest)
-    return found
 
 
 def collect(store: ArtifactStore, referenced: set[str]) -> dict:

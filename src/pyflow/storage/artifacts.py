@@ -25,6 +25,7 @@ import shutil
 import stat
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 from ..model.artifacts import DIGEST, FORMATS, ArtifactRef, make_ref, summary
@@ -272,7 +273,7 @@ def _passable(path: Path) -> bool:
 
 def _copy_out(dir_fd: int, name: str, target: Path) -> None:
     fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dir_fd)
-    tmp = target.with_name(target.name + f".{os.getpid()}.tmp")
+    tmp = _temporary_beside(target)
     with os.fdopen(fd, "rb") as src, open(tmp, "wb") as dst:
         shutil.copyfileobj(src, dst, 1 << 20)
     os.replace(tmp, target)
@@ -317,7 +318,12 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
+def _temporary_beside(path: Path) -> Path:
+    """A name no other thread or process writing `path` at the same time uses."""
+    return path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp = _temporary_beside(path)
     tmp.write_bytes(data)
     os.replace(tmp, path)

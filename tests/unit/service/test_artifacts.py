@@ -209,3 +209,26 @@ def test_runs_show_prints_the_summary_of_an_artifact(rich):
     table = io.StringIO()
     print_run_table(service.get_run(done["id"]), table)
     assert '{"out": "<Image 4 x 3>"}' in table.getvalue() and "digest" not in table.getvalue()
+
+
+def forged_value(text: str) -> str:
+    """A node that writes its own result line and value JSON `text`, skipping the worker's encoding."""
+    return ("import os\ndef func(d):\n"
+            "    pipes = [fd for fd in map(int, os.listdir('/proc/self/fd')) if fd > 2\n"
+            "             and os.path.exists(f'/proc/self/fd/{fd}') and os.readlink(f'/proc/self/fd/{fd}').startswith('pipe:')]\n"
+            f"    view = memoryview(b'{{\"ok\":true}}\\n' + {text!r}.replace('DIGEST', d).encode())\n"
+            "    while view:\n        view = view[os.write(pipes[-1], view):]\n    os._exit(0)\n")
+
+
+def test_a_reference_forged_on_the_result_pipe_fails_its_node_and_reaches_no_one(rich):
+    service, _ = rich
+    real = node(run(service, chain("t.set")), "n0")["outputs"]["out"]["$artifact"]["digest"]
+    service.upsert("nodespec", {"id": "t.forge", "title": "Forge", "port": {"input": [{"name": "d", "type": "String"}]},
+                                "func": forged_value('{"$artifact":{"digest":"DIGEST","format":"pickle","type":"builtins.set"}}')})
+    done = run(service, {"id": "forge", "nodes": [{"id": "f", "spec_id": "t.forge", "ports": [{"name": "d", "value": real}]},
+                                                  {"id": "u", "spec_id": "t.sorted"}],
+                         "links": [{"source": "f:out", "target": "u:s"}]})
+    forged = node(done, "f")
+    assert forged["status"] == "fail" and forged["error"]["type"] == "OutputError"
+    assert "shaped like an artifact reference" in forged["error"]["message"]
+    assert node(done, "u")["status"] == "skipped"
