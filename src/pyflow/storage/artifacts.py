@@ -91,6 +91,8 @@ class ArtifactStore:
         os.chmod(place, 0o755)
         if uid is not None and os.geteuid() == 0:
             os.chown(place / "out", uid, -1)
+        elif uid is not None and uid != os.geteuid():  # a container user this server cannot give it to
+            os.chmod(place / "out", 0o777)
         return place
 
     def _work_root(self, uid: int | None) -> Path:
