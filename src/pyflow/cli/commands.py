@@ -178,7 +178,7 @@ def config_from(args) -> Config:
     config.executor = args.executor
     config.load_stdlib = not args.no_stdlib
     if getattr(args, "artifacts_dir", None):
-        config.artifacts_dir = Path(args.artifacts_dir)
+        config.artifacts_dir = args.artifacts_dir if "://" in args.artifacts_dir else Path(args.artifacts_dir)
     config.artifacts_gb = getattr(args, "artifacts_gb", config.artifacts_gb)
     if args.concurrency:
         config.concurrency = args.concurrency

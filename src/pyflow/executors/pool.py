@@ -323,7 +323,10 @@ class WorkerExecutor(Executor):
         places = self.artifact_places(worker) if self.artifacts is not None else None
         if places is None:
             return refuse_inputs(task)
-        stage(self.artifacts, places, task, payload)
+        try:
+            stage(self.artifacts, places, task, payload)
+        except ArtifactRefused as exc:
+            return exc.message
         return None
 
     def _take_artifacts(self, worker: Worker, task: NodeTask, claims, outcome: NodeOutcome,

@@ -21,8 +21,7 @@ from ..model.signature import infer_ports
 from ..model.types import describe_types
 from ..model.validation import SCHEMA_NAMES, load_schema
 from ..storage import ObjectStore, Record, Repository, RunStore, SQLiteRepository
-from ..storage.artifacts import ArtifactStore
-from .artifacts import RawArtifact, describe_output, find_output, raw_output
+from .artifacts import RawArtifact, describe_output, find_output, open_store, raw_output
 from .config import Config
 from .health import executor_check, summarize, threads_check
 from .runs import RUN_STATUSES, LiveRun, RunManager
@@ -42,7 +41,7 @@ def build_executor(config: Config, for_server: bool = True) -> Executor:
     options = {"pool_size": max(1, config.concurrency), **config.executor_options}
     executor = create_executor(config.executor, **options)
     if hasattr(executor, "use_artifacts"):
-        executor.use_artifacts(ArtifactStore(config.artifacts_dir, config.artifacts_bytes))
+        executor.use_artifacts(open_store(config))
     executor.start()
     return executor
 
@@ -57,7 +56,7 @@ class PyflowService:
         self.repository = repository or SQLiteRepository(config.db_path)  # all three stores, closed here
         self.objects: ObjectStore = self.repository
         self.history: RunStore = self.repository
-        self.artifacts = ArtifactStore(config.artifacts_dir, config.artifacts_bytes)
+        self.artifacts = open_store(config)
         self.runs = RunManager(self.repository, self.repository, executor, config, self.artifacts)
         self._closed = threading.Event()
 

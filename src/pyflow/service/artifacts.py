@@ -27,6 +27,11 @@ class RawArtifact:
     inline: bool
 
 
+def open_store(config) -> ArtifactStore:
+    """The artifact store `config` names (a directory, or an fsspec URL with its local cache)."""
+    return ArtifactStore(config.artifacts_dir, config.artifacts_bytes, config.artifacts_cache_dir)
+
+
 def find_output(run: dict, node_id: str, port: str):
     """The value of output `port` of node `node_id` in a stored run; NotFound naming what is missing."""
     for node in run.get("nodes") or []:

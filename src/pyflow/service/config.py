@@ -64,7 +64,8 @@ class Config:
     allowed_hosts: list[str] = field(default_factory=list)  # Host names served besides the bound address
     cors_origins: list[str] = field(default_factory=list)  # other sites' origins allowed to call the API
     log_format: str = "text"  # or "json": one object per line
-    artifacts_dir: Path | None = None  # values that are not JSON; default: `artifacts` beside the database
+    artifacts_dir: Path | str | None = None  # values that are not JSON: a directory (default: `artifacts` beside
+    # the database) or an fsspec URL, kept locally in `artifacts-cache` beside the database
     artifacts_gb: float = 10.0  # the collector warns when what is still referenced takes more
 
     @property
@@ -77,7 +78,12 @@ class Config:
             self.repo_dir = Path(os.environ.get("PYFLOW_REPO_DIR") or self.db_path.parent / "repos")
         self.repo_dir = Path(self.repo_dir)
         self.token_file = Path(self.token_file) if self.token_file else self.db_path.with_suffix(".token")
-        self.artifacts_dir = Path(self.artifacts_dir or self.db_path.parent / "artifacts")
+        if not (isinstance(self.artifacts_dir, str) and "://" in self.artifacts_dir):
+            self.artifacts_dir = Path(self.artifacts_dir or self.db_path.parent / "artifacts")
+
+    @property
+    def artifacts_cache_dir(self) -> Path:
+        return self.db_path.parent / "artifacts-cache"
 
     @property
     def artifacts_bytes(self) -> int:

@@ -29,6 +29,7 @@ import uuid
 from pathlib import Path
 
 from ..model.artifacts import DIGEST, FORMATS, ArtifactRef, make_ref, summary
+from .remote import RemoteMirror, is_url
 from .previews import PREVIEW_CAP, THUMBNAIL_CAP, PreviewRefused, check_png, check_png_header, check_preview
 
 log = logging.getLogger(__name__)
@@ -49,9 +50,15 @@ class ArtifactRefused(ValueError):
 class ArtifactStore:
     """Content-addressed artifact files in one local directory."""
 
-    def __init__(self, root: str | Path, max_bytes: int | None = None):
-        if "://" in str(root):
-            raise ValueError(f"artifact store {root}: only a local directory is supported (fsspec URLs are not)")
+    def __init__(self, root: str | Path, max_bytes: int | None = None, cache_dir: str | Path | None = None):
+        """`root` is a directory, or an fsspec URL whose files are kept in the local `cache_dir` too
+        (sandboxes are bound to local files)."""
+        self.remote = None
+        if is_url(root):
+            if cache_dir is None:
+                raise ValueError(f"artifact store {root}: a URL needs a local cache directory")
+            self.remote = RemoteMirror(root)
+            root = cache_dir
         self.root = Path(root)
         self.max_bytes = max_bytes
         (self.root / "objects").mkdir(parents=True, exist_ok=True)
@@ -67,19 +74,36 @@ class ArtifactStore:
         return self._base(digest).with_suffix("." + FORMATS[fmt][0])
 
     def exists(self, digest: str, fmt: str) -> bool:
-        return self.data_path(digest, fmt).is_file()
+        return self._local(self.data_path(digest, fmt))
 
     def meta(self, digest: str) -> dict | None:
-        return _read_json(self._base(digest).with_suffix(".json"))
+        return _read_json(self._fetched(self._base(digest).with_suffix(".json")))
 
     def preview(self, digest: str) -> dict | None:
-        return _read_json(self._base(digest).with_suffix(".preview.json"))
+        return _read_json(self._fetched(self._base(digest).with_suffix(".preview.json")))
 
     def thumbnail(self, digest: str) -> bytes | None:
         try:
-            return self._base(digest).with_suffix(".thumb.png").read_bytes()
+            return self._fetched(self._base(digest).with_suffix(".thumb.png")).read_bytes()
         except OSError:
             return None
+
+    def _relative(self, path: Path) -> str:
+        return path.relative_to(self.root / "objects").as_posix()
+
+    def _local(self, path: Path) -> bool:
+        """Whether `path` is here, fetching it from the remote copy first when there is one."""
+        if path.is_file():
+            return True
+        if self.remote is None or not self.remote.get(self._relative(path), path):
+            return False
+        if path.suffix[1:] in {f[0] for f in FORMATS.values()}:
+            os.chmod(path, 0o444)
+        return True
+
+    def _fetched(self, path: Path) -> Path:
+        self._local(path)
+        return path
 
     # -- sandbox work places ---------------------------------------------------------------------------
     def workspace(self, uid: int | None = None) -> Path:
@@ -111,6 +135,9 @@ class ArtifactStore:
     def link_input(self, ref: ArtifactRef, in_dir: Path) -> str:
         """Hard-link an input artifact into a sandbox's input place; answers its file name there."""
         source = self.data_path(ref.digest, ref.format)
+        if not self._local(source):
+            raise ArtifactRefused("ArtifactMissing", f"the input artifact {ref.digest[:12]} ({ref.type}) is no longer "
+                                                     f"stored; run its upstream node again (without the cache)")
         name = source.name
         target = in_dir / name
         if not target.exists():
@@ -194,10 +221,15 @@ class ArtifactStore:
     def _write_beside(self, digest: str, meta: dict, preview: dict, thumb: bytes | None) -> None:
         base = self._base(digest)
         if not base.with_suffix(".json").exists():
-            _write_atomic(base.with_suffix(".json"), json.dumps(meta).encode())
-            _write_atomic(base.with_suffix(".preview.json"), json.dumps(preview).encode())
+            written = [(base.with_suffix(".json"), json.dumps(meta).encode()),
+                       (base.with_suffix(".preview.json"), json.dumps(preview).encode())]
             if thumb is not None:
-                _write_atomic(base.with_suffix(".thumb.png"), thumb)
+                written.append((base.with_suffix(".thumb.png"), thumb))
+            for path, data in written:
+                _write_atomic(path, data)
+            if self.remote is not None:
+                for path in (self.data_path(digest, meta["format"]), *(path for path, _ in written)):
+                    self.remote.put(path, self._relative(path))
 
     # -- collection ----------------------------------------------------------------------------------
     def _remove(self, digest: str, path: Path) -> None:
@@ -206,6 +238,8 @@ class ArtifactStore:
                 extra.unlink()
             except FileNotFoundError:
                 pass
+            if self.remote is not None:
+                self.remote.remove(self._relative(extra))
 
     def objects(self) -> list[tuple[str, Path, os.stat_result]]:
         """(digest, data file, its stat) for every stored artifact."""

@@ -87,9 +87,9 @@ def test_a_file_over_the_limit_is_refused_with_its_size(store):
     assert refused.value.kind == "ResultTooLarge"
 
 
-def test_a_url_store_is_refused_until_fsspec_is_supported(tmp_path):
-    with pytest.raises(ValueError, match="only a local directory"):
-        ArtifactStore("s3://bucket/prefix")
+def test_a_url_store_needs_a_local_cache(tmp_path):
+    with pytest.raises(ValueError, match="needs a local cache directory"):
+        ArtifactStore("memory://bucket/prefix")
 
 
 def _stored(store, content: bytes, age_s: float = 0.0):
@@ -111,3 +111,28 @@ def test_young_unreferenced_artifacts_stay_within_the_budget_and_go_beyond_it(tm
     assert store.exists(newer.digest, "pickle") and store.exists(kept.digest, "pickle")
     relaxed = ArtifactStore(tmp_path / "a")
     assert relaxed.collect(set())["removed"] == 0  # all young, no budget: all kept
+
+
+def test_a_url_store_keeps_a_remote_copy_and_fetches_what_the_local_cache_lost(tmp_path):
+    pytest.importorskip("fsspec", reason="an fsspec URL store needs fsspec")
+    url = f"memory://pyflow-tests/{tmp_path.name}"
+    store = ArtifactStore(url, cache_dir=tmp_path / "cache")
+    place = store.workspace()
+    (place / "out" / "out-0.pickle").write_bytes(pickle.dumps({"remote"}))
+    ref = store.ingest(place / "out", CLAIM, 1 << 20)
+    assert store.remote.fs.exists(f"{store.remote.base}/{ref.digest[:2]}/{ref.digest}.pickle")
+    elsewhere = ArtifactStore(url, cache_dir=tmp_path / "other-cache")  # another machine, an empty cache
+    assert elsewhere.exists(ref.digest, "pickle") and elsewhere.meta(ref.digest)["type"] == "builtins.set"
+    assert pickle.loads(elsewhere.data_path(ref.digest, "pickle").read_bytes()) == {"remote"}
+    elsewhere.collect(set(), grace_s=0)
+    assert not store.remote.fs.exists(f"{store.remote.base}/{ref.digest[:2]}/{ref.digest}.pickle")
+
+
+def test_an_input_that_is_gone_is_refused_by_name(store, tmp_path):
+    place = store.workspace()
+    (place / "out" / "out-0.pickle").write_bytes(pickle.dumps({"gone"}))
+    ref = store.ingest(place / "out", CLAIM, 1 << 20)
+    store.collect(set(), grace_s=0)
+    with pytest.raises(ArtifactRefused, match="no longer stored") as refused:
+        store.link_input(ref, store.workspace() / "in")
+    assert refused.value.kind == "ArtifactMissing"
