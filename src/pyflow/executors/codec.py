@@ -201,8 +201,13 @@ def store_artifact(value, out_dir, stem, limit_bytes):
                       .format(size / 1048576, fmt, limit_bytes // 1048576), "traceback": []}
     claim = {"file": data_name, "type": type_name(value), "format": fmt, "preview": None, "thumbnail": None}
     preview_name = stem + ".preview.json"
+    try:
+        text = json.dumps(preview_of(value, fmt), allow_nan=False, default=repr)
+    except Exception as exc:  # a preview is a courtesy: the value still travels
+        text = json.dumps({"type": type_name(value), "format": fmt,
+                           "preview_error": "no preview: {}".format(type(exc).__name__)})
     with open(os.path.join(out_dir, preview_name), "w") as fh:
-        json.dump(preview_of(value, fmt), fh, allow_nan=False, default=repr)
+        fh.write(text)
     claim["preview"] = preview_name
     try:
         if write_thumbnail(value, fmt, data_path, os.path.join(out_dir, stem + ".thumb.png")):

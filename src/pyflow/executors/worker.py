@@ -355,28 +355,47 @@ def _carried_as_json(value):
 
 def _encode_rich(value, limits, artifacts):
     """Like _encode_value, but a non-JSON value (or, with several outputs, each non-JSON member) is
-    written as an artifact in the output directory and carried as null, its claim beside."""
-    limit = int(limits.get("result_mb", 1024)) * 1024 * 1024
+    written as an artifact in the output directory and carried as null, its claim beside. A single
+    value is encoded once: only when JSON cannot carry it is it written as an artifact instead."""
+    json_limit = int(limits.get("result_kb", 16384)) * 1024
     outputs = artifacts.get("outputs") or []
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
+    members = len(outputs) > 1 and isinstance(value, dict)
+    if not members and not is_reference_shape(value):
+        data, error = _encode_value(value, json_limit)
+        if error is None or not _json_cannot_carry(error):
+            return data, error, None
     claims = {}
-    if len(outputs) > 1 and isinstance(value, dict):
+    if members:
         value = dict(value)
-        for name in outputs:
-            if name in value and not _carried_as_json(value[name]):
-                claim, error = store_artifact(value[name], artifacts["out"], "out-{}".format(len(claims)), limit)
-                if error:
-                    return None, error, None
-                claims[name], value[name] = claim, None
-    elif not _carried_as_json(value):
-        claim, error = store_artifact(value, artifacts["out"], "out-0", limit)
+        names = [name for name in outputs if name in value and not _carried_as_json(value[name])]
+    else:
+        names = [""]
+    for name in names:
+        claim, error = _write_artifact(value[name] if name else value, artifacts, len(claims), limits)
         if error:
             return None, error, None
-        claims[""], value = claim, None
-    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-    data, error = _encode_value(value, int(limits.get("result_kb", 16384)) * 1024)
+        claims[name] = claim
+        if name:
+            value[name] = None
+    data, error = _encode_value(value if members else None, json_limit)
     return data, error, claims or None
+
+
+def _json_cannot_carry(error):
+    """Whether _encode_value failed because of the value's kind (a type or a cycle JSON has no form
+    for), rather than its size or a float JSON refuses."""
+    return error["type"] in ("TypeError", "RecursionError") or "circular reference" in error["message"]
+
+
+def _write_artifact(value, artifacts, index, limits):
+    """store_artifact, with the file size limit raised to the artifact limit while it writes."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
+    try:
+        return store_artifact(value, artifacts["out"], "out-{}".format(index),
+                              int(limits.get("result_mb", 1024)) * 1024 * 1024)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
 
 
 # ---------------------------------------------------------------------------------------- zygote side
