@@ -8,6 +8,7 @@ import json
 import re
 import urllib.request
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.support.png import PNG_NODE
@@ -90,3 +91,40 @@ def test_images_and_tables_are_shown_and_forged_text_stays_text(editor: Editor, 
     assert table.locator("img, script").count() == 0
     assert page.evaluate("window.__pwned") is None
     ui.screenshot("forged-table")
+
+
+def _can_import(server, module: str) -> str | None:
+    """None when nodes on this server can import `module`, else why not."""
+    draft = {"nodespec": {"id": "probe.import", "title": "probe", "port": {}, "limits": {"memory_mb": 1024},
+                          "func": f"def func():\n    import {module}\n    return True\n"}, "inputs": {}}
+    request = urllib.request.Request(server.url + "/api/nodespecs/test", data=json.dumps(draft).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as answer:
+        result = json.loads(answer.read())
+    return None if result["status"] == "success" else result["error"]["message"]
+
+
+@pytest.mark.parametrize("executor", ["sandbox", "unsafe-process"])
+def test_the_sample_table_and_plot_show_in_the_editor(editor_on, server_with, executor):
+    for module in ("pandas", "matplotlib"):
+        why = _can_import(server_with(executor), module)
+        if why:
+            pytest.skip(f"nodes on the {executor} executor cannot import {module} (third-party package environments "
+                        f"are not there yet): {why}")
+    ui = editor_on(executor)
+    page = ui.page
+    ui.open_app("#/flow/pyflow.samples.table_and_plot")
+    expect(ui.nodes()).to_have_count(4)
+    page.locator("#btn-run").click()
+    for node_id in ("table", "summary", "plot"):
+        expect(ui.node(node_id)).to_have_attribute("data-status", "success", timeout=60_000)
+    expect(ui.node("table").locator(".node-artifact-summary")).to_have_text("DataFrame 12 x 4")
+    thumbnail = ui.node("plot").locator(".node-thumbnail")
+    page.wait_for_function("img => img.complete && img.naturalWidth === 256", arg=thumbnail.element_handle())
+    ui.select_node("plot")
+    image = page.locator("#inspector .artifact-image")
+    page.wait_for_function("img => img.complete && img.naturalWidth === 600", arg=image.element_handle())
+    ui.select_node("summary")
+    expect(page.locator("#inspector table.artifact-table th").first).to_have_text("statistic")
+    expect(page.locator("#inspector table.artifact-table tbody tr")).to_have_count(8)
+    ui.screenshot("table-and-plot")
