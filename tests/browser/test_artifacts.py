@@ -117,7 +117,7 @@ def test_the_sample_table_and_plot_show_in_the_editor(editor_on, server_with, ex
     expect(ui.nodes()).to_have_count(4)
     page.locator("#btn-run").click()
     for node_id in ("table", "summary", "plot"):
-        expect(ui.node(node_id)).to_have_attribute("data-status", "success", timeout=60_000)
+        expect(ui.node(node_id)).to_have_attribute("data-status", "success", timeout=300_000)  # imports take long on a busy machine
     expect(ui.node("table").locator(".node-artifact-summary")).to_have_text("DataFrame 12 x 4")
     thumbnail = ui.node("plot").locator(".node-thumbnail")
     page.wait_for_function("img => img.complete && img.naturalWidth === 256", arg=thumbnail.element_handle())
