@@ -30,7 +30,7 @@ import sys
 import time
 import traceback
 
-if "store_artifact" not in globals():  # run from its file or imported (tests): as data, codec.py precedes it
+if "encode_rich" not in globals():  # run from its file or imported (tests): as data, codec.py precedes it
     with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "codec.py")) as _codec:
         exec(compile(_codec.read(), _codec.name, "exec"))
     del _codec
@@ -294,7 +294,7 @@ def _run_function(task, limits, artifacts=None):
     except BaseException as exc:  # the node's own error, whatever it is
         return None, _node_failure(exc, filename, limits), None
     try:  # after the node's code ran: a class it defines is there for the pickles it receives
-        args = _arguments(task.get("args", []), artifacts)
+        args = load_arguments(task.get("args", []), artifacts)
     except BaseException as exc:
         return None, {"type": "InputError", "message": "an input artifact could not be loaded: {}: {}".format(
             type(exc).__name__, _safe_str(exc)), "traceback": []}, None
@@ -305,7 +305,7 @@ def _run_function(task, limits, artifacts=None):
     del args
     if not artifacts:
         return _encode_value(value, int(limits.get("result_kb", 16384)) * 1024) + (None,)
-    return _encode_rich(value, limits, artifacts)
+    return encode_rich(value, limits, artifacts, _encode_value)
 
 
 def _node_failure(exc, filename, limits):
@@ -323,79 +323,6 @@ def _node_namespace():
     module.__builtins__ = __builtins__
     sys.modules["__pyflow_node__"] = module
     return module.__dict__
-
-
-def _arguments(args, artifacts):
-    """The node's arguments: input artifacts loaded from their read-only files, obvious conversions made."""
-    if not artifacts:
-        return args
-    args = list(args)
-    for index, ref in (artifacts.get("inputs") or {}).items():
-        args[int(index)] = load_artifact(ref["path"], ref["format"], ref["type"])
-    for index, port_type in enumerate(artifacts.get("arg_types") or []):
-        if index < len(args):
-            args[index] = convert_input(args[index], port_type)
-    return args
-
-
-def _carried_as_json(value):
-    """Whether a value travels as JSON (else as an artifact): JSON-able, and not shaped like a reference."""
-    if is_reference_shape(value):
-        return False
-    def reject(obj):
-        raise TypeError
-    try:
-        json.dumps(value, allow_nan=False, default=reject)
-        return True
-    except (TypeError, RecursionError):
-        return False
-    except ValueError as exc:
-        return "Circular reference" not in str(exc)  # nan and infinity keep their own error
-
-
-def _encode_rich(value, limits, artifacts):
-    """Like _encode_value, but a non-JSON value (or, with several outputs, each non-JSON member) is
-    written as an artifact in the output directory and carried as null, its claim beside. A single
-    value is encoded once: only when JSON cannot carry it is it written as an artifact instead."""
-    json_limit = int(limits.get("result_kb", 16384)) * 1024
-    outputs = artifacts.get("outputs") or []
-    members = len(outputs) > 1 and isinstance(value, dict)
-    if not members and not is_reference_shape(value):
-        data, error = _encode_value(value, json_limit)
-        if error is None or not _json_cannot_carry(error):
-            return data, error, None
-    claims = {}
-    if members:
-        value = dict(value)
-        names = [name for name in outputs if name in value and not _carried_as_json(value[name])]
-    else:
-        names = [""]
-    for name in names:
-        claim, error = _write_artifact(value[name] if name else value, artifacts, len(claims), limits)
-        if error:
-            return None, error, None
-        claims[name] = claim
-        if name:
-            value[name] = None
-    data, error = _encode_value(value if members else None, json_limit)
-    return data, error, claims or None
-
-
-def _json_cannot_carry(error):
-    """Whether _encode_value failed because of the value's kind (a type or a cycle JSON has no form
-    for), rather than its size or a float JSON refuses."""
-    return error["type"] in ("TypeError", "RecursionError") or "circular reference" in error["message"]
-
-
-def _write_artifact(value, artifacts, index, limits):
-    """store_artifact, with the file size limit raised to the artifact limit while it writes."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
-    try:
-        return store_artifact(value, artifacts["out"], "out-{}".format(index),
-                              int(limits.get("result_mb", 1024)) * 1024 * 1024)
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
 
 
 # ---------------------------------------------------------------------------------------- zygote side
