@@ -10,8 +10,11 @@ killed), so nothing of the node can still change a file once the server has hash
 
 from __future__ import annotations
 
+import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from ..engine.execution import NodeTask
 from ..model.artifacts import ArtifactRef
@@ -75,3 +78,54 @@ def take(store: ArtifactStore, places: Places, claims, value, limit_bytes: int):
     if not isinstance(value, dict) or any(value.get(name) is not None for name in refs):
         raise ArtifactRefused("ResultError", "the node's artifact claims do not match its returned dict")
     return {**value, **refs}
+
+
+GUARD_POLL_S = 0.2
+GUARD_SLACK = 4 << 20  # previews, thumbnails and a file being written, beside the artifacts themselves
+GUARD_MAX_FILES = 1000
+
+
+class OutputGuard:
+    """Watches a node's output place while it runs (it is on the server's disk, and node code can write
+    there): more than its artifacts may take, or more files than any run writes, and `stop` is called
+    (the executor ends the worker). Polls from a thread of its own; `tripped` says why, or None."""
+
+    def __init__(self, place: Path, cap_bytes: int, stop: Callable[[], None]):
+        self.place = place
+        self.cap = cap_bytes + GUARD_SLACK
+        self.stop = stop
+        self.tripped: str | None = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True, name="pyflow-output-guard")
+
+    def __enter__(self) -> "OutputGuard":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        while not self._done.wait(GUARD_POLL_S):
+            size, files = _usage(self.place)
+            if size > self.cap or files > GUARD_MAX_FILES:
+                self.tripped = (f"the node wrote {size / 1048576:.1f} MB in {files} files into its output place, "
+                                f"over the {self.cap >> 20} MB its artifacts may take")
+                self.stop()
+                return
+
+
+def _usage(place: Path) -> tuple[int, int]:
+    """Bytes and files under `place` (never following a link), stopping once the count is past the limit."""
+    size = files = 0
+    for root, dirs, names in os.walk(place):
+        for name in names:
+            try:
+                size += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                continue
+            files += 1
+            if files > GUARD_MAX_FILES:
+                return size, files
+    return size, files

@@ -14,11 +14,15 @@ import time
 
 from ..engine.execution import Executor, NodeOutcome, NodeTask
 from ..storage.artifacts import ArtifactRefused, ArtifactStore
-from .artifacts import Places, refuse_inputs, stage, take
+from .artifacts import OutputGuard, Places, refuse_inputs, stage, take
 from .channel import (POLL_S, CancelledRun, FrameTooLarge, Worker, WorkerDied, cancelled, clipped, ms,
                       outcome_of)
 
 log = logging.getLogger(__name__)
+
+
+class OutputOverflow(Exception):
+    """A node wrote more into its output place than its artifacts may take; it was ended."""
 
 # How long a worker may take to clean up after a run (reap, sweep, empty its scratch space) before the
 # next run gives up on it and takes another.
@@ -293,7 +297,9 @@ class WorkerExecutor(Executor):
         if refused is not None:
             return NodeOutcome.failure(refused, "ArtifactError", duration_ms=ms(started)), False
         try:
-            header, value = worker.request(payload, deadline, cancel)
+            header, value = self._guarded_request(worker, task, payload, deadline, cancel)
+        except OutputOverflow as exc:
+            return NodeOutcome.failure(str(exc), "ResultTooLarge", "result_too_large", duration_ms=ms(started)), True
         except CancelledRun:
             return cancelled(started), True
         except TimeoutError:
@@ -309,6 +315,20 @@ class WorkerExecutor(Executor):
         if outcome.ok and header.get("artifacts") is not None:
             return self._take_artifacts(worker, task, header["artifacts"], outcome, deadline)
         return outcome, bool(header.get("recycle"))
+
+    def _guarded_request(self, worker: Worker, task: NodeTask, payload: dict, deadline: float, cancel):
+        """worker.request, with the output place watched while the node runs when there is one."""
+        places = self.artifact_places(worker) if self.artifacts is not None else None
+        if places is None:
+            return worker.request(payload, deadline, cancel)
+        cap = task.limits.result_mb * max(1, len(task.output_names)) << 20
+        with OutputGuard(places.host_out, cap, worker.kill) as guard:
+            try:
+                return worker.request(payload, deadline, cancel)
+            except (WorkerDied, TimeoutError, ValueError):
+                if guard.tripped:
+                    raise OutputOverflow(guard.tripped) from None
+                raise
 
     # -- artifacts (values that are not JSON; see artifacts.py) --------------------------------------
     def use_artifacts(self, store: ArtifactStore) -> None:

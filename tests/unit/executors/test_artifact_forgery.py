@@ -125,3 +125,20 @@ def test_inputs_are_read_only_in_the_downstream_sandbox(carried):
     outcome = executor.run(task)
     assert outcome.ok and outcome.value[0] == [1, 2]
     assert outcome.value[1][0] in (13, 30) and outcome.value[1][1:] == [30, 30]  # EACCES or EROFS; EROFS
+
+
+def test_a_node_filling_its_output_place_is_ended_saying_so(carried):
+    executor, _ = carried
+    fill = ("def func():\n    i = 0\n    while True:\n"
+            f"        open({OUT!r} + '/junk-%d' % i, 'wb').write(b'x' * (1 << 20))\n        i += 1\n")
+    outcome = executor.run(make_task(fill, result_mb=2, timeout_s=60, file_size_mb=4))
+    assert not outcome.ok and outcome.error["type"] == "ResultTooLarge" and outcome.violation == "result_too_large"
+    assert "into its output place" in outcome.error["message"]
+    assert executor.run(make_task("def func():\n    return {1}\n")).ok  # a fresh sandbox serves next
+
+
+def test_many_small_files_in_the_output_place_end_the_node(carried):
+    executor, _ = carried
+    fill = f"def func():\n    i = 0\n    while True:\n        open({OUT!r} + '/f%d' % i, 'wb').close()\n        i += 1\n"
+    outcome = executor.run(make_task(fill, timeout_s=60))
+    assert not outcome.ok and outcome.error["type"] == "ResultTooLarge" and "files into its output place" in outcome.error["message"]
