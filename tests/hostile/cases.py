@@ -218,8 +218,12 @@ def func(targets):
             errors.append(f"{target}: {exc.strerror}")
     raise FileNotFoundError("; ".join(errors))
 '''
-CYCLIC = "def func():\n    loop = {'name': 'loop'}\n    loop['self'] = loop\n    return loop\n"
-NON_JSON = "def func():\n    return {'ids': {1, 2, 3}}\n"
+# Neither JSON nor a pickle can carry these (a cycle, a set, and a generator, which cannot be pickled): the
+# executor without an artifact store refuses them as JSON, the server's executor as artifacts.
+CYCLIC = ("def func():\n    loop = {'name': 'loop'}\n    loop['self'] = loop\n    loop['gen'] = (i for i in [])\n"
+          "    return loop\n")
+NON_JSON = "def func():\n    return {'ids': {1, 2, 3}, 'gen': (i for i in [])}\n"
+NOT_PICKLABLE = r"^ArtifactError: the return value of type builtins\.dict could not be stored as pickle: .*generator"
 NOT_A_NUMBER = "def func():\n    return [float('nan')]\n"
 FILES = "def func():\n    handles = []\n    while True:\n        handles.append(open('/dev/null'))\n"
 PTRACE = '''
@@ -374,8 +378,8 @@ CASES: list[Case] = [
          check=stdout_capped),
     Case("huge-return-value", HUGE_RESULT, r"^ResultTooLarge: .*over the limit of 64 KiB",
          limits={"result_kb": 64}),
-    Case("cyclic-return-value", CYCLIC, r"circular reference"),
-    Case("non-json-return-value", NON_JSON, r"^TypeError: .*type set cannot be carried as JSON"),
+    Case("cyclic-return-value", CYCLIC, r"circular reference|" + NOT_PICKLABLE),
+    Case("non-json-return-value", NON_JSON, r"^TypeError: .*type set cannot be carried as JSON|" + NOT_PICKLABLE),
     Case("nan-return-value", NOT_A_NUMBER, r"nan or infinity"),
     Case("forged-deeply-nested-result", FORGED_DEEP,
          r"^ResultError: the node returned a value that cannot be read: it is nested too deeply$",

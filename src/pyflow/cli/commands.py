@@ -161,6 +161,10 @@ def _add_repository_commands(sub) -> None:
 def _add_local(parser) -> None:
     parser.add_argument("--db", help="SQLite database file (default: $PYFLOW_DB, else "
                                      "~/.local/share/pyflow/pyflow.db)")
+    parser.add_argument("--artifacts-dir", default=None, help="where values that are not JSON are kept "
+                                                               "(default: artifacts/ beside the database)")
+    parser.add_argument("--artifacts-gb", type=float, default=10.0,
+                        help="space the artifacts still referenced may take before the collector warns")
     parser.add_argument("--executor", default=os.environ.get("PYFLOW_EXECUTOR", "sandbox"),
                         help="where node code runs: sandbox (default), docker, unsafe-process, or none "
                              "(serve the editor and repository, run no node)")
@@ -187,6 +191,9 @@ def config_from(args) -> Config:
     config = Config(**({"db_path": Path(args.db)} if getattr(args, "db", None) else {}))
     config.executor = args.executor
     config.load_stdlib = not args.no_stdlib
+    if getattr(args, "artifacts_dir", None):
+        config.artifacts_dir = args.artifacts_dir if "://" in args.artifacts_dir else Path(args.artifacts_dir)
+    config.artifacts_gb = getattr(args, "artifacts_gb", config.artifacts_gb)
     if args.concurrency:
         config.concurrency = args.concurrency
     config.executor_options = executor_options(args.executor_option)

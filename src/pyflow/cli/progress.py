@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import TextIO
 
+from ..model.artifacts import ARTIFACT_KEY
+
 MARKS = {"success": "ok", "fail": "FAIL", "skipped": "skip", "cancelled": "cancel"}
 
 
@@ -109,6 +111,18 @@ def _cell(value, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def summarized(outputs: dict):
+    """Outputs with each artifact shown by its one-line summary (`<DataFrame 1,000 x 5>`), not its metadata."""
+    return {name: _summary(value) for name, value in outputs.items()}
+
+
+def _summary(value):
+    meta = value.get(ARTIFACT_KEY) if isinstance(value, dict) and len(value) == 1 else None
+    if isinstance(meta, dict) and isinstance(meta.get("summary"), str):
+        return f"<{meta['summary']}>"
+    return value
+
+
 def print_run_table(run: dict, stream: TextIO) -> None:
     rows = [("NODE", "NAME", "STATUS", "MS", "RESULT")]
     for node in run.get("nodes") or []:
@@ -119,7 +133,7 @@ def print_run_table(run: dict, stream: TextIO) -> None:
         if node.get("error"):
             result = f"{node['error'].get('type')}: {node['error'].get('message')}"
         else:
-            result = node.get("reason") or node.get("outputs")
+            result = node.get("reason") or summarized(node.get("outputs") or {})
         depth = len(node.get("path") or ()) - 1
         rows.append(("  " * max(depth, 0) + node["id"], node["name"], status,
                      f"{node.get('duration_ms') or 0:.1f}", _cell(result)))

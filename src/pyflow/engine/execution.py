@@ -33,6 +33,7 @@ class Limits:
     file_size_mb: int = 64
     stdout_kb: int = 1024
     result_kb: int = 16384
+    result_mb: int = 1024  # each artifact (a value carried as a file, not as JSON)
 
     def clamp(self, maxima: "Limits") -> "Limits":
         """Each limit no higher than the server's maximum."""
@@ -44,7 +45,7 @@ class Limits:
 
 DEFAULT_LIMITS = Limits()
 MAX_LIMITS = Limits(timeout_s=3600.0, memory_mb=8192, cpu_s=3600.0, processes=512, open_files=4096,
-                    file_size_mb=1024, stdout_kb=16384, result_kb=262144)
+                    file_size_mb=1024, stdout_kb=16384, result_kb=262144, result_mb=16384)
 LIMIT_NAMES = tuple(f.name for f in fields(Limits))
 
 
@@ -92,6 +93,8 @@ class NodeTask:
     image: str | None = None
     requirements: tuple[str, ...] = ()
     environment: Environment | None = None  # set by the runner when `requirements` is not empty
+    arg_types: tuple[str, ...] = ()  # the input ports' types, for conversions made where values are loaded
+    output_names: tuple[str, ...] = ()  # with several, each non-JSON member of the returned dict is an artifact
 
     def payload(self) -> dict:
         """The JSON message a worker process receives."""

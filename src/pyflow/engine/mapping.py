@@ -142,7 +142,9 @@ def _run_item(runner: "FlowRunner", node: PlannedNode, item: list, index: int) -
         return _run_subflow_item(runner, node, item)
     task = NodeTask(node_id=node.id, node_name=f"{node.name}[{index}]", spec_id=node.spec.id, func=node.spec.func,
                     args=item, arg_names=[p.name for p in node.spec.inputs], limits=runner.limits_of(node),
-                    run_id=runner.options.run_id, image=node.spec.image, requirements=node.spec.requirements)
+                    run_id=runner.options.run_id, image=node.spec.image, requirements=node.spec.requirements,
+                    arg_types=tuple(p.type for p in node.spec.inputs),
+                    output_names=tuple(p.name for p in node.spec.outputs))
     try:
         outcome = runner.attach_environment(task) if task.requirements and runner.environments is not None else None
         outcome = outcome or runner.executor.run(task, runner.cancel)

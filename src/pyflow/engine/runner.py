@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 from ..markers import BRANCH_NOT_TAKEN, SKIP, is_skip
+from ..model.artifacts import ArtifactRef, is_reference_shape, revive_outputs
 from ..model.types import ConversionError, convert
 from ..timestamps import now_iso
 from .compiler import CompiledFlow, PlannedNode
@@ -184,7 +185,9 @@ class FlowRunner:
         return NodeTask(node_id=node.id, node_name=node.name, spec_id=node.spec.id, func=node.spec.func,
                         args=args, arg_names=[p.name for p in node.spec.inputs],
                         limits=self.limits_of(node),
-                        run_id=self.options.run_id, image=node.spec.image, requirements=node.spec.requirements)
+                        run_id=self.options.run_id, image=node.spec.image, requirements=node.spec.requirements,
+                        arg_types=tuple(p.type for p in node.spec.inputs),
+                        output_names=tuple(p.name for p in node.spec.outputs))
 
     def limits_of(self, node: PlannedNode) -> Limits:
         """Limits per nodespec, worked out once per run rather than once per node."""
@@ -256,12 +259,12 @@ class FlowRunner:
         record = self._cached.get(node.cache_key)
         if record is None:
             return False
-        self.outputs[node.id] = record["outputs"]
+        outputs = self.outputs[node.id] = revive_outputs(record["outputs"])
         if record.get("skipped"):
             self._settle(node, "skipped", "node_skipped", cached=True, reason=BRANCH_NOT_TAKEN,
                          inputs=_named(node, args), stdout=record.get("stdout", ""), started_at=now_iso())
             return True
-        self._settle(node, "success", "node_cached", cached=True, outputs=_taken(record["outputs"]),
+        self._settle(node, "success", "node_cached", cached=True, outputs=_taken(outputs),
                      inputs=_named(node, args), stdout=record.get("stdout", ""), started_at=now_iso())
         return True
 
@@ -382,6 +385,9 @@ def split_outputs(node: PlannedNode, value: Any) -> dict:
         if is_skip(raw[port.name]):
             outputs[port.name] = SKIP
             continue
+        if is_reference_shape(raw[port.name]) and not isinstance(raw[port.name], ArtifactRef):
+            raise ConversionError(f"node {node.name!r} ({node.id}): output port {port.name!r} holds a JSON value "
+                                  f"shaped like an artifact reference, which only the server makes")
         try:
             outputs[port.name] = convert(port.type, raw[port.name])
         except ConversionError as exc:

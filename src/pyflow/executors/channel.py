@@ -32,7 +32,8 @@ POLL_S = 0.05
 
 def worker_source() -> bytes:
     """The worker script's text, to hand to a sandbox as data."""
-    return resources.files("pyflow.executors").joinpath("worker.py").read_bytes()
+    package = resources.files("pyflow.executors")
+    return package.joinpath("codec.py").read_bytes() + b"\n\n" + package.joinpath("worker.py").read_bytes()
 
 
 def worker_path() -> Path:
@@ -239,7 +240,7 @@ def compose_answer(header: dict, stdout: bytes | bytearray, result: bytes | byte
         answer["violation"] = safe_text(str(ended.get("violation") or "crashed"))
         answer["error"] = node_error("NodeCrashed", str(ended.get("message") or "the node process returned no result"))
         return answer, None
-    answer["ok"], answer["error"] = parsed
+    answer["ok"], answer["error"], answer["artifacts"] = parsed
     if answer["error"] and answer["error"]["type"] == "MemoryError":
         answer["violation"] = "memory"
     return answer, (value if answer["ok"] else None)
@@ -265,8 +266,8 @@ def _ascii(view: memoryview) -> str | None:
         view.release()
 
 
-def _parse_meta(meta: str | None) -> tuple[bool, dict | None] | None:
-    """(ok, error) from the child's result line, or None when it is missing or malformed. The line is
+def _parse_meta(meta: str | None) -> tuple[bool, dict | None, object] | None:
+    """(ok, error, artifact claims) from the child's result line, or None when it is missing or malformed. The line is
     small unless node code wrote it: one built to take memory is refused unparsed."""
     try:
         parsed = load(meta, 2 * len(meta) + (1 << 20)) if meta else None
@@ -275,8 +276,8 @@ def _parse_meta(meta: str | None) -> tuple[bool, dict | None] | None:
     if not isinstance(parsed, dict) or not isinstance(parsed.get("ok"), bool):
         return None
     if parsed["ok"]:
-        return True, None
-    return False, _clean_error(parsed.get("error")) or _clean_error({})
+        return True, None, parsed.get("artifacts")  # claims, checked when the files are taken
+    return False, _clean_error(parsed.get("error")) or _clean_error({}), None
 
 
 def _clean_error(error) -> dict | None:

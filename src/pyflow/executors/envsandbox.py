@@ -75,6 +75,7 @@ def environment_sandbox_class():
             self._files = parent.interpreter_files().extended(env.libraries)
             self._tree = parent._tree
             self._parent = parent
+            self.artifacts = parent.artifacts  # values that are not JSON, carried as the parent carries them
             self.warnings = []
 
         def start(self) -> None:

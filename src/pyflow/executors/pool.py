@@ -13,10 +13,16 @@ import threading
 import time
 
 from ..engine.execution import Executor, NodeOutcome, NodeTask
+from ..storage.artifacts import ArtifactRefused, ArtifactStore
+from .artifacts import OutputGuard, Places, refuse_inputs, stage, take
 from .channel import (POLL_S, CancelledRun, FrameTooLarge, Worker, WorkerDied, cancelled, clipped, ms,
                       outcome_of)
 
 log = logging.getLogger(__name__)
+
+
+class OutputOverflow(Exception):
+    """A node wrote more into its output place than its artifacts may take; it was ended."""
 
 # How long a worker may take to clean up after a run (reap, sweep, empty its scratch space) before the
 # next run gives up on it and takes another.
@@ -46,6 +52,7 @@ class WorkerExecutor(Executor):
         self._reserved = 0  # spawns under way on behalf of the pool (see _reserve)
         self._spawn_requests: queue.Queue = queue.Queue()
         self._spawner: threading.Thread | None = None
+        self.artifacts: ArtifactStore | None = None
 
     # -- to override --------------------------------------------------------------------------------
     def spawn(self) -> Worker:
@@ -285,8 +292,14 @@ class WorkerExecutor(Executor):
         except OSError as exc:  # the worker's cgroup vanished, say: never raise out of run()
             return NodeOutcome.failure(f"could not prepare the node's worker: {exc}", "ExecutorError", "crashed",
                                        duration_ms=ms(started)), True
+        payload = self.prepare_payload(worker, task)
+        refused = self._stage_artifacts(worker, task, payload)
+        if refused is not None:
+            return NodeOutcome.failure(refused, "ArtifactError", duration_ms=ms(started)), False
         try:
-            header, value = worker.request(self.prepare_payload(worker, task), deadline, cancel)
+            header, value = self._guarded_request(worker, task, payload, deadline, cancel)
+        except OutputOverflow as exc:
+            return NodeOutcome.failure(str(exc), "ResultTooLarge", "result_too_large", duration_ms=ms(started)), True
         except CancelledRun:
             return cancelled(started), True
         except TimeoutError:
@@ -298,7 +311,69 @@ class WorkerExecutor(Executor):
         except (WorkerDied, ValueError) as exc:
             return NodeOutcome.failure(f"the node's worker process ended unexpectedly: {exc}", "NodeCrashed",
                                        "crashed", duration_ms=ms(started)), True
-        return outcome_of(header, value, started, task.limits.result_kb), bool(header.get("recycle"))
+        outcome = outcome_of(header, value, started, task.limits.result_kb)
+        if outcome.ok and header.get("artifacts") is not None:
+            return self._take_artifacts(worker, task, header["artifacts"], outcome, deadline)
+        return outcome, bool(header.get("recycle"))
+
+    def _guarded_request(self, worker: Worker, task: NodeTask, payload: dict, deadline: float, cancel):
+        """worker.request, with the output place watched while the node runs when there is one."""
+        places = self.artifact_places(worker) if self.artifacts is not None else None
+        if places is None:
+            return worker.request(payload, deadline, cancel)
+        cap = task.limits.result_mb * max(1, len(task.output_names)) << 20
+        with OutputGuard(places.host_out, cap, worker.kill) as guard:
+            try:
+                return worker.request(payload, deadline, cancel)
+            except (WorkerDied, TimeoutError, ValueError):
+                if guard.tripped:
+                    raise OutputOverflow(guard.tripped) from None
+                raise
+
+    # -- artifacts (values that are not JSON; see artifacts.py) --------------------------------------
+    def use_artifacts(self, store: ArtifactStore) -> None:
+        """Carry values that are not JSON as artifacts in `store` (set before start)."""
+        self.artifacts = store
+
+    def artifact_places(self, worker: Worker) -> Places | None:
+        """Hook: the worker's artifact places, or None when this executor does not carry artifacts."""
+        return None
+
+    def _stage_artifacts(self, worker: Worker, task: NodeTask, payload: dict) -> str | None:
+        places = self.artifact_places(worker) if self.artifacts is not None else None
+        if places is None:
+            return refuse_inputs(task)
+        try:
+            stage(self.artifacts, places, task, payload)
+        except ArtifactRefused as exc:
+            return exc.message
+        return None
+
+    def _take_artifacts(self, worker: Worker, task: NodeTask, claims, outcome: NodeOutcome,
+                        deadline: float) -> tuple[NodeOutcome, bool]:
+        """Take the run's artifacts once the worker has cleaned up after it (no process of the node is
+        left to change a file after it was hashed); a worker that could not clean up is ended first."""
+        places = self.artifact_places(worker) if self.artifacts is not None else None
+        if places is None:
+            return NodeOutcome.failure("the node's worker claimed artifacts it was not asked for", "ProtocolError",
+                                       "crashed", outcome.stdout, outcome.duration_ms), True
+        try:
+            reason = worker.read_cleanup_report(deadline)
+        except (WorkerDied, TimeoutError) as exc:
+            reason = f"no word on its cleanup: {exc or 'timed out'}"
+        if reason is not None:
+            worker.kill()
+        try:
+            outcome.value = take(self.artifacts, places, claims, outcome.value, task.limits.result_mb << 20)
+        except ArtifactRefused as exc:
+            outcome = NodeOutcome.failure(exc.message, exc.kind, None, outcome.stdout, outcome.duration_ms)
+        except OSError as exc:
+            log.warning("%s: the artifacts of node %s could not be stored: %s", self.name, task.node_id, exc)
+            outcome = NodeOutcome.failure(f"the node's artifacts could not be stored: {exc}", "StorageError", None,
+                                          outcome.stdout, outcome.duration_ms)
+        finally:
+            places.empty()
+        return outcome, reason is not None
 
     def close(self) -> None:
         with self._lock:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from ..engine.execution import NodeTask
 from .channel import Worker, worker_path
+from .artifacts import Places
 from .pool import WorkerExecutor
 
 WARNING = ("node code runs with the server's own permissions (executor unsafe-process: rlimits only, "
@@ -26,6 +27,7 @@ class ProcessState:
     """What the unsafe-process executor keeps per worker."""
 
     scratch: str  # the worker's working directory, removed with the worker
+    places: Places | None = None  # its artifact places (used where they are: no sandbox), when carried
 
 
 class ProcessExecutor(WorkerExecutor):
@@ -40,7 +42,14 @@ class ProcessExecutor(WorkerExecutor):
         proc = subprocess.Popen([self.python, "-I", str(worker_path())], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
                                 cwd=scratch, env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": scratch})
-        return Worker(proc, "worker process", ProcessState(scratch))
+        places = None
+        if self.artifacts is not None:
+            root = self.artifacts.workspace()
+            places = Places(root, str(root / "in"), str(root / "out"))
+        return Worker(proc, "worker process", ProcessState(scratch, places))
+
+    def artifact_places(self, worker: Worker) -> Places | None:
+        return worker.state.places
 
     def prepare_payload(self, worker: Worker, task: NodeTask) -> dict:
         payload = task.payload()
@@ -52,6 +61,8 @@ class ProcessExecutor(WorkerExecutor):
 
     def discard(self, worker: Worker) -> None:
         shutil.rmtree(worker.state.scratch, ignore_errors=True)
+        if worker.state.places is not None:
+            shutil.rmtree(worker.state.places.root, ignore_errors=True)
 
     def describe(self) -> dict:
         return {"name": self.name, "isolation": "process (rlimits only)", "warnings": [WARNING]}

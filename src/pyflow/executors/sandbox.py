@@ -41,11 +41,14 @@ from .cgroups import Cgroup, CgroupTree
 from .seccomp import SeccompUnavailable, compile_bpf, program_fd
 from .channel import Worker, WorkerDied, worker_source
 from .envsandbox import EnvironmentPools
+from .artifacts import Places
 from .pool import WorkerExecutor
 
 BWRAP = "bwrap"
 SANDBOX_PYTHON = "/usr/bin/python3"
 WORKER_PATH = "/run/pyflow/worker.py"
+ARTIFACTS_IN = "/run/pyflow/in"
+ARTIFACTS_OUT = "/run/pyflow/out"
 SCRATCH = "/tmp"
 SHM = "/dev/shm"
 NOBODY = 65534
@@ -217,6 +220,7 @@ class SandboxState:
     oom_seen: int = 0  # the cgroup's out-of-memory kills before the current run
     cgroup_limits: tuple[int, int] | None = None  # (memory bytes, pids) last written, None when unknown
     base_memory: int = BASE_MEMORY  # what the idle sandbox itself uses, granted on top of the node's limit
+    places: Places | None = None  # its artifact places, when the executor carries artifacts
 
 
 class SandboxExecutor(WorkerExecutor):
@@ -299,7 +303,8 @@ class SandboxExecutor(WorkerExecutor):
         return worker.state.errors.read(4000).decode("utf-8", "replace").strip()
 
     # -- spawning ------------------------------------------------------------------------------------
-    def bwrap_argv(self, worker_fd: int, seccomp_fd: int | None = None) -> list[str]:
+    def bwrap_argv(self, worker_fd: int, seccomp_fd: int | None = None,
+                   place_fds: tuple[int, int] | None = None) -> list[str]:
         """The sandbox's command line. The worker runs as pid 1 (--as-pid-1): bwrap's own init, a
         dumpable process of the sandbox user holding the worker's pipes, is not left inside for node code
         to attach to. `seccomp_fd` holds the filter, which bwrap installs just before it starts the worker."""
@@ -316,6 +321,7 @@ class SandboxExecutor(WorkerExecutor):
                  "--size", str(self.tmp_bytes), "--tmpfs", SCRATCH,
                  "--dir", "/run/pyflow", "--ro-bind-data", str(worker_fd), WORKER_PATH,
                  *self.extra_binds(),
+                 *self._artifact_binds(place_fds),
                  "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", SCRATCH, "--disable-userns"]
         if seccomp_fd is not None:
             argv += ["--seccomp", str(seccomp_fd)]
@@ -339,8 +345,47 @@ class SandboxExecutor(WorkerExecutor):
         """Hook: options for the worker (where an environment's packages are, what to import ahead)."""
         return []
 
+    @staticmethod
+    def _artifact_binds(place_fds: tuple[int, int] | None) -> list[str]:
+        """The sandbox's artifact places: input artifacts read-only, its own output place writable (a
+        directory of the artifact store that the server empties after every run). Bound from
+        descriptors the server opened, so the sandbox user needs no way through the directories above."""
+        if place_fds is None:
+            return []
+        return ["--ro-bind-fd", str(place_fds[0]), ARTIFACTS_IN, "--bind-fd", str(place_fds[1]), ARTIFACTS_OUT]
+
+    @staticmethod
+    def _open_places(places: Places | None) -> tuple[int, int] | None:
+        if places is None:
+            return None
+        flags = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW
+        in_fd = os.open(places.host_in, flags)
+        try:
+            return in_fd, os.open(places.host_out, flags)
+        except OSError:
+            os.close(in_fd)
+            raise
+
+    def _new_places(self) -> Places | None:
+        if self.artifacts is None:
+            return None
+        return Places(self.artifacts.workspace(self.uid), ARTIFACTS_IN, ARTIFACTS_OUT)
+
+    def artifact_places(self, worker: Worker) -> Places | None:
+        return worker.state.places
+
     def spawn(self) -> Worker:
+        places = self._new_places()
+        try:
+            return self._spawn(places)
+        except BaseException:
+            if places is not None:
+                shutil.rmtree(places.root, ignore_errors=True)
+            raise
+
+    def _spawn(self, places: Places | None) -> Worker:
         group = self._new_group()
+        place_fds = self._open_places(places)
         filter_fd = program_fd(self.seccomp_program())
         try:
             read_fd, write_fd = os.pipe()
@@ -350,16 +395,17 @@ class SandboxExecutor(WorkerExecutor):
         try:
             plan = {"procs": group.procs_files if group else [], "uid": self.uid, "gid": self.gid,
                     "stage": self.staged()}
-            argv = [self.python, "-I", "-S", "-c", TRAMPOLINE, json.dumps(plan), *self.bwrap_argv(read_fd, filter_fd)]
+            argv = [self.python, "-I", "-S", "-c", TRAMPOLINE, json.dumps(plan),
+                    *self.bwrap_argv(read_fd, filter_fd, place_fds)]
             errors = tempfile.TemporaryFile()
             proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors,
-                                    pass_fds=(read_fd, filter_fd), start_new_session=True,
+                                    pass_fds=(read_fd, filter_fd, *(place_fds or ())), start_new_session=True,
                                     env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}, cwd="/")
         finally:
-            os.close(read_fd)
-            os.close(filter_fd)
+            for fd in (read_fd, filter_fd, *(place_fds or ())):
+                os.close(fd)
         _write_all(write_fd, self._worker)
-        return Worker(proc, "sandbox", SandboxState(errors, group))
+        return Worker(proc, "sandbox", SandboxState(errors, group, places=places))
 
     def _new_group(self) -> Cgroup | None:
         if self._tree is None:
@@ -372,6 +418,8 @@ class SandboxExecutor(WorkerExecutor):
         group = worker.state.cgroup
         if group is not None:
             group.remove()
+        if worker.state.places is not None:
+            shutil.rmtree(worker.state.places.root, ignore_errors=True)
 
     # -- runs ----------------------------------------------------------------------------------------
     def prepare_payload(self, worker: Worker, task: NodeTask) -> dict:

@@ -30,6 +30,11 @@ import sys
 import time
 import traceback
 
+if "encode_rich" not in globals():  # run from its file or imported (tests): as data, codec.py precedes it
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "codec.py")) as _codec:
+        exec(compile(_codec.read(), _codec.name, "exec"))
+    del _codec
+
 HEADER = struct.Struct(">I")
 MAX_TASK_BYTES = 256 * 1024 * 1024
 # The most the worker's own frames (ready, run header, cleanup report) hold; the host refuses larger ones.
@@ -115,7 +120,9 @@ def _apply_limits(limits, memory_rlimit):
     files = int(limits.get("open_files", 256))
     resource.setrlimit(resource.RLIMIT_NOFILE, (files, files))
     size = int(limits.get("file_size_mb", 64)) * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+    # Artifacts may be larger than the node's own files: the worker raises the soft limit to write them.
+    artifact_bytes = int(limits.get("result_mb", 0)) * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, max(size, artifact_bytes)))
     nproc = int(limits.get("nproc_rlimit", 0))
     if nproc > 0:
         resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
@@ -227,9 +234,12 @@ def run_child(task_fd, result_fd, output_fd):
             _add_environment(control["site"], None)
         limits = control.get("limits") or {}
         _apply_limits(limits, control.get("memory_rlimit", True))
-        data, error = _run_function(task, limits)
+        data, error, artifacts = _run_function(task, limits, control.get("artifacts"))
         _flush_quietly()
-        payload = json.dumps({"ok": error is None, "error": error}).encode() + b"\n" + (data or b"")
+        meta = {"ok": error is None, "error": error}
+        if artifacts:
+            meta["artifacts"] = artifacts
+        payload = json.dumps(meta).encode() + b"\n" + (data or b"")
         view = memoryview(payload)
         while view:
             view = view[os.write(result_fd, view):]
@@ -284,22 +294,49 @@ def _flush_quietly():
             pass
 
 
-def _run_function(task, limits):
+def _run_function(task, limits, artifacts=None):
+    """(value JSON, error, artifacts written): the node's function run on its arguments, input
+    artifacts loaded first and non-JSON results written as artifacts, when the host carries them."""
     filename = task.get("filename") or "<node>"
     source = task["func"]
     import linecache
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    namespace = {"__name__": "__pyflow_node__", "__builtins__": __builtins__}
+    namespace = _node_namespace()
     try:
         exec(compile(source, filename, "exec", dont_inherit=True), namespace)
         func = namespace["func"]
-        value = func(*task.get("args", []))
     except BaseException as exc:  # the node's own error, whatever it is
-        if isinstance(exc, SystemExit):
-            return None, {"type": "SystemExit", "message": "the node called exit({})".format(exc.code),
-                          "traceback": _node_traceback(exc, filename)}
-        return None, _describe_exception(exc, filename, limits)
-    return _encode_value(value, int(limits.get("result_kb", 16384)) * 1024)
+        return None, _node_failure(exc, filename, limits), None
+    try:  # after the node's code ran: a class it defines is there for the pickles it receives
+        args = load_arguments(task.get("args", []), artifacts)
+    except BaseException as exc:
+        return None, {"type": "InputError", "message": "an input artifact could not be loaded: {}: {}".format(
+            type(exc).__name__, _safe_str(exc)), "traceback": []}, None
+    try:
+        value = func(*args)
+    except BaseException as exc:  # the node's own error, whatever it is
+        return None, _node_failure(exc, filename, limits), None
+    del args
+    if not artifacts:
+        return _encode_value(value, int(limits.get("result_kb", 16384)) * 1024) + (None,)
+    return encode_rich(value, limits, artifacts, _encode_value)
+
+
+def _node_failure(exc, filename, limits):
+    if isinstance(exc, SystemExit):
+        return {"type": "SystemExit", "message": "the node called exit({})".format(exc.code),
+                "traceback": _node_traceback(exc, filename)}
+    return _describe_exception(exc, filename, limits)
+
+
+def _node_namespace():
+    """The node's globals, as a module registered under its name, so that instances of classes the
+    node defines can be pickled (by reference to `__pyflow_node__.Name`) and a downstream node defining
+    the same class can load them."""
+    module = type(sys)("__pyflow_node__")
+    module.__builtins__ = __builtins__
+    sys.modules["__pyflow_node__"] = module
+    return module.__dict__
 
 
 # ---------------------------------------------------------------------------------------- zygote side

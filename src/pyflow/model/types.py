@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
+from .artifacts import ArtifactRef, port_accepts
 from .limits import MAX_DEPTH, TooDeep, check_depth
 
 # The one reading of yes/no words, as the original PyFlow had it: Boolean port values, the flags is_end and
@@ -102,6 +103,22 @@ def _identity(value: Any) -> Any:
     return value
 
 
+def _to_array(value: Any) -> Any:
+    """A list (or "a,b" text) into an Array port stays a list here; the node's sandbox makes it a numpy
+    array when numpy is there. Artifacts are checked by convert()."""
+    return _to_list(value)
+
+
+def _to_table(value: Any) -> Any:
+    if isinstance(value, (list, dict)):
+        return value  # rows or columns, made a DataFrame in the node's sandbox when pandas is there
+    raise ConversionError("not a table")
+
+
+def _to_image(value: Any) -> Any:
+    raise ConversionError("not an image")
+
+
 CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "String": _to_string,
     "Int": _to_int,
@@ -110,7 +127,13 @@ CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "List": _to_list,
     "Json": _to_json,
     "Any": _identity,
+    "Object": _identity,
+    "Array": _to_array,
+    "DataFrame": _to_table,
+    "Image": _to_image,
 }
+# Types whose values may be artifacts (files in the artifact store) rather than JSON.
+RICH_TYPES = frozenset({"Any", "Object", "Array", "DataFrame", "Image"})
 
 DESCRIPTIONS = {
     "String": "text; other values are converted with str()",
@@ -119,7 +142,11 @@ DESCRIPTIONS = {
     "Boolean": "true/yes/y/1/on or false/no/n/0/off, any case",
     "List": "list; \"a,b\" converts to [\"a\", \"b\"] and \"[1, 2]\" is parsed",
     "Json": "any JSON value; a string is parsed as JSON",
-    "Any": "any value, passed unchanged",
+    "Any": "any value, passed unchanged; checked at run time where it flows",
+    "Object": "any Python value (JSON values, and others carried as artifacts)",
+    "Array": "a numpy array; a list converts",
+    "DataFrame": "a pandas DataFrame or pyarrow Table; JSON rows convert",
+    "Image": "an image (a PIL image, a matplotlib figure or PNG bytes), shown as PNG",
 }
 
 # Which source types a target type accepts over a link without a surprising conversion.
@@ -131,6 +158,10 @@ ACCEPTS = {
     "List": {"List", "Any"},
     "Json": {"Json", "List", "String", "Int", "Float", "Boolean", "Any"},
     "Any": set(CONVERTERS),
+    "Object": set(CONVERTERS),
+    "Array": {"Array", "List", "Any"},
+    "DataFrame": {"DataFrame", "Any"},
+    "Image": {"Image", "Any"},
 }
 
 PORT_TYPES = tuple(CONVERTERS)
@@ -150,6 +181,10 @@ def convert(type_name: str, value: Any) -> Any:
     """Convert `value` to `type_name`; None stays None. Raises ConversionError with a reason."""
     if value is None:
         return None
+    if isinstance(value, ArtifactRef):
+        if port_accepts(type_name, value):
+            return value
+        raise ConversionError(f"an artifact of type {value.type} cannot be a {type_name}")
     try:
         return CONVERTERS[type_name](value)
     except ConversionError:

@@ -111,6 +111,9 @@ SHAPES = {
     "RunAccepted": _obj(("id", "status", "url", "events"), id=STRING, status=RUN_STATUS, url=STRING,
                         events=STRING),
     "RunState": _obj(("id", "status"), id=STRING, status=RUN_STATUS),
+    "NodeOutput": _obj(("kind",), kind={"type": "string", "enum": ["json", "artifact"]}, value={},
+                       artifact={"type": "object", "description": "digest, type, format, size, summary, thumbnail"},
+                       preview={"type": "object", "description": "the checked preview the producing sandbox wrote"}),
     "Run": _obj(("id", "status", "created_at"), id=STRING, flow_id=NULLABLE_STRING, status=RUN_STATUS,
                 reason=NULLABLE_STRING, created_at=STRING, started_at=NULLABLE_STRING,
                 finished_at=NULLABLE_STRING, request={"type": "object"}, snapshot={"type": "object"},
@@ -222,6 +225,10 @@ PARAMS = {
     "node_id": _param("node_id", "path", OBJECT_ID, "a nodespec id"),
     "run_id": _param("run_id", "path", PATH_SEGMENT),
     "env_key": _param("key", "path", PATH_SEGMENT, "an environment's key"),
+    "run_node_id": _param("node_id", "path", PATH_SEGMENT, "a node of the run's flow"),
+    "output_port": _param("port", "path", PATH_SEGMENT, "an output port of the node"),
+    "raw": _param("raw", "query", BOOL, "true: stream the artifact itself, with its format's content type"),
+    "thumbnail": _param("thumbnail", "query", BOOL, "true: stream the artifact's PNG thumbnail"),
     "filename": _param("filename", "path", {"type": "string"}, "a file of the editor"),
     "schema_name": _param("name", "path", {"type": "string", "enum": list(SCHEMA_NAMES)}, "which schema"),
     "if_match": _param("If-Match", "header", STRING, "the ETag of the revision this change is based on "
@@ -387,6 +394,11 @@ def _runs() -> list[Op]:
         Op("post", "/api/runs/{run_id}/cancel", "cancelRun", "Cancel a queued or running run", "runs",
            (Ok(200, "RunState", "the run had finished already"), Ok(202, "RunState", "cancelling")),
            (404, 409), params=("run_id",)),
+        Op("get", "/api/runs/{run_id}/nodes/{node_id}/outputs/{port}", "getNodeOutput",
+           "A node's output: its JSON value, or its artifact's metadata and preview (?raw=1: the artifact)", "runs",
+           (Ok(200, "NodeOutput", "the value, or the artifact's metadata and preview; with raw or thumbnail, the "
+                                  "file itself (application/octet-stream, application/x-npy, image/png, ...)"),),
+           (404,), params=("run_id", "run_node_id", "output_port", "raw", "thumbnail")),
         Op("get", "/api/runs/{run_id}/events", "followRunEvents", "The run's events (Server-Sent Events)", "runs",
            (Ok(200, "RunEvent", "the run's events as they happen, from the first or after Last-Event-ID, until "
                                 "run_finished", media="text/event-stream"),),

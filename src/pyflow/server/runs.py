@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 
-from flask import Blueprint, Response, request, stream_with_context, url_for
+from flask import Blueprint, Response, request, send_file, stream_with_context, url_for
 
 from ..model.errors import InvalidInput, detail
+from ..model.types import truthy
 from ..model.validation import schema_errors
 from .http import int_arg, json_body, json_response, require_object, service
 from .requestlog import note_run
@@ -86,6 +87,20 @@ def list_runs():
 @bp.get("/runs/<run_id>")
 def get_run(run_id):
     return json_response(service().get_run(run_id))
+
+
+@bp.get("/runs/<run_id>/nodes/<node_id>/outputs/<port>")
+def node_output(run_id, node_id, port):
+    """The output's JSON value, or its artifact's metadata and preview; `?raw=1` streams the artifact
+    itself (`?thumbnail=1` its PNG thumbnail) with its content type."""
+    if truthy(request.args.get("raw", "")) or truthy(request.args.get("thumbnail", "")):
+        raw = service().node_output_raw(run_id, node_id, port, thumbnail=truthy(request.args.get("thumbnail", "")))
+        response = send_file(raw.path, mimetype=raw.content_type, as_attachment=not raw.inline,
+                             download_name=raw.filename, conditional=True, max_age=0)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+        return response
+    return json_response(service().node_output(run_id, node_id, port))
 
 
 @bp.delete("/runs/<run_id>")

@@ -26,6 +26,7 @@ from ..model.types import describe_types
 from ..model.validation import SCHEMA_NAMES, load_schema
 from ..storage import ObjectStore, Record, Repository, RunStore, SQLiteRepository
 from . import environments as envs
+from .artifacts import RawArtifact, describe_output, find_output, open_store, raw_output
 from .config import Config
 from .health import executor_check, summarize, threads_check
 from .runs import RUN_STATUSES, LiveRun, RunManager
@@ -47,6 +48,8 @@ def build_executor(config: Config, for_server: bool = True) -> Executor:
     if config.executor == "sandbox":
         options.setdefault("warm_envs", config.environments.warm_envs)
     executor = create_executor(config.executor, **options)
+    if hasattr(executor, "use_artifacts"):
+        executor.use_artifacts(open_store(config))
     executor.start()
     return executor
 
@@ -63,7 +66,9 @@ class PyflowService:
         self.history: RunStore = self.repository
         self.environments = EnvironmentStore(config.environments,
                                              python=config.executor_options.get("python") or SANDBOX_PYTHON)
-        self.runs = RunManager(self.repository, self.repository, executor, config, self.environments)
+        self.artifacts = open_store(config)
+        self.runs = RunManager(self.repository, self.repository, executor, config, environments=self.environments,
+                               artifacts=self.artifacts)
         self._closed = threading.Event()
 
     def start(self) -> "PyflowService":
@@ -263,6 +268,16 @@ class PyflowService:
         if with_nodes and any(len(n.get("path") or ()) > 1 for n in run.get("nodes") or ()):
             run["tree"] = nest_results(run["nodes"], run.get("snapshot"))
         return run
+
+    def node_output(self, run_id: str, node_id: str, port: str) -> dict:
+        """Output `port` of node `node_id` in run `run_id`: its JSON value, or its artifact's metadata and
+        checked preview (never the artifact loaded); 404 for an unknown run, node or port."""
+        return describe_output(self.artifacts, find_output(self.get_run(run_id), node_id, port))
+
+    def node_output_raw(self, run_id: str, node_id: str, port: str, thumbnail: bool = False) -> RawArtifact:
+        """The artifact file behind an output (or its thumbnail), to stream with its content type."""
+        value = find_output(self.get_run(run_id), node_id, port)
+        return raw_output(self.artifacts, value, f"{node_id}-{port}", thumbnail)
 
     def delete_run(self, run_id: str) -> None:
         """Forget a finished run: 404 when there is none, 409 while it is live (cancel it first)."""

@@ -67,6 +67,9 @@ class Config:
     log_format: str = "text"  # or "json": one object per line
     # Third-party packages (see pyflow/environments): by default in `envs` beside the database.
     environments: EnvironmentSettings | None = None
+    artifacts_dir: Path | str | None = None  # values that are not JSON: a directory (default: `artifacts` beside
+    # the database) or an fsspec URL, kept locally in `artifacts-cache` beside the database
+    artifacts_gb: float = 10.0  # the collector warns when what is still referenced takes more
 
     @property
     def cache_bytes(self) -> int:
@@ -80,3 +83,13 @@ class Config:
         self.token_file = Path(self.token_file) if self.token_file else self.db_path.with_suffix(".token")
         if self.environments is None:
             self.environments = EnvironmentSettings(Path(os.environ.get("PYFLOW_ENVS_DIR") or self.db_path.parent / "envs"))
+        if not (isinstance(self.artifacts_dir, str) and "://" in self.artifacts_dir):
+            self.artifacts_dir = Path(self.artifacts_dir or self.db_path.parent / "artifacts")
+
+    @property
+    def artifacts_cache_dir(self) -> Path:
+        return self.db_path.parent / "artifacts-cache"
+
+    @property
+    def artifacts_bytes(self) -> int:
+        return int(self.artifacts_gb * 1024 ** 3)

@@ -27,6 +27,8 @@ from ..jsontext import compact_json, compact_json_any
 from ..model.errors import Conflict, PyflowError, ServiceUnavailable, StorageUnavailable, TooManyRequests
 from ..storage import CacheAdapter, ResultCache, RunStore
 from ..timestamps import now_iso
+from ..storage.artifacts import ArtifactStore
+from .artifacts import cached_usable, collect as collect_artifacts
 from .config import Config
 from .health import StorageGate
 from .supervisor import Supervisor
@@ -142,16 +144,18 @@ class RunManager:
     (often one repository, as both interfaces are)."""
 
     def __init__(self, store: RunStore, cache: ResultCache, executor: Executor, config: Config,
-                 environments=None):
+                 environments=None, artifacts: ArtifactStore | None = None):
         self.store = store
         self.environments = environments
+        self.artifacts = artifacts
         self.executor = executor
         self.config = config
         self.owner = process_identity.current()
         self._finished_runs = 0
         self.gate = StorageGate(store, config.min_free_mb)
         self._cache = CacheAdapter(cache, max_entry_bytes=config.cache_bytes // CACHE_SHARE,
-                                   on_error=self._storage_trouble)
+                                   on_error=self._storage_trouble,
+                                   usable=cached_usable(artifacts) if artifacts is not None else None)
         self.plans = PlanCache()
         self._queue: deque[LiveRun] = deque()
         self._live: dict[str, LiveRun] = {}
@@ -369,9 +373,18 @@ class RunManager:
                     return
             self._cache.written_bytes = 0
             self._cache.cache.cache_prune(self.config.cache_entries, self.config.cache_bytes)
+            self.collect_artifacts()
         except Exception as exc:
             log.warning("pruning run history or the result cache failed: %s", describe_error(exc))
             self._storage_trouble(exc)
+
+    def collect_artifacts(self) -> dict | None:
+        """Remove the artifacts that no kept run and no cached result references (after retention and
+        the cache were trimmed, so what they dropped goes too)."""
+        digests = getattr(self.store, "artifact_digests", None)
+        if self.artifacts is None or digests is None:
+            return None
+        return collect_artifacts(self.artifacts, digests())
 
     def _storage_trouble(self, exc: Exception) -> None:
         if isinstance(exc, StorageUnavailable):

@@ -35,14 +35,18 @@ class CacheAdapter:
     handed to `on_error`, and the node that produced it still succeeds."""
 
     def __init__(self, cache: ResultCache, max_entry_bytes: int | None = None,
-                 on_error: Callable[[Exception], None] | None = None):
+                 on_error: Callable[[Exception], None] | None = None, usable: Callable[[dict], bool] | None = None):
         self.cache = cache
+        self.usable = usable  # a record it says no to (its artifact was collected) is a miss
         self.max_entry_bytes = max_entry_bytes
         self.on_error = on_error
         self.written_bytes = 0
 
     def get_many(self, keys: list[str]) -> dict[str, dict]:
-        return self.cache.cache_get_many(keys)
+        found = self.cache.cache_get_many(keys)
+        if self.usable is None:
+            return found
+        return {key: record for key, record in found.items() if self.usable(record)}
 
     def put(self, key: str, record: dict) -> None:
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import shutil
 import sqlite3
 import threading
@@ -49,6 +50,7 @@ CREATE TABLE IF NOT EXISTS cache (
     size INTEGER NOT NULL DEFAULT 0);
 """
 log = logging.getLogger(__name__)
+ARTIFACT_DIGEST = re.compile(r'"\$artifact": ?\{"digest": ?"([0-9a-f]{64})"')
 RUN_FIELDS = ("flow_id", "status", "reason", "started_at", "finished_at", "snapshot")
 
 
@@ -430,6 +432,17 @@ class SQLiteRepository(Repository):
             for (run_id,) in rows:
                 _delete_run_rows(conn, run_id)
         return len(rows)
+
+    def artifact_digests(self) -> set[str]:
+        """The digests of every artifact a kept run's node results or a cached result names (the
+        collector keeps these). Only texts holding a reference are read, and only their digests."""
+        conn = self._conn()
+        found = set()
+        for query in ("SELECT result FROM run_nodes WHERE instr(result, '\"$artifact\"') > 0",
+                      "SELECT record FROM cache WHERE instr(record, '\"$artifact\"') > 0"):
+            for (text,) in conn.execute(query):
+                found.update(ARTIFACT_DIGEST.findall(text))
+        return found
 
     # ---------------------------------------------------------------------------------------- cache
     def cache_get_many(self, keys: list[str]) -> dict[str, dict]:

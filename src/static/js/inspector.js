@@ -1,6 +1,7 @@
 // The inspector: edits the selected node (name, values of unlinked inputs, end-node mark), shows a
 // selected link, and after a run shows the node's inputs, outputs, stdout and error.
 
+import { outputsView, withSummaries } from "./artifacts.js";
 import { removeItems, renameNode, setEndNode, setPortValue } from "./commands.js";
 import { clear, formatDuration, h, valueToText } from "./dom.js";
 import { Emitter } from "./events.js";
@@ -196,8 +197,8 @@ export class Inspector extends Emitter {
     }
     if (result.reason) section.append(h("p.muted.run-reason", `Skipped: ${result.reason}.`));
     if (result.items) section.append(itemsSection(result.items));
-    if (result.inputs && Object.keys(result.inputs).length) section.append(h("h5", "Inputs"), jsonTree(result.inputs));
-    if (result.outputs) section.append(h("h5", "Outputs"), jsonTree(result.outputs));
+    if (result.inputs && Object.keys(result.inputs).length) section.append(h("h5", "Inputs"), jsonTree(withSummaries(result.inputs)));
+    if (result.outputs) section.append(h("h5", "Outputs"), outputsView(this.runs.run?.id, node.id, result.outputs));
     if (result.stdout) section.append(h("h5", "Stdout"), h("pre.stdout", result.stdout));
     if (result.partial) section.append(h("p.muted", "Preview from the live stream; details follow when the run ends."));
     return section;

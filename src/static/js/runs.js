@@ -2,6 +2,7 @@
 // canvas, cancel it, list the flow's past runs and paint one of them back onto the canvas.
 
 import { api } from "./api.js";
+import { clearNodeArtifacts, showNodeArtifacts } from "./artifacts.js";
 import { InstallNotes } from "./requirements.js";
 import { clear, formatDuration, formatTime, h } from "./dom.js";
 import { Emitter } from "./events.js";
@@ -72,6 +73,7 @@ export class Runs extends Emitter {
     this.stopFollowing?.();
     this.run = { id, flowId, status: runStatus, live: LIVE.has(runStatus), results: new Map(), states: new Map(), startedAt: performance.now() };
     this.canvas.clearStatuses();
+    clearNodeArtifacts(this.canvas.root);
     this.canvas.root.classList.toggle("run-live", this.run.live);
     this.emit("state");
   }
@@ -120,6 +122,7 @@ export class Runs extends Emitter {
         paint(data.node, state, data.duration_ms);
         installs.done(data.node);
         run.results.set(data.node, { ...data, id: data.node, partial: true });
+        showNodeArtifacts(this.canvas, run.id, data.node, data.outputs, { live: true });
         this.#announce();
         this.emit("result", data.node);
       };
@@ -156,6 +159,7 @@ export class Runs extends Emitter {
       if (this.run !== run) return;
       for (const result of stored.nodes || []) {
         run.results.set(result.id, result);
+        showNodeArtifacts(this.canvas, run.id, result.id, result.outputs);
         if (!run.states.has(result.id) || !LIVE.has(stateOf(result))) {
           run.states.set(result.id, stateOf(result));
           this.canvas.setStatus(result.id, stateOf(result), result.duration_ms);

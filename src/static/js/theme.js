@@ -8,6 +8,10 @@ export const TYPE_COLORS = {
   List: "#db2777",
   Json: "#ea580c",
   Any: "#64748b",
+  Object: "#475569",
+  Array: "#0891b2",
+  DataFrame: "#16a34a",
+  Image: "#c026d3",
 };
 
 export const typeColor = (type) => TYPE_COLORS[type] || TYPE_COLORS.Any;

@@ -53,4 +53,4 @@ def test_link_compatibility_and_description():
     assert not link_compatible("String", "Int")
     assert link_compatible("Json", "Any") and link_compatible("Any", "Boolean")
     names = [t["name"] for t in describe_types()]
-    assert names == ["String", "Int", "Float", "Boolean", "List", "Json", "Any"]
+    assert names == ["String", "Int", "Float", "Boolean", "List", "Json", "Any", "Object", "Array", "DataFrame", "Image"]

@@ -44,7 +44,7 @@ def state(service) -> dict:
 def route_values(run_id: str) -> dict:
     """Values for every route argument, naming things that exist (an environment key need not)."""
     return {"flow_id": FLOW, "node_id": SPEC, "run_id": run_id, "filename": "js/api.js", "name": "flow",
-            "key": "0" * 32}
+            "key": "0" * 32, "port": "out"}
 
 
 def write_routes(app, run_id: str):

@@ -62,8 +62,16 @@ class DockerExecutor(Executor):
         self.removed_at_start = 0
 
     def _new_pool(self, image: str) -> ContainerPool:
-        return ContainerPool(self.client, image, self.reaper, self.owner, self.instance, self.hardening,
+        pool = ContainerPool(self.client, image, self.reaper, self.owner, self.instance, self.hardening,
                              self.pool_size, self.max_runs)
+        pool.artifacts = getattr(self, "artifacts", None)
+        return pool
+
+    def use_artifacts(self, store) -> None:
+        """Carry values that are not JSON as artifacts in `store` (a directory the engine can bind: a
+        local engine), in every image's pool (set before start)."""
+        self.artifacts = store
+        self.default.use_artifacts(store)
 
     def start(self) -> None:
         """Check the engine and image, remove what an earlier server of this owner left, fill the pool."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 import uuid
@@ -11,10 +12,12 @@ from dataclasses import replace
 from ...engine.execution import Limits, NodeOutcome, NodeTask
 from ..cgroups import memory_events_file, oom_kill_count
 from ..channel import CancelledRun, Worker, WorkerDied, ms
+from ..artifacts import Places
 from ..pool import WorkerExecutor
 from .cleanup import Reaper
 from .names import ContainerName, container_name, node_labels
-from .settings import Hardening, container_options, memory_bytes, process_limit
+from .settings import (ARTIFACTS_IN, ARTIFACTS_OUT, Hardening, artifact_binds, container_options, memory_bytes,
+                       process_limit)
 from .transport import ContainerState, ContainerWorker
 
 log = logging.getLogger(__name__)
@@ -59,12 +62,18 @@ class ContainerPool(WorkerExecutor):
         labels = node_labels(self.owner, self.instance, self.image, own_task)
         token = uuid.uuid4().hex[:12]
         name = container_name(token, own_task)
-        container = self.client.containers.create(name=name, **container_options(self.image, limits, labels,
-                                                                                  self.hardening))
+        places = self._new_places()
+        try:
+            container = self.client.containers.create(name=name, **container_options(
+                self.image, limits, labels, self.hardening, artifact_binds(places)))
+        except BaseException:
+            if places is not None:
+                shutil.rmtree(places.root, ignore_errors=True)
+            raise
         try:
             sock = self.client.api.attach_socket(container.id, params={"stdin": 1, "stdout": 1, "stderr": 1,
                                                                        "stream": 1})
-            worker = ContainerWorker(container, sock, self.reaper, ContainerState(limits))
+            worker = ContainerWorker(container, sock, self.reaper, ContainerState(limits, places=places))
             if own_task is None:
                 worker.state.naming = ContainerName(self.client, container.id, token)
             container.start()
@@ -72,8 +81,27 @@ class ContainerPool(WorkerExecutor):
             worker.state.oom_file = memory_events_file(worker.state.host_pid)
         except BaseException:
             self.reaper.remove(container.id)
+            if places is not None:
+                shutil.rmtree(places.root, ignore_errors=True)
             raise
         return worker
+
+    def _new_places(self) -> Places | None:
+        """The container's artifact places (inputs bound read-only, its output place writable by the
+        node user), when artifacts are carried."""
+        if self.artifacts is None:
+            return None
+        uid = self.hardening.user.partition(":")[0]
+        root = self.artifacts.workspace(int(uid) if uid.isdigit() else None)
+        return Places(root, ARTIFACTS_IN, ARTIFACTS_OUT)
+
+    def artifact_places(self, worker: Worker) -> Places | None:
+        return getattr(worker.state, "places", None)
+
+    def discard(self, worker: Worker) -> None:
+        places = getattr(worker.state, "places", None)
+        if places is not None:
+            shutil.rmtree(places.root, ignore_errors=True)
 
     def _spawn_on_spawner(self) -> Worker:
         """Containers do not die with the thread that created them (the reason the base class starts

@@ -48,7 +48,20 @@ def process_limit(limits: Limits) -> int:
     return max(1, int(limits.processes)) + WORKER_PROCESSES
 
 
-def container_options(image: str, limits: Limits, labels: dict, hardening: Hardening = Hardening()) -> dict:
+ARTIFACTS_IN = "/run/pyflow/in"
+ARTIFACTS_OUT = "/run/pyflow/out"
+
+
+def artifact_binds(places) -> dict:
+    """Docker volume binds of a container's artifact places: inputs read-only, outputs writable."""
+    if places is None:
+        return {}
+    return {str(places.host_in): {"bind": places.inside_in, "mode": "ro"},
+            str(places.host_out): {"bind": places.inside_out, "mode": "rw"}}
+
+
+def container_options(image: str, limits: Limits, labels: dict, hardening: Hardening = Hardening(),
+                      volumes: dict | None = None) -> dict:
     """Keyword arguments for `containers.create`: one hardened container that runs the worker.
 
     detach=False with stdin_open sets AttachStdin and StdinOnce, so the engine closes the worker's stdin
@@ -64,7 +77,7 @@ def container_options(image: str, limits: Limits, labels: dict, hardening: Harde
         tmpfs={"/tmp": scratch_mount_options(hardening)},
         mem_limit=memory, memswap_limit=memory, pids_limit=process_limit(limits),
         nano_cpus=int(hardening.cpus * 1e9), cap_drop=["ALL"], security_opt=["no-new-privileges", seccomp_option()],
-        init=False, auto_remove=True, log_config=LogConfig(type="none"),
+        init=False, auto_remove=True, log_config=LogConfig(type="none"), volumes=dict(volumes or {}),
     )
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...engine.execution import Limits
+from ..artifacts import Places
 from ..channel import Worker, WorkerDied
 from .names import ContainerName
 
@@ -48,6 +49,7 @@ class ContainerState:
     oom_before: int = 0  # that counter before the current run
     #: A warm container's name, renamed for each node it runs; None for a container made for one node.
     naming: ContainerName | None = None
+    places: Places | None = None  # its artifact places, when the executor carries artifacts
 
 
 class ContainerWorker(Worker):

@@ -1,0 +1,131 @@
+"""The host side of artifacts for worker executors: input artifacts linked into a sandbox's read-only
+input place before a run, and the artifacts it wrote taken into the store after it.
+
+Each worker has a work place in the artifact store (`Places`): `in/` bound read-only and `out/` bound
+writable into its sandbox (or used as they are, by the unsafe-process executor). The worker is told
+where they are inside (`inside_in`, `inside_out`) and which arguments are artifacts; it loads those
+there. What a sandbox wrote is taken only after the run was cleaned up (every process of the run
+killed), so nothing of the node can still change a file once the server has hashed it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..engine.execution import NodeTask
+from ..model.artifacts import ArtifactRef
+from ..storage.artifacts import ArtifactRefused, ArtifactStore, empty_directory
+
+
+@dataclass
+class Places:
+    """A worker's artifact places: on the host, and as its sandbox sees them."""
+
+    root: Path
+    inside_in: str
+    inside_out: str
+
+    @property
+    def host_in(self) -> Path:
+        return self.root / "in"
+
+    @property
+    def host_out(self) -> Path:
+        return self.root / "out"
+
+    def empty(self) -> None:
+        empty_directory(self.host_in)
+        empty_directory(self.host_out)
+
+
+def stage(store: ArtifactStore, places: Places, task: NodeTask, payload: dict) -> None:
+    """Link the task's input artifacts into the input place and tell the worker where it finds them and
+    where it writes its own (`payload["artifacts"]`); artifact arguments travel as null."""
+    places.empty()
+    inputs = {}
+    args = list(payload["args"])
+    for index, arg in enumerate(args):
+        if isinstance(arg, ArtifactRef):
+            name = store.link_input(arg, places.host_in)
+            inputs[str(index)] = {"path": f"{places.inside_in}/{name}", "format": arg.format, "type": arg.type}
+            args[index] = None
+    payload["args"] = args
+    payload["artifacts"] = {"out": places.inside_out, "inputs": inputs, "arg_types": list(task.arg_types),
+                            "outputs": list(task.output_names)}
+
+
+def refuse_inputs(task: NodeTask) -> str | None:
+    """Why an executor without artifact places cannot run `task`, or None."""
+    if any(isinstance(arg, ArtifactRef) for arg in task.args):
+        return "this executor does not carry artifacts (values that are not JSON) into its nodes"
+    return None
+
+
+def take(store: ArtifactStore, places: Places, claims, value, limit_bytes: int):
+    """The node's value with each claimed artifact (by output name, "" for the whole value) taken into the
+    store and put in its place as a reference. Raises ArtifactRefused."""
+    if not isinstance(claims, dict) or not claims:
+        raise ArtifactRefused("ResultError", "the node's artifact claims are not an object")
+    refs = {name: store.ingest(places.host_out, claim, limit_bytes) for name, claim in claims.items()}
+    if "" in refs:
+        if len(refs) != 1 or value is not None:
+            raise ArtifactRefused("ResultError", "the node claimed a whole-value artifact beside a value")
+        return refs[""]
+    if not isinstance(value, dict) or any(value.get(name) is not None for name in refs):
+        raise ArtifactRefused("ResultError", "the node's artifact claims do not match its returned dict")
+    return {**value, **refs}
+
+
+GUARD_POLL_S = 0.2
+GUARD_SLACK = 4 << 20  # previews, thumbnails and a file being written, beside the artifacts themselves
+GUARD_MAX_FILES = 1000
+
+
+class OutputGuard:
+    """Watches a node's output place while it runs (it is on the server's disk, and node code can write
+    there): more than its artifacts may take, or more files than any run writes, and `stop` is called
+    (the executor ends the worker). Polls from a thread of its own; `tripped` says why, or None."""
+
+    def __init__(self, place: Path, cap_bytes: int, stop: Callable[[], None]):
+        self.place = place
+        self.cap = cap_bytes + GUARD_SLACK
+        self.stop = stop
+        self.tripped: str | None = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True, name="pyflow-output-guard")
+
+    def __enter__(self) -> "OutputGuard":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        while not self._done.wait(GUARD_POLL_S):
+            size, files = _usage(self.place)
+            if size > self.cap or files > GUARD_MAX_FILES:
+                self.tripped = (f"the node wrote {size / 1048576:.1f} MB in {files} files into its output place, "
+                                f"over the {self.cap >> 20} MB its artifacts may take")
+                self.stop()
+                return
+
+
+def _usage(place: Path) -> tuple[int, int]:
+    """Bytes and files under `place` (never following a link), stopping once the count is past the limit."""
+    size = files = 0
+    for root, dirs, names in os.walk(place):
+        for name in names:
+            try:
+                size += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                continue
+            files += 1
+            if files > GUARD_MAX_FILES:
+                return size, files
+    return size, files
