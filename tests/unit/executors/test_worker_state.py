@@ -47,7 +47,7 @@ def test_a_sandboxs_cgroup_and_its_counters_are_its_declared_state():
         before = attributes(worker)
         state = worker.state
         assert isinstance(state, SandboxState) and {f.name for f in dataclasses.fields(state)} == \
-            {"errors", "cgroup", "oom_seen", "cgroup_limits", "places"}
+            {"errors", "cgroup", "oom_seen", "cgroup_limits", "places", "base_memory"}
         if state.cgroup is None:
             pytest.skip("no writable cgroups here")
         assert executor.run(make_task("def func():\n    return 1\n", memory_mb=64)).value == 1

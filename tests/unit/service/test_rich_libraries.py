@@ -1,18 +1,35 @@
 """Rich values of the data libraries (numpy, pandas, matplotlib) between nodes.
 
-Nodes name the libraries in `requirements`; where an executor cannot import them (the sandbox binds only
-the standard library until third-party package environments land), each test is skipped saying so. The
-unsafe-process executor runs the venv's interpreter, so there these tests run wherever the venv has the
-libraries."""
+Nodes name the libraries in `requirements`: in the sandbox they come from environments built from the
+real package index (one folder for the whole module, so each is built once), so these tests need the
+network and are skipped, saying so, when the index does not answer. The unsafe-process executor also
+adds the environment to the venv's interpreter."""
 
 from __future__ import annotations
 
+import urllib.request
+
 import pytest
 
+from pyflow.environments import EnvironmentSettings, IndexSettings
 from pyflow.server import create_app
 from pyflow.service import Config, PyflowService, build_executor
 
 EXECUTORS = ("sandbox", "unsafe-process")
+INDEX = "https://pypi.org/simple/"
+DISTRIBUTIONS = {"numpy": "numpy", "pandas": "pandas", "PIL": "pillow", "matplotlib": "matplotlib"}
+pytestmark = pytest.mark.network
+
+
+@pytest.fixture(scope="module")
+def envs_dir(tmp_path_factory):
+    """One environments folder for the module, so each environment is built once; skipped offline."""
+    try:
+        urllib.request.urlopen(INDEX + "numpy/", timeout=10).close()
+    except OSError as exc:
+        pytest.skip(f"the package index {INDEX} does not answer ({exc}); these tests install numpy, pandas, "
+                    f"pillow and matplotlib from it")
+    return tmp_path_factory.mktemp("envs")
 
 
 def spec(spec_id: str, func: str, inputs=(), outputs=(("out", "Any"),), requirements=("numpy",), **limits) -> dict:
@@ -25,8 +42,10 @@ def spec(spec_id: str, func: str, inputs=(), outputs=(("out", "Any"),), requirem
 
 
 SPECS = [
-    spec("np.probe", "def func(module):\n    __import__(module)\n    return True\n", [("module", "String")], requirements=(),
-         memory_mb=1024),
+    *[spec(f"probe.{module}", "def func(module):\n    __import__(module)\n    return True\n", [("module", "String")],
+           requirements=(dist,), memory_mb=1024) for module, dist in DISTRIBUTIONS.items()],
+    spec("probe.pandas-env", "def func(module):\n    __import__(module)\n    return True\n", [("module", "String")],
+         requirements=("numpy", "pandas"), memory_mb=1024),
     spec("np.make", "import numpy as np\ndef func(rows):\n    return np.arange(rows * 3, dtype=np.float32).reshape(rows, 3)\n",
          [("rows", "Int")], [("out", "Array")]),
     spec("np.double", "def func(a):\n    return a * 2\n", [("a", "Array")], [("out", "Array")]),
@@ -54,9 +73,10 @@ SPECS = [
 
 
 @pytest.fixture(scope="module", params=EXECUTORS)
-def rich(request, tmp_path_factory):
+def rich(request, tmp_path_factory, envs_dir):
     root = tmp_path_factory.mktemp(request.param)
-    config = Config(db_path=root / "db.sqlite", load_stdlib=False, executor=request.param, concurrency=2)
+    config = Config(db_path=root / "db.sqlite", load_stdlib=False, executor=request.param, concurrency=2,
+                    environments=EnvironmentSettings(envs_dir, IndexSettings(index_url=INDEX)))
     service = PyflowService(config, build_executor(config)).start()
     for doc in SPECS:
         service.upsert("nodespec", doc)
@@ -80,13 +100,11 @@ def outputs(done: dict, node_id: str) -> dict:
 
 
 def needs(rich, *modules: str) -> None:
-    """Skip, saying why, when nodes on this executor cannot import `modules`."""
+    """Nodes on this executor import `modules` (from their environments): the first use builds them."""
     service, _, executor = rich
     for module in modules:
-        done = run(service, ("np.probe", {"module": module}))
-        if done["nodes"][0]["status"] != "success":
-            pytest.skip(f"nodes on the {executor} executor cannot import {module} (third-party package "
-                        f"environments are not there yet): {done['nodes'][0]['error']['message']}")
+        done = run(service, (f"probe.{module}", {"module": module}))
+        assert done["nodes"][0]["status"] == "success", done["nodes"][0]["error"]
 
 
 def test_a_numpy_array_keeps_dtype_and_shape_through_three_nodes(rich):
@@ -121,7 +139,7 @@ def test_a_dataframe_preview_has_columns_dtypes_rows_and_the_first_20(rich):
     table = client.get(f"/api/runs/{done['id']}/nodes/n0/outputs/out").get_json()["preview"]["table"]
     assert table["columns"] == ["a", "b", "c", "d", "e"] and table["rows"] == 1000 and len(table["head"]) == 20
     assert table["head"][2] == [0, 2, 4, 6, 8] and table["dtypes"][0] == "int64"
-    arrow = run(service, ("np.probe", {"module": "pyarrow"}))["nodes"][0]["status"] == "success"
+    arrow = run(service, ("probe.pandas-env", {"module": "pyarrow"}))["nodes"][0]["status"] == "success"
     assert ref["format"] == ("arrow" if arrow else "pickle")  # Arrow IPC where the node's pandas has pyarrow
     if arrow:
         raw = client.get(f"/api/runs/{done['id']}/nodes/n0/outputs/out?raw=1")
