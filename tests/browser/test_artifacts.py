@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import urllib.request
 
 import pytest
 from playwright.sync_api import expect
 
 from tests.support.png import PNG_NODE
+from tests.support.server import LiveServer
 
+from .conftest import editor_session
 from .editor import Editor
 
 OUT = "/run/pyflow/out"
@@ -93,25 +96,40 @@ def test_images_and_tables_are_shown_and_forged_text_stays_text(editor: Editor, 
     ui.screenshot("forged-table")
 
 
-def _can_import(server, module: str) -> str | None:
-    """None when nodes on this server can import `module`, else why not."""
-    draft = {"nodespec": {"id": "probe.import", "title": "probe", "port": {}, "limits": {"memory_mb": 1024},
-                          "func": f"def func():\n    import {module}\n    return True\n"}, "inputs": {}}
-    request = urllib.request.Request(server.url + "/api/nodespecs/test", data=json.dumps(draft).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=120) as answer:
-        result = json.loads(answer.read())
-    return None if result["status"] == "success" else result["error"]["message"]
+INDEX = "https://pypi.org/simple/"
 
 
+@pytest.fixture(scope="module")
+def online(output_dir):
+    """Servers whose nodes' environments come from the real package index (the sample's nodespecs need
+    pandas and matplotlib); skipped, saying so, when the index does not answer."""
+    try:
+        urllib.request.urlopen(INDEX + "pandas/", timeout=10).close()
+    except OSError as exc:
+        pytest.skip(f"the package index {INDEX} does not answer ({exc}); the sample installs pandas and matplotlib")
+    started = {}
+
+    def start(executor: str):
+        if executor not in started:
+            shutil.rmtree(output_dir / f"server-online-{executor}", ignore_errors=True)
+            started[executor] = LiveServer(output_dir / f"server-online-{executor}", executor=executor,
+                                           args=("--index-url", INDEX), env={"PIP_NO_INDEX": "", "PIP_FIND_LINKS": ""})
+            started[executor].start()
+        return started[executor]
+
+    yield start
+    for live in started.values():
+        live.stop()
+
+
+@pytest.mark.network
 @pytest.mark.parametrize("executor", ["sandbox", "unsafe-process"])
-def test_the_sample_table_and_plot_show_in_the_editor(editor_on, server_with, executor):
-    for module in ("pandas", "matplotlib"):
-        why = _can_import(server_with(executor), module)
-        if why:
-            pytest.skip(f"nodes on the {executor} executor cannot import {module} (third-party package environments "
-                        f"are not there yet): {why}")
-    ui = editor_on(executor)
+def test_the_sample_table_and_plot_show_in_the_editor(browser, online, output_dir, executor):
+    with editor_session(browser, online(executor).url, output_dir, f"sample-table-and-plot-{executor}") as ui:
+        _sample_table_and_plot(ui)
+
+
+def _sample_table_and_plot(ui):
     page = ui.page
     ui.open_app("#/flow/pyflow.samples.table_and_plot")
     expect(ui.nodes()).to_have_count(4)
