@@ -24,6 +24,7 @@ from .compiler import CompiledFlow, PlannedNode
 from .execution import (
     DEFAULT_LIMITS,
     MAX_LIMITS,
+    ArgSource,
     Executor,
     Limits,
     NodeOutcome,
@@ -99,6 +100,7 @@ class FlowRunner:
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
+            self.executor.finish_run(self.options.run_id)
         ordered = sorted(self.results.values(), key=lambda r: self.compiled.nodes[r["id"]].index)
         return RunOutcome(self._run_status(), ordered)
 
@@ -158,7 +160,23 @@ class FlowRunner:
         return NodeTask(node_id=node.id, node_name=node.name, spec_id=node.spec.id, func=node.spec.func,
                         args=args, arg_names=[p.name for p in node.spec.inputs],
                         limits=self._limits_of(node),
-                        run_id=self.options.run_id, image=node.spec.image, requirements=node.spec.requirements)
+                        run_id=self.options.run_id, image=node.spec.image, requirements=node.spec.requirements,
+                        sources=self._sources(node))
+
+    def _sources(self, node: PlannedNode) -> tuple:
+        """Where each linked input comes from, for executors that pass results along where they are.
+        Only from nodes that are deterministic by their spec (`cache`), since such an executor may
+        compute a lost result again."""
+        sources = []
+        for port in node.spec.inputs:
+            src, src_port = node.inbound.get(port.name, (None, None))
+            upstream = self.compiled.nodes[src].spec if src is not None else None
+            if upstream is None or not upstream.cache:
+                sources.append(None)
+                continue
+            out = next(p for p in upstream.outputs if p.name == src_port)
+            sources.append(ArgSource(src, src_port, len(upstream.outputs) == 1, out.type, port.type))
+        return tuple(sources)
 
     def _limits_of(self, node: PlannedNode) -> Limits:
         """Limits per nodespec, worked out once per run rather than once per node."""
@@ -233,6 +251,8 @@ class FlowRunner:
         started = self.results[node_id]["started_at"]
         inputs = _named(node, task.args)
         common = dict(inputs=inputs, stdout=outcome.stdout, started_at=started, duration_ms=outcome.duration_ms)
+        if outcome.worker is not None:
+            common["worker"] = outcome.worker
         if not outcome.ok:
             status = "cancelled" if outcome.violation == "cancelled" else "fail"
             self._settle(node, status, "node_finished", error=outcome.error, **common)
