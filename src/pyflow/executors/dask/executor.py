@@ -28,6 +28,7 @@ ATTEMPTS = 2  # a node whose worker dies is run once more, elsewhere if the clus
 REFRESH_S = 2.0  # how often the count of sandbox workers is read from the scheduler
 NO_WORKER_GRACE_S = 30.0  # a node waiting while no sandbox worker is connected fails after this long
 CONNECT_TIMEOUT_S = 30.0
+WORKER_OPTIONS = ("max_runs", "tmp_mb", "user", "python", "cgroups")  # passed to a LocalCluster's sandboxes
 
 
 def node_key(run_id: str, node_id: str, attempt: int) -> str:
@@ -51,7 +52,7 @@ class DaskExecutor(Executor):
         self.n_workers = max(1, int(n_workers))
         self.threads_per_worker = int(threads_per_worker or max(1, -(-self.pool_size // self.n_workers)))
         self.worker_executor = worker_executor
-        self.worker_options = {k: v for k, v in worker_options.items() if k in ("max_runs", "tmp_mb", "user")}
+        self.worker_options = {k: v for k, v in worker_options.items() if k in WORKER_OPTIONS}
         self.connect_timeout_s = float(connect_timeout_s)
         self.cluster = None
         self.client = None
