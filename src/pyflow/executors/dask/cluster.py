@@ -30,11 +30,12 @@ def worker_settings(nthreads: int, executor: str = "sandbox", options: dict | No
 def local_cluster(n_workers: int = 2, threads_per_worker: int = 1, executor: str = "sandbox",
                   options: dict | None = None):
     """A LocalCluster on 127.0.0.1 only: the scheduler in this process, each worker in a process of its
-    own (under a nanny that restarts it if it dies), no dashboard."""
+    own (under a nanny that restarts it if it dies), no dashboard (the scheduler's small HTTP server,
+    which Dask always starts, on a free loopback port)."""
     from distributed import LocalCluster
     settings = worker_settings(threads_per_worker, executor, options)
     nthreads = settings.pop("nthreads")
     with dask.config.set(SCHEDULER_CONFIG):
         return LocalCluster(n_workers=n_workers, threads_per_worker=nthreads, processes=True, host="127.0.0.1",
                             dashboard_address=None, worker_dashboard_address=None, silence_logs=logging.WARNING,
-                            **settings)
+                            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}, **settings)

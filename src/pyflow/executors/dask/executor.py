@@ -82,7 +82,7 @@ class DaskExecutor(Executor):
             where = f"the Dask scheduler at {self.address}" if self.address else "a local Dask cluster"
             raise ExecutorUnavailable(f"cannot start {where}: {clipped(str(exc) or repr(exc))}") from None
         self._check_scheduler()
-        self._read_workers()
+        self.read_workers()
         self._refresher = threading.Thread(target=self._refresh_loop, daemon=True, name="pyflow-dask-workers")
         self._refresher.start()
 
@@ -122,9 +122,9 @@ class DaskExecutor(Executor):
     # -- workers ---------------------------------------------------------------------------------------
     def _refresh_loop(self) -> None:
         while not self._stop.wait(REFRESH_S):
-            self._read_workers()
+            self.read_workers()
 
-    def _read_workers(self) -> dict[str, dict]:
+    def read_workers(self) -> dict[str, dict]:
         """The workers that have a PyFlow sandbox, from the scheduler (one round trip)."""
         try:
             info = self.client.scheduler_info(n_workers=-1)
@@ -168,7 +168,7 @@ class DaskExecutor(Executor):
         run_id = task.run_id or f"test-{uuid.uuid4().hex}"
         died = None
         for attempt in range(1, ATTEMPTS + 1):
-            if not self._workers and not self._read_workers():
+            if not self._workers and not self.read_workers():
                 return NodeOutcome.failure(self.readiness()["detail"], "ExecutorError", "crashed", duration_ms=ms(started))
             future = self._submit(task, node_key(run_id, task.node_id, attempt))
             outcome, died = self._await(future, cancel, started)
