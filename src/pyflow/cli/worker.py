@@ -13,8 +13,6 @@ import os
 import signal
 import sys
 
-from ..engine.execution import ExecutorUnavailable
-
 
 def add_worker(sub, at_least, executor_options) -> None:
     worker = sub.add_parser("worker", help="join a Dask cluster as a worker that runs nodes in this machine's "
@@ -38,6 +36,7 @@ def cmd_worker(args) -> int:
     if not args.scheduler:
         print("pyflow worker: name the scheduler (tcp://HOST:8786) or set PYFLOW_DASK_SCHEDULER", file=sys.stderr)
         return 2
+    from ..executors.dask import sandbox_problem
     options = args.parse_options(args.executor_option)
     problem = sandbox_problem(args.executor, options)
     if problem:
@@ -45,19 +44,6 @@ def cmd_worker(args) -> int:
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     return asyncio.run(_serve(args, options))
-
-
-def sandbox_problem(executor: str, options: dict) -> str | None:
-    """Why nodes cannot run in `executor` on this machine, or None: one sandbox is started and ended."""
-    from ..executors import create_executor
-    probe = create_executor(executor, **{**options, "pool_size": 1})
-    try:
-        probe.start()
-    except ExecutorUnavailable as exc:
-        return str(exc)
-    finally:
-        probe.close()
-    return None
 
 
 async def _serve(args, options: dict) -> int:

@@ -7,9 +7,9 @@ a Dask worker a PyFlow worker, for the LocalCluster the server starts without a 
 for `pyflow worker`. Needs `pip install 'pyflow[dask]'`.
 """
 
-from .cluster import SCHEDULER_CONFIG, SCHEDULER_ENV, local_cluster, worker_settings
+from .cluster import SCHEDULER_CONFIG, SCHEDULER_ENV, local_cluster, sandbox_problem, worker_settings
 from .executor import DaskExecutor, node_key
 from .plugin import PLUGIN_NAME, RESOURCE, SandboxPlugin, run_node
 
 __all__ = ["DaskExecutor", "SandboxPlugin", "PLUGIN_NAME", "RESOURCE", "SCHEDULER_CONFIG", "SCHEDULER_ENV",
-           "local_cluster", "node_key", "run_node", "worker_settings"]
+           "local_cluster", "node_key", "sandbox_problem", "run_node", "worker_settings"]

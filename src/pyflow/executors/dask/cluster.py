@@ -11,6 +11,7 @@ import logging
 
 import dask
 
+from ...engine.execution import ExecutorUnavailable
 from .plugin import RESOURCE, SandboxPlugin
 
 #: Dask itself must not re-run a task whose worker died: PyFlow retries such a node once, under a new
@@ -27,12 +28,30 @@ def worker_settings(nthreads: int, executor: str = "sandbox", options: dict | No
             "plugins": {SandboxPlugin(executor, options)}}
 
 
+def sandbox_problem(executor: str = "sandbox", options: dict | None = None) -> str | None:
+    """Why nodes cannot run in `executor` on this machine, or None: one sandbox is started and ended,
+    running nothing. Asked before starting workers here, so the reason reaches the one who started them
+    (a worker that refuses to join only tells its own log)."""
+    from .. import create_executor
+    probe = create_executor(executor, **{**(options or {}), "pool_size": 1})
+    try:
+        probe.start()
+    except ExecutorUnavailable as exc:
+        return str(exc)
+    finally:
+        probe.close()
+    return None
+
+
 def local_cluster(n_workers: int = 2, threads_per_worker: int = 1, executor: str = "sandbox",
                   options: dict | None = None):
     """A LocalCluster on 127.0.0.1 only: the scheduler in this process, each worker in a process of its
     own (under a nanny that restarts it if it dies), no dashboard (the scheduler's small HTTP server,
     which Dask always starts, on a free loopback port)."""
     from distributed import LocalCluster
+    problem = sandbox_problem(executor, options)
+    if problem:
+        raise ExecutorUnavailable(f"the local Dask cluster's workers cannot run nodes here: {problem}")
     settings = worker_settings(threads_per_worker, executor, options)
     nthreads = settings.pop("nthreads")
     with dask.config.set(SCHEDULER_CONFIG):

@@ -175,6 +175,7 @@ class DaskExecutor(Executor):
             if died is None:
                 self._keep(task, future, outcome)
                 return outcome
+            future.release()
             log.warning("node %s of run %s: its Dask worker died (attempt %d of %d): %s", task.node_id,
                         run_id, attempt, ATTEMPTS, died)
         return NodeOutcome.failure(f"the Dask worker running the node died, {ATTEMPTS} times: {died}",
