@@ -94,7 +94,7 @@ SHAPES = {
                        status=NODE_STATUS, inputs={"type": "object"}, outputs={"type": "object"},
                        error=ref("NodeError"), stdout={"type": ["string", "null"]},
                        started_at=NULLABLE_STRING, duration_ms={"type": ["number", "null"]},
-                       cached={"type": ["boolean", "null"]}),
+                       cached={"type": ["boolean", "null"]}, worker=NULLABLE_STRING),
     "RunResult": _obj(("run_id", "status", "nodes"), run_id=STRING, status=RUN_STATUS, reason=NULLABLE_STRING,
                       nodes={"type": "array", "items": ref("NodeResult")}),
     "RunAccepted": _obj(("id", "status", "url", "events"), id=STRING, status=RUN_STATUS, url=STRING,
