@@ -15,7 +15,7 @@ import sys
 import time
 import traceback
 
-MODULES = ("engine", "quickcheck", "runs", "connections", "executors", "docker_overhead", "editor")
+MODULES = ("engine", "quickcheck", "runs", "connections", "executors", "docker_overhead", "dask_cluster", "editor")
 DESCRIPTIONS = {
     "engine": "engine overhead per node vs Hamilton and plain Python (issue 2, item 8)",
     "quickcheck": "the flow save path's fast check against fastjsonschema (issue 12, item 8)",
@@ -23,6 +23,7 @@ DESCRIPTIONS = {
     "connections": "health under 200 event-stream followers and 200 slow clients, vs waitress (issue 11, item 4)",
     "executors": "sandbox executor overhead",
     "docker_overhead": "Docker executor overhead",
+    "dask_cluster": "PyFlow on Dask vs the local pool and bare Dask: per-node overhead, pay-off (issue 15, item 7)",
     "editor": "browser editor",
 }
 
