@@ -163,3 +163,20 @@ def test_a_dask_worker_whose_sandbox_cannot_start_does_not_join(bare_scheduler):
         assert executor.read_workers() == {}
     finally:
         executor.close()
+
+
+def test_a_task_the_cluster_drops_fails_the_node_saying_so_and_ends_its_sandbox(dask_executor):
+    """Not a cancel of the run: the key forgotten by the scheduler (as when it restarts) fails the node."""
+    from distributed import Future
+    wait_for_workers(dask_executor)
+    name = "pfddrop"
+    thread, result = _run_in_thread(dask_executor, make_task(NAMED, name, 60, node_id="d", run_id="drop-1"))
+    key = node_key("drop-1", "d", 1)
+    wait_until(lambda: processes_named(name) and worker_running(dask_executor, key), timeout=60,
+               fail="the node never started")
+    dask_executor.client.cancel([Future(key, dask_executor.client)], force=True)
+    thread.join(timeout=60)
+    outcome = result["outcome"]
+    assert not outcome.ok and outcome.error["type"] == "ExecutorError" and outcome.violation == "crashed", outcome
+    assert outcome.error["message"].startswith("the Dask cluster dropped the node's task"), outcome
+    assert wait_until(lambda: not processes_named(name), timeout=30), processes_named(name)

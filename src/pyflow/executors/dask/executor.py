@@ -214,8 +214,10 @@ class DaskExecutor(Executor):
 
     def _outcome_of(self, future, started: float) -> tuple[NodeOutcome | None, str | None]:
         from distributed.scheduler import KilledWorker
-        if future.status == "cancelled":
-            return cancelled(started), None
+        if future.status == "cancelled":  # not by this run (that returned earlier): the cluster dropped it
+            return NodeOutcome.failure("the Dask cluster dropped the node's task (the scheduler restarted, or the "
+                                       "connection to it was lost)", "ExecutorError", "crashed",
+                                       duration_ms=ms(started)), None
         try:
             outcome = future.result()
         except KilledWorker as exc:
