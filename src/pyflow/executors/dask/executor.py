@@ -67,6 +67,8 @@ class DaskExecutor(Executor):
     # -- start and stop ------------------------------------------------------------------------------
     def start(self) -> None:
         from distributed import Client
+        # Dask logs every client, key cancel and worker change at INFO: in the server's log, only its warnings.
+        logging.getLogger("distributed").setLevel(max(logging.WARNING, logging.getLogger("distributed").level))
         try:
             if self.address is None:
                 self.cluster = local_cluster(self.n_workers, self.threads_per_worker, self.worker_executor,
