@@ -21,6 +21,8 @@ All of them share this machine's cores, so the cluster here is no faster than th
 run measures is the overhead per node of each. From that, the node cost at which a cluster of m such
 machines pays off: with per-node overheads o_local and o_dask (ms per node per slot), m machines beat
 one when c + o_dask < m (c + o_local), so c > (o_dask - m o_local) / (m - 1).
+The server's own CPU time per node (engine, Dask client) does not spread over machines: it bounds a
+cluster's throughput, and is printed too.
 
 Goal: PyFlow on Dask within 1.5x of bare Dask per node, plus the sandbox's own overhead (the local pool's
 overhead per node over in-process).
