@@ -32,8 +32,10 @@ PLUGIN_NAME = "pyflow-sandbox"
 RESOURCE = "pyflow-sandbox"
 #: Executors a worker may run nodes with: those that isolate node code from the worker process.
 ISOLATING = ("sandbox", "docker")
-#: Task states in which the worker is running the task's function.
+#: Task states in which the worker is running the task's function, and the states a running task is
+#: sent to when the worker lets go of its key (cancelled, or its client gone).
 RUNNING_STATES = ("executing", "long-running")
+LET_GO = ("released", "cancelled", "forgotten")
 #: Keys cancelled before their function started (remembered so a late start does not run), bounded.
 REMEMBERED_CANCELS = 10_000
 
@@ -90,7 +92,7 @@ class SandboxPlugin(WorkerPlugin):
     def transition(self, key, start: str, finish: str, *args, **kwargs) -> None:
         """A running node whose key the worker lets go of (its future was cancelled, or the server that
         held it is gone) is ended now, not when its own timeout comes."""
-        if start in RUNNING_STATES and finish not in ("memory", "error"):
+        if start in RUNNING_STATES and finish in LET_GO:
             self.cancel(str(key))
 
     def cancel(self, key: str) -> None:
