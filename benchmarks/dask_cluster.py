@@ -42,6 +42,7 @@ from benchmarks import busy_warning, median, table, verdict
 
 WIDE = 200
 CHAIN = 1_000
+WARM_UP = 50
 COSTS_MS = (0, 5, 20)  # CPU ms each wide node burns
 QUICK_COSTS_MS = (0, 10)
 ROUNDS = 3
@@ -94,11 +95,11 @@ def wide_doc(cost_ms: float) -> dict:
                       for i in range(WIDE)]}
 
 
-def chain_doc() -> dict:
+def chain_doc(length: int = CHAIN) -> dict:
     nodes = [{"id": "c0", "spec_id": "b.source", "name": "c0", "ports": []}]
-    nodes += [{"id": f"c{i}", "spec_id": "b.inc", "name": f"c{i}", "ports": []} for i in range(1, CHAIN)]
+    nodes += [{"id": f"c{i}", "spec_id": "b.inc", "name": f"c{i}", "ports": []} for i in range(1, length)]
     return {"id": "chain", "name": "chain", "nodes": nodes,
-            "links": [{"source": f"c{i - 1}:out", "target": f"c{i}:a"} for i in range(1, CHAIN)]}
+            "links": [{"source": f"c{i - 1}:out", "target": f"c{i}:a"} for i in range(1, length)]}
 
 
 # ------------------------------------------------------------------------------------------ contenders
@@ -245,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     runners, executors = contenders()
     try:
         for runner in runners.values():  # warm up: workers import, pools fill, code paths load
-            runner(chain_doc())
+            runner(chain_doc(WARM_UP))
         wide = {}
         for cost in costs:
             print(f"measuring wide {WIDE} at {cost:g} ms", flush=True)

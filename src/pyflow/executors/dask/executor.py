@@ -58,7 +58,6 @@ class DaskExecutor(Executor):
         self.client = None
         self.warnings: list[str] = []
         self._workers: dict[str, dict] = {}  # sandbox workers as last read from the scheduler
-        self._read_at = 0.0
         self._runs: dict[str, dict[str, object]] = {}  # run id -> node id -> future of its result
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -136,7 +135,6 @@ class DaskExecutor(Executor):
             return self._workers
         self._workers = {address: w for address, w in info.get("workers", {}).items()
                          if w.get("resources", {}).get(RESOURCE)}
-        self._read_at = time.monotonic()
         return self._workers
 
     def slots(self) -> int:
@@ -172,7 +170,12 @@ class DaskExecutor(Executor):
         for attempt in range(1, ATTEMPTS + 1):
             if not self._workers and not self.read_workers():
                 return NodeOutcome.failure(self.readiness()["detail"], "ExecutorError", "crashed", duration_ms=ms(started))
-            future = self._submit(task, node_key(run_id, task.node_id, attempt))
+            try:
+                future = self._submit(task, node_key(run_id, task.node_id, attempt))
+            except Exception as exc:  # the client closed or lost its scheduler: the node's error, never a raise
+                log.warning("node %s of run %s could not be submitted to Dask: %s", task.node_id, run_id, exc)
+                return NodeOutcome.failure(f"could not submit the node to the Dask cluster: {clipped(str(exc) or repr(exc))}",
+                                           "ExecutorError", "crashed", duration_ms=ms(started))
             outcome, died = self._await(future, cancel, started)
             if died is None:
                 self._keep(task, future, outcome)
@@ -205,11 +208,11 @@ class DaskExecutor(Executor):
         idle_since = None
         while not done.wait(POLL_S):
             if cancel is not None and cancel.is_set():
-                future.cancel()  # the worker's plugin kills the node's sandbox when it lets go of the key
+                _drop(future)  # the worker's plugin kills the node's sandbox when it lets go of the key
                 return cancelled(started), None
             idle_since = None if self._workers else (idle_since or time.monotonic())
             if idle_since is not None and time.monotonic() - idle_since > NO_WORKER_GRACE_S:
-                future.cancel()
+                _drop(future)
                 return NodeOutcome.failure(self.readiness()["detail"], "ExecutorError", "crashed",
                                            duration_ms=ms(started)), None
         return self._outcome_of(future, started)
@@ -232,6 +235,14 @@ class DaskExecutor(Executor):
             return NodeOutcome.failure(f"the Dask worker answered {type(outcome).__name__}, not a node outcome",
                                        "ExecutorError", "crashed", duration_ms=ms(started)), None
         return outcome, None
+
+
+def _drop(future) -> None:
+    """Cancel a node's future; a client that is closing or has lost its scheduler drops it anyway."""
+    try:
+        future.cancel()
+    except Exception as exc:
+        log.warning("cancelling Dask task %s failed: %s", future.key, exc)
 
 
 def _killed_reason(exc) -> str:
