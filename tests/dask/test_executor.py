@@ -52,6 +52,16 @@ def test_an_input_from_a_port_of_several_is_converted_as_the_engine_converts_it(
     assert outcome.ok and outcome.value == 42
 
 
+def test_a_node_run_again_in_the_same_run_gets_a_key_of_its_own(dask_executor):
+    """Dask answers a task under a key it still holds with that key's result: a node run twice in one run
+    must not get its first result back."""
+    values = [dask_executor.run(make_task(ECHO, n, node_id="again", run_id="again-1")).value for n in range(3)]
+    keys = scheduler_keys(dask_executor, "pyflow:again-1:")
+    dask_executor.finish_run("again-1")
+    assert values == [0, 1, 2]
+    assert "pyflow:again-1:again~3:1" in keys, keys
+
+
 def test_a_node_test_without_a_run_gets_a_key_of_its_own_each_time(dask_executor):
     values = {dask_executor.run(make_task("def func():\n    import random\n    return random.random()\n")).value
               for _ in range(3)}

@@ -59,6 +59,7 @@ class DaskExecutor(Executor):
         self.warnings: list[str] = []
         self._workers: dict[str, dict] = {}  # sandbox workers as last read from the scheduler
         self._runs: dict[str, dict[str, object]] = {}  # run id -> node id -> future of its result
+        self._submitted: dict[str, dict[str, int]] = {}  # run id -> node id -> times the run ran it
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._refresher: threading.Thread | None = None
@@ -104,6 +105,7 @@ class DaskExecutor(Executor):
         self._stop.set()
         with self._lock:
             self._runs.clear()
+            self._submitted.clear()
         for part in (self.client, self.cluster):
             if part is not None:
                 try:
@@ -117,6 +119,7 @@ class DaskExecutor(Executor):
         if run_id is not None:
             with self._lock:
                 futures = self._runs.pop(run_id, None)
+                self._submitted.pop(run_id, None)
             if futures:
                 futures.clear()
 
@@ -166,12 +169,13 @@ class DaskExecutor(Executor):
         if self.client is None:
             return NodeOutcome.failure("the executor is closed", "ExecutorError", "crashed")
         run_id = task.run_id or f"test-{uuid.uuid4().hex}"
+        name = self._key_name(run_id, task.node_id) if task.run_id else task.node_id
         died = None
         for attempt in range(1, ATTEMPTS + 1):
             if not self._workers and not self.read_workers():
                 return NodeOutcome.failure(self.readiness()["detail"], "ExecutorError", "crashed", duration_ms=ms(started))
             try:
-                future = self._submit(task, node_key(run_id, task.node_id, attempt))
+                future = self._submit(task, node_key(run_id, name, attempt))
             except Exception as exc:  # the client closed or lost its scheduler: the node's error, never a raise
                 log.warning("node %s of run %s could not be submitted to Dask: %s", task.node_id, run_id, exc)
                 return NodeOutcome.failure(f"could not submit the node to the Dask cluster: {clipped(str(exc) or repr(exc))}",
@@ -185,6 +189,14 @@ class DaskExecutor(Executor):
                         run_id, attempt, ATTEMPTS, died)
         return NodeOutcome.failure(f"the Dask worker running the node died, {ATTEMPTS} times: {died}",
                                    "WorkerDied", "crashed", duration_ms=ms(started))
+
+    def _key_name(self, run_id: str, node_id: str) -> str:
+        """The node's name in its key: its id, with "~N" added when the same run runs it again (Dask
+        would answer a second task under a key it holds with the first one's result)."""
+        with self._lock:
+            seen = self._submitted.setdefault(run_id, {})
+            count = seen[node_id] = seen.get(node_id, 0) + 1
+        return node_id if count == 1 else f"{node_id}~{count}"
 
     def _submit(self, task: NodeTask, key: str):
         """Submit the node; inputs whose source node's future this run keeps go as that future."""
