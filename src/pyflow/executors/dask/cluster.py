@@ -33,7 +33,10 @@ def sandbox_problem(executor: str = "sandbox", options: dict | None = None) -> s
     running nothing. Asked before starting workers here, so the reason reaches the one who started them
     (a worker that refuses to join only tells its own log)."""
     from .. import create_executor
-    probe = create_executor(executor, **{**(options or {}), "pool_size": 1})
+    try:
+        probe = create_executor(executor, **{**(options or {}), "pool_size": 1})
+    except (ExecutorUnavailable, ImportError) as exc:  # the docker executor connects when made
+        return str(exc)
     try:
         probe.start()
     except ExecutorUnavailable as exc:

@@ -75,12 +75,16 @@ class SandboxPlugin(WorkerPlugin):
         """Start this worker's executor; raising here keeps the worker out of the cluster."""
         from .. import create_executor
         options = {"pool_size": max(1, worker.state.nthreads), **self.options}
-        executor = create_executor(self.executor_name, **options)
+        refusal = "this Dask worker cannot run PyFlow nodes, so it does not join: {}"
+        try:
+            executor = create_executor(self.executor_name, **options)
+        except (ExecutorUnavailable, ImportError) as exc:
+            raise ExecutorUnavailable(refusal.format(exc)) from None
         try:
             executor.start()
         except ExecutorUnavailable as exc:
             executor.close()
-            raise ExecutorUnavailable(f"this Dask worker cannot run PyFlow nodes, so it does not join: {exc}") from None
+            raise ExecutorUnavailable(refusal.format(exc)) from None
         self.executor, self.address = executor, worker.address
         log.info("PyFlow %s executor ready on Dask worker %s (%d slots)", executor.name, worker.address,
                  options["pool_size"])
