@@ -88,8 +88,8 @@ def run_wide(live: LiveServer, width: int) -> dict:
     spec = {"id": "t.sq", "title": "Square", "func": "def func(a):\n    return a * a\n",
             "port": {"input": [{"name": "a", "type": "Int"}], "output": [{"name": "out", "type": "Int"}]}}
     assert requests.post(live.url + "/api/nodespecs", json=spec).status_code == 201
-    flow = {"id": "wide", "name": "wide", "nodes": [{"id": f"n{i}", "spec_id": "t.sq", "ports": [{"name": "a", "value": i}]} for i in range(width)],
-            "links": []}
+    nodes = [{"id": f"n{i}", "spec_id": "t.sq", "ports": [{"name": "a", "value": i}]} for i in range(width)]
+    flow = {"id": "wide", "name": "wide", "nodes": nodes, "links": []}
     answer = requests.post(live.url + "/api/run", json={"flow": flow, "cache": False}, timeout=120)
     assert answer.status_code == 200, answer.text
     return answer.json()

@@ -16,7 +16,8 @@ SPECS = [
     {"id": "t.inc", "title": "Inc", "func": "def func(a):\n    return a + 1\n",
      "port": {"input": [{"name": "a", "type": "Int", "required": True}], "output": [{"name": "out", "type": "Int"}]}},
 ]
-FLOW = {"id": "d.flow", "name": "d", "links": [{"source": "a:out", "target": "b:a"}, {"source": "a:out", "target": "c:a"}],
+FLOW = {"id": "d.flow", "name": "d",
+        "links": [{"source": "a:out", "target": "b:a"}, {"source": "a:out", "target": "c:a"}],
         "nodes": [{"id": "a", "spec_id": "t.inc", "ports": [{"name": "a", "value": "1"}]},
                   {"id": "b", "spec_id": "t.inc", "ports": []}, {"id": "c", "spec_id": "t.inc", "ports": []}]}
 

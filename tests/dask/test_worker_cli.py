@@ -68,8 +68,8 @@ def test_a_pyflow_worker_needs_a_scheduler_address():
 def test_a_pyflow_worker_for_containers_refuses_to_join_without_a_docker_engine(bare_scheduler, client_of):
     pytest.importorskip("docker", reason="the docker executor needs the Docker SDK")
     env = {**os.environ, "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
-    result = subprocess.run([sys.executable, "-m", "pyflow", "worker", bare_scheduler, "--executor", "docker"], cwd=ROOT,
-                            capture_output=True, text=True, env=env, timeout=120)
+    result = subprocess.run([sys.executable, "-m", "pyflow", "worker", bare_scheduler, "--executor", "docker"],
+                            cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "cannot reach the Docker engine" in result.stderr and "Traceback" not in result.stderr, result.stderr
     assert client_of.read_workers() == {}

@@ -158,7 +158,8 @@ class DaskExecutor(Executor):
         return self.cluster.scheduler_address if self.cluster is not None else self.address
 
     def describe(self) -> dict:
-        where = "a local Dask cluster on 127.0.0.1" if self.cluster is not None else f"the Dask cluster at {self.address}"
+        where = ("a local Dask cluster on 127.0.0.1" if self.cluster is not None
+                 else f"the Dask cluster at {self.address}")
         return {"name": self.name, "scheduler": self.scheduler_address(), "workers": sorted(self._workers),
                 "isolation": f"bubblewrap sandbox on each worker of {where} (warm pool per worker process)",
                 "warnings": list(self.warnings)}
@@ -173,13 +174,15 @@ class DaskExecutor(Executor):
         died = None
         for attempt in range(1, ATTEMPTS + 1):
             if not self._workers and not self.read_workers():
-                return NodeOutcome.failure(self.readiness()["detail"], "ExecutorError", "crashed", duration_ms=ms(started))
+                return NodeOutcome.failure(self.readiness()["detail"], "ExecutorError", "crashed",
+                                           duration_ms=ms(started))
             try:
                 future = self._submit(task, node_key(run_id, name, attempt))
             except Exception as exc:  # the client closed or lost its scheduler: the node's error, never a raise
                 log.warning("node %s of run %s could not be submitted to Dask: %s", task.node_id, run_id, exc)
-                return NodeOutcome.failure(f"could not submit the node to the Dask cluster: {clipped(str(exc) or repr(exc))}",
-                                           "ExecutorError", "crashed", duration_ms=ms(started))
+                why = clipped(str(exc) or repr(exc))
+                return NodeOutcome.failure(f"could not submit the node to the Dask cluster: {why}", "ExecutorError",
+                                           "crashed", duration_ms=ms(started))
             outcome, died = self._await(future, cancel, started)
             if died is None:
                 self._keep(task, future, outcome)
