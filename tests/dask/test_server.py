@@ -62,3 +62,4 @@ def test_a_server_on_a_named_scheduler_runs_nodes_on_the_pyflow_worker_that_join
     assert health["executor"]["scheduler"] == bare_scheduler
     (address,) = health["executor"]["workers"]
     assert run["status"] == "succeeded" and {n["worker"] for n in run["nodes"]} == {address}
+
