@@ -7,6 +7,8 @@ import signal
 
 import requests
 
+from pyflow.cli.client import run_events
+
 from tests.support.server import LiveServer
 from tests.support.waiting import wait_until
 
@@ -40,6 +42,10 @@ def test_a_server_on_its_local_cluster_records_which_worker_ran_each_node(tmp_pa
     with LiveServer(tmp_path, executor="dask", args=("--no-stdlib", "--concurrency", "2")) as live:
         health = live.get_json("/api/health")
         run = run_flow_on(live)
+        with requests.get(f"{live.url}/api/runs/{run['id']}/events", stream=True, timeout=60) as resp:
+            finished = [e["data"] for e in run_events(resp.iter_content(chunk_size=None))
+                        if e["event"] == "node_finished"]
+    assert {e["node"]: e["worker"] for e in finished} == {n["id"]: n["worker"] for n in run["nodes"]}
     assert health["executor"]["name"] == "dask" and health["executor"]["scheduler"].startswith("tcp://127.0.0.1:")
     assert health["status"] == "ok", health
     assert run["status"] == "succeeded", run

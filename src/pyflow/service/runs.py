@@ -117,7 +117,8 @@ def node_event_data(result: dict) -> dict:
     return {"node": result["id"], "name": result["name"], "status": result["status"],
             "cached": result.get("cached", False), "duration_ms": result.get("duration_ms", 0.0),
             "outputs": preview(result.get("outputs") or {}),
-            "error": {"type": error.get("type"), "message": error.get("message")} if error else None}
+            "error": {"type": error.get("type"), "message": error.get("message")} if error else None,
+            **({"worker": result["worker"]} if result.get("worker") else {})}
 
 
 class RunManager:
