@@ -52,15 +52,22 @@ async def _serve(args, options: dict) -> int:
     kind = Worker if args.no_nanny else Nanny
     node = kind(args.scheduler, name=args.name, host=args.host, dashboard_address=None,
                 **worker_settings(args.nthreads, args.executor, options))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # before starting: a signal during the start is kept
+        loop.add_signal_handler(sig, stop.set)
     try:
         await node
     except Exception as exc:
         print(f"pyflow worker: cannot join {args.scheduler}: {exc}", file=sys.stderr)
         return 2
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(node.close()))
     print(f"PyFlow worker {node.worker_address} joined {args.scheduler} ({args.nthreads} sandbox slot(s), "
           f"{args.executor})", flush=True)
-    await node.finished()
+    stopped = asyncio.ensure_future(stop.wait())
+    finished = asyncio.ensure_future(node.finished())
+    await asyncio.wait([stopped, finished], return_when=asyncio.FIRST_COMPLETED)
+    if stop.is_set():
+        await node.close()
+    finished.cancel()
+    stopped.cancel()
     return 0
