@@ -14,7 +14,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # of the dpkg lock instead of failing at once.
 APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get -y -q -o Dpkg::Use-Pty=0 -o DPkg::Lock::Timeout=600
 
-.PHONY: run test bench docker clean system-deps venv ui test-unit test-rest test-api test-hostile test-browser test-docker
+.PHONY: run test bench docker clean system-deps venv ui test-unit test-rest test-api test-hostile test-browser test-docker test-dask
 
 # Debian packages: bubblewrap (the node sandbox), libseccomp2 (its system call filter, through pyseccomp),
 # python3 (the interpreter inside the sandbox), libcurl headers (pycurl, for pyresttest).
@@ -59,7 +59,7 @@ test-hostile: system-deps venv
 # Every suite runs even when an earlier one fails; the output ends with one line per suite (passed,
 # failed or skipped, and why), and under CI a skipped docker or browser suite fails the run unless
 # PYFLOW_ALLOW_SKIP names it (see mk/suites.sh).
-SUITES := test-unit test-rest test-api test-hostile test-browser test-docker
+SUITES := test-unit test-rest test-api test-hostile test-browser test-docker test-dask
 test: system-deps venv ui
 	@STAMPS=$(STAMPS) mk/suites.sh $(SUITES)
 

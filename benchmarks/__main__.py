@@ -16,7 +16,7 @@ import time
 import traceback
 
 MODULES = ("engine", "quickcheck", "compose", "runs", "connections", "executors", "environments", "breakdown",
-           "artifacts", "docker_overhead", "editor")
+           "artifacts", "docker_overhead", "dask_cluster", "editor")
 DESCRIPTIONS = {
     "engine": "engine overhead per node vs Hamilton and plain Python (issue 2, item 8)",
     "quickcheck": "the flow save path's fast check against fastjsonschema (issue 12, item 8)",
@@ -28,6 +28,7 @@ DESCRIPTIONS = {
     "environments": "warm numpy/pandas nodes vs a stdlib node, and first use (issue 13, item 4)",
     "artifacts": "a 100 MB numpy array node to node vs np.save + np.load (issue 14, item 8)",
     "docker_overhead": "Docker executor overhead",
+    "dask_cluster": "PyFlow on Dask vs the local pool and bare Dask: per-node overhead, pay-off (issue 15, item 7)",
     "editor": "browser editor",
 }
 

@@ -21,6 +21,7 @@ from ..storage.check import check_database
 from .backends import LocalBackend, RemoteBackend
 from .envs import add_environment_options, apply_environment_options, cmd_envs
 from .progress import Progress, print_run_table
+from .worker import add_worker, cmd_worker
 
 
 def add_arguments(sub) -> None:
@@ -28,6 +29,7 @@ def add_arguments(sub) -> None:
     _add_repository_commands(sub)
     _add_run_commands(sub)
     _add_environment_commands(sub)
+    add_worker(sub, at_least, executor_options)
     check = sub.add_parser("check", help="check a database: SQLite's integrity check and PyFlow's stored documents")
     check.add_argument("--db", help="SQLite database file (default: $PYFLOW_DB, else "
                                     "~/.local/share/pyflow/pyflow.db)")
@@ -166,8 +168,11 @@ def _add_local(parser) -> None:
     parser.add_argument("--artifacts-gb", type=float, default=10.0,
                         help="space the artifacts still referenced may take before the collector warns")
     parser.add_argument("--executor", default=os.environ.get("PYFLOW_EXECUTOR", "sandbox"),
-                        help="where node code runs: sandbox (default), docker, unsafe-process, or none "
+                        help="where node code runs: sandbox (default), docker, dask, unsafe-process, or none "
                              "(serve the editor and repository, run no node)")
+    parser.add_argument("--dask-scheduler", default=None, metavar="tcp://HOST:8786",
+                        help="with --executor dask, the cluster's scheduler (default: $PYFLOW_DASK_SCHEDULER, "
+                             "else a local cluster on 127.0.0.1)")
     parser.add_argument("--concurrency", type=int, default=None, help="nodes running at once (default: cores)")
     parser.add_argument("--no-stdlib", action="store_true", help="do not load the standard library into an "
                                                                  "empty database")
@@ -200,6 +205,8 @@ def config_from(args) -> Config:
     if getattr(args, "docker_images", None) is not None and config.executor == "docker":
         config.executor_options.setdefault("images", args.docker_images)
     apply_environment_options(config, args)
+    if getattr(args, "dask_scheduler", None) and config.executor == "dask":
+        config.executor_options.setdefault("scheduler", args.dask_scheduler)
     return config
 
 
@@ -379,4 +386,5 @@ def cmd_check(args) -> int:
 
 
 COMMANDS = {"check": cmd_check, "serve": cmd_serve, "run": cmd_run, "import": cmd_import, "export": cmd_export,
-            "validate": cmd_validate, "nodespec": cmd_nodespec, "runs": cmd_runs, "envs": cmd_envs}
+            "validate": cmd_validate, "nodespec": cmd_nodespec, "runs": cmd_runs, "envs": cmd_envs,
+            "worker": cmd_worker}

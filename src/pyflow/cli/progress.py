@@ -124,8 +124,11 @@ def _summary(value):
 
 
 def print_run_table(run: dict, stream: TextIO) -> None:
-    rows = [("NODE", "NAME", "STATUS", "MS", "RESULT")]
-    for node in run.get("nodes") or []:
+    """One line per node; a WORKER column when nodes ran on a cluster's workers (the dask executor)."""
+    nodes = run.get("nodes") or []
+    workers = any(node.get("worker") for node in nodes)
+    rows = [("NODE", "NAME", "STATUS", "MS", *(("WORKER",) if workers else ()), "RESULT")]
+    for node in nodes:
         status = "cached" if node.get("cached") else node["status"]
         items = node.get("items")
         if items is not None:
@@ -135,9 +138,10 @@ def print_run_table(run: dict, stream: TextIO) -> None:
         else:
             result = node.get("reason") or summarized(node.get("outputs") or {})
         depth = len(node.get("path") or ()) - 1
+        where = (node.get("worker") or "-",) if workers else ()
         rows.append(("  " * max(depth, 0) + node["id"], node["name"], status,
-                     f"{node.get('duration_ms') or 0:.1f}", _cell(result)))
-    widths = [max(len(str(r[i])) for r in rows) for i in range(4)]
+                     f"{node.get('duration_ms') or 0:.1f}", *where, _cell(result)))
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
-        stream.write("  ".join(str(c).ljust(w) for c, w in zip(row[:4], widths)) + "  " + str(row[4]) + "\n")
+        stream.write("  ".join(str(c).ljust(w) for c, w in zip(row[:-1], widths)) + "  " + str(row[-1]) + "\n")
     stream.write(f"run {run['id']}: {run['status']}" + (f" ({run['reason']})" if run.get("reason") else "") + "\n")

@@ -78,6 +78,20 @@ class Environment:
         return {"key": self.key, "packages": list(self.packages)}
 
 
+@dataclass(frozen=True)
+class ArgSource:
+    """Where a linked input's value comes from: output `port` of node `node` (its whole return value
+    when `whole`, the node having one output), converted to `out_type` and then to `in_type`, as the
+    engine converts it. An executor that keeps results where they were computed (Dask) hands the
+    upstream result over there instead of sending the value again; `NodeTask.args` holds it anyway."""
+
+    node: str
+    port: str
+    whole: bool
+    out_type: str
+    in_type: str
+
+
 @dataclass
 class NodeTask:
     """Everything an executor needs to run one node, as plain data."""
@@ -95,6 +109,9 @@ class NodeTask:
     environment: Environment | None = None  # set by the runner when `requirements` is not empty
     arg_types: tuple[str, ...] = ()  # the input ports' types, for conversions made where values are loaded
     output_names: tuple[str, ...] = ()  # with several, each non-JSON member of the returned dict is an artifact
+    #: Per argument, where it comes from (ArgSource) or None (a literal, a default, a cached or
+    #: non-deterministic upstream); empty when nobody said.
+    sources: tuple = ()
 
     def payload(self) -> dict:
         """The JSON message a worker process receives."""
@@ -125,6 +142,7 @@ class NodeOutcome:
     stdout: str = ""
     duration_ms: float = 0.0
     violation: str | None = None
+    worker: str | None = None  # which machine's worker ran the node, for executors spanning several
 
     @classmethod
     def failure(cls, message: str, kind: str = "ExecutionError", violation: str | None = None,
@@ -149,6 +167,9 @@ class Executor(ABC):
     def run(self, task: NodeTask, cancel: threading.Event | None = None) -> NodeOutcome:
         """Run one node. Must return (never raise) for anything the node code does, and must return
         promptly once `cancel` is set, ending whatever runs the node."""
+
+    def finish_run(self, run_id: str | None) -> None:
+        """Hook: the run `run_id` has ended; let go of what was kept for it (results left on a cluster)."""
 
     def close(self) -> None:
         """Release processes, containers and pools. Safe to call twice."""

@@ -28,6 +28,7 @@ from .execution import (
     DEFAULT_LIMITS,
     MAX_LIMITS,
     Environment,
+    ArgSource,
     Executor,
     Limits,
     NodeOutcome,
@@ -116,6 +117,7 @@ class FlowRunner:
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
+            self.executor.finish_run(self.options.run_id)
         ordered = sorted(self.results.values(), key=lambda r: self.compiled.nodes[r["id"]].index)
         return RunOutcome(self._run_status(), ordered)
 
@@ -187,7 +189,22 @@ class FlowRunner:
                         limits=self.limits_of(node),
                         run_id=self.options.run_id, image=node.spec.image, requirements=node.spec.requirements,
                         arg_types=tuple(p.type for p in node.spec.inputs),
-                        output_names=tuple(p.name for p in node.spec.outputs))
+                        output_names=tuple(p.name for p in node.spec.outputs), sources=self._sources(node))
+
+    def _sources(self, node: PlannedNode) -> tuple:
+        """Where each linked input comes from, for executors that pass results along where they are.
+        Only from nodes that are deterministic by their spec (`cache`), since such an executor may
+        compute a lost result again."""
+        sources = []
+        for port in node.spec.inputs:
+            src, src_port = node.inbound.get(port.name, (None, None))
+            upstream = self.compiled.nodes[src].spec if src is not None else None
+            if upstream is None or not upstream.cache:
+                sources.append(None)
+                continue
+            out = next(p for p in upstream.outputs if p.name == src_port)
+            sources.append(ArgSource(src, src_port, len(upstream.outputs) == 1, out.type, port.type))
+        return tuple(sources)
 
     def limits_of(self, node: PlannedNode) -> Limits:
         """Limits per nodespec, worked out once per run rather than once per node."""
@@ -322,6 +339,8 @@ class FlowRunner:
             self._complete_map(node, inputs, started, outcome)
             return
         common = dict(inputs=inputs, stdout=outcome.stdout, started_at=started, duration_ms=outcome.duration_ms)
+        if outcome.worker is not None:
+            common["worker"] = outcome.worker
         if task.environment is not None:
             common["environment"] = task.environment.summary()
         if is_skip(outcome.value) and outcome.ok:

@@ -2,8 +2,9 @@
 entry-point group, so a package can add its own without touching PyFlow.
 
 Built in: "sandbox" (bubblewrap + warm fork-server pool; the default), "docker" (a hardened container
-per image, warm), "unsafe-process" (a plain subprocess with rlimits), "none" (serve the editor and
-repository but run no node), and "inprocess" (tests and benchmarks only).
+per image, warm), "dask" (nodes as tasks on a Dask cluster, each in its worker's sandbox),
+"unsafe-process" (a plain subprocess with rlimits), "none" (serve the editor and repository but run no
+node), and "inprocess" (tests and benchmarks only).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ BUILTIN = {
     "inprocess": "pyflow.executors.inprocess:InProcessExecutor",
     "none": "pyflow.executors.disabled:DisabledExecutor",
     "docker": "pyflow.executors.docker:DockerExecutor",
+    "dask": "pyflow.executors.dask:DaskExecutor",
 }
 SERVER_FORBIDDEN = {"inprocess"}
 

@@ -94,7 +94,7 @@ SHAPES = {
                        status=NODE_STATUS, inputs={"type": "object"}, outputs={"type": "object"},
                        error=ref("NodeError"), stdout={"type": ["string", "null"]},
                        started_at=NULLABLE_STRING, duration_ms={"type": ["number", "null"]},
-                       cached={"type": ["boolean", "null"]},
+                       cached={"type": ["boolean", "null"]}, worker=NULLABLE_STRING,
                        path={"type": "array", "items": STRING,
                              "description": "node ids from the outermost flow down (inside subflows: several)"},
                        reason={"type": ["string", "null"], "description": "\"branch not taken\" for a skipped branch"},

@@ -136,6 +136,8 @@ def node_event_data(result: dict) -> dict:
     if result.get("items") is not None:  # a mapped node: how its items went
         items = result["items"]
         data["items"] = {"total": len(items), "failed": sum(1 for i in items if i["status"] != "success")}
+    if result.get("worker"):  # the cluster's worker that ran it
+        data["worker"] = result["worker"]
     return data
 
 

@@ -136,3 +136,43 @@ def test_cancel_skips_pending_nodes():
     assert outcome.status == "cancelled"
     assert by_id(outcome)["b"]["status"] == "skipped"
     assert by_id(outcome)["b"]["error"]["message"] == "the run was cancelled"
+
+
+class Recording(InProcessExecutor):
+    """Runs in process, keeps every task it was given, says a worker ran it, and hears the run end."""
+
+    def __init__(self):
+        super().__init__()
+        self.tasks, self.finished = {}, []
+
+    def run(self, task, cancel=None):
+        self.tasks[task.node_id] = task
+        outcome = super().run(task, cancel)
+        outcome.worker = f"worker-of-{task.node_id}"
+        return outcome
+
+    def finish_run(self, run_id):
+        self.finished.append(run_id)
+
+
+def test_tasks_name_each_linked_inputs_deterministic_source_and_results_name_the_worker():
+    from pyflow.engine.execution import ArgSource
+    from .helpers import spec
+    noisy = spec("t.noisy", "def func(a):\n    return a\n", [{"name": "a", "type": "Int"}],
+                 [{"name": "out", "type": "Int"}], cache=False)
+    specs = {**SPECS, noisy.id: noisy}
+    doc = flow([("p", "t.pair", {"a": 3}), ("n", "t.noisy", {"a": 1}), ("s", "t.add", {})],
+               [("p:y", "s:a"), ("n:out", "s:b")])
+    executor = Recording()
+    outcome = run_flow(compile_flow(doc, specs), executor, RunOptions(concurrency=1, run_id="r1"))
+    assert by_id(outcome)["s"]["outputs"] == {"out": -2}
+    assert executor.tasks["s"].sources == (ArgSource("p", "y", False, "Int", "Int"), None)
+    assert executor.tasks["p"].sources == (None,)
+    assert {n["id"]: n["worker"] for n in outcome.nodes} == {"p": "worker-of-p", "n": "worker-of-n",
+                                                             "s": "worker-of-s"}
+    assert executor.finished == ["r1"]
+
+
+def test_results_of_executors_that_name_no_worker_carry_no_worker_field():
+    outcome = run(flow([("a", "t.inc", {"a": 1})]))
+    assert "worker" not in outcome.nodes[0]

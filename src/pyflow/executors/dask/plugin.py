@@ -1,0 +1,160 @@
+"""The worker side: a Dask worker plugin that owns that machine's sandbox pool, and the task function.
+
+Every Dask worker that takes PyFlow nodes carries `SandboxPlugin`. At setup it starts one executor for
+the whole worker process (the bubblewrap sandbox's warm pool, sized to the worker's threads, or the
+Docker executor where the worker is configured so); when that executor cannot run here, setup raises
+and the worker does not join the cluster, saying why. The worker also advertises the resource
+`RESOURCE` with one unit per thread: PyFlow submits every node with that resource, so nodes only ever
+go to workers that have a sandbox, and a plain Dask worker in the same cluster never sees one.
+
+Node code never runs in the Dask worker process: `run_node` hands the node to the plugin's executor,
+which runs it in a sandbox and reads its answer as hostile, exactly as on a single machine.
+
+Cancellation: when a future is cancelled (or its client, the server, goes away), the scheduler tells
+the worker to forget the key; the worker's state machine moves the executing task to "released", and
+the plugin's `transition` hook sets that node's cancel event, which kills its sandbox at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from distributed import WorkerPlugin, get_worker
+
+from ...engine.execution import ExecutorUnavailable, NodeOutcome, NodeTask
+from ...model.types import ConversionError, convert
+
+log = logging.getLogger(__name__)
+
+PLUGIN_NAME = "pyflow-sandbox"
+RESOURCE = "pyflow-sandbox"
+#: Executors a worker may run nodes with: those that isolate node code from the worker process.
+ISOLATING = ("sandbox", "docker")
+#: Task states in which the worker is running the task's function, and the states a running task is
+#: sent to when the worker lets go of its key (cancelled, or its client gone).
+RUNNING_STATES = ("executing", "long-running")
+LET_GO = ("released", "cancelled", "forgotten")
+#: Keys cancelled before their function started (remembered so a late start does not run), bounded.
+REMEMBERED_CANCELS = 10_000
+
+
+class SandboxPlugin(WorkerPlugin):
+    """Starts the worker's sandbox executor, runs nodes on it, and kills the sandboxes of released keys.
+
+    Picklable (it travels to worker processes that a LocalCluster or `pyflow worker` starts): only the
+    executor's name and options are carried; the executor is made in `setup`."""
+
+    name = PLUGIN_NAME
+    idempotent = True
+
+    def __init__(self, executor: str = "sandbox", options: dict | None = None):
+        if executor not in ISOLATING:
+            raise ValueError(f"a PyFlow Dask worker runs nodes in a sandbox: executor must be one of "
+                             f"{', '.join(ISOLATING)}, not {executor!r}")
+        self.executor_name = executor
+        self.options = dict(options or {})
+        self._init_state()
+
+    def _init_state(self) -> None:
+        self.executor = None
+        self.address: str | None = None
+        self._running: dict[str, threading.Event] = {}
+        self._cancelled: dict[str, None] = {}
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict:
+        return {"executor_name": self.executor_name, "options": self.options}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._init_state()
+
+    def setup(self, worker) -> None:
+        """Start this worker's executor; raising here keeps the worker out of the cluster."""
+        from .. import create_executor
+        options = {"pool_size": max(1, worker.state.nthreads), **self.options}
+        refusal = "this Dask worker cannot run PyFlow nodes, so it does not join: {}"
+        try:
+            executor = create_executor(self.executor_name, **options)
+        except (ExecutorUnavailable, ImportError) as exc:
+            raise ExecutorUnavailable(refusal.format(exc)) from None
+        try:
+            executor.start()
+        except ExecutorUnavailable as exc:
+            executor.close()
+            raise ExecutorUnavailable(refusal.format(exc)) from None
+        self.executor, self.address = executor, worker.address
+        log.info("PyFlow %s executor ready on Dask worker %s (%d slots)", executor.name, worker.address,
+                 options["pool_size"])
+
+    def teardown(self, worker) -> None:
+        if self.executor is not None:
+            self.executor.close()
+
+    def transition(self, key, start: str, finish: str, *args, **kwargs) -> None:
+        """A running node whose key the worker lets go of (its future was cancelled, or the server that
+        held it is gone) is ended now, not when its own timeout comes."""
+        if start in RUNNING_STATES and finish in LET_GO:
+            self.cancel(str(key))
+
+    def cancel(self, key: str) -> None:
+        with self._lock:
+            event = self._running.get(key)
+            if event is None:
+                self._cancelled[key] = None
+                while len(self._cancelled) > REMEMBERED_CANCELS:
+                    self._cancelled.pop(next(iter(self._cancelled)))
+        if event is not None:
+            event.set()
+
+    def run(self, key: str, task: NodeTask) -> NodeOutcome:
+        """Run one node in this worker's sandbox, ended early when its key is released."""
+        cancel = threading.Event()
+        with self._lock:
+            if self._cancelled.pop(key, None) is None and key not in self._running:
+                self._running[key] = cancel
+            else:
+                cancel.set()
+        try:
+            outcome = self.executor.run(task, cancel)
+        finally:
+            with self._lock:
+                if self._running.get(key) is cancel:
+                    del self._running[key]
+        outcome.worker = self.address
+        return outcome
+
+    def running(self) -> list[str]:
+        with self._lock:
+            return sorted(self._running)
+
+
+def run_node(key: str, task: NodeTask, upstream: dict[str, NodeOutcome]) -> NodeOutcome:
+    """The Dask task of one node: its inputs that come from other nodes' results (`upstream`, which Dask
+    resolved from their futures on this cluster) are filled in, then the node runs in the sandbox."""
+    worker = get_worker()
+    plugin = worker.plugins.get(PLUGIN_NAME)
+    if not isinstance(plugin, SandboxPlugin) or plugin.executor is None:
+        return NodeOutcome.failure(f"the Dask worker {worker.address} has no PyFlow sandbox (start workers "
+                                   f"with `pyflow worker`)", "ExecutorError", "crashed")
+    if upstream:
+        try:
+            task.args = filled_args(task, upstream)
+        except ConversionError as exc:  # the server converted the same values: only a changed value gets here
+            return NodeOutcome.failure(f"an input from another node could not be converted: {exc}", "ConversionError")
+    return plugin.run(key, task)
+
+
+def filled_args(task: NodeTask, upstream: dict[str, NodeOutcome]) -> list:
+    """The task's arguments with every one whose source node's result is in `upstream` taken from it,
+    converted as the engine converts it (to the output port's type, then to the input port's)."""
+    args = list(task.args)
+    for index, source in enumerate(task.sources):
+        if source is None or source.node not in upstream:
+            continue
+        value: Any = upstream[source.node].value
+        raw = value if source.whole else value[source.port]
+        args[index] = convert(source.in_type, convert(source.out_type, raw))
+    return args

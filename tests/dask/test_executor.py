@@ -1,0 +1,192 @@
+"""The Dask executor's own behaviour: keys, values passed on the cluster, dead workers, no workers."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from pyflow.engine.execution import ArgSource, ExecutorUnavailable
+from pyflow.executors import create_executor
+from pyflow.executors.dask import node_key
+from tests.hostile.support import processes_named
+from tests.support.waiting import wait_until
+
+from .conftest import NAMED, kill_worker, make_task, wait_for_workers, worker_pids, worker_running
+
+ECHO = "def func(x):\n    return x\n"
+
+
+def scheduler_keys(executor, prefix: str) -> list[str]:
+    return executor.client.run_on_scheduler(_keys, prefix)
+
+
+def _keys(prefix, dask_scheduler):
+    return sorted(str(k) for k in dask_scheduler.tasks if str(k).startswith(prefix))
+
+
+def _dependencies(key, dask_scheduler):
+    return sorted(str(d.key) for d in dask_scheduler.tasks[key].dependencies)
+
+
+def test_a_nodes_input_from_the_same_run_comes_from_the_upstream_future_not_the_server(dask_executor):
+    """The downstream task depends on the upstream's key, and its input is the value on the cluster: the
+    copy in the task's own arguments (here made different on purpose) is not what the node receives."""
+    first = dask_executor.run(make_task(ECHO, {"made": "on the worker"}, node_id="up", run_id="pass-1"))
+    assert first.ok and first.worker in dask_executor.read_workers()
+    source = ArgSource("up", "out", True, "Any", "Any")
+    second = dask_executor.run(make_task(ECHO, "the server's copy", node_id="down", run_id="pass-1", sources=[source]))
+    assert second.ok and second.value == {"made": "on the worker"}, second
+    assert dask_executor.client.run_on_scheduler(_dependencies, node_key("pass-1", "down", 1)) == ["pyflow:pass-1:up:1"]
+    dask_executor.finish_run("pass-1")
+    assert wait_until(lambda: not scheduler_keys(dask_executor, "pyflow:pass-1:"), timeout=30)
+
+
+def test_an_input_from_a_port_of_several_is_converted_as_the_engine_converts_it(dask_executor):
+    pair = "def func():\n    return {'n': '41', 'rest': None}\n"
+    assert dask_executor.run(make_task(pair, node_id="p", run_id="conv-1")).ok
+    source = ArgSource("p", "n", False, "String", "Int")
+    outcome = dask_executor.run(make_task("def func(n):\n    return n + 1\n", 41, node_id="c", run_id="conv-1",
+                                          sources=[source]))
+    dask_executor.finish_run("conv-1")
+    assert outcome.ok and outcome.value == 42
+
+
+def test_a_node_run_again_in_the_same_run_gets_a_key_of_its_own(dask_executor):
+    """Dask answers a task under a key it still holds with that key's result: a node run twice in one run
+    must not get its first result back."""
+    values = [dask_executor.run(make_task(ECHO, n, node_id="again", run_id="again-1")).value for n in range(3)]
+    keys = scheduler_keys(dask_executor, "pyflow:again-1:")
+    dask_executor.finish_run("again-1")
+    assert values == [0, 1, 2]
+    assert "pyflow:again-1:again~3:1" in keys, keys
+
+
+def test_a_node_test_without_a_run_gets_a_key_of_its_own_each_time(dask_executor):
+    values = {dask_executor.run(make_task("def func():\n    import random\n    return random.random()\n")).value
+              for _ in range(3)}
+    assert len(values) == 3
+
+
+def _run_in_thread(executor, task):
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(outcome=executor.run(task)))
+    thread.start()
+    return thread, result
+
+
+def test_a_node_whose_worker_dies_runs_again_elsewhere_under_attempt_two(dask_executor):
+    wait_for_workers(dask_executor)
+    name = "pfdkill1"
+    thread, result = _run_in_thread(dask_executor, make_task(NAMED, name, 3, node_id="k", run_id="kill-1"))
+    first = node_key("kill-1", "k", 1)
+    doomed = wait_until(lambda: processes_named(name) and worker_running(dask_executor, first), timeout=60,
+                        fail="the node never started")
+    kill_worker(dask_executor, doomed)
+    thread.join(timeout=120)
+    outcome = result["outcome"]
+    assert outcome.ok and outcome.value == name, outcome
+    assert outcome.worker != doomed
+    assert wait_until(lambda: scheduler_keys(dask_executor, "pyflow:kill-1:") == [node_key("kill-1", "k", 2)],
+                      timeout=30), scheduler_keys(dask_executor, "pyflow:kill-1:")
+    dask_executor.finish_run("kill-1")
+
+
+def test_a_node_whose_worker_dies_twice_fails_saying_so(dask_executor):
+    wait_for_workers(dask_executor)
+    name = "pfdkill2"
+    thread, result = _run_in_thread(dask_executor, make_task(NAMED, name, 60, node_id="k", run_id="kill-2"))
+    killed = []
+    for attempt in (1, 2):
+        key = node_key("kill-2", "k", attempt)
+        address = wait_until(lambda: processes_named(name) and worker_running(dask_executor, key), timeout=120,
+                             fail=f"attempt {attempt} never started")
+        kill_worker(dask_executor, address)
+        killed.append(address)
+    thread.join(timeout=120)
+    outcome = result["outcome"]
+    assert not outcome.ok and outcome.error["type"] == "WorkerDied", outcome
+    assert outcome.error["message"] == (f"the Dask worker running the node died, 2 times: worker {killed[1]} "
+                                        f"ended while running it")
+    assert wait_until(lambda: not processes_named(name), timeout=30), "a killed worker's sandbox outlived it"
+    wait_for_workers(dask_executor)
+
+
+def test_worker_processes_are_not_the_servers_and_nodes_never_run_in_them(dask_executor):
+    """Node code runs in a sandbox below the worker: its pid namespace is the sandbox's own."""
+    import os
+    pids = worker_pids(dask_executor)
+    assert os.getpid() not in pids.values()
+    outcome = dask_executor.run(make_task("def func():\n    import os\n    return [os.getpid(), os.getppid()]\n"))
+    assert outcome.ok and outcome.value[1] == 1, outcome  # forked by the zygote, the sandbox's pid 1
+
+
+def test_without_sandbox_workers_a_node_fails_at_once_and_health_says_why(bare_scheduler):
+    executor = create_executor("dask", scheduler=bare_scheduler)
+    executor.start()
+    try:
+        ready = executor.readiness()
+        assert not ready["ready"] and "no Dask worker with a PyFlow sandbox" in ready["detail"]
+        outcome = executor.run(make_task(ECHO, 1))
+        assert not outcome.ok and "no Dask worker with a PyFlow sandbox" in outcome.error["message"]
+        warnings = executor.describe()["warnings"]
+        assert any("DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=0" in w for w in warnings), warnings
+    finally:
+        executor.close()
+
+
+def test_an_unreachable_scheduler_is_refused_at_start_naming_it():
+    executor = create_executor("dask", scheduler="tcp://127.0.0.1:9", connect_timeout_s=2)
+    with pytest.raises(ExecutorUnavailable, match="cannot start the Dask scheduler at tcp://127.0.0.1:9"):
+        executor.start()
+
+
+def test_a_local_cluster_whose_workers_would_have_no_sandbox_is_refused_saying_why():
+    executor = create_executor("dask", n_workers=1, python="/nonexistent/python3")
+    with pytest.raises(ExecutorUnavailable) as raised:
+        executor.start()
+    assert "/nonexistent/python3 is missing" in str(raised.value), raised.value
+
+
+def test_a_dask_worker_whose_sandbox_cannot_start_does_not_join(bare_scheduler):
+    """The plugin itself refuses, whoever starts the worker: its setup fails, so the worker never joins."""
+    import asyncio
+
+    from distributed import Worker
+
+    from pyflow.executors.dask import worker_settings
+
+    async def join():
+        worker = Worker(bare_scheduler, dashboard_address=None,
+                        **worker_settings(1, "sandbox", {"python": "/nonexistent/python3"}))
+        await worker
+
+    with pytest.raises(RuntimeError) as raised:
+        asyncio.run(join())
+    cause = raised.value.__cause__
+    assert isinstance(cause, ExecutorUnavailable), raised.value
+    assert "this Dask worker cannot run PyFlow nodes, so it does not join" in str(cause)
+    assert "/nonexistent/python3 is missing" in str(cause)
+    executor = create_executor("dask", scheduler=bare_scheduler)
+    executor.start()
+    try:
+        assert executor.read_workers() == {}
+    finally:
+        executor.close()
+
+
+def test_a_task_the_cluster_drops_fails_the_node_saying_so_and_ends_its_sandbox(dask_executor):
+    """Not a cancel of the run: the key forgotten by the scheduler (as when it restarts) fails the node."""
+    from distributed import Future
+    wait_for_workers(dask_executor)
+    name = "pfddrop"
+    thread, result = _run_in_thread(dask_executor, make_task(NAMED, name, 60, node_id="d", run_id="drop-1"))
+    key = node_key("drop-1", "d", 1)
+    wait_until(lambda: processes_named(name) and worker_running(dask_executor, key), timeout=60,
+               fail="the node never started")
+    dask_executor.client.cancel([Future(key, dask_executor.client)], force=True)
+    thread.join(timeout=60)
+    outcome = result["outcome"]
+    assert not outcome.ok and outcome.error["type"] == "ExecutorError" and outcome.violation == "crashed", outcome
+    assert outcome.error["message"].startswith("the Dask cluster dropped the node's task"), outcome
+    assert wait_until(lambda: not processes_named(name), timeout=30), processes_named(name)
