@@ -83,11 +83,15 @@ class Installer:
         self.uv = uv_binary()
         self.started = time.monotonic()
 
-    def lock(self, requirements: tuple[str, ...], workdir: Path) -> str:
-        """Resolve `requirements` to exact versions with hashes (the lock's text)."""
+    def lock(self, requirements: tuple[str, ...], workdir: Path, resolve: bool = True) -> str:
+        """Resolve `requirements` to exact versions with hashes (the lock's text); with `resolve` false
+        they are a lock already (every package pinned, from another machine) and are kept as they are."""
         source = workdir / "requirements.in"
         source.write_text("".join(r + "\n" for r in requirements), encoding="utf-8")
         out = workdir / "lock.txt"
+        if not resolve:
+            out.write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+            return out.read_text(encoding="utf-8")
         if self.uv:
             self._run([self.uv, "pip", "compile", str(source), "-o", str(out), "--generate-hashes",
                        "--no-header", "--no-annotate", *self._uv_common()], workdir, "resolving")
@@ -97,12 +101,13 @@ class Installer:
 
     def install(self, lock_file: Path, site: Path, workdir: Path) -> None:
         """Install exactly the lock (no resolution, hashes required) into `site`."""
+        hashed = ["--require-hashes"] if "--hash=" in lock_file.read_text(encoding="utf-8") else []
         if self.uv:
-            self._run([self.uv, "pip", "install", "--target", str(site), "--no-deps", "--require-hashes",
+            self._run([self.uv, "pip", "install", "--target", str(site), "--no-deps", *hashed,
                        "-r", str(lock_file), "--compile-bytecode", *self._uv_common()], workdir, "installing")
         else:
             self._run([sys.executable, "-m", "pip", "install", "--target", str(site), "--no-deps",
-                       "--require-hashes", "--only-binary", ":all:", "--no-compile", "-r", str(lock_file),
+                       *hashed, "--only-binary", ":all:", "--no-compile", "-r", str(lock_file),
                        "--python-version", self._pip_python_version(), *self._pip_index()], workdir, "installing")
 
     def _uv_common(self) -> list[str]:

@@ -110,6 +110,24 @@ class EnvironmentStore:
         self._touch(ident.key)
         return env
 
+    def environment_from_lock(self, env: Environment, listener: Listener | None = None,
+                              cancel: threading.Event | None = None) -> Environment:
+        """This machine's copy of an environment another machine resolved (a Dask worker's, for a node
+        the server prepared): exactly its packages (`name==version` each, no resolution), kept under the
+        same key, so a flow gets the same versions wherever its nodes run."""
+        if Path(env.path).is_dir():
+            return env
+        key = env.key
+        known = self._known.get(key)
+        if known is not None and (self.root / key).is_dir():
+            return known
+        with self._thread_lock(key), self._file_lock(key):
+            if not (self.root / key / "meta.json").is_file():
+                ident = EnvironmentKey(key, tuple(env.packages), self.target())
+                self._build(ident, listener or (lambda phase, data: None), cancel, pinned=True)
+            found = self._known[key] = self._load(key)
+        return found
+
     def _thread_lock(self, key: str) -> threading.Lock:
         with self._guard:
             return self._locks.setdefault(key, threading.Lock())
@@ -118,7 +136,7 @@ class EnvironmentStore:
         (self.root / ".locks").mkdir(parents=True, exist_ok=True)
         return _FileLock(self.root / ".locks" / f"{key}.lock")
 
-    def _build(self, ident: EnvironmentKey, listener: Listener, cancel) -> None:
+    def _build(self, ident: EnvironmentKey, listener: Listener, cancel, pinned: bool = False) -> None:
         started = time.monotonic()
         base = {"key": ident.key, "requirements": list(ident.requirements)}
         listener("started", dict(base))
@@ -128,7 +146,7 @@ class EnvironmentStore:
         installer = Installer(self.python, self.settings.index, self.root / ".cache", budget,
                               lambda line: listener("progress", {**base, "line": line}))
         try:
-            lock_text = installer.lock(ident.requirements, workdir)
+            lock_text = installer.lock(ident.requirements, workdir, resolve=not pinned)
             installer.install(workdir / "lock.txt", workdir / "site", workdir)
             meta = self._describe(ident, workdir, lock_text, installer.uv is not None)
             (workdir / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")

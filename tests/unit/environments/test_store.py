@@ -137,3 +137,18 @@ def test_without_uv_pip_builds_the_same_lock_wheels_only(tmp_path, wheelhouse, m
     with pytest.raises(EnvironmentFailed):
         store.environment(["sdistonly"])
     assert not wheelhouse.marker.exists()
+
+
+def test_another_machine_installs_exactly_the_lock_under_the_same_key(tmp_path, wheelhouse):
+    """A Dask worker elsewhere: the server's lock (tinypkg 1.0, from `tinypkg<2`), not the newest."""
+    server = store_for(tmp_path / "server", wheelhouse)
+    env = server.environment(["tinypkg<2"])
+    worker = store_for(tmp_path / "worker", wheelhouse)
+    import dataclasses
+    elsewhere = dataclasses.replace(env, path=str(tmp_path / "server-only" / "site"))  # not on this machine
+    local = worker.environment_from_lock(elsewhere)
+    assert local.key == env.key and local.packages == ("tinypkg==1.0",)
+    assert local.path == str(worker.root / env.key / "site")
+    assert (worker.root / env.key / "site" / "tinypkg" / "__init__.py").read_text() == "VALUE = 1\n"
+    assert worker.environment_from_lock(elsewhere) == local  # found, not built again
+    assert worker.environment_from_lock(env) == env  # where the folder is there, it is used as it is

@@ -59,6 +59,7 @@ class SandboxPlugin(WorkerPlugin):
 
     def _init_state(self) -> None:
         self.executor = None
+        self._environments = None  # this machine's environment store, made on first use
         self.address: str | None = None
         self._running: dict[str, threading.Event] = {}
         self._cancelled: dict[str, None] = {}
@@ -118,13 +119,37 @@ class SandboxPlugin(WorkerPlugin):
             else:
                 cancel.set()
         try:
-            outcome = self.executor.run(task, cancel)
+            outcome = self._localize(task, cancel) or self.executor.run(task, cancel)
         finally:
             with self._lock:
                 if self._running.get(key) is cancel:
                     del self._running[key]
         outcome.worker = self.address
         return outcome
+
+    def _localize(self, task: NodeTask, cancel: threading.Event) -> NodeOutcome | None:
+        """Give the task this machine's copy of its environment, installed from the server's lock on
+        first use (the same versions wherever the node runs); a failure fails the node saying so."""
+        if task.environment is None or self.executor_name != "sandbox":
+            return None  # the Docker executor installs the lock into its image itself
+        try:
+            task.environment = self.environments().environment_from_lock(task.environment, cancel=cancel)
+        except Exception as exc:  # the installer's words become the node's error
+            return NodeOutcome.failure(f"could not prepare the node's environment on Dask worker {self.address}: "
+                                       f"{exc}", "EnvironmentError")
+        return None
+
+    def environments(self):
+        """This worker's environments: $PYFLOW_ENVS_DIR, else envs/ in PyFlow's data folder; the index
+        settings are this machine's (pip's and uv's environment variables)."""
+        if self._environments is None:
+            import os
+            from ...environments import EnvironmentSettings, EnvironmentStore
+            from ...service.config import data_home
+            folder = os.environ.get("PYFLOW_ENVS_DIR") or data_home() / "envs"
+            self._environments = EnvironmentStore(EnvironmentSettings(folder), python=self.options.get("python")
+                                                  or "/usr/bin/python3")
+        return self._environments
 
     def running(self) -> list[str]:
         with self._lock:
