@@ -28,6 +28,9 @@ def add_worker(sub, at_least, executor_options) -> None:
                         help="how nodes are isolated on this machine (default: the bubblewrap sandbox)")
     worker.add_argument("--executor-option", action="append", default=[], metavar="KEY=VALUE",
                         help="an option for the sandbox, e.g. max_runs=50, tmp_mb=128 (repeatable)")
+    worker.add_argument("--artifacts-dir", default=os.environ.get("PYFLOW_ARTIFACTS_DIR"),
+                        help="where values that are not JSON are kept: a folder shared with the server, or the "
+                             "server's fsspec URL (default: $PYFLOW_ARTIFACTS_DIR; without it, such values fail)")
     worker.add_argument("--no-nanny", action="store_true", help="no nanny process to restart the worker")
     worker.set_defaults(parse_options=executor_options)
 
@@ -38,6 +41,8 @@ def cmd_worker(args) -> int:
         return 2
     from ..executors.dask import sandbox_problem
     options = args.parse_options(args.executor_option)
+    if args.artifacts_dir:
+        options["artifacts_dir"] = args.artifacts_dir
     problem = sandbox_problem(args.executor, options)
     if problem:
         print(f"pyflow worker: cannot join {args.scheduler}: {problem}", file=sys.stderr)

@@ -28,7 +28,8 @@ ATTEMPTS = 2  # a node whose worker dies is run once more, elsewhere if the clus
 REFRESH_S = 2.0  # how often the count of sandbox workers is read from the scheduler
 NO_WORKER_GRACE_S = 30.0  # a node waiting while no sandbox worker is connected fails after this long
 CONNECT_TIMEOUT_S = 30.0
-WORKER_OPTIONS = ("max_runs", "tmp_mb", "user", "python", "cgroups")  # passed to a LocalCluster's sandboxes
+WORKER_OPTIONS = ("max_runs", "tmp_mb", "user", "python", "cgroups",  # passed to a LocalCluster's sandboxes
+                  "artifacts_dir")
 
 
 def node_key(run_id: str, node_id: str, attempt: int) -> str:
@@ -63,6 +64,13 @@ class DaskExecutor(Executor):
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._refresher: threading.Thread | None = None
+
+    def use_artifacts(self, store) -> None:
+        """Values that are not JSON: the LocalCluster's workers keep them in the same store as the server
+        (their sandboxes write and read its files; the server reads metadata and previews there). Workers
+        of a scheduler elsewhere are started with `pyflow worker --artifacts-dir` naming a folder they
+        share with the server, or the same fsspec URL."""
+        self.worker_options.setdefault("artifacts_dir", str(store.remote.url if store.remote else store.root))
 
     # -- start and stop ------------------------------------------------------------------------------
     def start(self) -> None:

@@ -76,9 +76,12 @@ class SandboxPlugin(WorkerPlugin):
         """Start this worker's executor; raising here keeps the worker out of the cluster."""
         from .. import create_executor
         options = {"pool_size": max(1, worker.state.nthreads), **self.options}
+        artifacts_dir = options.pop("artifacts_dir", None)
         refusal = "this Dask worker cannot run PyFlow nodes, so it does not join: {}"
         try:
             executor = create_executor(self.executor_name, **options)
+            if artifacts_dir and hasattr(executor, "use_artifacts"):
+                executor.use_artifacts(worker_artifacts(artifacts_dir))
         except (ExecutorUnavailable, ImportError) as exc:
             raise ExecutorUnavailable(refusal.format(exc)) from None
         try:
@@ -154,6 +157,14 @@ class SandboxPlugin(WorkerPlugin):
     def running(self) -> list[str]:
         with self._lock:
             return sorted(self._running)
+
+
+def worker_artifacts(where: str):
+    """The artifact store a worker's sandboxes write to and read from: the server's folder (shared), or
+    the same fsspec URL with a local copy of what this worker made or needed."""
+    from ...service.config import data_home
+    from ...storage.artifacts import ArtifactStore
+    return ArtifactStore(where, cache_dir=data_home() / "artifacts-cache")
 
 
 def run_node(key: str, task: NodeTask, upstream: dict[str, NodeOutcome]) -> NodeOutcome:
