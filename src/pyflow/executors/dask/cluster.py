@@ -34,7 +34,8 @@ def sandbox_problem(executor: str = "sandbox", options: dict | None = None) -> s
     (a worker that refuses to join only tells its own log)."""
     from .. import create_executor
     try:
-        probe = create_executor(executor, **{**(options or {}), "pool_size": 1})
+        own = {k: v for k, v in (options or {}).items() if k != "artifacts_dir"}  # the plugin's, not the executor's
+        probe = create_executor(executor, **{**own, "pool_size": 1})
     except (ExecutorUnavailable, ImportError) as exc:  # the docker executor connects when made
         return str(exc)
     try:
