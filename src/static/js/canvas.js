@@ -512,8 +512,13 @@ export class Canvas extends Emitter {
   #onPointerDown(event) {
     closeMenu();
     if (event.button !== 0 && event.button !== 1) return;
+    // A shift-press extends the page's text selection from its caret, and selected text dragged starts a
+    // native drag that steals the pointer from a node drag: the canvas selects nodes, never text.
+    // (Port handles are left to jsPlumb, which listens for the mouse events a prevented press would drop.)
+    window.getSelection()?.removeAllRanges();
     this.root.focus({ preventScroll: true });
     const nodeEl = event.target.closest?.(".node");
+    if (nodeEl || this.#isBackground(event.target)) event.preventDefault();
     if (nodeEl && event.button === 0) {
       const id = nodeEl.dataset.node;
       if (event.shiftKey || event.ctrlKey || event.metaKey) this.toggle(id);

@@ -150,6 +150,8 @@ export class Selector {
     const box = { ...start, w: 0, h: 0 };
     c.root.setPointerCapture(event.pointerId);
     c.marquee.hidden = false;
+    const noText = (e) => e.preventDefault(); // the box may pass over the sidebars' text
+    document.addEventListener("selectstart", noText);
     const draw = () => Object.assign(c.marquee.style, {
       left: `${box.x}px`, top: `${box.y}px`, width: `${box.w}px`, height: `${box.h}px`,
     });
@@ -162,6 +164,7 @@ export class Selector {
     };
     const up = () => {
       c.marquee.hidden = true;
+      document.removeEventListener("selectstart", noText);
       c.root.removeEventListener("pointermove", move);
       c.root.removeEventListener("pointerup", up);
       c.root.removeEventListener("pointercancel", up);
