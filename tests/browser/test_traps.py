@@ -45,3 +45,37 @@ def test_shift_drag_marquee_selects_no_page_text_and_leaves_drag_and_undo_workin
     page.keyboard.press("Control+z")
     for node in (add, double):
         assert ui.node_position(node) == before[node]
+
+
+def test_nodespec_editor_keeps_ports_in_step_with_the_signature(editor: Editor, server):
+    """A new nodespec's template runs as it opens; typing a signature updates the port table; a stale
+    test result goes when the code changes; a port table the signature needs more than is refused on
+    save, naming the parameter."""
+    ui = editor
+    page = ui.page
+    ui.click_action("new-spec")
+    dialog = page.locator(".spec-editor")
+    rows = dialog.locator(".ports-block").first.locator("tbody tr")
+    expect(rows).to_have_count(2)  # the template's a and b
+    dialog.locator('.test-inputs input[name="a"]').fill("2")
+    dialog.locator('[data-action="test"]').click()
+    result = dialog.locator(".test-result")
+    expect(result.locator(".status-pill")).to_have_text("success")
+
+    code = dialog.locator(".cm-content")
+    code.click()
+    page.keyboard.press("Control+a")
+    page.keyboard.insert_text("def func(celsius: float, offset: float) -> float:\n    return celsius * 9 / 5 + offset\n")
+    expect(result.locator(".status-pill")).to_have_count(0)  # the old result is gone with the old code
+    expect(rows).to_have_count(2)
+    expect(rows.nth(0).locator(".port-name")).to_have_value("celsius")
+    expect(rows.nth(1).locator(".port-name")).to_have_value("offset")
+    expect(rows.nth(1).locator(".port-type")).to_have_value("Float")
+
+    dialog.locator('input[data-path="/id"]').fill("uitest.temp.fahrenheit")
+    dialog.locator('input[data-path="/title"]').fill("Fahrenheit")
+    rows.nth(1).locator(".icon-button").click()  # one port only: the signature needs two
+    dialog.locator('[data-action="save"]').click()
+    expect(dialog.locator('[data-for="/port/input"] > .field-error')).to_contain_text("'offset'")
+    ui.screenshot("signature-refused")
+    assert "uitest.temp.fahrenheit" not in {spec["id"] for spec in server.get_json("/api/nodespecs")}

@@ -19,6 +19,13 @@ const TEMPLATE = `def func(a: int, b: int = 1) -> int:
     return a + b
 `;
 
+// The template's own ports, so a new nodespec runs as it opens.
+const TEMPLATE_PORTS = {
+  input: [{ name: "a", order: 0, type: "Int", required: true }, { name: "b", order: 1, type: "Int", default: 1 }],
+  output: [{ name: "out", type: "Int" }],
+};
+const SYNC_DELAY_MS = 300; // after the last keystroke, the signature is read again
+
 let codeEditorModule = null;
 
 /** The code editor module (CodeMirror), loaded on first use; see code-editor.js. */
@@ -56,7 +63,7 @@ export class NodespecEditor extends Emitter {
     if (this.isOpen && !(await this.close())) return;
     const loading = loadCodeEditor(); // fetched while the nodespec is
     loading.catch(() => {}); // a failure is reported below, unless opening stops earlier
-    let doc = { id: "", title: "", description: "", port: { input: [], output: [{ name: "out", type: "Any" }] }, func: TEMPLATE };
+    let doc = { id: "", title: "", description: "", port: structuredClone(TEMPLATE_PORTS), func: TEMPLATE };
     let etag = null;
     if (specId) {
       try {
@@ -167,11 +174,40 @@ export class NodespecEditor extends Emitter {
       }
     });
     document.body.append(this.root);
-    this.code = createCodeEditor({ doc: doc.func || "", parent: this.codeHost, onChange: () => this.#clearError("/func") });
+    this.code = createCodeEditor({ doc: doc.func || "", parent: this.codeHost, onChange: () => this.#codeChanged() });
     (this.isNew ? this.fields.id : this.fields.title).focus();
   }
 
   // ----------------------------------------------------------------------------------- ports
+  /** The code changed: its old test result no longer says anything, and the ports follow the signature. */
+  #codeChanged() {
+    this.#clearError("/func");
+    clear(this.testResult);
+    delete this.testResult.dataset.status;
+    clearTimeout(this.syncTimer);
+    this.syncTimer = setTimeout(() => this.#syncPorts(), SYNC_DELAY_MS);
+  }
+
+  /** Read the signature again (quietly: half-typed code does not parse) and, when its parameters
+   * changed, make the input table match them; rows of parameters that stay keep their edits. */
+  async #syncPorts() {
+    const asked = (this.syncAsked = (this.syncAsked || 0) + 1);
+    let inferred;
+    try {
+      inferred = await api.inferPorts(this.code.text());
+    } catch {
+      return;
+    }
+    if (asked !== this.syncAsked || !this.isOpen) return; // a later edit asked again
+    const current = this.#readPorts().input;
+    const wanted = inferred.input || [];
+    if (wanted.map((p) => p.name).join() === current.map((p) => p.name).join()) return;
+    const kept = new Map(current.map((p) => [p.name, p]));
+    const input = wanted.map((p, order) => (kept.has(p.name) ? { ...kept.get(p.name), order } : p));
+    const output = this.#readPorts().output;
+    this.#loadPorts({ port: { input, output: output.length ? output : inferred.output } });
+  }
+
   #loadPorts(doc) {
     clear(this.inputRows);
     clear(this.outputRows);
