@@ -29,6 +29,13 @@ SPECS = {
         "port": {"input": [{"name": "text", "order": 0, "type": "String"}], "output": [{"name": "out", "type": "String"}]},
         "func": "def func(text):\n    return text.upper()\n",
     },
+    "uitest.text.format": {
+        "title": "Format",
+        "port": {"input": [{"name": "template", "order": 0, "type": "String", "required": True},
+                           {"name": "values", "order": 1, "type": "Dict", "required": True}],
+                 "output": [{"name": "out", "type": "String"}]},
+        "func": "def func(template, values):\n    return template.format(**values)\n",
+    },
     "uitest.slow.wait": {
         "title": "Wait",
         "port": {"input": [{"name": "seconds", "order": 0, "type": "Float", "default": 60}], "output": [{"name": "out", "type": "Any"}]},

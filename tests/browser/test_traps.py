@@ -79,3 +79,18 @@ def test_nodespec_editor_keeps_ports_in_step_with_the_signature(editor: Editor, 
     expect(dialog.locator('[data-for="/port/input"] > .field-error')).to_contain_text("'offset'")
     ui.screenshot("signature-refused")
     assert "uitest.temp.fahrenheit" not in {spec["id"] for spec in server.get_json("/api/nodespecs")}
+
+
+def test_a_number_linked_into_a_dict_input_is_refused_while_dragging_with_the_reason(editor: Editor):
+    """Format's `values` needs a JSON object: a link from a number output is refused at the drop with the
+    reason, and nothing is linked."""
+    ui = editor
+    page = ui.page
+    ui.new_flow("Dict", "browser.dict")
+    add = ui.drag_spec_to_canvas("uitest.num.add", 220, 200)
+    fmt = ui.drag_spec_to_canvas("uitest.text.format", 560, 260)
+    ui.drag_link(ui.endpoint(add, "out", "output"), ui.endpoint(fmt, "values", "input"))
+    expect(ui.toast(re.compile(r"input “values” of .* is Dict \(a JSON object"))).to_be_visible()
+    ui.screenshot("dict-refused")
+    expect(ui.connectors()).to_have_count(0)
+    assert page.evaluate("() => window.pyflow.model.links.size") == 0

@@ -19,7 +19,7 @@ from .errors import InvalidInput, detail
 ANNOTATION_TYPES = {
     "str": "String", "int": "Int", "float": "Float", "bool": "Boolean",
     "list": "List", "List": "List", "tuple": "List", "Tuple": "List", "Sequence": "List",
-    "dict": "Json", "Dict": "Json", "Mapping": "Json", "Any": "Any", "object": "Any",
+    "dict": "Dict", "Dict": "Dict", "Mapping": "Dict", "MutableMapping": "Dict", "Any": "Any", "object": "Any",
 }
 RETURNS_LINE = re.compile(r"^\s*:?returns?:?\s*(.+)$", re.IGNORECASE | re.MULTILINE)
 
