@@ -94,3 +94,35 @@ def test_a_number_linked_into_a_dict_input_is_refused_while_dragging_with_the_re
     ui.screenshot("dict-refused")
     expect(ui.connectors()).to_have_count(0)
     assert page.evaluate("() => window.pyflow.model.links.size") == 0
+
+
+def test_an_incomplete_node_off_the_path_does_not_block_the_run_and_is_drawn_not_run(editor: Editor):
+    """Add → Double runs while a Double with nothing on its input sits beside it: that node is drawn
+    "not run: missing input". Made an end node, it refuses the run in plain words naming it, and the
+    message and outline go once the node is deleted."""
+    ui = editor
+    page = ui.page
+    ui.new_flow("Incomplete", "browser.incomplete")
+    add = ui.drag_spec_to_canvas("uitest.num.add", 200, 180)
+    double = ui.drag_spec_to_canvas("uitest.num.double", 520, 180)
+    lonely = ui.drag_spec_to_canvas("uitest.num.double", 520, 420)
+    ui.link(add, "out", double, "x")
+    ui.set_value(add, "a", "2")
+    ui.click_action("run")
+    expect(ui.toast(re.compile("Run succeeded"))).to_be_visible()
+    expect(ui.node(double)).to_have_attribute("data-status", "success")
+    expect(ui.node(lonely)).to_have_attribute("data-status", "not-run")
+    expect(ui.node(lonely).locator(".node-badge")).to_have_text("not run: missing input")
+    ui.screenshot("not-run")
+
+    ui.mark_end(lonely)
+    ui.click_action("run")
+    refused = ui.toast("Could not start the run")
+    expect(refused).to_contain_text("required input 'x' of node 'Double' has neither a link nor a value")
+    assert "/nodes/" not in refused.inner_text()
+    expect(ui.node(lonely)).to_have_class(re.compile(r"\bhas-problem\b"))
+    ui.select_node(lonely)
+    page.keyboard.press("Delete")
+    expect(ui.node(lonely)).to_have_count(0)
+    expect(refused).to_have_count(0)
+    expect(page.locator("#canvas .node.has-problem")).to_have_count(0)

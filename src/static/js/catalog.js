@@ -73,16 +73,16 @@ export class Catalog extends Emitter {
 
 const label = (model, nodeId) => `“${model.node(nodeId)?.name || nodeId}”`;
 
-/**
- * Check a link drawn between two ports: {node, port, side} each. Answers {link} when it may be made
- * (turned round when drawn from an input to an output) or {reason} saying why not.
- */
 /** " (what the type holds)" from the server's description of port types, or nothing. */
 function describe(catalog, type) {
   const text = catalog.typeInfo?.get(type)?.description;
   return text ? ` (${text})` : "";
 }
 
+/**
+ * Check a link drawn between two ports: {node, port, side} each. Answers {link} when it may be made
+ * (turned round when drawn from an input to an output) or {reason} saying why not.
+ */
 export function checkLink(model, catalog, first, second) {
   if (first.side === second.side) {
     const side = first.side === "input" ? "inputs" : "outputs";

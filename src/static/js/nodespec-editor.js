@@ -86,6 +86,7 @@ export class NodespecEditor extends Emitter {
     this.original = JSON.stringify(doc);
     this.#build(doc, codeEditor);
     this.#loadPorts(doc);
+    this.signature = (doc.port?.input || []).map((p) => p.name).join(); // as the table has them
   }
 
   /** Close, asking first when there are unsaved edits; true when closed. */
@@ -199,9 +200,11 @@ export class NodespecEditor extends Emitter {
       return;
     }
     if (asked !== this.syncAsked || !this.isOpen) return; // a later edit asked again
-    const current = this.#readPorts().input;
     const wanted = inferred.input || [];
-    if (wanted.map((p) => p.name).join() === current.map((p) => p.name).join()) return;
+    const signature = wanted.map((p) => p.name).join();
+    if (signature === this.signature) return; // the parameters did not change: the table's edits stand
+    this.signature = signature;
+    const current = this.#readPorts().input;
     const kept = new Map(current.map((p) => [p.name, p]));
     const input = wanted.map((p, order) => (kept.has(p.name) ? { ...kept.get(p.name), order } : p));
     const output = this.#readPorts().output;
@@ -281,6 +284,7 @@ export class NodespecEditor extends Emitter {
     this.#clearErrors();
     try {
       const inferred = await api.inferPorts(this.code.text());
+      this.signature = (inferred.input || []).map((p) => p.name).join();
       this.#loadPorts({ port: { input: inferred.input || [], output: inferred.output?.length ? inferred.output : [{ name: "out", type: "Any" }] } });
       if (this.isNew && !this.fields.id.value && inferred.id) this.fields.id.value = inferred.id;
       if (!this.fields.title.value && inferred.title) this.fields.title.value = inferred.title;

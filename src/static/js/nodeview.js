@@ -7,7 +7,7 @@ import { NODE, nodeHeight, typeColor } from "./theme.js";
 
 const STATUS_LABELS = {
   queued: "queued", running: "running", success: "success", fail: "failed", skipped: "skipped",
-  cached: "cached", cancelled: "cancelled",
+  cached: "cached", cancelled: "cancelled", "not-run": "not run: missing input",
 };
 
 /** Ports of a node: from its nodespec, or (for an unknown nodespec) from its values and links. */

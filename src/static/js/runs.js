@@ -4,6 +4,7 @@
 import { api } from "./api.js";
 import { clear, formatDuration, formatTime, h } from "./dom.js";
 import { Emitter } from "./events.js";
+import { markNotRun, plainProblems } from "./incomplete.js";
 import { status } from "./status.js";
 
 const LIVE = new Set(["queued", "running"]);
@@ -23,6 +24,7 @@ export class Runs extends Emitter {
     this.run = null; // {id, status, flowId, live, results: Map, states: Map}
     this.stopFollowing = null;
     model.on("load", () => this.#forget());
+    model.on("change", () => this.#dropRefusal());
   }
 
   get live() {
@@ -51,10 +53,22 @@ export class Runs extends Emitter {
       this.emit("started", accepted.id);
       return accepted.id;
     } catch (error) {
-      if (error.status === 400) this.canvas.markProblems(this.#problemsByNode(error.details));
-      status.error(error, "Could not start the run");
+      if (error.status !== 400) {
+        status.error(error, "Could not start the run");
+        return null;
+      }
+      this.canvas.markProblems(this.#problemsByNode(error.details));
+      this.refusal = status.toast("Could not start the run", "error", { detail: plainProblems(error.details) || error.message });
       return null;
     }
+  }
+
+  /** The flow was edited: a refused run's reasons may no longer hold. */
+  #dropRefusal() {
+    if (!this.refusal) return;
+    this.refusal.remove();
+    this.refusal = null;
+    this.canvas.markProblems([]);
   }
 
   #problemsByNode(details) {
@@ -158,6 +172,7 @@ export class Runs extends Emitter {
           this.canvas.setStatus(nodeId, "cancelled");
         }
       }
+      if (!run.live && this.run.flowId === this.model.id) markNotRun(this.model, this.canvas, run.states);
       this.emit("painted");
     } catch (error) {
       status.error(error, "Could not load the run's results");
