@@ -185,6 +185,18 @@ export class Flows extends Emitter {
     status.say(`New flow “${values.name}”: drag nodespecs from the palette, then save.`);
   }
 
+  /** Open a new, unsaved "Untitled flow" (a nodespec dropped with no flow open lands in it). */
+  async createUntitled() {
+    if (!(await this.confirmDiscard("create a new flow"))) return false;
+    const taken = new Set(this.summaries.map((f) => f.id));
+    let n = 1;
+    while (taken.has(`untitled-${n}`)) n += 1;
+    this.#load({ id: `untitled-${n}`, name: n === 1 ? "Untitled flow" : `Untitled flow ${n}`, nodes: [], links: [] }, null, true);
+    this.emit("navigate-silently", this.model.id);
+    status.say(`New flow “${this.model.name}”: rename it with a click on its name, then save.`);
+    return true;
+  }
+
   async rename() {
     if (!this.model.id) return;
     const values = await askFields({

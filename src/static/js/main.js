@@ -17,6 +17,7 @@ import { Router } from "./router.js";
 import { Runs } from "./runs.js";
 import { status } from "./status.js";
 import { installTypeColors } from "./theme.js";
+import { showToolbarOverflow } from "./toolbar-overflow.js";
 
 const byId = (id) => document.getElementById(id);
 
@@ -72,6 +73,7 @@ const ACTIONS = {
   "new-spec": (app) => app.specEditor.open(),
   export: (app) => app.repository.exportBundle(),
   import: (app) => app.repository.pickFile(),
+  more: () => showToolbarOverflow(document.querySelector('.toolbar [data-action="more"]')),
 };
 
 function undo(app) {
@@ -217,6 +219,9 @@ function bindModules(app) {
   const { canvas, palette, specEditor, catalog, flows, history, model, repository, inspector, runs } = app;
   const editSpec = (id) => specEditor.open(id);
   palette.on("edit", editSpec);
+  palette.on("add-without-flow", async (specId, x, y) => {
+    if (await flows.createUntitled()) canvas.addSpecAt(specId, x, y);
+  });
   canvas.on("edit-spec", editSpec);
   inspector.on("edit-spec", editSpec);
   inspector.on("rename-flow", () => flows.rename());
@@ -286,6 +291,7 @@ async function start() {
     app.flows.refreshList(),
   ]);
   app.router.start();
+  if (document.querySelector(".status-message").textContent === "Loading…") status.say("Ready");
   document.body.classList.add("ready");
   window.pyflow = app; // for the browser console
 }
