@@ -126,3 +126,39 @@ def test_an_incomplete_node_off_the_path_does_not_block_the_run_and_is_drawn_not
     expect(ui.node(lonely)).to_have_count(0)
     expect(refused).to_have_count(0)
     expect(page.locator("#canvas .node.has-problem")).to_have_count(0)
+
+
+def test_a_past_run_of_an_edited_flow_shows_its_own_snapshot_read_only(editor: Editor):
+    """After a run the flow is rewired and saved: opening the run from the Runs tab shows the flow as it
+    ran (read-only, with a banner saying it changed since), the list shows the run's date, and the
+    banner's button brings back the current flow."""
+    from .test_editor import build_double_flow
+
+    ui = editor
+    page = ui.page
+    add, double = build_double_flow(ui, "Snapshot", "browser.snapshot")
+    ui.set_value(add, "a", "7")  # a sum no other test computes: this run's results are its own, not cached
+    ui.save()
+    ui.click_action("run")
+    expect(ui.toast(re.compile("Run succeeded"))).to_be_visible()
+    extra = ui.drag_spec_to_canvas("uitest.text.upper", 300, 460)  # the flow changes after the run
+    ui.save()
+
+    page.locator('.tab[data-tab="runs"]').click()
+    item = page.locator("#run-history .run-item").first
+    expect(item.locator(".run-item-time")).to_have_text(re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}"))
+    item.click()
+    banner = page.locator(".run-snapshot-banner")
+    expect(banner).to_contain_text("changed since")
+    expect(ui.node(extra)).to_have_count(0)  # the node added after the run is not in its snapshot
+    expect(ui.node(double)).to_have_attribute("data-status", "success")
+    ui.screenshot("run-snapshot")
+    ui.select_node(add)
+    page.keyboard.press("Delete")
+    expect(ui.node(add)).to_have_count(1)  # read-only
+    expect(ui.toast(re.compile("read-only"))).to_be_visible()
+
+    banner.locator("button", has_text="Open the current flow").click()
+    expect(banner).to_be_hidden()
+    expect(ui.node(extra)).to_have_count(1)
+    expect(ui.node(double)).not_to_have_attribute("data-status", "success")

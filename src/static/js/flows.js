@@ -137,7 +137,19 @@ export class Flows extends Emitter {
     this.canvas.fitView();
   }
 
+  /** Show a past run's own flow, read-only (`reason` says why edits are refused). */
+  openSnapshot(doc, reason) {
+    this.#load(doc, null, false);
+    this.history.readOnly = reason;
+    this.canvas.fitView();
+    this.emit("read-only", true);
+  }
+
   #load(doc, etag, isNew) {
+    if (this.history.readOnly) {
+      this.history.readOnly = null;
+      this.emit("read-only", false);
+    }
     this.model.load(doc);
     this.etag = etag;
     this.isNew = isNew;
@@ -148,6 +160,7 @@ export class Flows extends Emitter {
   }
 
   close() {
+    this.history.readOnly = null;
     this.model.load({ id: null, name: "", nodes: [], links: [] });
     this.model.id = null;
     this.etag = null;
@@ -211,6 +224,10 @@ export class Flows extends Emitter {
   /** Save the open flow; true when it was stored. */
   async save({ overwrite = false } = {}) {
     if (!this.model.id) return false;
+    if (this.history.readOnly) {
+      status.toast(this.history.readOnly, "warning");
+      return false;
+    }
     const doc = this.model.toDocument();
     try {
       const saved = this.isNew ? await api.createFlow(doc) : await api.saveFlow(doc.id, doc, overwrite ? null : this.etag);

@@ -15,6 +15,7 @@ import { Palette } from "./palette.js";
 import { Repository } from "./repository.js";
 import { Router } from "./router.js";
 import { Runs } from "./runs.js";
+import { RunView } from "./runview.js";
 import { status } from "./status.js";
 import { installTypeColors } from "./theme.js";
 import { showToolbarOverflow } from "./toolbar-overflow.js";
@@ -35,7 +36,9 @@ function createApp() {
   const specEditor = new NodespecEditor({ catalog });
   const repository = new Repository({ fileInput: byId("import-file"), dropZone: document.body });
   const router = new Router();
-  return { model, history, catalog, canvas, palette, flows, runs, inspector, specEditor, repository, router };
+  const runView = new RunView({ flows, runs, canvas, router });
+  history.on("refused", (reason) => status.toast(reason, "warning"));
+  return { model, history, catalog, canvas, palette, flows, runs, inspector, specEditor, repository, router, runView };
 }
 
 // Auto-layout (dagre) is loaded on first use, in a chunk of its own: most sessions never need it.
@@ -173,25 +176,7 @@ function handled(event, action) {
 
 // ------------------------------------------------------------------------------------- routes
 async function openRun(app, runId) {
-  let stored;
-  try {
-    stored = await app.runs.fetch(runId);
-  } catch (error) {
-    status.error(error, `Could not open run ${runId}`);
-    return false;
-  }
-  const flowId = stored.flow_id || stored.snapshot?.flow?.id;
-  if (flowId !== app.model.id) {
-    const exists = app.flows.summaries.some((f) => f.id === flowId);
-    if (exists) {
-      if (!(await app.flows.open(flowId))) return false;
-    } else {
-      if (!(await app.flows.confirmDiscard("open this run"))) return false;
-      app.flows.openUnsaved(stored.snapshot.flow);
-      status.say("This run's flow is not stored; showing the flow as it ran.", "warning");
-    }
-  }
-  await app.runs.show(stored);
+  if (!(await app.runView.open(runId))) return false;
   showTab("runs");
   return true;
 }
@@ -206,7 +191,11 @@ function bindRoutes(app) {
   });
   flows.on("navigate", (id) => { location.hash = `#/flow/${encodeURIComponent(id)}`; });
   flows.on("navigate-silently", (id) => router.show("flow", id));
-  runs.on("navigate", (id) => { location.hash = `#/run/${encodeURIComponent(id)}`; });
+  runs.on("navigate", (id) => {
+    const hash = `#/run/${encodeURIComponent(id)}`;
+    if (location.hash === hash) openRun(app, id); // the run just started is in the address already
+    else location.hash = hash;
+  });
   runs.on("started", (id) => router.show("run", id));
   flows.on("opened", (id) => {
     if (id && !location.hash.startsWith("#/run/")) router.show("flow", id);

@@ -2,7 +2,7 @@
 // canvas, cancel it, list the flow's past runs and paint one of them back onto the canvas.
 
 import { api } from "./api.js";
-import { clear, formatDuration, formatTime, h } from "./dom.js";
+import { clear, formatDateTime, formatDuration, formatTime, h } from "./dom.js";
 import { Emitter } from "./events.js";
 import { markNotRun, plainProblems } from "./incomplete.js";
 import { status } from "./status.js";
@@ -242,7 +242,7 @@ export class Runs extends Emitter {
       title: run.reason || run.id,
     },
     h(`span.status-pill.status-${run.status}`, run.status),
-    h("span.run-item-time", formatTime(run.created_at)),
+    h("span.run-item-time", formatDateTime(run.created_at)),
     h("span.run-item-duration", started && finished ? formatDuration(finished - started) : ""));
   }
 }
