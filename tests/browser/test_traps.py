@@ -162,3 +162,45 @@ def test_a_past_run_of_an_edited_flow_shows_its_own_snapshot_read_only(editor: E
     expect(banner).to_be_hidden()
     expect(ui.node(extra)).to_have_count(1)
     expect(ui.node(double)).not_to_have_attribute("data-status", "success")
+
+
+def test_a_merge_import_lists_its_clashes_and_imports_as_chosen(editor: Editor, server):
+    """Importing a file whose nodespecs share ids with stored ones lists each clash with what changes
+    and which flows use it; "import as copies" stores theirs under a new id (their flows follow it),
+    "keep mine" leaves mine, and new nodespecs are created."""
+    import json
+
+    from .fixtures import SPECS
+
+    ui = editor
+    page = ui.page
+    ui.new_flow("Uses add", "browser.clash.user")
+    ui.drag_spec_to_canvas("uitest.num.add", 220, 200)
+    ui.save()
+    float_add = {**SPECS["uitest.num.add"], "id": "uitest.num.add",
+                 "port": {"input": [{"name": "a", "order": 0, "type": "Float"}, {"name": "b", "order": 1, "type": "Float"}],
+                          "output": [{"name": "out", "type": "Float"}]}}
+    their_double = {**SPECS["uitest.num.double"], "id": "uitest.num.double", "func": "def func(x):\n    return x + x\n"}
+    new = {**SPECS["uitest.text.upper"], "id": "uitest.clash.new"}
+    their_flow = {"id": "browser.clash.theirs", "name": "Theirs", "links": [],
+                  "nodes": [{"id": "t1", "spec_id": "uitest.num.add", "name": "Add", "ports": [{"name": "a", "value": "1"}]}]}
+    bundle = {"format_version": 2, "nodespec": {"uitest.num.add": float_add, "uitest.num.double": their_double,
+                                                "uitest.clash.new": new}, "flow": {"browser.clash.theirs": their_flow}}
+    page.set_input_files("#import-file", files=[{"name": "theirs.json", "mimeType": "application/json",
+                                                  "buffer": json.dumps(bundle).encode()}])
+    ui.dialog().locator("button", has_text="Merge").click()
+    dialog = ui.dialog()
+    add_row = dialog.locator('.clash[data-id="uitest.num.add"]')
+    expect(add_row).to_contain_text("input 'a': type Int → Float")
+    expect(add_row).to_contain_text("browser.clash.user")
+    expect(dialog.locator('.clash[data-id="uitest.num.double"]')).to_contain_text("code (func) differs")
+    add_row.locator("select").select_option("copy")
+    ui.screenshot("import-clashes")
+    dialog.locator("button", has_text="Import").click()
+    expect(ui.toast(re.compile("Imported theirs.json"))).to_be_visible()
+
+    assert server.get_json("/api/nodespecs/uitest.num.add")["port"]["input"][0]["type"] == "Int"
+    assert server.get_json("/api/nodespecs/uitest.num.add.copy")["port"]["input"][0]["type"] == "Float"
+    assert "x * 2" in server.get_json("/api/nodespecs/uitest.num.double")["func"]
+    assert server.get_json("/api/nodespecs/uitest.clash.new")["id"] == "uitest.clash.new"
+    assert server.get_json("/api/flows/browser.clash.theirs")["nodes"][0]["spec_id"] == "uitest.num.add.copy"
