@@ -31,10 +31,10 @@ SPECS = {
     },
     "uitest.text.format": {
         "title": "Format",
-        "port": {"input": [{"name": "template", "order": 0, "type": "String", "required": True},
+        "port": {"input": [{"name": "template_text", "order": 0, "type": "String", "required": True},
                            {"name": "values", "order": 1, "type": "Dict", "required": True}],
                  "output": [{"name": "out", "type": "String"}]},
-        "func": "def func(template, values):\n    return template.format(**values)\n",
+        "func": "def func(template_text, values):\n    return template_text.format(**values)\n",
     },
     "uitest.slow.wait": {
         "title": "Wait",

@@ -15,7 +15,7 @@ import { Layer } from "./layers.js";
 import { LinkSketch } from "./linksketch.js";
 import { closeMenu, showMenu } from "./menu.js";
 import { splitEndpoint } from "./model.js";
-import { nodeElement, showStatus } from "./nodeview.js";
+import { nodeElement, showPortValues, showStatus } from "./nodeview.js";
 import { Selector } from "./selection.js";
 import { status } from "./status.js";
 import { NODE, typeColor } from "./theme.js";
@@ -113,7 +113,7 @@ export class Canvas extends Emitter {
     const getOffset = this.jsp.getOffset.bind(this.jsp);
     this.jsp.getSize = (el) => {
       const view = nodeView(el);
-      return view ? { w: NODE.width, h: view.height } : getSize(el);
+      return view ? { w: view.width, h: view.height } : getSize(el);
     };
     this.jsp.getOffset = (el) => {
       const view = nodeView(el);
@@ -210,8 +210,8 @@ export class Canvas extends Emitter {
   }
 
   #createNodeElement(node) {
-    const { el, ports, height } = nodeElement(this.model, this.catalog, node);
-    this.views.set(node.id, { el, ports, height, endpoints: [], x: node.x, y: node.y, shown: true, handles: undefined });
+    const { el, ports, height, width } = nodeElement(this.model, this.catalog, node);
+    this.views.set(node.id, { el, ports, height, width, endpoints: [], x: node.x, y: node.y, shown: true, handles: undefined });
     return el;
   }
 
@@ -222,7 +222,7 @@ export class Canvas extends Emitter {
   #wireNode(node) {
     const view = this.views.get(node.id);
     this.jsp.manage(view.el, `n-${node.id}`);
-    this.jsp.viewport.updateElement(this.jsp.getId(view.el), node.x, node.y, NODE.width, view.height, 0, true);
+    this.jsp.viewport.updateElement(this.jsp.getId(view.el), node.x, node.y, view.width, view.height, 0, true);
     const addEndpoint = (port, index, side) => {
       const y = NODE.head + index * NODE.row + NODE.row / 2;
       const anchor = side === "input" ? [0, 0, -1, 0, 0, y] : [1, 0, 1, 0, 0, y];
@@ -293,9 +293,7 @@ export class Canvas extends Emitter {
     }
     if (fields.includes("is_end")) view.el.classList.toggle("is-end", this.model.isEnd(node.id));
     if (fields.includes("values")) {
-      for (const label of view.el.querySelectorAll(".port-in")) {
-        label.classList.toggle("has-value", label.dataset.port in node.values);
-      }
+      showPortValues(view.el, node);
     }
     if (fields.some((f) => f !== "x" && f !== "y")) this.emit("selection", this.selectionInfo());
   }

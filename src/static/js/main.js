@@ -15,6 +15,7 @@ import { Palette } from "./palette.js";
 import { Repository } from "./repository.js";
 import { Router } from "./router.js";
 import { Runs } from "./runs.js";
+import { Results } from "./results.js";
 import { RunView } from "./runview.js";
 import { status } from "./status.js";
 import { installTypeColors } from "./theme.js";
@@ -37,8 +38,9 @@ function createApp() {
   const repository = new Repository({ fileInput: byId("import-file"), dropZone: document.body });
   const router = new Router();
   const runView = new RunView({ flows, runs, canvas, router });
+  const results = new Results({ model, canvas, runs, root: byId("results") });
   history.on("refused", (reason) => status.toast(reason, "warning"));
-  return { model, history, catalog, canvas, palette, flows, runs, inspector, specEditor, repository, router, runView };
+  return { model, history, catalog, canvas, palette, flows, runs, inspector, specEditor, repository, router, runView, results };
 }
 
 // Auto-layout (dagre) is loaded on first use, in a chunk of its own: most sessions never need it.

@@ -5,6 +5,7 @@ import { api } from "./api.js";
 import { clear, formatDateTime, formatDuration, formatTime, h } from "./dom.js";
 import { Emitter } from "./events.js";
 import { markNotRun, plainProblems } from "./incomplete.js";
+import { endSummary } from "./results.js";
 import { status } from "./status.js";
 
 const LIVE = new Set(["queued", "running"]);
@@ -138,11 +139,12 @@ export class Runs extends Emitter {
     this.canvas.root.classList.remove("run-live");
     const kind = data.status === "succeeded" ? "success" : data.status === "cancelled" ? "warning" : "error";
     const counts = Object.entries(data.counts || {}).map(([k, v]) => `${v} ${k}`).join(", ");
-    status.toast(`Run ${data.status}${data.duration_ms !== undefined ? ` in ${formatDuration(data.duration_ms)}` : ""}` +
-      `${counts ? ` (${counts})` : ""}${data.reason ? ` — ${data.reason}` : ""}`, kind);
     this.emit("state");
+    await this.#loadResults(run); // first, so the toast can name the end results
+    const results = this.run === run ? endSummary(this.model, run) : "";
+    status.toast(`Run ${data.status}${data.duration_ms !== undefined ? ` in ${formatDuration(data.duration_ms)}` : ""}` +
+      `${results ? `: ${results}` : ""}${counts ? ` (${counts})` : ""}${data.reason ? ` — ${data.reason}` : ""}`, kind);
     this.emit("finished", run.id, data.status);
-    await this.#loadResults(run);
     this.renderHistory();
   }
 
