@@ -381,6 +381,7 @@ export class Canvas extends Emitter {
 
   // ------------------------------------------------------------------------------------- linking
   #onLinkDrop({ connection, dropEndpoint }) {
+    this.lastLinkDrop = performance.now(); // a drop on a port, refused or not, is no drop on empty canvas
     const sourceEndpoint = connection.endpoints?.[0];
     const from = parseUuid(sourceEndpoint.getUuid());
     const to = parseUuid(dropEndpoint.getUuid());

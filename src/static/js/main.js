@@ -15,6 +15,7 @@ import { Palette } from "./palette.js";
 import { Repository } from "./repository.js";
 import { Router } from "./router.js";
 import { Runs } from "./runs.js";
+import { QuickAdd } from "./quickadd.js";
 import { Results } from "./results.js";
 import { RunView } from "./runview.js";
 import { status } from "./status.js";
@@ -39,8 +40,9 @@ function createApp() {
   const router = new Router();
   const runView = new RunView({ flows, runs, canvas, router });
   const results = new Results({ model, canvas, runs, root: byId("results") });
+  const quickAdd = new QuickAdd({ canvas, catalog, history });
   history.on("refused", (reason) => status.toast(reason, "warning"));
-  return { model, history, catalog, canvas, palette, flows, runs, inspector, specEditor, repository, router, runView, results };
+  return { model, history, catalog, canvas, palette, flows, runs, inspector, specEditor, repository, router, runView, results, quickAdd };
 }
 
 // Auto-layout (dagre) is loaded on first use, in a chunk of its own: most sessions never need it.
@@ -161,6 +163,7 @@ function bindKeyboard(app) {
       "=": () => canvas.zoomBy(1.2),
       "-": () => canvas.zoomBy(1 / 1.2),
       "/": () => app.palette.focusSearch(),
+      tab: () => app.quickAdd.openAtPointer(),
       arrowleft: () => canvas.nudge(-step, 0),
       arrowright: () => canvas.nudge(step, 0),
       arrowup: () => canvas.nudge(0, -step),
