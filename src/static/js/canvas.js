@@ -18,7 +18,8 @@ import { splitEndpoint } from "./model.js";
 import { nodeElement, showPortValues, showStatus } from "./nodeview.js";
 import { Selector } from "./selection.js";
 import { status } from "./status.js";
-import { NODE, typeColor } from "./theme.js";
+import { freeSpot } from "./placement.js";
+import { NODE, nodeHeight, typeColor } from "./theme.js";
 import { Viewport } from "./viewport.js";
 
 const endpointUuid = (node, port, side) => `${node}:${port}:${side}`;
@@ -442,9 +443,11 @@ export class Canvas extends Emitter {
     const spec = this.catalog.spec(specId);
     if (!spec || !this.model.id) return null;
     const point = clientX === undefined ? this.viewer.viewCentre() : this.worldAt(clientX, clientY);
+    const rows = Math.max(spec.port?.input?.length || 0, spec.port?.output?.length || 1);
+    const spot = freeSpot(this, { x: point.x - NODE.width / 2, y: point.y - NODE.head / 2, w: NODE.width, h: nodeHeight(rows) });
     const node = {
       id: this.model.freshNodeId(), spec_id: spec.id, name: spec.title || spec.id, values: {},
-      is_end: undefined, x: Math.round(point.x - NODE.width / 2), y: Math.round(point.y - NODE.head / 2), extra: {},
+      is_end: undefined, x: spot.x, y: spot.y, extra: {},
     };
     this.history.execute(addNodes([node], [], `Add ${node.name}`));
     this.select([node.id]);
@@ -543,6 +546,8 @@ export class Canvas extends Emitter {
     const point = { x: event.clientX, y: event.clientY };
     showMenu(point.x, point.y, [
       { label: "Paste", shortcut: "Ctrl+V", action: () => this.paste() },
+      { label: "Export flow to a file", action: () => this.emit("export", { file: true }) },
+      { label: "Copy flow as JSON", action: () => this.emit("export", { file: false }) },
       { label: "Select all", shortcut: "Ctrl+A", action: () => this.selectAll() },
       "-",
       { label: "Fit to view", shortcut: "F", action: () => this.fitView() },

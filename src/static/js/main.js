@@ -15,6 +15,7 @@ import { Palette } from "./palette.js";
 import { Repository } from "./repository.js";
 import { Router } from "./router.js";
 import { Runs } from "./runs.js";
+import { FlowExport } from "./flowexport.js";
 import { QuickAdd } from "./quickadd.js";
 import { Results } from "./results.js";
 import { RunView } from "./runview.js";
@@ -41,8 +42,10 @@ function createApp() {
   const runView = new RunView({ flows, runs, canvas, router });
   const results = new Results({ model, canvas, runs, root: byId("results") });
   const quickAdd = new QuickAdd({ canvas, catalog, history });
+  const flowExport = new FlowExport({ model, catalog, canvas, history });
+  canvas.on("export", ({ file, selection }) => (file ? flowExport.toFile(selection) : flowExport.toClipboard(selection)));
   history.on("refused", (reason) => status.toast(reason, "warning"));
-  return { model, history, catalog, canvas, palette, flows, runs, inspector, specEditor, repository, router, runView, results, quickAdd };
+  return { model, history, catalog, canvas, palette, flows, runs, inspector, specEditor, repository, router, runView, results, quickAdd, flowExport };
 }
 
 // Auto-layout (dagre) is loaded on first use, in a chunk of its own: most sessions never need it.
@@ -147,8 +150,8 @@ function bindKeyboard(app) {
     if (ctrl && key === "y") return handled(event, () => redo(app));
     if (!app.model.id) return;
     const canvas = app.canvas;
-    if (ctrl && key === "c") return handled(event, () => canvas.copySelection());
-    if (ctrl && key === "v") return handled(event, () => canvas.paste());
+    if (ctrl && key === "c") return handled(event, () => canvas.copySelection() && app.flowExport.toClipboard(true, { quiet: true }));
+    if (ctrl && key === "v") return; // the paste event follows (flowexport.js): flow JSON, else copied nodes
     if (ctrl && key === "d") return handled(event, () => canvas.duplicateSelection());
     if (ctrl && key === "a") return handled(event, () => canvas.selectAll());
     if (ctrl || event.altKey) return;

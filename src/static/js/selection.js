@@ -5,7 +5,9 @@
 import { addNodes, copiesOf, moveNodes, removeItems } from "./commands.js";
 import { showMenu } from "./menu.js";
 import { splitEndpoint } from "./model.js";
+import { freeSpot } from "./placement.js";
 import { status } from "./status.js";
+import { NODE } from "./theme.js";
 import { HANDLE_MIN_ZOOM } from "./viewport.js";
 
 export class Selector {
@@ -103,7 +105,11 @@ export class Selector {
     if (!clipboard?.nodes?.length || !c.model.id) return;
     this.pasteCount += 1;
     const offset = 30 * this.pasteCount;
-    const { nodes, links } = copiesOf(c.model, clipboard.nodes, clipboard.links, offset, offset);
+    const xs = clipboard.nodes.map((n) => n.x);
+    const ys = clipboard.nodes.map((n) => n.y);
+    const box = { x: Math.min(...xs) + offset, y: Math.min(...ys) + offset, w: Math.max(...xs) - Math.min(...xs) + NODE.width, h: Math.max(...ys) - Math.min(...ys) + NODE.head * 2 };
+    const spot = freeSpot(c, box); // clear of the nodes already there
+    const { nodes, links } = copiesOf(c.model, clipboard.nodes, clipboard.links, spot.x - Math.min(...xs), spot.y - Math.min(...ys));
     c.history.execute(addNodes(nodes, links, `Paste ${nodes.length} node${nodes.length > 1 ? "s" : ""}`));
     this.select(nodes.map((node) => node.id));
   }
@@ -138,6 +144,8 @@ export class Selector {
       "-",
       { label: "Copy", shortcut: "Ctrl+C", action: () => this.copySelection() },
       { label: "Duplicate", shortcut: "Ctrl+D", action: () => this.duplicateSelection() },
+      { label: "Export selection to a file", action: () => c.emit("export", { file: true, selection: true }) },
+      { label: "Copy selection as JSON", action: () => c.emit("export", { file: false, selection: true }) },
       { label: many ? `Delete ${c.selection.size} nodes` : "Delete node", shortcut: "Del", danger: true, action: () => this.deleteSelection() },
     ]);
   }
