@@ -26,6 +26,10 @@ SPECS = {
     },
     "uitest.text.upper": {
         "title": "Upper case",
+        # Markdown, with markup the help panel must not run.
+        "description": ("Makes text **upper case**.\n\n- keeps digits\n- keeps `punctuation`\n\n"
+                        "<img src=x onerror=\"window.xss = 1\"><script>window.xss = 2</script>"
+                        "[a link](javascript:window.xss=3)"),
         "port": {"input": [{"name": "text", "order": 0, "type": "String"}], "output": [{"name": "out", "type": "String"}]},
         "func": "def func(text):\n    return text.upper()\n",
     },

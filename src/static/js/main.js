@@ -15,7 +15,10 @@ import { Palette } from "./palette.js";
 import { Repository } from "./repository.js";
 import { Router } from "./router.js";
 import { Runs } from "./runs.js";
+import { Appearance } from "./appearance.js";
+import { arrange } from "./arrange.js";
 import { FlowExport } from "./flowexport.js";
+import { Help } from "./help.js";
 import { QuickAdd } from "./quickadd.js";
 import { Results } from "./results.js";
 import { RunView } from "./runview.js";
@@ -44,8 +47,14 @@ function createApp() {
   const quickAdd = new QuickAdd({ canvas, catalog, history });
   const flowExport = new FlowExport({ model, catalog, canvas, history });
   canvas.on("export", ({ file, selection }) => (file ? flowExport.toFile(selection) : flowExport.toClipboard(selection)));
+  canvas.on("arrange", (name) => {
+    const command = arrange(name, [...canvas.selection], (id) => canvas.nodeBox(id));
+    if (command) history.execute(command);
+  });
+  const appearance = new Appearance();
+  const help = new Help({ root: byId("help"), canvas, catalog, model });
   history.on("refused", (reason) => status.toast(reason, "warning"));
-  return { model, history, catalog, canvas, palette, flows, runs, inspector, specEditor, repository, router, runView, results, quickAdd, flowExport };
+  return { model, history, catalog, canvas, palette, flows, runs, inspector, specEditor, repository, router, runView, results, quickAdd, flowExport, appearance, help };
 }
 
 // Auto-layout (dagre) is loaded on first use, in a chunk of its own: most sessions never need it.
@@ -83,6 +92,10 @@ const ACTIONS = {
   "new-spec": (app) => app.specEditor.open(),
   export: (app) => app.repository.exportBundle(),
   import: (app) => app.repository.pickFile(),
+  theme: (app) => app.appearance.cycleTheme(),
+  shortcuts: (app) => app.appearance.showShortcuts(),
+  "toggle-left": (app) => app.appearance.toggleSidebar("left"),
+  "toggle-right": (app) => app.appearance.toggleSidebar("right"),
   more: () => showToolbarOverflow(document.querySelector('.toolbar [data-action="more"]')),
 };
 
@@ -145,6 +158,7 @@ function bindKeyboard(app) {
     if (ctrl && key === "s") return handled(event, () => app.flows.save());
     if (ctrl && event.key === "Enter") return handled(event, () => app.runs.start());
     if (isTyping(event)) return;
+    if (event.key === "?") return handled(event, () => app.appearance.showShortcuts());
     if (ctrl && key === "z" && event.shiftKey) return handled(event, () => redo(app));
     if (ctrl && key === "z") return handled(event, () => undo(app));
     if (ctrl && key === "y") return handled(event, () => redo(app));

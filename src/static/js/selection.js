@@ -2,6 +2,7 @@
 // delete, copy, paste, duplicate and nudge. The selection itself stays on the canvas (canvas.selection,
 // canvas.selectedLink), which other parts of the editor read; edits go through the history as commands.
 
+import { ARRANGE_ACTIONS } from "./arrange.js";
 import { addNodes, copiesOf, moveNodes, removeItems } from "./commands.js";
 import { showMenu } from "./menu.js";
 import { splitEndpoint } from "./model.js";
@@ -144,6 +145,7 @@ export class Selector {
       "-",
       { label: "Copy", shortcut: "Ctrl+C", action: () => this.copySelection() },
       { label: "Duplicate", shortcut: "Ctrl+D", action: () => this.duplicateSelection() },
+      ...(many ? ["-", ...ARRANGE_ACTIONS.map(({ name, label }) => ({ label, action: () => c.emit("arrange", name) })), "-"] : []),
       { label: "Export selection to a file", action: () => c.emit("export", { file: true, selection: true }) },
       { label: "Copy selection as JSON", action: () => c.emit("export", { file: false, selection: true }) },
       { label: many ? `Delete ${c.selection.size} nodes` : "Delete node", shortcut: "Del", danger: true, action: () => this.deleteSelection() },
