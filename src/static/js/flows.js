@@ -113,12 +113,24 @@ export class Flows extends Emitter {
     return answer === "discard";
   }
 
+  /** Start fetching flow `id` now (a deep link, while the editor loads the rest); open() takes it. */
+  prefetch(id) {
+    this.prefetched = { id, answer: api.getFlow(id) };
+    this.prefetched.answer.catch(() => {}); // open() reports a failure
+  }
+
+  #fetchFlow(id) {
+    const prefetched = this.prefetched;
+    this.prefetched = null;
+    return prefetched?.id === id ? prefetched.answer : api.getFlow(id);
+  }
+
   async open(id, { force = false } = {}) {
     if (id === this.model.id && !force) return true;
     if (!force && !(await this.confirmDiscard("open another flow"))) return false;
     try {
       const started = performance.now();
-      const { doc, etag } = await api.getFlow(id);
+      const { doc, etag } = await this.#fetchFlow(id);
       this.#load(doc, etag, false);
       this.canvas.fitView();
       const ms = performance.now() - started;

@@ -13,7 +13,7 @@ import { FlowModel } from "./model.js";
 import { NodespecEditor } from "./nodespec-editor.js";
 import { Palette } from "./palette.js";
 import { Repository } from "./repository.js";
-import { Router } from "./router.js";
+import { parseHash, Router } from "./router.js";
 import { Runs } from "./runs.js";
 import { Appearance } from "./appearance.js";
 import { arrange } from "./arrange.js";
@@ -288,6 +288,8 @@ async function loadServerInfo() {
 
 async function start() {
   const app = createApp();
+  const route = parseHash();
+  if (route.kind === "flow") app.flows.prefetch(route.id); // fetched while the editor loads the rest
   bindToolbar(app);
   bindKeyboard(app);
   bindModules(app);
