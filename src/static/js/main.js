@@ -18,7 +18,9 @@ import { Runs } from "./runs.js";
 import { Appearance } from "./appearance.js";
 import { arrange } from "./arrange.js";
 import { FlowExport } from "./flowexport.js";
+import { Groups } from "./groups.js";
 import { Help } from "./help.js";
+import { Minimap } from "./minimap.js";
 import { QuickAdd } from "./quickadd.js";
 import { Results } from "./results.js";
 import { RunView } from "./runview.js";
@@ -53,8 +55,10 @@ function createApp() {
   });
   const appearance = new Appearance();
   const help = new Help({ root: byId("help"), canvas, catalog, model });
+  const groups = new Groups({ model, canvas, history });
+  const minimap = new Minimap({ model, canvas });
   history.on("refused", (reason) => status.toast(reason, "warning"));
-  return { model, history, catalog, canvas, palette, flows, runs, inspector, specEditor, repository, router, runView, results, quickAdd, flowExport, appearance, help };
+  return { model, history, catalog, canvas, palette, flows, runs, inspector, specEditor, repository, router, runView, results, quickAdd, flowExport, appearance, help, groups, minimap };
 }
 
 // Auto-layout (dagre) is loaded on first use, in a chunk of its own: most sessions never need it.
@@ -168,6 +172,7 @@ function bindKeyboard(app) {
     if (ctrl && key === "v") return; // the paste event follows (flowexport.js): flow JSON, else copied nodes
     if (ctrl && key === "d") return handled(event, () => canvas.duplicateSelection());
     if (ctrl && key === "a") return handled(event, () => canvas.selectAll());
+    if (ctrl && key === "g") return handled(event, () => app.groups.groupSelection());
     if (ctrl || event.altKey) return;
     const step = event.shiftKey ? 40 : 8;
     const keys = {
