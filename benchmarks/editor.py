@@ -315,6 +315,7 @@ def report(flows, opens, drags, far, elapsed, cold) -> None:
     far_median, far_p95 = statistics.median(far_steps), percentile(far_steps, 0.95)
     print(verdict(f"... with the whole {big:,}-node flow fitted in view (p95 ≤ {FRAME_MS:.1f} ms)",
                   far_p95 <= FRAME_MS, f"median {fmt(far_median)} ms, p95 {fmt(far_p95)} ms"))
+    print("  Node-RED's editor on the same graph: skipped (this benchmark does not install or drive Node-RED)")
     warning = busy_warning()
     if warning:
         print(f"  {warning}")
