@@ -44,7 +44,8 @@ export class Minimap {
       return;
     }
     const world = this.#world();
-    const larger = world.x < view.x || world.y < view.y || world.x + world.w > view.x + view.w || world.y + world.h > view.y + view.h;
+    const nodes = { x: world.x + MARGIN, y: world.y + MARGIN, w: world.w - 2 * MARGIN, h: world.h - 2 * MARGIN };
+    const larger = nodes.x < view.x || nodes.y < view.y || nodes.x + nodes.w > view.x + view.w || nodes.y + nodes.h > view.y + view.h;
     this.el.hidden = !larger;
     if (!larger) return;
     const left = Math.min(world.x, view.x);

@@ -37,7 +37,8 @@ function labelChars(port) {
   return port.name.length + (port.type || "Any").length * 0.8;
 }
 
-/** A node's width from its port names and types (at least NODE.width). */
+/** A node's width from its port names and types (at least NODE.width); a literal value beside its port
+ * shows as much of itself as fits (all of it in its tooltip), so setting one never moves the ports. */
 export function nodeWidth(ports) {
   const widest = (list) => Math.max(0, ...list.map(labelChars));
   const needed = 2 * (LABEL_PAD_PX + CHAR_PX * Math.max(widest(ports.inputs), widest(ports.outputs)));
