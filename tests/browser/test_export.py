@@ -19,13 +19,13 @@ def test_export_the_flow_to_a_file_and_the_selection_to_the_clipboard_then_paste
     ui = editor
     page = ui.page
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
-    add, double = build_double_flow(ui, "Exported", "browser.exported")
+    add, double = build_double_flow(ui, "Flow to export", "browser.export.flow")
     canvas = page.locator("#canvas").bounding_box()
     page.mouse.click(canvas["x"] + 60, canvas["y"] + canvas["height"] - 60, button="right")
     with page.expect_download() as download:
         page.locator(".context-menu .menu-item", has_text="Export flow to a file").click()
     bundle = json.loads(open(download.value.path()).read())
-    assert download.value.suggested_filename == "browser.exported.json"
+    assert download.value.suggested_filename == "browser.export.flow.json"
     (flow,) = bundle["flow"].values()
     assert sorted(n["id"] for n in flow["nodes"]) == sorted([add, double]) and len(flow["links"]) == 1
     assert set(bundle["nodespec"]) == {"uitest.num.add", "uitest.num.double"}
