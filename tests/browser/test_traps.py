@@ -156,6 +156,13 @@ def test_a_past_run_of_an_edited_flow_shows_its_own_snapshot_read_only(editor: E
     ui.select_node(add)
     page.keyboard.press("Delete")
     expect(ui.node(add)).to_have_count(1)  # read-only
+    at = ui.node_position(add)
+    title = ui.node(add).locator(".node-title").bounding_box()
+    page.mouse.move(title["x"] + 10, title["y"] + 5)
+    page.mouse.down()
+    page.mouse.move(title["x"] + 80, title["y"] + 60, steps=6)
+    page.mouse.up()
+    assert ui.node_position(add) == at  # nothing moves either
     expect(ui.toast(re.compile("read-only"))).to_be_visible()
 
     banner.locator("button", has_text="Open the current flow").click()
