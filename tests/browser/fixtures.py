@@ -26,8 +26,19 @@ SPECS = {
     },
     "uitest.text.upper": {
         "title": "Upper case",
+        # Markdown, with markup the help panel must not run.
+        "description": ("Makes text **upper case**.\n\n- keeps digits\n- keeps `punctuation`\n\n"
+                        "<img src=x onerror=\"window.xss = 1\"><script>window.xss = 2</script>"
+                        "[a link](javascript:window.xss=3)"),
         "port": {"input": [{"name": "text", "order": 0, "type": "String"}], "output": [{"name": "out", "type": "String"}]},
         "func": "def func(text):\n    return text.upper()\n",
+    },
+    "uitest.text.format": {
+        "title": "Format",
+        "port": {"input": [{"name": "template_text", "order": 0, "type": "String", "required": True},
+                           {"name": "values", "order": 1, "type": "Dict", "required": True}],
+                 "output": [{"name": "out", "type": "String"}]},
+        "func": "def func(template_text, values):\n    return template_text.format(**values)\n",
     },
     "uitest.slow.wait": {
         "title": "Wait",

@@ -181,9 +181,9 @@ def test_large_flow_renders_what_is_in_view_and_keeps_it_current(editor: Editor,
     assert stored == moved
     check(ui, "dropped")
 
-    # Pan with the mouse onto a part of the grid that was not rendered.
+    # Pan with the mouse onto a part of the grid that was not rendered (from left of the minimap).
     canvas = page.locator("#canvas").bounding_box()
-    page.mouse.move(canvas["x"] + canvas["width"] - 20, canvas["y"] + canvas["height"] - 20)
+    page.mouse.move(canvas["x"] + canvas["width"] - 240, canvas["y"] + canvas["height"] - 20)
     page.mouse.down()
     page.mouse.move(canvas["x"] + 20, canvas["y"] + 20, steps=6)
     page.mouse.up()

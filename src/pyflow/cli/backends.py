@@ -52,6 +52,9 @@ class LocalBackend:
     def import_bundle(self, bundle, mode):
         return self.service().import_bundle(bundle, mode)
 
+    def preview_import(self, bundle):
+        return self.service().preview_import(bundle)
+
     def export_bundle(self):
         return self.service().export_bundle()
 
@@ -94,6 +97,9 @@ class RemoteBackend:
 
     def import_bundle(self, bundle, mode):
         return self.client.request("POST", "/api/repository/import", bundle, {"mode": mode})
+
+    def preview_import(self, bundle):
+        return self.client.request("POST", "/api/repository/import/preview", bundle)
 
     def export_bundle(self):
         return self.client.request("GET", "/api/repository/export")

@@ -142,6 +142,8 @@ def _add_repository_commands(sub) -> None:
     imp = sub.add_parser("import", help="import a bundle file or a repository directory")
     imp.add_argument("source")
     imp.add_argument("--replace", action="store_true", help="replace the whole repository (default: merge)")
+    imp.add_argument("--dry-run", action="store_true",
+                     help="change nothing: list what a merge would overwrite (with what changes), create or leave")
     _add_target(imp)
 
     exp = sub.add_parser("export", help="export the repository as a bundle file, or a directory (git-friendly)")
@@ -286,6 +288,8 @@ def load_flow_file(path: Path) -> dict:
 
 
 def cmd_import(args) -> int:
+    if args.dry_run:
+        return _import_preview(args)
     with closing(backend_for(args)) as backend:
         summary = backend.import_bundle(load_bundle_file(Path(args.source)), "replace" if args.replace else "merge")
     print(f"imported ({summary['mode']}): {summary['created']} created, {summary['updated']} updated, "
@@ -293,6 +297,21 @@ def cmd_import(args) -> int:
     for change in ("updated", "deleted"):  # what the import replaced or removed, so nothing goes unnoticed
         for name in summary.get("changes", {}).get(change, []):
             print(f"  {change}: {name}")
+    return 0
+
+
+def _import_preview(args) -> int:
+    """What `pyflow import` (merge) would do, said before it is done: a merge replaces stored objects."""
+    with closing(backend_for(args)) as backend:
+        preview = backend.preview_import(load_bundle_file(Path(args.source)))
+    print(f"a merge would create {len(preview['created'])}, leave {len(preview['unchanged'])} unchanged and "
+          f"overwrite {len(preview['clashes'])}")
+    for clash in preview["clashes"]:
+        print(f"  would overwrite {clash['kind']} {clash['id']}")
+        for change in clash["changes"]:
+            print(f"    - {change}")
+        if clash["used_by"]:
+            print(f"    used by: {', '.join(clash['used_by'])}")
     return 0
 
 

@@ -50,6 +50,7 @@ class CompiledFlow:
     targets: list[str] = field(default_factory=list)
     order: list[str] = field(default_factory=list)  # planned nodes, upstream before downstream
     subflows: dict[str, dict] = field(default_factory=dict)  # every flow used as a subflow, by id
+    not_run: dict[str, str] = field(default_factory=dict)  # left out as incomplete: {node id: why}
 
 
 def compile_flow(doc: Any, specs: Mapping[str, NodeSpec], values: dict | None = None,
@@ -76,6 +77,8 @@ def compile_flow(doc: Any, specs: Mapping[str, NodeSpec], values: dict | None = 
             raise InvalidInput("invalid flow", problems + inner_problems)
     else:
         targets = _targets(graph)
+    not_run = {} if problems else _incomplete_sinks(graph, specs, {}, targets)
+    targets = [t for t in targets if t not in not_run]
     planned = _ancestors(graph, targets)
     nodes = {}
     for node_id in sorted(planned, key=lambda n: graph.nodes[n].index):
@@ -93,7 +96,7 @@ def compile_flow(doc: Any, specs: Mapping[str, NodeSpec], values: dict | None = 
         raise InvalidInput("invalid flow", problems)
     predecessors = {n: graph.predecessors[n] for n in nodes}
     order = [n for n in graph.order if n in nodes]
-    compiled = CompiledFlow(graph.id, graph.name, nodes, predecessors, targets, order, subflows)
+    compiled = CompiledFlow(graph.id, graph.name, nodes, predecessors, targets, order, subflows, not_run)
     if cache_keys:
         assign_cache_keys(compiled)
     return compiled
@@ -116,6 +119,39 @@ def _targets(graph: FlowGraph) -> list[str]:
     return ends or [n for n in graph.nodes if not graph.successors[n]]
 
 
+def _missing_inputs(spec: NodeSpec, literals: dict, inbound: dict) -> list[str]:
+    return [port.name for port in spec.inputs
+            if port.required and port.name not in inbound and literals.get(port.name) is None
+            and not (port.has_default and port.default is not None)]
+
+
+def _incomplete_sinks(graph: FlowGraph, specs: Mapping[str, NodeSpec], values: dict,
+                      targets: list[str]) -> dict[str, str]:
+    """Without end nodes every sink is a target, so a node just dropped and not yet filled in would block
+    the whole run: the nodes missing an input and everything downstream of them are left out (and said
+    why), as long as some target remains to run. Marked end nodes are what the user asked for: their
+    ancestors are never left out (an incomplete one is reported instead)."""
+    if any(node.is_end for node in graph.nodes.values()):
+        return {}
+    why: dict[str, str] = {}
+    for node_id in graph.order:
+        node = graph.nodes[node_id]
+        spec = specs.get(node.spec_id)
+        missing = _missing_inputs(spec, {**node.values, **values.get(node_id, {})}, graph.inbound[node_id]) if spec else []
+        if missing:
+            why[node_id] = "missing input " + ", ".join(repr(name) for name in missing)
+            continue
+        upstream = next((p for p in sorted(graph.predecessors[node_id], key=lambda p: graph.nodes[p].index)
+                         if p in why), None)
+        if upstream is not None:
+            origin = why[upstream] if why[upstream].startswith("upstream") else \
+                f"upstream node {graph.nodes[upstream].name!r} is {why[upstream]}"
+            why[node_id] = origin
+    if all(t in why for t in targets):
+        return {}
+    return why
+
+
 def _ancestors(graph: FlowGraph, targets: list[str]) -> set[str]:
     """The targets and everything upstream of them (iterative: no recursion on graph size)."""
     seen = set(targets)
@@ -129,13 +165,8 @@ def _ancestors(graph: FlowGraph, targets: list[str]) -> set[str]:
 
 
 def _required_problems(where: str, name: str, spec: NodeSpec, literals: dict, inbound: dict) -> list[dict]:
-    problems = []
-    for port in spec.inputs:
-        if port.required and port.name not in inbound and literals.get(port.name) is None \
-                and not (port.has_default and port.default is not None):
-            problems.append(detail(where + "/ports",
-                                   f"required input {port.name!r} of node {name!r} has neither a link nor a value"))
-    return problems
+    return [detail(where + "/ports", f"required input {port!r} of node {name!r} has neither a link nor a value")
+            for port in _missing_inputs(spec, literals, inbound)]
 
 
 def _override_problems(graph: FlowGraph, specs: Mapping[str, NodeSpec], values: dict) -> list[dict]:

@@ -93,13 +93,16 @@ def _collect_nodes(doc: dict, specs: Mapping[str, NodeSpec]) -> tuple[dict[str, 
             problems.append(detail(pointer("nodes", i, "id"), f"duplicate node id {nd['id']!r}"))
             continue
         spec = specs.get(nd["spec_id"])
+        name = nd.get("name") or nd["id"]
         if spec is None:
-            problems.append(detail(pointer("nodes", i, "spec_id"), f"unknown nodespec {nd['spec_id']!r}"))
+            problems.append(detail(pointer("nodes", i, "spec_id"),
+                                   f"node {name!r} uses an unknown nodespec {nd['spec_id']!r}"))
         else:
             for j, pv in enumerate(nd.get("ports") or []):
                 if spec.input(pv["name"]) is None:
                     problems.append(detail(pointer("nodes", i, "ports", j, "name"),
-                                           f"nodespec {spec.id!r} has no input port {pv['name']!r}"))
+                                           f"node {name!r} has a value for {pv['name']!r}, but its nodespec "
+                                           f"{spec.id!r} has no input port of that name"))
             problems += _map_problems(nd, i, spec)
         nodes[nd["id"]] = FlowNode(id=nd["id"], spec_id=nd["spec_id"], name=nd.get("name") or nd["id"],
                                    values=node_values(nd), is_end=truthy(nd.get("is_end")), index=i,
@@ -151,13 +154,13 @@ def _endpoint_problem(graph: FlowGraph, specs: Mapping[str, NodeSpec], node_id: 
     if node is None:
         return [detail(path, f"unknown node {node_id!r}")]
     if spec is None:
-        return [detail(path, f"node {node_id!r} uses unknown nodespec {node.spec_id!r}")]
+        return [detail(path, f"node {node.name!r} uses an unknown nodespec {node.spec_id!r}")]
     other = spec.input(port) if role == "output" else spec.output(port)
     if other is not None:
         side = "source" if role == "output" else "target"
-        return [detail(path, f"a link goes from an output to an input, but {port!r} of node {node_id!r} "
+        return [detail(path, f"a link goes from an output to an input, but {port!r} of node {node.name!r} "
                              f"is an {'input' if role == 'output' else 'output'} port and cannot be a link {side}")]
-    return [detail(path, f"node {node_id!r} ({spec.id}) has no {role} port {port!r}")]
+    return [detail(path, f"node {node.name!r} ({spec.id}) has no {role} port {port!r}")]
 
 
 def _cycle_problems(graph: FlowGraph) -> list[dict]:

@@ -160,11 +160,35 @@ def _arity_problems(func: ast.FunctionDef, doc: dict, base: tuple) -> list[dict]
     args = func.args
     inputs = (doc.get("port") or {}).get("input") or []
     positional = len(args.posonlyargs) + len(args.args)
+    path = pointer(*base, "port", "input")
     if args.vararg is None and len(inputs) > positional:
-        path = pointer(*base, "port", "input")
         return [detail(path, f"func accepts {positional} positional arguments but the nodespec "
                              f"declares {len(inputs)} input ports")]
-    return []
+    return _name_problems(args, [p["name"] for p in inputs], path)
+
+
+def _name_problems(args: ast.arguments, ports: list[str], path: str) -> list[dict]:
+    """A signature and a port table that disagree pass the save and fail every run: each required
+    parameter must be a port, and each port a parameter unless func takes *args or **kwargs."""
+    positional = args.posonlyargs + args.args
+    required = [a.arg for a in positional[:len(positional) - len(args.defaults)]]
+    required += [a.arg for a, default in zip(args.kwonlyargs, args.kw_defaults) if default is None]
+    problems = []
+    missing = [name for name in required if name not in ports]
+    if missing:
+        problems.append(detail(path, f"func requires {_names(missing)} but the nodespec has no input port "
+                                     f"of that name; add the port or give the parameter a default"))
+    params = {a.arg for a in positional + args.kwonlyargs}
+    if args.vararg is None and args.kwarg is None:
+        extra = [name for name in ports if name not in params]
+        if extra:
+            problems.append(detail(path, f"input port {_names(extra)} is not a parameter of func; rename "
+                                         f"the port or add the parameter (or **kwargs)"))
+    return problems
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(repr(name) for name in names)
 
 
 def require_valid_nodespec(doc: Any) -> NodeSpec:

@@ -20,7 +20,7 @@ from .requirements import suggested_requirements
 ANNOTATION_TYPES = {
     "str": "String", "int": "Int", "float": "Float", "bool": "Boolean",
     "list": "List", "List": "List", "tuple": "List", "Tuple": "List", "Sequence": "List",
-    "dict": "Json", "Dict": "Json", "Mapping": "Json", "Any": "Any", "object": "Any",
+    "dict": "Dict", "Dict": "Dict", "Mapping": "Dict", "MutableMapping": "Dict", "Any": "Any", "object": "Any",
     "ndarray": "Array", "DataFrame": "DataFrame", "Image": "Image", "Figure": "Image",  # np.ndarray, PIL.Image.Image, ...
 }
 RETURNS_LINE = re.compile(r"^\s*:?returns?:?\s*(.+)$", re.IGNORECASE | re.MULTILINE)

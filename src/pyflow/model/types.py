@@ -99,6 +99,21 @@ def _to_json(value: Any) -> Any:
     return value
 
 
+def _to_dict(value: Any) -> dict:
+    """A JSON object: a nodespec that calls `**values` or `.items()` needs one, not any JSON value."""
+    parsed = _to_json(value)
+    if not isinstance(parsed, dict):
+        raise ConversionError(f"expected a JSON object, got {_kind(parsed)}")
+    return parsed
+
+
+def _kind(value: Any) -> str:
+    for kinds, word in ((bool, "a boolean"), ((int, float), "a number"), (str, "a string"), (list, "a list")):
+        if isinstance(value, kinds):
+            return word
+    return "null" if value is None else type(value).__name__
+
+
 def _identity(value: Any) -> Any:
     return value
 
@@ -126,6 +141,7 @@ CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "Boolean": _to_boolean,
     "List": _to_list,
     "Json": _to_json,
+    "Dict": _to_dict,
     "Any": _identity,
     "Object": _identity,
     "Array": _to_array,
@@ -142,6 +158,7 @@ DESCRIPTIONS = {
     "Boolean": "true/yes/y/1/on or false/no/n/0/off, any case",
     "List": "list; \"a,b\" converts to [\"a\", \"b\"] and \"[1, 2]\" is parsed",
     "Json": "any JSON value; a string is parsed as JSON",
+    "Dict": "a JSON object ({\"key\": value}); a string is parsed as JSON and must be an object",
     "Any": "any value, passed unchanged; checked at run time where it flows",
     "Object": "any Python value (JSON values, and others carried as artifacts)",
     "Array": "a numpy array; a list converts",
@@ -156,7 +173,8 @@ ACCEPTS = {
     "Float": {"Float", "Int", "Any"},
     "Boolean": {"Boolean", "Any"},
     "List": {"List", "Any"},
-    "Json": {"Json", "List", "String", "Int", "Float", "Boolean", "Any"},
+    "Json": {"Json", "Dict", "List", "String", "Int", "Float", "Boolean", "Any"},
+    "Dict": {"Dict", "Json", "Any"},
     "Any": set(CONVERTERS),
     "Object": set(CONVERTERS),
     "Array": {"Array", "List", "Any"},

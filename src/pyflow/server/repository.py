@@ -23,6 +23,11 @@ def import_repository():
     return json_response(service().import_bundle(json_body(), request.args.get("mode", "merge")))
 
 
+@bp.post("/repository/import/preview")
+def preview_import():
+    return json_response(service().preview_import(json_body()))
+
+
 @bp.get("/port-types")
 def port_types():
     return json_response(service().port_types())

@@ -316,6 +316,9 @@ class PyflowService:
     def import_bundle(self, bundle, mode: str = "merge") -> dict:
         return self.objects.import_bundle(bundle, mode)
 
+    def preview_import(self, bundle) -> dict:
+        return self.objects.preview_import(bundle)
+
     def confined_path(self, raw) -> Path:
         """A path under the server's repository directory; anything that leads outside is refused."""
         if not isinstance(raw, str) or not raw.strip() or "\0" in raw:

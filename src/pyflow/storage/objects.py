@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..model.bundle import FORMAT_VERSION, check_bundle, check_import_mode
+from ..model.diff import flow_changes, nodespec_changes
 from ..model.errors import Conflict, InvalidInput, NotFound, PreconditionFailed, detail, pointer
 from ..model.flow import analyze_flow, referenced_spec_ids
 from ..model.limits import MAX_STORED_DEPTH, TooDeep
@@ -238,6 +239,33 @@ class ObjectStore(Store):
                 if problems:
                     raise InvalidInput("the bundle conflicts with the repository; nothing was imported", problems)
             return self._apply_bundle(bundle, mode)
+
+    def preview_import(self, bundle: Any) -> dict:
+        """What a merge of `bundle` would do, changing nothing: every stored object it would overwrite
+        (with what changes and, for nodespecs, which flows use it), what it would create and what it
+        leaves as it is. A bundle the import would refuse is refused the same way."""
+        with self.transaction():
+            incoming = bundle.get("nodespec") if isinstance(bundle, dict) else None
+            existing = self.specs()
+            if isinstance(incoming, dict):
+                existing = {k: v for k, v in existing.items() if k not in incoming}
+            problems = check_bundle(bundle, existing)
+            if problems:
+                raise InvalidInput(f"the bundle has {len(problems)} problem(s)", problems)
+            preview: dict = {"clashes": [], "created": [], "unchanged": []}
+            for kind in KINDS:
+                for key, doc in bundle.get(kind, {}).items():
+                    doc = doc if "id" in doc else {**doc, "id": key}
+                    current = self._current(kind, key)
+                    if current is None:
+                        preview["created"].append(f"{kind}/{key}")
+                    elif current.doc == doc:
+                        preview["unchanged"].append(f"{kind}/{key}")
+                    else:
+                        changes = (nodespec_changes if kind == "nodespec" else flow_changes)(current.doc, doc)
+                        used_by = sorted(self._users_of(key)) if kind == "nodespec" else []
+                        preview["clashes"].append({"kind": kind, "id": key, "changes": changes, "used_by": used_by})
+            return preview
 
     def _merge_problems(self, bundle: dict) -> list[dict]:
         """Flows already stored must still fit the nodespecs the bundle replaces."""

@@ -112,6 +112,7 @@ export const api = {
     const match = /filename="?([^";]+)"?/.exec(disposition);
     return { bundle, filename: match ? match[1] : "pyflow-repository.json" };
   },
+  previewImport: (bundle) => data(request("POST", "/api/repository/import/preview", { body: bundle })),
   importRepository: (bundle, mode) =>
     data(request("POST", "/api/repository/import", { body: bundle, query: { mode } })),
 };

@@ -15,10 +15,11 @@ import { Layer } from "./layers.js";
 import { LinkSketch } from "./linksketch.js";
 import { closeMenu, showMenu } from "./menu.js";
 import { splitEndpoint } from "./model.js";
-import { nodeElement, showMapped, showNote, showProgress, showStatus } from "./nodeview.js";
+import { nodeElement, showMapped, showNote, showPortValues, showProgress, showStatus } from "./nodeview.js";
 import { Selector } from "./selection.js";
 import { status } from "./status.js";
-import { NODE, typeColor } from "./theme.js";
+import { freeSpot } from "./placement.js";
+import { NODE, nodeHeight, typeColor } from "./theme.js";
 import { Viewport } from "./viewport.js";
 
 const endpointUuid = (node, port, side) => `${node}:${port}:${side}`;
@@ -113,7 +114,7 @@ export class Canvas extends Emitter {
     const getOffset = this.jsp.getOffset.bind(this.jsp);
     this.jsp.getSize = (el) => {
       const view = nodeView(el);
-      return view ? { w: NODE.width, h: view.height } : getSize(el);
+      return view ? { w: view.width, h: view.height } : getSize(el);
     };
     this.jsp.getOffset = (el) => {
       const view = nodeView(el);
@@ -210,8 +211,8 @@ export class Canvas extends Emitter {
   }
 
   #createNodeElement(node) {
-    const { el, ports, height } = nodeElement(this.model, this.catalog, node);
-    this.views.set(node.id, { el, ports, height, endpoints: [], x: node.x, y: node.y, shown: true, handles: undefined });
+    const { el, ports, height, width } = nodeElement(this.model, this.catalog, node);
+    this.views.set(node.id, { el, ports, height, width, endpoints: [], x: node.x, y: node.y, shown: true, handles: undefined });
     return el;
   }
 
@@ -222,7 +223,7 @@ export class Canvas extends Emitter {
   #wireNode(node) {
     const view = this.views.get(node.id);
     this.jsp.manage(view.el, `n-${node.id}`);
-    this.jsp.viewport.updateElement(this.jsp.getId(view.el), node.x, node.y, NODE.width, view.height, 0, true);
+    this.jsp.viewport.updateElement(this.jsp.getId(view.el), node.x, node.y, view.width, view.height, 0, true);
     const addEndpoint = (port, index, side) => {
       const y = NODE.head + index * NODE.row + NODE.row / 2;
       const anchor = side === "input" ? [0, 0, -1, 0, 0, y] : [1, 0, 1, 0, 0, y];
@@ -294,9 +295,7 @@ export class Canvas extends Emitter {
     if (fields.includes("is_end")) view.el.classList.toggle("is-end", this.model.isEnd(node.id));
     if (fields.includes("extra")) showMapped(view.el, node);
     if (fields.includes("values")) {
-      for (const label of view.el.querySelectorAll(".port-in")) {
-        label.classList.toggle("has-value", label.dataset.port in node.values);
-      }
+      showPortValues(view.el, node);
     }
     if (fields.some((f) => f !== "x" && f !== "y")) this.emit("selection", this.selectionInfo());
   }
@@ -384,6 +383,7 @@ export class Canvas extends Emitter {
 
   // ------------------------------------------------------------------------------------- linking
   #onLinkDrop({ connection, dropEndpoint }) {
+    this.lastLinkDrop = performance.now(); // a drop on a port, refused or not, is no drop on empty canvas
     const sourceEndpoint = connection.endpoints?.[0];
     const from = parseUuid(sourceEndpoint.getUuid());
     const to = parseUuid(dropEndpoint.getUuid());
@@ -444,9 +444,11 @@ export class Canvas extends Emitter {
     const spec = this.catalog.spec(specId);
     if (!spec || !this.model.id) return null;
     const point = clientX === undefined ? this.viewer.viewCentre() : this.worldAt(clientX, clientY);
+    const rows = Math.max(spec.port?.input?.length || 0, spec.port?.output?.length || 1);
+    const spot = freeSpot(this, { x: point.x - NODE.width / 2, y: point.y - NODE.head / 2, w: NODE.width, h: nodeHeight(rows) });
     const node = {
       id: this.model.freshNodeId(), spec_id: spec.id, name: spec.title || spec.id, values: {},
-      is_end: undefined, x: Math.round(point.x - NODE.width / 2), y: Math.round(point.y - NODE.head / 2), extra: {},
+      is_end: undefined, x: spot.x, y: spot.y, extra: {},
     };
     this.history.execute(addNodes([node], [], `Add ${node.name}`));
     this.select([node.id]);
@@ -526,8 +528,13 @@ export class Canvas extends Emitter {
   #onPointerDown(event) {
     closeMenu();
     if (event.button !== 0 && event.button !== 1) return;
+    // A shift-press extends the page's text selection from its caret, and selected text dragged starts a
+    // native drag that steals the pointer from a node drag: the canvas selects nodes, never text.
+    // (Port handles are left to jsPlumb, which listens for the mouse events a prevented press would drop.)
+    window.getSelection()?.removeAllRanges();
     this.root.focus({ preventScroll: true });
     const nodeEl = event.target.closest?.(".node");
+    if (nodeEl || this.#isBackground(event.target)) event.preventDefault();
     if (nodeEl && event.button === 0) {
       const id = nodeEl.dataset.node;
       if (event.shiftKey || event.ctrlKey || event.metaKey) this.toggle(id);
@@ -553,6 +560,8 @@ export class Canvas extends Emitter {
     const point = { x: event.clientX, y: event.clientY };
     showMenu(point.x, point.y, [
       { label: "Paste", shortcut: "Ctrl+V", action: () => this.paste() },
+      { label: "Export flow to a file", action: () => this.emit("export", { file: true }) },
+      { label: "Copy flow as JSON", action: () => this.emit("export", { file: false }) },
       { label: "Select all", shortcut: "Ctrl+A", action: () => this.selectAll() },
       "-",
       { label: "Fit to view", shortcut: "F", action: () => this.fitView() },

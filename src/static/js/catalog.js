@@ -75,6 +75,12 @@ export class Catalog extends Emitter {
 
 const label = (model, nodeId) => `“${model.node(nodeId)?.name || nodeId}”`;
 
+/** " (what the type holds)" from the server's description of port types, or nothing. */
+function describe(catalog, type) {
+  const text = catalog.typeInfo?.get(type)?.description;
+  return text ? ` (${text})` : "";
+}
+
 /**
  * Check a link drawn between two ports: {node, port, side} each. Answers {link} when it may be made
  * (turned round when drawn from an input to an output) or {reason} saying why not.
@@ -106,7 +112,7 @@ export function checkLink(model, catalog, first, second) {
     const accepted = [...(catalog.accepts.get(toType) || [])].join(", ");
     return {
       reason: `Incompatible types: output “${from.port}” is ${fromType}, but input “${to.port}” of ${toName} ` +
-        `is ${toType}, which accepts ${accepted}.`,
+        `is ${toType}${describe(catalog, toType)}, which accepts ${accepted}.`,
     };
   }
   return { link: { source: `${from.node}:${from.port}`, target: `${to.node}:${to.port}` } };

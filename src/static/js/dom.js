@@ -68,6 +68,14 @@ export function formatTime(iso) {
   return sameDay ? date.toLocaleTimeString() : date.toLocaleString();
 }
 
+/** Local date and time, "2026-11-29 23:50:12": run lists span days. */
+export function formatDateTime(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  const two = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
+}
+
 /** Text for a port value shown in an input field: strings as they are, anything else as JSON. */
 export function valueToText(value) {
   if (value === undefined || value === null) return "";

@@ -24,6 +24,7 @@ export class Dragger {
   startNodeDrag(event, id) {
     const c = this.canvas;
     this.cancelNodeDrag();
+    if (c.history.readOnly) return; // a past run's flow: nothing moves
     const ids = c.selection.has(id) ? [...c.selection] : [id];
     const items = ids.map((nodeId) => ({ id: nodeId, view: c.views.get(nodeId) })).filter((item) => item.view)
       .map((item) => ({ ...item, from: { x: item.view.x, y: item.view.y } }));

@@ -113,12 +113,24 @@ export class Flows extends Emitter {
     return answer === "discard";
   }
 
+  /** Start fetching flow `id` now (a deep link, while the editor loads the rest); open() takes it. */
+  prefetch(id) {
+    this.prefetched = { id, answer: api.getFlow(id) };
+    this.prefetched.answer.catch(() => {}); // open() reports a failure
+  }
+
+  #fetchFlow(id) {
+    const prefetched = this.prefetched;
+    this.prefetched = null;
+    return prefetched?.id === id ? prefetched.answer : api.getFlow(id);
+  }
+
   async open(id, { force = false } = {}) {
     if (id === this.model.id && !force) return true;
     if (!force && !(await this.confirmDiscard("open another flow"))) return false;
     try {
       const started = performance.now();
-      const { doc, etag } = await api.getFlow(id);
+      const { doc, etag } = await this.#fetchFlow(id);
       this.#load(doc, etag, false);
       this.canvas.fitView();
       const ms = performance.now() - started;
@@ -137,7 +149,19 @@ export class Flows extends Emitter {
     this.canvas.fitView();
   }
 
+  /** Show a past run's own flow, read-only (`reason` says why edits are refused). */
+  openSnapshot(doc, reason) {
+    this.#load(doc, null, false);
+    this.history.readOnly = reason;
+    this.canvas.fitView();
+    this.emit("read-only", true);
+  }
+
   #load(doc, etag, isNew) {
+    if (this.history.readOnly) {
+      this.history.readOnly = null;
+      this.emit("read-only", false);
+    }
     this.model.load(doc);
     this.etag = etag;
     this.isNew = isNew;
@@ -148,6 +172,7 @@ export class Flows extends Emitter {
   }
 
   close() {
+    this.history.readOnly = null;
     this.model.load({ id: null, name: "", nodes: [], links: [] });
     this.model.id = null;
     this.etag = null;
@@ -185,6 +210,18 @@ export class Flows extends Emitter {
     status.say(`New flow “${values.name}”: drag nodespecs from the palette, then save.`);
   }
 
+  /** Open a new, unsaved "Untitled flow" (a nodespec dropped with no flow open lands in it). */
+  async createUntitled() {
+    if (!(await this.confirmDiscard("create a new flow"))) return false;
+    const taken = new Set(this.summaries.map((f) => f.id));
+    let n = 1;
+    while (taken.has(`untitled-${n}`)) n += 1;
+    this.#load({ id: `untitled-${n}`, name: n === 1 ? "Untitled flow" : `Untitled flow ${n}`, nodes: [], links: [] }, null, true);
+    this.emit("navigate-silently", this.model.id);
+    status.say(`New flow “${this.model.name}”: rename it with a click on its name, then save.`);
+    return true;
+  }
+
   async rename() {
     if (!this.model.id) return;
     const values = await askFields({
@@ -199,6 +236,10 @@ export class Flows extends Emitter {
   /** Save the open flow; true when it was stored. */
   async save({ overwrite = false } = {}) {
     if (!this.model.id) return false;
+    if (this.history.readOnly) {
+      status.toast(this.history.readOnly, "warning");
+      return false;
+    }
     const doc = this.model.toDocument();
     try {
       const saved = this.isNew ? await api.createFlow(doc) : await api.saveFlow(doc.id, doc, overwrite ? null : this.etag);

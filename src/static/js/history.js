@@ -15,8 +15,12 @@ export class History extends Emitter {
     this.model = model;
   }
 
-  /** Apply a command and record it. */
+  /** Apply a command and record it; refused (and said why) while the flow shown is read-only. */
   execute(command) {
+    if (this.readOnly) {
+      this.emit("refused", this.readOnly);
+      return;
+    }
     this.model.batch(() => command.apply(this.model));
     this.#done.push(command);
     if (this.#done.length > LIMIT) {

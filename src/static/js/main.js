@@ -15,11 +15,21 @@ import { NodespecEditor } from "./nodespec-editor.js";
 import { Palette } from "./palette.js";
 import { Repository } from "./repository.js";
 import { showEnvironments } from "./requirements.js";
-import { Router } from "./router.js";
+import { parseHash, Router } from "./router.js";
 import { Runs } from "./runs.js";
+import { Appearance } from "./appearance.js";
+import { arrange } from "./arrange.js";
+import { FlowExport } from "./flowexport.js";
+import { Groups } from "./groups.js";
+import { Help } from "./help.js";
+import { Minimap } from "./minimap.js";
+import { QuickAdd } from "./quickadd.js";
+import { Results } from "./results.js";
+import { RunView } from "./runview.js";
 import { status } from "./status.js";
 import { Drilldown, isSubflow, makeSubflow } from "./subflows.js";
 import { installTypeColors } from "./theme.js";
+import { showToolbarOverflow } from "./toolbar-overflow.js";
 
 const byId = (id) => document.getElementById(id);
 
@@ -38,7 +48,21 @@ function createApp() {
   const repository = new Repository({ fileInput: byId("import-file"), dropZone: document.body });
   const router = new Router();
   const drilldown = new Drilldown({ model, canvas, flows, runs });
-  return { model, history, catalog, canvas, palette, flows, runs, inspector, specEditor, repository, router, drilldown };
+  const runView = new RunView({ flows, runs, canvas, router });
+  const results = new Results({ model, canvas, runs, root: byId("results") });
+  const quickAdd = new QuickAdd({ canvas, catalog, history });
+  const flowExport = new FlowExport({ model, catalog, canvas, history });
+  canvas.on("export", ({ file, selection }) => (file ? flowExport.toFile(selection) : flowExport.toClipboard(selection)));
+  canvas.on("arrange", (name) => {
+    const command = arrange(name, [...canvas.selection], (id) => canvas.nodeBox(id));
+    if (command) history.execute(command);
+  });
+  const appearance = new Appearance();
+  const help = new Help({ root: byId("help"), canvas, catalog, model });
+  const groups = new Groups({ model, canvas, history });
+  const minimap = new Minimap({ model, canvas });
+  history.on("refused", (reason) => status.toast(reason, "warning"));
+  return { model, history, catalog, canvas, palette, flows, runs, inspector, specEditor, repository, router, drilldown, runView, results, quickAdd, flowExport, appearance, help, groups, minimap };
 }
 
 // Auto-layout (dagre) is loaded on first use, in a chunk of its own: most sessions never need it.
@@ -77,6 +101,11 @@ const ACTIONS = {
   packages: () => showEnvironments(),
   export: (app) => app.repository.exportBundle(),
   import: (app) => app.repository.pickFile(),
+  theme: (app) => app.appearance.cycleTheme(),
+  shortcuts: (app) => app.appearance.showShortcuts(),
+  "toggle-left": (app) => app.appearance.toggleSidebar("left"),
+  "toggle-right": (app) => app.appearance.toggleSidebar("right"),
+  more: () => showToolbarOverflow(document.querySelector('.toolbar [data-action="more"]')),
 };
 
 function undo(app) {
@@ -138,15 +167,17 @@ function bindKeyboard(app) {
     if (ctrl && key === "s") return handled(event, () => app.flows.save());
     if (ctrl && event.key === "Enter") return handled(event, () => app.runs.start());
     if (isTyping(event)) return;
+    if (event.key === "?") return handled(event, () => app.appearance.showShortcuts());
     if (ctrl && key === "z" && event.shiftKey) return handled(event, () => redo(app));
     if (ctrl && key === "z") return handled(event, () => undo(app));
     if (ctrl && key === "y") return handled(event, () => redo(app));
     if (!app.model.id) return;
     const canvas = app.canvas;
-    if (ctrl && key === "c") return handled(event, () => canvas.copySelection());
-    if (ctrl && key === "v") return handled(event, () => canvas.paste());
+    if (ctrl && key === "c") return handled(event, () => canvas.copySelection() && app.flowExport.toClipboard(true, { quiet: true }));
+    if (ctrl && key === "v") return; // the paste event follows (flowexport.js): flow JSON, else copied nodes
     if (ctrl && key === "d") return handled(event, () => canvas.duplicateSelection());
     if (ctrl && key === "a") return handled(event, () => canvas.selectAll());
+    if (ctrl && key === "g") return handled(event, () => app.groups.groupSelection());
     if (ctrl || event.altKey) return;
     const step = event.shiftKey ? 40 : 8;
     const keys = {
@@ -159,6 +190,7 @@ function bindKeyboard(app) {
       "=": () => canvas.zoomBy(1.2),
       "-": () => canvas.zoomBy(1 / 1.2),
       "/": () => app.palette.focusSearch(),
+      tab: () => app.quickAdd.openAtPointer(),
       arrowleft: () => canvas.nudge(-step, 0),
       arrowright: () => canvas.nudge(step, 0),
       arrowup: () => canvas.nudge(0, -step),
@@ -176,25 +208,7 @@ function handled(event, action) {
 
 // ------------------------------------------------------------------------------------- routes
 async function openRun(app, runId) {
-  let stored;
-  try {
-    stored = await app.runs.fetch(runId);
-  } catch (error) {
-    status.error(error, `Could not open run ${runId}`);
-    return false;
-  }
-  const flowId = stored.flow_id || stored.snapshot?.flow?.id;
-  if (flowId !== app.model.id) {
-    const exists = app.flows.summaries.some((f) => f.id === flowId);
-    if (exists) {
-      if (!(await app.flows.open(flowId))) return false;
-    } else {
-      if (!(await app.flows.confirmDiscard("open this run"))) return false;
-      app.flows.openUnsaved(stored.snapshot.flow);
-      status.say("This run's flow is not stored; showing the flow as it ran.", "warning");
-    }
-  }
-  await app.runs.show(stored);
+  if (!(await app.runView.open(runId))) return false;
   showTab("runs");
   return true;
 }
@@ -209,7 +223,11 @@ function bindRoutes(app) {
   });
   flows.on("navigate", (id) => { location.hash = `#/flow/${encodeURIComponent(id)}`; });
   flows.on("navigate-silently", (id) => router.show("flow", id));
-  runs.on("navigate", (id) => { location.hash = `#/run/${encodeURIComponent(id)}`; });
+  runs.on("navigate", (id) => {
+    const hash = `#/run/${encodeURIComponent(id)}`;
+    if (location.hash === hash) openRun(app, id); // the run just started is in the address already
+    else location.hash = hash;
+  });
   runs.on("started", (id) => router.show("run", id));
   flows.on("opened", (id) => {
     if (id && !location.hash.startsWith("#/run/")) router.show("flow", id);
@@ -223,6 +241,9 @@ function bindModules(app) {
   // A subflow's "nodespec" is its flow: editing it opens the flow.
   const editSpec = (id) => (isSubflow(id) ? flows.emit("navigate", id.slice("flow:".length)) : specEditor.open(id));
   palette.on("edit", editSpec);
+  palette.on("add-without-flow", async (specId, x, y) => {
+    if (await flows.createUntitled()) canvas.addSpecAt(specId, x, y);
+  });
   canvas.on("edit-spec", editSpec);
   inspector.on("edit-spec", editSpec);
   inspector.on("rename-flow", () => flows.rename());
@@ -289,6 +310,8 @@ async function loadServerInfo() {
 
 async function start() {
   const app = createApp();
+  const route = parseHash();
+  if (route.kind === "flow") app.flows.prefetch(route.id); // fetched while the editor loads the rest
   bindToolbar(app);
   bindKeyboard(app);
   bindModules(app);
@@ -303,6 +326,7 @@ async function start() {
     app.flows.refreshList(),
   ]);
   app.router.start();
+  if (document.querySelector(".status-message").textContent === "Loading…") status.say("Ready");
   document.body.classList.add("ready");
   window.pyflow = app; // for the browser console
 }

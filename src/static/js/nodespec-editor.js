@@ -20,6 +20,13 @@ const TEMPLATE = `def func(a: int, b: int = 1) -> int:
     return a + b
 `;
 
+// The template's own ports, so a new nodespec runs as it opens.
+const TEMPLATE_PORTS = {
+  input: [{ name: "a", order: 0, type: "Int", required: true }, { name: "b", order: 1, type: "Int", default: 1 }],
+  output: [{ name: "out", type: "Int" }],
+};
+const SYNC_DELAY_MS = 300; // after the last keystroke, the signature is read again
+
 let codeEditorModule = null;
 
 /** The code editor module (CodeMirror), loaded on first use; see code-editor.js. */
@@ -57,7 +64,7 @@ export class NodespecEditor extends Emitter {
     if (this.isOpen && !(await this.close())) return;
     const loading = loadCodeEditor(); // fetched while the nodespec is
     loading.catch(() => {}); // a failure is reported below, unless opening stops earlier
-    let doc = { id: "", title: "", description: "", port: { input: [], output: [{ name: "out", type: "Any" }] }, func: TEMPLATE };
+    let doc = { id: "", title: "", description: "", port: structuredClone(TEMPLATE_PORTS), func: TEMPLATE };
     let etag = null;
     if (specId) {
       try {
@@ -80,6 +87,7 @@ export class NodespecEditor extends Emitter {
     this.original = JSON.stringify(doc);
     this.#build(doc, codeEditor);
     this.#loadPorts(doc);
+    this.signature = (doc.port?.input || []).map((p) => p.name).join(); // as the table has them
   }
 
   /** Close, asking first when there are unsaved edits; true when closed. */
@@ -170,11 +178,42 @@ export class NodespecEditor extends Emitter {
       }
     });
     document.body.append(this.root);
-    this.code = createCodeEditor({ doc: doc.func || "", parent: this.codeHost, onChange: () => this.#clearError("/func") });
+    this.code = createCodeEditor({ doc: doc.func || "", parent: this.codeHost, onChange: () => this.#codeChanged() });
     (this.isNew ? this.fields.id : this.fields.title).focus();
   }
 
   // ----------------------------------------------------------------------------------- ports
+  /** The code changed: its old test result no longer says anything, and the ports follow the signature. */
+  #codeChanged() {
+    this.#clearError("/func");
+    clear(this.testResult);
+    delete this.testResult.dataset.status;
+    clearTimeout(this.syncTimer);
+    this.syncTimer = setTimeout(() => this.#syncPorts(), SYNC_DELAY_MS);
+  }
+
+  /** Read the signature again (quietly: half-typed code does not parse) and, when its parameters
+   * changed, make the input table match them; rows of parameters that stay keep their edits. */
+  async #syncPorts() {
+    const asked = (this.syncAsked = (this.syncAsked || 0) + 1);
+    let inferred;
+    try {
+      inferred = await api.inferPorts(this.code.text());
+    } catch {
+      return;
+    }
+    if (asked !== this.syncAsked || !this.isOpen) return; // a later edit asked again
+    const wanted = inferred.input || [];
+    const signature = wanted.map((p) => p.name).join();
+    if (signature === this.signature) return; // the parameters did not change: the table's edits stand
+    this.signature = signature;
+    const current = this.#readPorts().input;
+    const kept = new Map(current.map((p) => [p.name, p]));
+    const input = wanted.map((p, order) => (kept.has(p.name) ? { ...kept.get(p.name), order } : p));
+    const output = this.#readPorts().output;
+    this.#loadPorts({ port: { input, output: output.length ? output : inferred.output } });
+  }
+
   #loadPorts(doc) {
     clear(this.inputRows);
     clear(this.outputRows);
@@ -248,6 +287,7 @@ export class NodespecEditor extends Emitter {
     this.#clearErrors();
     try {
       const inferred = await api.inferPorts(this.code.text());
+      this.signature = (inferred.input || []).map((p) => p.name).join();
       this.#loadPorts({ port: { input: inferred.input || [], output: inferred.output?.length ? inferred.output : [{ name: "out", type: "Any" }] } });
       if (this.isNew && !this.fields.id.value && inferred.id) this.fields.id.value = inferred.id;
       if (!this.fields.title.value && inferred.title) this.fields.title.value = inferred.title;

@@ -7,7 +7,7 @@ import { NODE, nodeHeight, typeColor } from "./theme.js";
 
 const STATUS_LABELS = {
   queued: "queued", running: "running", success: "success", fail: "failed", skipped: "skipped",
-  cached: "cached", cancelled: "cancelled", untaken: "not taken",
+  cached: "cached", cancelled: "cancelled", untaken: "not taken", "not-run": "not run: missing input",
 };
 
 /** Ports of a node: from its nodespec, or (for an unknown nodespec) from its values and links. */
@@ -26,16 +26,52 @@ function portsOf(model, catalog, node) {
   return { inputs: asPorts(inputs), outputs: asPorts(outputs.size ? outputs : ["out"]), known: false };
 }
 
-/** A node's element, with its ports and height (known from the port count, not read from the layout). */
+// Port labels are measured by their length (an estimate of the widest characters at 12px), never by
+// reading the layout: a node is as wide as its longest input label and longest output label side by side.
+const CHAR_PX = 7.2;
+const LABEL_PAD_PX = 34; // handle inset, the gap between name and type, and the required mark
+const VALUE_CHARS = 10; // a literal value beside its port shows this much, then an ellipsis
+const MAX_WIDTH = 440;
+
+function labelChars(port) {
+  return port.name.length + (port.type || "Any").length * 0.8;
+}
+
+/** A node's width from its port names and types (at least NODE.width); a literal value beside its port
+ * shows as much of itself as fits (all of it in its tooltip), so setting one never moves the ports. */
+export function nodeWidth(ports) {
+  const widest = (list) => Math.max(0, ...list.map(labelChars));
+  const needed = 2 * (LABEL_PAD_PX + CHAR_PX * Math.max(widest(ports.inputs), widest(ports.outputs)));
+  return Math.round(Math.min(MAX_WIDTH, Math.max(NODE.width, needed)));
+}
+
+/** Text of a literal value beside its port: short, with an ellipsis. */
+function valueText(value) {
+  const text = typeof value === "string" ? value : JSON.stringify(value);
+  return text.length > VALUE_CHARS ? `${text.slice(0, VALUE_CHARS - 1)}…` : text;
+}
+
+/** Show each input's literal value beside it (after an edit of the node's values). */
+export function showPortValues(el, node) {
+  for (const label of el.querySelectorAll(".port-in")) {
+    const has = label.dataset.port in node.values;
+    label.classList.toggle("has-value", has);
+    label.querySelector(".port-value")?.remove();
+    if (has) label.append(h("span.port-value", { title: String(node.values[label.dataset.port]) }, valueText(node.values[label.dataset.port])));
+  }
+}
+
+/** A node's element, with its ports, height and width (known from the ports, not read from the layout). */
 export function nodeElement(model, catalog, node) {
   const ports = portsOf(model, catalog, node);
   const spec = catalog.spec(node.spec_id);
   const rows = Math.max(ports.inputs.length, ports.outputs.length);
   const subflow = node.spec_id.startsWith("flow:");
   const height = nodeHeight(rows);
+  const width = nodeWidth(ports);
   const el = h("div.node", {
     dataset: { node: node.id },
-    style: { left: `${node.x}px`, top: `${node.y}px`, height: `${height}px`, width: `${NODE.width}px` },
+    style: { left: `${node.x}px`, top: `${node.y}px`, height: `${height}px`, width: `${width}px` },
   },
   h("div.node-head", {}, h("span.node-title", { title: node.name }, node.name)),
   h("div.node-spec", {},
@@ -48,7 +84,8 @@ export function nodeElement(model, catalog, node) {
   el.classList.toggle("is-end", model.isEnd(node.id));
   el.classList.toggle("missing-spec", !ports.known);
   el.classList.toggle("subflow", subflow);
-  return { el, ports, height };
+  showPortValues(el, node);
+  return { el, ports, height, width };
 }
 
 function portLabel(model, node, port, side) {

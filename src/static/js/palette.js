@@ -91,7 +91,7 @@ export class Palette extends Emitter {
     h("div.palette-item-text", {}, h("span.palette-item-title", spec.title || item.id), h("span.palette-item-sig", signature)),
     edit);
     el.addEventListener("pointerdown", (event) => this.#startDrag(event, spec));
-    el.addEventListener("dblclick", () => this.canvas.addSpecAt(spec.id));
+    el.addEventListener("dblclick", () => this.#add(spec.id));
     return el;
   }
 
@@ -100,7 +100,7 @@ export class Palette extends Emitter {
     if (!item) return;
     const all = [...this.list.querySelectorAll(".palette-item")];
     const at = all.indexOf(item);
-    if (event.key === "Enter") this.canvas.addSpecAt(item.dataset.spec);
+    if (event.key === "Enter") this.#add(item.dataset.spec);
     else if (event.key === "ArrowDown") all[at + 1]?.focus();
     else if (event.key === "ArrowUp") (all[at - 1] || this.search).focus();
     else if (event.key === "e") this.emit("edit", item.dataset.spec);
@@ -133,11 +133,17 @@ export class Palette extends Emitter {
       document.body.classList.remove("dragging-spec");
       if (!ghost) return;
       ghost.remove();
-      if (e.type === "pointerup" && this.#overCanvas(e)) this.canvas.addSpecAt(spec.id, e.clientX, e.clientY);
+      if (e.type === "pointerup" && this.#overCanvas(e)) this.#add(spec.id, e.clientX, e.clientY);
     };
     source.addEventListener("pointermove", move);
     source.addEventListener("pointerup", up);
     source.addEventListener("pointercancel", up);
+  }
+
+  /** Add a node of `specId`; with no flow open, the editor first opens a new one ("add-without-flow"). */
+  #add(specId, clientX, clientY) {
+    if (this.canvas.model.id) this.canvas.addSpecAt(specId, clientX, clientY);
+    else this.emit("add-without-flow", specId, clientX, clientY);
   }
 
   #overCanvas(event) {

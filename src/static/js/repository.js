@@ -5,6 +5,7 @@ import { api } from "./api.js";
 import { choose, confirmAction } from "./dialogs.js";
 import { h } from "./dom.js";
 import { Emitter } from "./events.js";
+import { askClashes, resolveBundle } from "./importclash.js";
 import { status } from "./status.js";
 
 export class Repository extends Emitter {
@@ -67,6 +68,10 @@ export class Repository extends Emitter {
         "Every nodespec and flow that is not in the file will be deleted. This cannot be undone.", "Replace everything", true);
       if (!sure) return;
     }
+    if (mode === "merge") {
+      bundle = await this.#resolveClashes(file, bundle);
+      if (!bundle) return;
+    }
     try {
       const summary = await api.importRepository(bundle, mode);
       const parts = ["created", "updated", "unchanged", "deleted"].filter((k) => summary[k]).map((k) => `${summary[k]} ${k}`);
@@ -75,6 +80,26 @@ export class Repository extends Emitter {
     } catch (error) {
       this.#showImportErrors(file, error);
     }
+  }
+
+  /** The bundle with the person's answer for each id it would overwrite; null when cancelled. */
+  async #resolveClashes(file, bundle) {
+    let preview;
+    try {
+      preview = await api.previewImport(bundle);
+    } catch (error) {
+      this.#showImportErrors(file, error);
+      return null;
+    }
+    if (!preview.clashes.length) return bundle;
+    const choices = await askClashes(file.name, preview);
+    if (!choices) return null;
+    const stored = new Set(preview.clashes.map((c) => c.id));
+    try {
+      const [specs, flows] = await Promise.all([api.listSpecs(), api.listFlows()]);
+      for (const item of [...specs, ...flows]) stored.add(item.id);
+    } catch { /* copies still get ids new to the file and its clashes; the server refuses a taken one */ }
+    return resolveBundle(bundle, choices, stored);
   }
 
   #showImportErrors(file, error) {

@@ -4,8 +4,10 @@
 import { api } from "./api.js";
 import { clearNodeArtifacts, showNodeArtifacts } from "./artifacts.js";
 import { InstallNotes } from "./requirements.js";
-import { clear, formatDuration, formatTime, h } from "./dom.js";
+import { clear, formatDateTime, formatDuration, formatTime, h } from "./dom.js";
 import { Emitter } from "./events.js";
+import { markNotRun, plainProblems } from "./incomplete.js";
+import { endSummary } from "./results.js";
 import { status } from "./status.js";
 import { branchState, paintSubflows } from "./subflows.js";
 
@@ -26,6 +28,7 @@ export class Runs extends Emitter {
     this.run = null; // {id, status, flowId, live, results: Map, states: Map}
     this.stopFollowing = null;
     model.on("load", () => this.#forget());
+    model.on("change", () => this.#dropRefusal());
   }
 
   get live() {
@@ -54,10 +57,22 @@ export class Runs extends Emitter {
       this.emit("started", accepted.id);
       return accepted.id;
     } catch (error) {
-      if (error.status === 400) this.canvas.markProblems(this.#problemsByNode(error.details));
-      status.error(error, "Could not start the run");
+      if (error.status !== 400) {
+        status.error(error, "Could not start the run");
+        return null;
+      }
+      this.canvas.markProblems(this.#problemsByNode(error.details));
+      this.refusal = status.toast("Could not start the run", "error", { detail: plainProblems(error.details) || error.message });
       return null;
     }
+  }
+
+  /** The flow was edited: a refused run's reasons may no longer hold. */
+  #dropRefusal() {
+    if (!this.refusal) return;
+    this.refusal.remove();
+    this.refusal = null;
+    this.canvas.markProblems([]);
   }
 
   #problemsByNode(details) {
@@ -137,11 +152,12 @@ export class Runs extends Emitter {
     this.canvas.root.classList.remove("run-live");
     const kind = data.status === "succeeded" ? "success" : data.status === "cancelled" ? "warning" : "error";
     const counts = Object.entries(data.counts || {}).map(([k, v]) => `${v} ${k}`).join(", ");
-    status.toast(`Run ${data.status}${data.duration_ms !== undefined ? ` in ${formatDuration(data.duration_ms)}` : ""}` +
-      `${counts ? ` (${counts})` : ""}${data.reason ? ` — ${data.reason}` : ""}`, kind);
     this.emit("state");
+    await this.#loadResults(run); // first, so the toast can name the end results
+    const results = this.run === run ? endSummary(this.model, run) : "";
+    status.toast(`Run ${data.status}${data.duration_ms !== undefined ? ` in ${formatDuration(data.duration_ms)}` : ""}` +
+      `${results ? `: ${results}` : ""}${counts ? ` (${counts})` : ""}${data.reason ? ` — ${data.reason}` : ""}`, kind);
     this.emit("finished", run.id, data.status);
-    await this.#loadResults(run);
     this.renderHistory();
   }
 
@@ -173,6 +189,7 @@ export class Runs extends Emitter {
           this.canvas.setStatus(nodeId, "cancelled");
         }
       }
+      if (!run.live && this.run.flowId === this.model.id) markNotRun(this.model, this.canvas, run.states);
       this.emit("painted");
     } catch (error) {
       status.error(error, "Could not load the run's results");
@@ -242,7 +259,7 @@ export class Runs extends Emitter {
       title: run.reason || run.id,
     },
     h(`span.status-pill.status-${run.status}`, run.status),
-    h("span.run-item-time", formatTime(run.created_at)),
+    h("span.run-item-time", formatDateTime(run.created_at)),
     h("span.run-item-duration", started && finished ? formatDuration(finished - started) : ""));
   }
 }

@@ -2,11 +2,14 @@
 // delete, copy, paste, duplicate and nudge. The selection itself stays on the canvas (canvas.selection,
 // canvas.selectedLink), which other parts of the editor read; edits go through the history as commands.
 
+import { ARRANGE_ACTIONS } from "./arrange.js";
 import { addNodes, copiesOf, moveNodes, removeItems } from "./commands.js";
 import { mapMenuItems } from "./items.js";
 import { showMenu } from "./menu.js";
 import { splitEndpoint } from "./model.js";
+import { freeSpot } from "./placement.js";
 import { status } from "./status.js";
+import { NODE } from "./theme.js";
 import { HANDLE_MIN_ZOOM } from "./viewport.js";
 
 export class Selector {
@@ -104,7 +107,11 @@ export class Selector {
     if (!clipboard?.nodes?.length || !c.model.id) return;
     this.pasteCount += 1;
     const offset = 30 * this.pasteCount;
-    const { nodes, links } = copiesOf(c.model, clipboard.nodes, clipboard.links, offset, offset);
+    const xs = clipboard.nodes.map((n) => n.x);
+    const ys = clipboard.nodes.map((n) => n.y);
+    const box = { x: Math.min(...xs) + offset, y: Math.min(...ys) + offset, w: Math.max(...xs) - Math.min(...xs) + NODE.width, h: Math.max(...ys) - Math.min(...ys) + NODE.head * 2 };
+    const spot = freeSpot(c, box); // clear of the nodes already there
+    const { nodes, links } = copiesOf(c.model, clipboard.nodes, clipboard.links, spot.x - Math.min(...xs), spot.y - Math.min(...ys));
     c.history.execute(addNodes(nodes, links, `Paste ${nodes.length} node${nodes.length > 1 ? "s" : ""}`));
     this.select(nodes.map((node) => node.id));
   }
@@ -141,6 +148,9 @@ export class Selector {
       { label: "Make subflow", disabled: !c.model.id, action: () => c.emit("make-subflow", [...c.selection]) },
       { label: "Copy", shortcut: "Ctrl+C", action: () => this.copySelection() },
       { label: "Duplicate", shortcut: "Ctrl+D", action: () => this.duplicateSelection() },
+      ...(many ? ["-", ...ARRANGE_ACTIONS.map(({ name, label }) => ({ label, action: () => c.emit("arrange", name) })), "-"] : []),
+      { label: "Export selection to a file", action: () => c.emit("export", { file: true, selection: true }) },
+      { label: "Copy selection as JSON", action: () => c.emit("export", { file: false, selection: true }) },
       { label: many ? `Delete ${c.selection.size} nodes` : "Delete node", shortcut: "Del", danger: true, action: () => this.deleteSelection() },
     ]);
   }
@@ -153,6 +163,8 @@ export class Selector {
     const box = { ...start, w: 0, h: 0 };
     c.root.setPointerCapture(event.pointerId);
     c.marquee.hidden = false;
+    const noText = (e) => e.preventDefault(); // the box may pass over the sidebars' text
+    document.addEventListener("selectstart", noText);
     const draw = () => Object.assign(c.marquee.style, {
       left: `${box.x}px`, top: `${box.y}px`, width: `${box.w}px`, height: `${box.h}px`,
     });
@@ -165,6 +177,7 @@ export class Selector {
     };
     const up = () => {
       c.marquee.hidden = true;
+      document.removeEventListener("selectstart", noText);
       c.root.removeEventListener("pointermove", move);
       c.root.removeEventListener("pointerup", up);
       c.root.removeEventListener("pointercancel", up);

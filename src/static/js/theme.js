@@ -7,6 +7,7 @@ export const TYPE_COLORS = {
   Boolean: "#d97706",
   List: "#db2777",
   Json: "#ea580c",
+  Dict: "#b45309",
   Any: "#64748b",
   Object: "#475569",
   Array: "#0891b2",

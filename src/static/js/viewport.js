@@ -82,8 +82,8 @@ export class Viewport {
   nodeBox(id) {
     const c = this.canvas;
     const node = c.model.node(id);
-    const height = c.views.get(id)?.height ?? nodeHeight(1);
-    return { x: node.x, y: node.y, w: NODE.width, h: height };
+    const view = c.views.get(id);
+    return { x: node.x, y: node.y, w: view?.width ?? NODE.width, h: view?.height ?? nodeHeight(1) };
   }
 
   /** Zoom and pan so every node (or the given ones) is in view. */
@@ -169,7 +169,7 @@ export class Viewport {
   /** Show or hide one node (where it is drawn now) and its port handles. */
   cullNode(view) {
     const r = this.rect ||= this.cullRect();
-    const shown = view.x < r.right && view.x + NODE.width > r.left && view.y < r.bottom && view.y + view.height > r.top;
+    const shown = view.x < r.right && view.x + view.width > r.left && view.y < r.bottom && view.y + view.height > r.top;
     if (shown !== view.shown) {
       view.shown = shown;
       view.el.classList.toggle("culled", !shown);

@@ -222,3 +222,17 @@ def test_run_shows_mapped_progress_nested_nodes_and_branches_not_taken(tmp_path)
     path.write_text(json.dumps(flow))
     nested = pyflow("run", str(path), "--executor", test_executor(), db=db, check=0)
     assert "[    ok]   Square (sq/square)" in nested.stderr and "  sq/plus" in nested.stdout
+
+
+def test_import_dry_run_lists_what_a_merge_would_overwrite_and_changes_nothing(db, tmp_path):
+    theirs = json.loads(COMPAT.read_text())
+    spec = theirs["nodespec"]["pyflow.math.add"]
+    spec["func"] = spec["func"] + "\n# changed\n"
+    path = tmp_path / "theirs.json"
+    path.write_text(json.dumps(theirs))
+    pyflow("export", str(tmp_path / "before.json"), db=db, check=0)
+    result = pyflow("import", str(path), "--dry-run", db=db, check=0)
+    assert "would overwrite nodespec pyflow.math.add" in result.stdout and "code (func) differs" in result.stdout
+    assert "used by:" in result.stdout
+    pyflow("export", str(tmp_path / "after.json"), db=db, check=0)
+    assert (tmp_path / "after.json").read_text() == (tmp_path / "before.json").read_text()

@@ -62,3 +62,22 @@ def test_changed_function_source_changes_the_key():
     doc = flow([("a", "t.inc", {"a": 1})])
     other = {**SPECS, "t.inc": spec("t.inc", "def func(a):\n    return a + 2\n", [{"name": "a", "type": "Int"}])}
     assert compile_flow(doc, SPECS).nodes["a"].cache_key != compile_flow(doc, other).nodes["a"].cache_key
+
+
+def test_an_incomplete_node_that_feeds_no_end_node_does_not_block_the_run():
+    doc = flow([("a", "t.inc", {"a": 1}), ("b", "t.inc", {}), ("c", "t.inc", {}), ("d", "t.inc", {})],
+               [("a:out", "b:a"), ("c:out", "d:a")])
+    compiled = compile_flow(doc, SPECS)
+    assert compiled.targets == ["b"] and set(compiled.nodes) == {"a", "b"}
+    assert compiled.not_run == {"c": "missing input 'a'", "d": "upstream node 'c' is missing input 'a'"}
+    marked = flow([("a", "t.inc", {"a": 1}), ("b", "t.inc", {}, True), ("c", "t.inc", {})], [("a:out", "b:a")])
+    assert set(compile_flow(marked, SPECS).nodes) == {"a", "b"}
+
+
+def test_when_every_end_needs_an_incomplete_node_the_run_is_refused_in_plain_words():
+    doc = flow([("a", "t.inc", {}), ("b", "t.inc", {}, True)], [("a:out", "b:a")])
+    with pytest.raises(InvalidInput) as info:
+        compile_flow(doc, SPECS)
+    assert [d["message"] for d in info.value.details] == ["required input 'a' of node 'a' has neither a link nor a value"]
+    with pytest.raises(InvalidInput):
+        compile_flow(flow([("c", "t.inc", {})], []), SPECS)

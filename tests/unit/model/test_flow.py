@@ -31,9 +31,9 @@ def test_all_structural_problems_reported_together():
     doc["nodes"][0]["ports"] = [{"name": "zzz", "value": "1"}]
     _, problems = analyze_flow(doc, SPECS)
     text = messages(problems)
-    assert "/nodes/1/spec_id unknown nodespec 't.missing'" in text
+    assert "/nodes/1/spec_id node 'n2' uses an unknown nodespec 't.missing'" in text
     assert "/nodes/3/id duplicate node id 'n1'" in text
-    assert "/nodes/0/ports/0/name" in text and "no input port 'zzz'" in text
+    assert "/nodes/0/ports/0/name" in text and "has a value for 'zzz', but its nodespec 't.inc' has no input port" in text
     assert "/links/0/source" in text and "no output port 'nope'" in text
     assert "/links/1/source" in text and "from an output to an input" in text
     assert "/links/2/target" in text and "is an output port" in text

@@ -62,3 +62,22 @@ def test_ids_the_rest_api_routes_are_reserved():
     problems = check_nodespec({**GOOD, "id": "tree"})
     assert problems[0]["path"] == "/id" and "reserved" in problems[0]["message"]
     assert check_nodespec({**GOOD, "id": "my.tree"}) == []
+
+
+def test_a_signature_that_does_not_match_the_ports_is_refused_naming_the_parameters():
+    one_port = {**GOOD, "port": {"input": [{"name": "celsius", "order": 0, "type": "Float"}]}}
+    problems = check_nodespec({**one_port, "func": "def func(celsius, offset):\n    return celsius + offset\n"})
+    assert [p["path"] for p in problems] == ["/port/input"]
+    assert "'offset'" in problems[0]["message"] and "'celsius'" not in problems[0]["message"]
+    problems = check_nodespec({**GOOD, "func": "def func(a, c):\n    return a\n"})
+    messages = " ".join(p["message"] for p in problems)
+    assert "'c'" in messages and "'b'" in messages
+    problems = check_nodespec({**one_port, "func": "def func(celsius, *, scale):\n    return celsius\n"})
+    assert "'scale'" in problems[0]["message"]
+
+
+def test_defaults_and_catch_alls_let_ports_and_parameters_differ():
+    one_port = {**GOOD, "port": {"input": [{"name": "celsius", "order": 0}]}}
+    assert check_nodespec({**one_port, "func": "def func(celsius, offset=0):\n    return celsius\n"}) == []
+    assert check_nodespec({**GOOD, "func": "def func(a, bee=1, **kwargs):\n    return a\n"}) == []
+    assert check_nodespec({**GOOD, "func": "def func(a, *rest):\n    return a\n"}) == []

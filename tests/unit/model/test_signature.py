@@ -65,3 +65,15 @@ def test_source_nested_too_deeply_to_parse_is_invalid(source):
     with pytest.raises(InvalidInput) as info:
         infer_ports(source)
     assert info.value.details[0]["path"] == "/func"
+
+
+def test_the_docstring_becomes_the_markdown_description_and_its_first_line_the_title():
+    source = ('def to_fahrenheit(celsius: float) -> float:\n'
+              '    """Celsius to Fahrenheit.\n\n'
+              '    Multiplies by **9/5** and adds 32:\n\n'
+              '    - `0` gives `32.0`\n'
+              '    """\n'
+              '    return celsius * 9 / 5 + 32\n')
+    spec = nodespec_from_source(source, spec_id="temp.f")
+    assert spec["title"] == "Celsius to Fahrenheit."
+    assert spec["description"] == "Celsius to Fahrenheit.\n\nMultiplies by **9/5** and adds 32:\n\n- `0` gives `32.0`"

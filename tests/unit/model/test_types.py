@@ -53,4 +53,23 @@ def test_link_compatibility_and_description():
     assert not link_compatible("String", "Int")
     assert link_compatible("Json", "Any") and link_compatible("Any", "Boolean")
     names = [t["name"] for t in describe_types()]
-    assert names == ["String", "Int", "Float", "Boolean", "List", "Json", "Any", "Object", "Array", "DataFrame", "Image"]
+    assert names == ["String", "Int", "Float", "Boolean", "List", "Json", "Dict", "Any", "Object", "Array", "DataFrame",
+                     "Image"]
+
+
+def test_dict_is_a_json_object_and_refuses_other_values_over_links():
+    assert convert("Dict", '{"name": "Ada"}') == {"name": "Ada"}
+    assert convert("Dict", {"a": 1}) == {"a": 1}
+    for value in ("[1, 2]", 50.0, "50", [1]):
+        with pytest.raises(ConversionError, match="JSON object"):
+            convert("Dict", value)
+    assert not link_compatible("Float", "Dict") and not link_compatible("List", "Dict")
+    assert link_compatible("Dict", "Dict") and link_compatible("Json", "Dict") and link_compatible("Dict", "Json")
+    assert "Dict" in [t["name"] for t in describe_types()]
+
+
+def test_dict_annotations_read_as_dict():
+    from pyflow.model.signature import infer_ports
+
+    ports = infer_ports("def func(values: dict, m: typing.Mapping) -> dict:\n    return values\n")
+    assert [p["type"] for p in ports["input"]] == ["Dict", "Dict"] and ports["output"][0]["type"] == "Dict"

@@ -34,8 +34,8 @@ def test_health_and_port_types(api):
     health = requests.get(url(api, "/api/health")).json()
     assert health["status"] == "ok" and health["executor"]["name"] == "sandbox"
     types = requests.get(url(api, "/api/port-types")).json()
-    assert {t["name"] for t in types} == {"String", "Int", "Float", "Boolean", "List", "Json", "Any", "Object", "Array",
-                                          "DataFrame", "Image"}
+    assert {t["name"] for t in types} == {"String", "Int", "Float", "Boolean", "List", "Json", "Dict", "Any", "Object",
+                                          "Array", "DataFrame", "Image"}
     boolean = next(t for t in types if t["name"] == "Boolean")
     assert {"true", "yes", "1"} <= set(boolean["true_words"]) and {"false", "no", "0"} <= set(boolean["false_words"])
 

@@ -1,0 +1,82 @@
+"""The shortcut sheet, the dark theme (following the system, with a toggle), collapsible sidebars, align
+and distribute, and a nodespec's Markdown help (sanitized)."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+
+from .editor import Editor
+
+
+def test_shortcut_sheet_theme_and_sidebars(editor: Editor):
+    ui = editor
+    page = ui.page
+    page.locator("#canvas").focus()
+    page.keyboard.press("?")
+    sheet = ui.dialog()
+    expect(sheet).to_contain_text("Keyboard shortcuts")
+    expect(sheet).to_contain_text("Add a node at the pointer")
+    ui.screenshot("shortcuts")
+    page.keyboard.press("Escape")
+    expect(page.locator(".dialog-backdrop")).to_have_count(0)
+
+    page.emulate_media(color_scheme="dark")
+    expect(page.locator("html")).to_have_attribute("data-theme", "dark")
+    ui.new_flow("Dark", "browser.dark")
+    ui.drag_spec_to_canvas("uitest.num.add", 300, 200)
+    ui.screenshot("dark")
+    page.emulate_media(color_scheme="light")
+    expect(page.locator("html")).to_have_attribute("data-theme", "light")
+    theme = page.locator('.toolbar [data-action="theme"]')
+    theme.click()  # auto → dark, whatever the system says
+    expect(page.locator("html")).to_have_attribute("data-theme", "dark")
+    theme.click()  # → light
+    expect(page.locator("html")).to_have_attribute("data-theme", "light")
+    theme.click()  # → auto again
+
+    width = page.locator("#canvas").bounding_box()["width"]
+    page.locator('[data-action="toggle-left"]').click()
+    expect(page.locator(".sidebar-left")).to_be_hidden()
+    assert page.locator("#canvas").bounding_box()["width"] > width + 200
+    ui.save()
+    page.reload()
+    expect(page.locator("body.ready")).to_have_count(1)
+    expect(page.locator(".sidebar-left")).to_be_hidden()  # remembered
+    page.locator('[data-action="toggle-left"]').click()
+    expect(page.locator(".sidebar-left")).to_be_visible()
+
+
+def test_align_and_distribute_the_selection(editor: Editor):
+    ui = editor
+    page = ui.page
+    ui.new_flow("Arrange", "browser.arrange")
+    ids = [ui.drag_spec_to_canvas("uitest.num.add", x, y) for x, y in ((200, 120), (260, 300), (420, 470))]
+    page.keyboard.press("Control+a")
+    ui.node(ids[0]).locator(".node-title").click(button="right")
+    page.locator(".context-menu .menu-item", has_text="Align left edges").click()
+    lefts = {ui.node_position(i)[0] for i in ids}
+    assert len(lefts) == 1
+    ui.node(ids[0]).locator(".node-title").click(button="right")
+    page.locator(".context-menu .menu-item", has_text="Distribute vertically").click()
+    tops = sorted(ui.node_position(i)[1] for i in ids)
+    assert abs((tops[1] - tops[0]) - (tops[2] - tops[1])) <= 1
+    expect(page.locator("#btn-undo")).to_have_attribute("title", re.compile("Undo Distribute vertically"))
+
+
+def test_help_shows_the_description_as_sanitized_markdown_with_the_ports(editor: Editor):
+    ui = editor
+    page = ui.page
+    ui.new_flow("Help", "browser.help")
+    node = ui.drag_spec_to_canvas("uitest.text.upper", 300, 200)
+    ui.select_node(node)
+    page.locator('.tab[data-tab="help"]').click()
+    help_ = page.locator("#help")
+    expect(help_.locator(".help-body strong")).to_have_text("upper case")
+    expect(help_.locator(".help-body li")).to_have_count(2)
+    expect(help_.locator(".help-ports").first).to_contain_text("text String")
+    assert help_.locator("script, [onerror]").count() == 0
+    assert help_.locator('a[href^="javascript"]').count() == 0
+    assert page.evaluate("() => window.xss") is None
+    ui.screenshot("help")
