@@ -7,7 +7,7 @@ import { addNodes } from "./commands.js";
 import { h } from "./dom.js";
 import { NODE } from "./theme.js";
 
-const MAX_ITEMS = 40;
+const MAX_ITEMS = 200; // a scrolled list: every nodespec that can take the link, in a repository of a few hundred
 
 function parseUuid(uuid) {
   const last = uuid.lastIndexOf(":");
