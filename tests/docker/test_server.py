@@ -27,7 +27,10 @@ def owner(owner, request):
 
 
 def serve(workdir, owner: str) -> LiveServer:
-    return LiveServer(workdir, executor="docker", env={"PYFLOW_DOCKER_OWNER": owner})
+    """A Docker server whose requirements come from the package index, as the images' do (the lock is
+    resolved there first): not the empty local wheelhouse other test servers use."""
+    return LiveServer(workdir, executor="docker", env={"PYFLOW_DOCKER_OWNER": owner, "PIP_NO_INDEX": "",
+                                                       "PIP_FIND_LINKS": ""})
 
 
 def busy(engine, ids) -> list[str]:
