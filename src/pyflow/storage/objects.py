@@ -151,13 +151,7 @@ class ObjectStore(Store):
         if not users:
             return
         specs = {**self.specs(), spec_doc["id"]: parse_nodespec(spec_doc)}
-        problems, broken = [], []
-        for flow_id in users:
-            record = self._current("flow", flow_id)
-            found = analyze_flow(record.doc, specs)[1] if record is not None and record.doc is not None else []
-            if found:
-                broken.append(flow_id)
-                problems += [detail(pointer("flow", flow_id) + d["path"], d["message"]) for d in found]
+        problems, broken = self._broken_users(users, specs)
         if problems:
             raise Conflict(f"this change to nodespec {spec_doc['id']!r} breaks {len(broken)} flow(s) that use "
                            f"it; fix them first, or save with ?force=true", problems, flows=broken)
@@ -168,6 +162,13 @@ class ObjectStore(Store):
         if not users:
             return
         specs = with_flows(self.specs(), [flow_doc])
+        problems, broken = self._broken_users(users, specs)
+        if problems:
+            raise Conflict(f"this change to flow {flow_doc['id']!r} breaks {len(broken)} flow(s) that use it as "
+                           f"a subflow; fix them first, or save with ?force=true", problems, flows=broken)
+
+    def _broken_users(self, users: list[str], specs: dict) -> tuple[list[dict], list[str]]:
+        """The problems each of the flows `users` would have with `specs` (under /flow/<id>), and which."""
         problems, broken = [], []
         for flow_id in users:
             record = self._current("flow", flow_id)
@@ -175,9 +176,7 @@ class ObjectStore(Store):
             if found:
                 broken.append(flow_id)
                 problems += [detail(pointer("flow", flow_id) + d["path"], d["message"]) for d in found]
-        if problems:
-            raise Conflict(f"this change to flow {flow_doc['id']!r} breaks {len(broken)} flow(s) that use it as "
-                           f"a subflow; fix them first, or save with ?force=true", problems, flows=broken)
+        return problems, broken
 
     def _problems(self, kind: str, doc: Any) -> list[dict]:
         if kind == "nodespec":
