@@ -12,9 +12,9 @@ logs=${STAMPS:-.stamps}/suite-logs
 mkdir -p "$logs"
 declare -A outcome
 
-# The last pytest or pyresttest summary in a suite's log, e.g. "273 passed, 2 skipped in 95.1s".
+# Every pytest or pyresttest summary in a suite's log (a suite may run several), e.g. "273 passed, 2 skipped in 95.1s".
 tally() {
-    grep -E '^(=+ )?[0-9]+ (passed|failed|skipped|error)|^pyresttest: ' "$1" | tail -n 3 | sed -E 's/^=+ //; s/ =+$//' | paste -sd ';' -
+    grep -E '^(=+ )?[0-9]+ (passed|failed|skipped|error)|^pyresttest: ' "$1" | tail -n 6 | sed -E 's/^=+ //; s/ =+$//' | paste -sd ';' -
 }
 
 for suite in "${suites[@]}"; do
