@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 # (phase, data): "started", "progress" ({"line"}), "waiting", "finished" / "failed" ({"duration_ms", ...}).
 Listener = Callable[[str, dict], None]
 FORMAT = 1
+TOUCH_EVERY_S = 60.0
 
 
 class EnvironmentFailed(Exception):
@@ -67,6 +68,8 @@ class EnvironmentStore:
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
         self._known: dict[str, Environment] = {}
+        self._by_request: dict[tuple, Environment] = {}  # requirements as a nodespec wrote them -> env
+        self._touched: dict[str, float] = {}
 
     @property
     def root(self) -> Path:
@@ -88,10 +91,16 @@ class EnvironmentStore:
                     cancel: threading.Event | None = None) -> Environment:
         """The ready environment for `requirements`, built first when there is none (raises
         EnvironmentFailed saying why, RequirementsRefused when the policy forbids a package)."""
+        asked = tuple(requirements)
+        known = self._by_request.get(asked)  # the per-node path: no parsing, hashing or policy again
+        if known is not None and os.path.isdir(known.path):
+            self._touch(known.key)
+            return known
         self.policy.check(list(requirements))
         ident = self.key_for(requirements)
         known = self._known.get(ident.key)
         if known is not None and (self.root / ident.key).is_dir():
+            self._by_request[asked] = known
             self._touch(ident.key)
             return known
         listener = listener or (lambda phase, data: None)
@@ -106,7 +115,7 @@ class EnvironmentStore:
             env = self._load(ident.key)
         finally:
             lock.release()
-        self._known[ident.key] = env
+        self._known[ident.key] = self._by_request[asked] = env
         self._touch(ident.key)
         return env
 
@@ -174,7 +183,12 @@ class EnvironmentStore:
                            libraries=tuple(meta.get("libraries") or ()), modules=tuple(meta.get("modules") or ()))
 
     def _touch(self, key: str) -> None:
-        """Note the use (the folder's `last_used` file's time), for listing and pruning."""
+        """Note the use (the folder's `last_used` file's time), for listing and pruning: at most once a
+        minute per environment, not once per node."""
+        now = time.monotonic()
+        if now - self._touched.get(key, -TOUCH_EVERY_S) < TOUCH_EVERY_S:
+            return
+        self._touched[key] = now
         try:
             (self.root / key / "last_used").touch()
         except OSError:
@@ -212,6 +226,7 @@ class EnvironmentStore:
             os.replace(folder, trash)
             shutil.rmtree(trash, ignore_errors=True)
         self._known.pop(key, None)
+        self._by_request = {asked: env for asked, env in self._by_request.items() if env.key != key}
         return True
 
     def prune(self, unused_days: float | None = None, max_gb: float | None = None,
