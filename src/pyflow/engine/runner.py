@@ -318,6 +318,8 @@ class FlowRunner:
         try:
             env = self.environments.environment(task.requirements, listener, self.cancel)
         except Exception as exc:  # the provider's reason (installer output, policy) becomes the node's error
+            logger.warning("node %s: no environment for %s: %s", task.node_id, ", ".join(task.requirements), exc,
+                           exc_info=not hasattr(exc, "status") and type(exc).__name__ != "EnvironmentFailed")
             if self.cancel.is_set():
                 return NodeOutcome.failure("the run was cancelled while its environment was prepared",
                                            "Cancelled", "cancelled", duration_ms=(time.monotonic() - started) * 1000)

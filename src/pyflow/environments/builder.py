@@ -46,13 +46,22 @@ class Budget:
     cancel: threading.Event | None = None
 
 
+_UV: list = []  # the answer, found once
+_UV_LOCK = threading.Lock()
+
+
 def uv_binary() -> str | None:
-    """uv from the `uv` package beside this interpreter, else on PATH."""
-    try:
-        from uv import find_uv_bin
-        return find_uv_bin()
-    except (ImportError, FileNotFoundError):
-        return shutil.which("uv")
+    """uv from the `uv` package beside this interpreter, else on PATH; looked up once, under a lock:
+    the package asks `sysconfig`, whose first use is not safe from two threads at once (one can read
+    its settings half made), and builds of two environments start together."""
+    with _UV_LOCK:
+        if not _UV:
+            try:
+                from uv import find_uv_bin
+                _UV.append(find_uv_bin())
+            except (ImportError, FileNotFoundError):
+                _UV.append(shutil.which("uv"))
+        return _UV[0]
 
 
 def folder_bytes(path: Path) -> int:

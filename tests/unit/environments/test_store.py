@@ -152,3 +152,30 @@ def test_another_machine_installs_exactly_the_lock_under_the_same_key(tmp_path, 
     assert (worker.root / env.key / "site" / "tinypkg" / "__init__.py").read_text() == "VALUE = 1\n"
     assert worker.environment_from_lock(elsewhere) == local  # found, not built again
     assert worker.environment_from_lock(env) == env  # where the folder is there, it is used as it is
+
+
+def test_uv_is_looked_up_once_even_by_builds_that_start_together(monkeypatch):
+    """The uv package's lookup reads sysconfig, whose first use is not thread-safe: two builds starting
+    at once once got None for its settings and failed. It is looked up once, under a lock."""
+    import sys
+    import uv
+    from pyflow.environments import builder
+    calls = []
+    started = threading.Event()
+
+    def slow_lookup():
+        calls.append(1)
+        started.wait(0.2)
+        return "/bin/uv-found-once"
+
+    monkeypatch.setattr(builder, "_UV", [])
+    monkeypatch.setattr(uv, "find_uv_bin", slow_lookup)
+    monkeypatch.setitem(sys.modules, "uv", uv)
+    found = []
+    threads = [threading.Thread(target=lambda: found.append(builder.uv_binary())) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    started.set()
+    for thread in threads:
+        thread.join(30)
+    assert calls == [1] and found == ["/bin/uv-found-once"] * 8

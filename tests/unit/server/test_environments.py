@@ -50,7 +50,7 @@ def run_flow(live, flow_id="two-versions") -> dict:
 
 def test_two_versions_of_one_package_in_one_flow_with_the_lock_recorded(server):
     result = run_flow(server)
-    assert result["status"] == "succeeded", result
+    assert result["status"] == "succeeded", [(n["id"], n["error"]) for n in result["nodes"]]
     outputs = {n["id"]: n["outputs"]["out"] for n in result["nodes"]}
     assert outputs == {"a": [1, 1], "b": [2, 2]}
     run = requests.get(f"{server.url}/api/runs/{result['run_id']}", timeout=30).json()
