@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from ..jsontext import safe_text
@@ -40,7 +40,8 @@ class Limits:
         return replace(self, **{f.name: min(getattr(self, f.name), getattr(maxima, f.name)) for f in fields(self)})
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """A fresh dict of the limits (every value a number: no deep copy needed, unlike asdict)."""
+        return {name: getattr(self, name) for name in LIMIT_NAMES}
 
 
 DEFAULT_LIMITS = Limits()

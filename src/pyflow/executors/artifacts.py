@@ -10,15 +10,19 @@ killed), so nothing of the node can still change a file once the server has hash
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from ..engine.execution import NodeTask
 from ..model.artifacts import ArtifactRef
 from ..storage.artifacts import ArtifactRefused, ArtifactStore, empty_directory
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -28,14 +32,11 @@ class Places:
     root: Path
     inside_in: str
     inside_out: str
+    host_in: Path = field(init=False)
+    host_out: Path = field(init=False)
 
-    @property
-    def host_in(self) -> Path:
-        return self.root / "in"
-
-    @property
-    def host_out(self) -> Path:
-        return self.root / "out"
+    def __post_init__(self):
+        self.host_in, self.host_out = self.root / "in", self.root / "out"
 
     def empty(self) -> None:
         empty_directory(self.host_in)
@@ -88,32 +89,65 @@ GUARD_MAX_FILES = 1000
 class OutputGuard:
     """Watches a node's output place while it runs (it is on the server's disk, and node code can write
     there): more than its artifacts may take, or more files than any run writes, and `stop` is called
-    (the executor ends the worker). Polls from a thread of its own; `tripped` says why, or None."""
+    (the executor ends the worker). `tripped` says why, or None.
+
+    Every guard of the process is polled by one watcher thread (`_Watcher`): a thread started and
+    joined per node would cost more than most nodes' own run."""
 
     def __init__(self, place: Path, cap_bytes: int, stop: Callable[[], None]):
         self.place = place
         self.cap = cap_bytes + GUARD_SLACK
         self.stop = stop
         self.tripped: str | None = None
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True, name="pyflow-output-guard")
 
     def __enter__(self) -> "OutputGuard":
-        self._thread.start()
+        _WATCHER.add(self)
         return self
 
     def __exit__(self, *exc) -> None:
-        self._done.set()
-        self._thread.join()
+        _WATCHER.discard(self)
+
+    def check(self) -> None:
+        """One look at the place; trips (and stops the worker) once it holds too much."""
+        size, files = _usage(self.place)
+        if size > self.cap or files > GUARD_MAX_FILES:
+            self.tripped = (f"the node wrote {size / 1048576:.1f} MB in {files} files into its output place, "
+                            f"over the {self.cap >> 20} MB its artifacts may take")
+            self.stop()
+
+
+class _Watcher:
+    """The one thread that polls every active OutputGuard each GUARD_POLL_S; started on first use."""
+
+    def __init__(self):
+        self._guards: set[OutputGuard] = set()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def add(self, guard: OutputGuard) -> None:
+        with self._lock:
+            self._guards.add(guard)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._watch, daemon=True, name="pyflow-output-guard")
+                self._thread.start()
+
+    def discard(self, guard: OutputGuard) -> None:
+        with self._lock:
+            self._guards.discard(guard)
 
     def _watch(self) -> None:
-        while not self._done.wait(GUARD_POLL_S):
-            size, files = _usage(self.place)
-            if size > self.cap or files > GUARD_MAX_FILES:
-                self.tripped = (f"the node wrote {size / 1048576:.1f} MB in {files} files into its output place, "
-                                f"over the {self.cap >> 20} MB its artifacts may take")
-                self.stop()
-                return
+        while True:
+            time.sleep(GUARD_POLL_S)  # a polling period, not a synchronization
+            with self._lock:
+                guards = [g for g in self._guards if g.tripped is None]
+            for guard in guards:
+                try:
+                    guard.check()
+                except Exception:  # one place that cannot be read must not end the watch of the others
+                    log.exception("watching the output place %s failed", guard.place)
+
+
+_WATCHER = _Watcher()
 
 
 def _usage(place: Path) -> tuple[int, int]:

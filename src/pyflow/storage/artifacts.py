@@ -285,7 +285,10 @@ class ArtifactStore:
 
 def empty_directory(path: Path) -> None:
     """Empty a sandbox's work place (never following a link it may have planted)."""
-    if not path.is_dir() or path.is_symlink():
+    try:
+        if not stat.S_ISDIR(os.lstat(path).st_mode):
+            return
+    except OSError:
         return
     for entry in os.scandir(path):
         full = Path(entry.path)
