@@ -23,7 +23,7 @@ import json
 import mmap
 import os
 import resource
-import selectors
+import select
 import signal
 import stat
 import struct
@@ -417,11 +417,13 @@ class Collector:
         self._spill_view = memoryview(self._spill)
         self.status = None
         self.result_ended = False
-        self.sel = selectors.DefaultSelector()
-        self.sel.register(output_fd, selectors.EVENT_READ, self.stdout)
-        self.sel.register(result_fd, selectors.EVENT_READ, self.result)
         self.pidfd = os.pidfd_open(pid)
-        self.sel.register(self.pidfd, selectors.EVENT_READ, "exit")
+        # poll rather than an epoll selector: registering costs no system call, and a run waits on three
+        # descriptors a few times at most.
+        self._poll = select.poll()
+        self._watched = {output_fd: self.stdout, result_fd: self.result, self.pidfd: "exit"}
+        for fd in self._watched:
+            self._poll.register(fd, select.POLLIN)
         self._fds = (output_fd, result_fd, self.pidfd)
 
     @property
@@ -437,38 +439,43 @@ class Collector:
             if remaining <= 0:
                 self._kill()
                 return "timeout"
-            for key, _ in self.sel.select(timeout=min(remaining, 1.0)):
-                if key.data == "exit":
+            for fd, _ in self._poll.poll(int(min(remaining, 1.0) * 1000) + 1):
+                data = self._watched.get(fd)
+                if data == "exit":
                     self._reap()
-                else:
-                    self._read_ready(key)
+                elif data is not None:
+                    self._read_ready(fd, data)
             if self.result_overflow:
                 self._kill()
                 return "result_too_large"
         self._drain()
         return None
 
-    def _read_ready(self, key):
+    def _read_ready(self, fd, capture):
         """Read a pipe that has bytes or has ended, again right away (it is non-blocking), so that a
         child's result and the end of it that follows take one wake-up, not two; a few reads at most
         per wake-up, so that a flood of output cannot keep the deadline from being checked."""
         for _ in range(4):
-            got = key.data.read_from(key.fd, self._spill_view)
+            got = capture.read_from(fd, self._spill_view)
             if got is None:
                 return
             if got is False:
-                self.sel.unregister(key.fd)
-                self.result_ended = self.result_ended or key.data is self.result
+                self._unwatch(fd)
+                self.result_ended = self.result_ended or capture is self.result
                 return
+
+    def _unwatch(self, fd):
+        if self._watched.pop(fd, None) is not None:
+            self._poll.unregister(fd)
 
     def _drain(self):
         """After the child exited or its result is in: read what is buffered without waiting on
         stragglers."""
-        for key in list(self.sel.get_map().values()):
-            if key.data == "exit":
+        for fd, capture in list(self._watched.items()):
+            if capture == "exit":
                 continue
             for _ in range(64):  # bounded: a straggler may still be writing
-                if not key.data.read_from(key.fd, self._spill_view):
+                if not capture.read_from(fd, self._spill_view):
                     break
 
     def _kill(self):
@@ -487,11 +494,7 @@ class Collector:
             return
         if pid:
             self.status = status
-            if self.sel.get_map() is not None:  # None once the pipes are closed
-                try:
-                    self.sel.unregister(self.pidfd)
-                except KeyError:
-                    pass
+            self._unwatch(self.pidfd)
 
     def end_child(self):
         """After the answer: make sure the child has ended and is reaped. It is usually still exiting
@@ -502,7 +505,7 @@ class Collector:
     def close_pipes(self):
         """Close both pipes and the pidfd, also those unregistered on the way (at end of stream, at
         exit): a zygote that kept them would run out of descriptors after a few hundred runs."""
-        self.sel.close()
+        self._watched.clear()
         for fd in self._fds:
             try:
                 os.close(fd)
@@ -583,10 +586,19 @@ def _is_zombie(pid):
 def clean_scratch(path):
     """Empty a scratch directory the node may have booby-trapped (directories chmod'ed to 0, symlinks
     leading out of it). Never follows a symlink; returns False when something could not be removed."""
-    if not path or os.path.islink(path) or not os.path.isdir(path):
-        return True
     try:
-        os.chmod(path, stat.S_IMODE(os.stat(path).st_mode) | 0o700)
+        mode = os.lstat(path).st_mode if path else 0
+    except OSError:
+        return True
+    if not stat.S_ISDIR(mode):
+        return True
+    try:  # the common case: the node left nothing, and the place is still the owner's to write
+        if stat.S_IMODE(mode) & 0o700 == 0o700 and not os.listdir(path):
+            return True
+    except OSError:
+        pass
+    try:
+        os.chmod(path, stat.S_IMODE(mode) | 0o700)
         _unlock_tree(path)
         for name in os.listdir(path):
             full = os.path.join(path, name)
@@ -927,30 +939,9 @@ def serve(pid_namespace):
 def _next_spare():
     """The next run's child, or None when it cannot be forked now (the run will fork its own)."""
     try:
-        spare = Spare()
+        return Spare()
     except OSError:
         return None
-    _rehearse_collecting()
-    return spare
-
-
-def _rehearse_collecting():
-    """The zygote's side of `_rehearse`: after a fork its pages are shared with the spare too, so the
-    ones a run's collecting writes to are copied now, while no task waits, rather than during the run."""
-    fds = []
-    try:
-        json.loads(REHEARSAL_CONTROL)
-        for _ in range(2):
-            fds.extend(os.pipe())
-        collector = Collector(os.getpid(), fds[0], fds[2], {})
-        collector.close_pipes()  # closes the read ends
-        collector.release()
-        fds = fds[1::2]
-    except OSError:
-        pass
-    finally:
-        for fd in fds:
-            os.close(fd)
 
 
 if __name__ == "__main__":

@@ -244,3 +244,25 @@ def test_clean_scratch_never_follows_symlinks(tmp_path):
     assert worker.clean_scratch(str(scratch)) is True
     assert list(scratch.iterdir()) == [] and (outside / "f").exists()
     assert outside.stat().st_mode & 0o777 == 0o755
+
+
+def test_clean_scratch_gives_an_empty_place_back_its_owners_rights(tmp_path):
+    """A node that left nothing but took away its own write right on the place: the next node must still
+    be able to write there."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    scratch.chmod(0o500)
+    assert worker.clean_scratch(str(scratch)) is True
+    assert scratch.stat().st_mode & 0o700 == 0o700
+
+
+def test_a_spares_rehearsal_leaves_nothing_for_the_node_to_find(zygote):
+    """The spare goes through a run on made-up data before its task arrives: no name, source line or
+    variable of it is left where node code would see it."""
+    source = ("def func():\n    import linecache, os\n"
+              "    return [sorted(k for k in globals() if not k.startswith('__')),\n"
+              "            [name for name in linecache.cache if 'rehearsal' in name], os.environ.get('TMPDIR')]\n")
+    for _ in range(2):  # the first run may use a child forked on demand; the second a rehearsed spare
+        header, value = ask(zygote, make_task(source))
+        names, lines, tmpdir = json.loads(value)
+    assert names == ["func"] and lines == [] and tmpdir is None
