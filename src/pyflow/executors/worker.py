@@ -294,7 +294,11 @@ def _reseed():
 def _die_with_zygote():
     """SIGKILL this child when the zygote ends (the host kills it on cancel or a missed deadline). The
     child runs in a session of its own, so without a PID namespace (unsafe-process) nothing else would
-    end it; in a sandbox the namespace's end does it anyway."""
+    end it. In a sandbox or container the zygote is the namespace's pid 1, whose end kills every process
+    in it: nothing to arm there (and no foreign call, whose first use costs a child a hundred page
+    copies)."""
+    if _IN_PID_NAMESPACE:
+        return
     zygote = os.getppid()
     if _LIBC is not None:
         _LIBC.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
@@ -776,7 +780,20 @@ def _make_undumpable():
 
 def _set_name(name):
     """Name this process (what ps and /proc/<pid>/stat show): a waiting spare is told apart from a
-    node's process that outlived its run."""
+    node's process that outlived its run. Through /proc/self/comm where it is mounted: cheaper for a
+    fresh child than a foreign call."""
+    try:
+        fd = os.open("/proc/self/comm", os.O_WRONLY)
+    except OSError:
+        fd = None
+    if fd is not None:
+        try:
+            os.write(fd, name)
+            return
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
     if _LIBC is not None:
         try:
             _LIBC.prctl(15, name, 0, 0, 0)  # PR_SET_NAME = 15
@@ -914,7 +931,12 @@ def _add_environment(site_dir, preload):
             pass
 
 
+_IN_PID_NAMESPACE = False
+
+
 def serve(pid_namespace):
+    global _IN_PID_NAMESPACE
+    _IN_PID_NAMESPACE = pid_namespace
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _minimal_environment()
     _offer_markers()
