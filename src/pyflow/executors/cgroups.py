@@ -120,6 +120,7 @@ class Cgroup:
     def __init__(self, paths: dict[str, Path], version: int):
         self.paths = paths
         self.version = version
+        self._oom_file: str | None = None
         for path in paths.values():
             path.mkdir(exist_ok=True)
 
@@ -165,8 +166,11 @@ class Cgroup:
             return 0
 
     def oom_kills(self) -> int:
-        """How many processes the kernel killed for memory in this group so far."""
-        return oom_kill_count(self._file("memory", "memory.oom_control", "memory.events"))
+        """How many processes the kernel killed for memory in this group so far (read before every node
+        run: the file's name is worked out once)."""
+        if self._oom_file is None:
+            self._oom_file = str(self._file("memory", "memory.oom_control", "memory.events"))
+        return oom_kill_count(self._oom_file)
 
     def kill(self) -> int:
         return sum(kill_all(p) for p in self.paths.values())

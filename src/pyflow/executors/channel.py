@@ -26,6 +26,7 @@ from .worker import HEADER, OWN_FRAME_CAP, answer_caps
 
 READY_TIMEOUT_S = 20.0
 NODE_KEYS = ("func", "filename", "args")
+_FRAME_JSON = json.JSONEncoder(separators=(",", ":")).encode  # one encoder for every frame, not one per call
 TRUNCATED_MARK = "\n[... output truncated at {} bytes ...]\n"
 POLL_S = 0.05
 
@@ -92,7 +93,7 @@ class Worker:
             self.read_cleanup_report(deadline, cancel)
         node = {key: payload[key] for key in NODE_KEYS if key in payload}
         control = {key: value for key, value in payload.items() if key not in NODE_KEYS}
-        frames = [json.dumps(part, separators=(",", ":")).encode("utf-8") for part in (control, node)]
+        frames = [_FRAME_JSON(part).encode("utf-8") for part in (control, node)]
         self._write(b"".join(HEADER.pack(len(frame)) + frame for frame in frames))
         self.runs += 1
         stdout_cap, result_cap = answer_caps(control.get("limits") or {})
@@ -155,15 +156,19 @@ class Worker:
             raise WorkerDied(f"{self.label} is gone ({exc})") from None
 
     def _read_chunk(self, timeout: float) -> bytes | None:
-        """Bytes from the worker; None when nothing arrived within `timeout`; b"" at end of stream."""
-        if not self._sel.select(timeout=timeout):
-            return None
-        try:
-            return os.read(self.proc.stdout.fileno(), 1 << 20)
-        except BlockingIOError:
-            return None
-        except OSError:
-            return b""
+        """Bytes from the worker; None when nothing arrived within `timeout`; b"" at end of stream.
+        Read first and wait only when nothing is there: a worker's cleanup report, say, is usually in
+        before it is asked for."""
+        fd = self.proc.stdout.fileno()
+        for attempt in range(2):
+            try:
+                return os.read(fd, 1 << 20)
+            except BlockingIOError:
+                if attempt or not self._sel.select(timeout=timeout):
+                    return None
+            except OSError:
+                return b""
+        return None
 
     def kill(self) -> None:
         """End the worker and everything it started (its process group)."""
