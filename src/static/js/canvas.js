@@ -515,17 +515,19 @@ export class Canvas extends Emitter {
     this.statuses.clear();
   }
 
-  /** Outline nodes the server found problems with (from a save's error details). */
+  /** Outline nodes the server found problems with: [[node id, message in plain words, JSON pointer]]. */
   markProblems(problems) {
     for (const view of this.views.values()) {
       view.el.classList.remove("has-problem");
       view.el.removeAttribute("data-problem");
+      view.el.removeAttribute("data-problem-path");
     }
-    for (const [id, message] of problems) {
+    for (const [id, message, path = ""] of problems) {
       const view = this.views.get(id);
       if (!view) continue;
       view.el.classList.add("has-problem");
       view.el.dataset.problem = message;
+      view.el.dataset.problemPath = path;
       view.el.title = message;
     }
   }
