@@ -16,6 +16,10 @@ real `pyflow serve` on a free port:
   animation-frame callbacks (where the canvas moves nodes and re-routes their links), style, layout and
   paint. The time between the input and the start of that frame, when the page is idle, is not counted.
   Smooth means the 95th percentile fits in one 60 Hz frame (16.7 ms).
+- Cold load: the flow's deep link opened in a fresh browser context (nothing cached), from the navigation's
+  start until every node and link is drawn; the goal is at most 1.0 s (issue 17, item 9).
+- Side by side: Node-RED's editor on the same graph, loaded and dragged the same way (nodered.py), when
+  npm can install it; otherwise a "skipped" row says why.
 - Drop: releasing the mouse at the end of the drag (the move becomes an undoable command), measured the
   same way. Far out, the sketch stays until the editor is idle, and then gives way to the links' own
   elements again: "restore" is the rendering of that frame (from the change to the frame being drawn).
@@ -25,6 +29,7 @@ real `pyflow serve` on a free port:
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import statistics
@@ -166,10 +171,10 @@ def measure_opens(page, flows: dict[int, dict]) -> dict[int, list[dict]]:
 
 # Cold load: installed before the page's own scripts, it records the first frame at which every node and
 # link of the flow is in the page, in ms from the navigation's start (the page's time origin).
-COLD_PROBE = """([nodes, links]) => {
+COLD_PROBE = """([nodes, links, nodeSelector, linkSelector]) => {
   const check = () => {
-    if (document.querySelectorAll('#canvas .node').length === nodes
-        && document.querySelectorAll('#canvas .jtk-connector').length === links) {
+    if (document.querySelectorAll(nodeSelector).length === nodes
+        && document.querySelectorAll(linkSelector).length === links) {
       setTimeout(() => { window.__coldLoadMs = performance.now(); }, 0);
       return;
     }
@@ -179,19 +184,28 @@ COLD_PROBE = """([nodes, links]) => {
 }"""
 
 
+PYFLOW_SELECTORS = ("#canvas .node", "#canvas .jtk-connector")
+
+
 def measure_cold_loads(browser, server, flow: dict, rounds: int = OPEN_ROUNDS) -> list[dict]:
     """Open the flow's deep link in a fresh browser context (no cache, nothing loaded) each round:
     from the navigation's start to every node and link drawn, and how much of it loading the editor's
     own files took (until its module ran)."""
+    return cold_loads(browser, f"{server.url}/#/flow/{flow['id']}", flow, PYFLOW_SELECTORS, "/dist/app.js", rounds)
+
+
+def cold_loads(browser, url: str, flow: dict, selectors: tuple[str, str], code: str, rounds: int) -> list[dict]:
+    """Cold loads of `url` (any editor): until as many elements match `selectors` (nodes, links) as the
+    flow has; `code` ends the address of the editor's main script."""
     results = []
     for _ in range(rounds):
         context = browser.new_context(viewport={"width": 1440, "height": 900})
         page = context.new_page()
-        page.add_init_script(f"({COLD_PROBE})([{len(flow['nodes'])}, {len(flow['links'])}])")
-        page.goto(f"{server.url}/#/flow/{flow['id']}")
+        page.add_init_script(f"({COLD_PROBE})({json.dumps([len(flow['nodes']), len(flow['links']), *selectors])})")
+        page.goto(url)
         page.wait_for_function("() => window.__coldLoadMs !== undefined", timeout=60_000)
-        total, editor = page.evaluate("""() => [window.__coldLoadMs,
-            (performance.getEntriesByType('resource').find(e => e.name.endsWith('/dist/app.js')) || {}).responseEnd || 0]""")
+        total, editor = page.evaluate("""(code) => [window.__coldLoadMs,
+            (performance.getEntriesByType('resource').find(e => e.name.split('?')[0].endsWith(code)) || {}).responseEnd || 0]""", code)
         results.append({"loadMs": total, "editorMs": editor})
         context.close()
     return results
@@ -216,6 +230,18 @@ def measure_drag(page, flow: dict, whole_flow: bool = False) -> dict:
     }""", [node_id, whole_flow])
     box = page.locator(f'.node[data-node="{node_id}"]').bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.15  # on the node's head
+    steps, drops = drag_from(page, x, y, lambda: page.evaluate(RESTORE_PROBE))
+    restore_ms = drops.pop()
+    moved = page.evaluate("(id) => window.pyflow.model.node(id).x", node_id)
+    assert moved != node["ui"]["x"], "the drag did not move the node"
+    zoom = page.evaluate("() => window.pyflow.canvas.view.k")
+    page.keyboard.press("Control+z")  # leave the flow unchanged so the next open does not ask to save
+    return {"steps": steps, "drop": drops[0], "zoom": zoom, "restore": restore_ms}
+
+
+def drag_from(page, x: float, y: float, after_drop=None) -> tuple[list[dict], list]:
+    """Press at (x, y) and move DRAG_STEPS steps, waiting for each step's frame; answers each step's
+    timings and [the drop's, what `after_drop` answered right after the drop]."""
     page.evaluate(DRAG_PROBE)
     page.mouse.move(x, y)
     page.mouse.down()
@@ -225,14 +251,10 @@ def measure_drag(page, flow: dict, whole_flow: bool = False) -> dict:
         page.wait_for_function("(n) => window.__drag.steps.length >= n && window.__drag.steps[n - 1].done", arg=step)
     page.mouse.up()
     page.wait_for_function("() => window.__drag.drops.length >= 1 && window.__drag.drops[0].done")
-    restore_ms = page.evaluate(RESTORE_PROBE)
+    after = after_drop() if after_drop else None
     steps, drops = page.evaluate("""() => [window.__drag.steps, window.__drag.drops].map(
         (list) => list.map(s => ({handlerMs: s.handlerMs || 0, renderMs: s.renderMs || 0})))""")
-    moved = page.evaluate("(id) => window.pyflow.model.node(id).x", node_id)
-    assert moved != node["ui"]["x"], "the drag did not move the node"
-    zoom = page.evaluate("() => window.pyflow.canvas.view.k")
-    page.keyboard.press("Control+z")  # leave the flow unchanged so the next open does not ask to save
-    return {"steps": steps, "drop": drops[0], "zoom": zoom, "restore": restore_ms}
+    return steps, [drops[0], after]
 
 
 def main() -> None:
@@ -271,12 +293,46 @@ def main() -> None:
             opens = measure_opens(page, flows)
             drags = {size: measure_drag(page, flow) for size, flow in flows.items()}
             far = {size: measure_drag(page, flow, whole_flow=True) for size, flow in flows.items()}
+            node_red = measure_node_red(browser, flows[max(flows)], workdir)
             elapsed = time.perf_counter() - started
             browser.close()
     finally:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     report(flows, opens, drags, far, elapsed, cold)
+    report_side_by_side(flows[max(flows)], cold, drags[max(flows)]["steps"], node_red)
+
+
+def measure_node_red(browser, flow: dict, workdir: Path) -> dict:
+    """Node-RED's figures on the same graph (benchmarks/nodered.py), or why there are none."""
+    from benchmarks import nodered
+
+    print("measuring Node-RED's editor on the same graph (npm install node-red into build/node-red once)", flush=True)
+    try:
+        return nodered.measure(browser, flow, workdir)
+    except Exception as exc:  # noqa: BLE001 - an optional comparison must not cost PyFlow's own figures
+        return {"skipped": f"Node-RED could not be measured ({type(exc).__name__}: {exc})"}
+
+
+def report_side_by_side(flow: dict, cold: list[dict], steps: list[dict], node_red: dict) -> None:
+    """PyFlow's and Node-RED's editors on the same graph: cold load and drag, measured the same way."""
+    def row(name, loads, drag_steps):
+        totals = [s["handlerMs"] + s["renderMs"] for s in drag_steps]
+        return [name, f'{statistics.median(c["loadMs"] for c in loads) / 1000:.2f}', statistics.median(totals),
+                percentile(totals, 0.95), max(totals)]
+
+    rows = [row("PyFlow", cold, steps)]
+    if "skipped" in node_red:
+        rows.append(["Node-RED", f"skipped: {node_red['skipped']}", "-", "-", "-"])
+    else:
+        rows.append(row(f"Node-RED {node_red['version']}", node_red["cold"], node_red["steps"]))
+    print(table(["editor", "cold load s (median)", "drag step ms (median)", "p95", "max"], rows,
+                title=f"\nSide by side: {len(flow['nodes']):,} nodes / {len(flow['links']):,} links, cold load of the "
+                      f"flow's address and a drag at the zoom it opens at (PyFlow: the node fitted in view)"))
+    if "skipped" not in node_red:
+        ours = float(rows[0][1])
+        print(f"  PyFlow opens {float(rows[1][1]) / ours:.1f}x as fast as Node-RED and drags (p95) "
+              f"{rows[1][3] / rows[0][3]:.1f}x as fast")
 
 
 def report(flows, opens, drags, far, elapsed, cold) -> None:
@@ -315,7 +371,6 @@ def report(flows, opens, drags, far, elapsed, cold) -> None:
     far_median, far_p95 = statistics.median(far_steps), percentile(far_steps, 0.95)
     print(verdict(f"... with the whole {big:,}-node flow fitted in view (p95 ≤ {FRAME_MS:.1f} ms)",
                   far_p95 <= FRAME_MS, f"median {fmt(far_median)} ms, p95 {fmt(far_p95)} ms"))
-    print("  Node-RED's editor on the same graph: skipped (this benchmark does not install or drive Node-RED)")
     warning = busy_warning()
     if warning:
         print(f"  {warning}")

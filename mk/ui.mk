@@ -6,7 +6,7 @@
 
 UI_DIR := src/static
 UI_INSTALLED := $(UI_DIR)/node_modules/.pyflow-installed
-UI_SOURCES := $(wildcard $(UI_DIR)/js/*.js $(UI_DIR)/css/*.css) $(UI_DIR)/build.mjs
+UI_SOURCES := $(wildcard $(UI_DIR)/js/*.js $(UI_DIR)/css/*.css) $(UI_DIR)/build.mjs $(UI_DIR)/index.html
 UI_BUNDLE := $(UI_DIR)/dist/app.js
 
 ui: $(UI_BUNDLE)

@@ -96,6 +96,37 @@ def test_images_and_tables_are_shown_and_forged_text_stays_text(editor: Editor, 
     ui.screenshot("forged-table")
 
 
+def test_an_end_node_image_shows_as_a_thumbnail_on_the_canvas_and_in_the_results_tab(editor: Editor, server):
+    """An end node whose output is an image: a thumbnail, never the artifact's JSON, on the node and in
+    the Results tab."""
+    flow = {"id": "browser.rich.end", "name": "Picture result", "links": [],
+            "nodes": [{**FLOW["nodes"][0], "id": "end", "is_end": True,  # not the other test's (cached) picture
+                       "ports": [{"name": "width", "value": "96"}, {"name": "height", "value": "64"}]}]}
+    _post(server, "/api/repository/import?mode=merge", {"format_version": 2, "nodespec": {SPECS[0]["id"]: SPECS[0]},
+                                                        "flow": {flow["id"]: flow}})
+    ui = editor
+    page = ui.page
+    ui.open_app("#/flow/browser.rich.end")
+    page.reload()  # the nodespec imported after the page first loaded
+    expect(page.locator("body.ready")).to_have_count(1)
+    page.locator("#btn-run").click()
+    expect(ui.node("end")).to_have_attribute("data-status", "success")
+    thumbnail = ui.node("end").locator(".node-thumbnail")
+    expect(thumbnail).to_be_visible()
+    page.wait_for_function("img => img.complete && img.naturalWidth === 96", arg=thumbnail.element_handle())
+    expect(ui.node("end")).not_to_contain_text("$artifact")
+    expect(ui.toast(re.compile(r"Run succeeded.*Picture = Image 96 x 64"))).to_be_visible()
+
+    page.locator('.tab[data-tab="results"]').click()
+    row = page.locator("#results .result-row", has_text="Picture")
+    shown = row.locator("img.result-thumbnail")
+    expect(shown).to_be_visible()
+    page.wait_for_function("img => img.complete && img.naturalWidth === 96", arg=shown.element_handle())
+    expect(row).to_contain_text("Image 96 x 64")
+    expect(row).not_to_contain_text("$artifact")
+    ui.screenshot("image-result")
+
+
 INDEX = "https://pypi.org/simple/"
 
 

@@ -6,6 +6,7 @@ move are drawn by the link sketch."""
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
 
 from playwright.sync_api import expect
@@ -285,3 +286,31 @@ def test_dragging_far_out_sketches_the_still_links_and_keeps_every_link_attached
     page.wait_for_function("([id, x, y]) => { const n = window.pyflow.model.node(id); return n.x === x && n.y === y; }",
                            arg=[target, *before])
     check(ui, "undone")
+
+
+def test_a_deep_link_asks_for_its_flow_and_the_catalog_once_while_the_code_loads(editor: Editor, server):
+    """The page asks for a deep-linked flow and the catalog before the editor's code has loaded (the
+    page's own script), and the editor takes those answers: every startup address is asked for once,
+    and none is left untaken. A deep link to a flow that does not exist still says so."""
+    ui = editor
+    page = ui.page
+    flow = grid_flow("browser.early", 60)
+    request = urllib.request.Request(f"{server.url}/api/flows/browser.early", data=json.dumps(flow).encode(),
+                                     method="PUT", headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=30).close()
+    asked = []
+    page.on("request", lambda r: asked.append(r.url.split("/", 3)[3]) if "/api/" in r.url else None)
+    page.goto("about:blank")  # a page load, not a change of address within the editor
+    ui.open_app("#/flow/browser.early")
+    expect(ui.nodes()).to_have_count(60)
+    expect(ui.connectors()).to_have_count(len(flow["links"]))
+    startup = ["api/flows/browser.early", "api/health", "api/port-types", "api/schemas/nodespec",
+               "api/nodespecs/tree", "api/subflows", "api/flows?summary=true"]
+    assert {url: asked.count(url) for url in startup} == {url: 1 for url in startup}, asked
+    assert page.evaluate("() => window.pyflowEarly.size") == 0
+
+    asked.clear()
+    page.goto("about:blank")
+    page.goto(f"{server.url}/#/flow/browser.nowhere")
+    expect(ui.toast(re.compile(r"Could not open flow browser\.nowhere"))).to_be_visible()
+    assert asked.count("api/flows/browser.nowhere") == 1, asked

@@ -211,3 +211,36 @@ def test_a_merge_import_lists_its_clashes_and_imports_as_chosen(editor: Editor, 
     assert "x * 2" in server.get_json("/api/nodespecs/uitest.num.double")["func"]
     assert server.get_json("/api/nodespecs/uitest.clash.new")["id"] == "uitest.clash.new"
     assert server.get_json("/api/flows/browser.clash.theirs")["nodes"][0]["spec_id"] == "uitest.num.add.copy"
+
+
+def test_a_refused_save_names_the_node_and_its_port_in_plain_words(editor: Editor):
+    """A save the server refuses for one node's sake says which node (by its name) and which port, in
+    plain words: no JSON pointer such as /nodes/1/ui/x reaches the toast, the status line or the node's
+    outline, whether or not the server's own message names the node."""
+    ui = editor
+    page = ui.page
+    ui.new_flow("Plain words", "browser.plain")
+    add = ui.drag_spec_to_canvas("uitest.num.add", 220, 220)
+    double = ui.drag_spec_to_canvas("uitest.num.double", 600, 320)
+    # States the editor never makes itself but a stale or hand-edited document can hold.
+    page.evaluate("(id) => { window.pyflow.model.node(id).x = 'left'; }", double)  # a schema error: no name in it
+    page.keyboard.press("Control+s")
+    refused = ui.toast("Could not save")
+    expect(refused).to_contain_text("Double")
+    expect(refused).to_contain_text("position")
+    for text in (refused.inner_text(), page.locator(".status-message").inner_text(),
+                 ui.node(double).get_attribute("data-problem") or ""):
+        assert "/nodes/" not in text and "/ui/" not in text, text
+    expect(ui.node(double)).to_have_class(re.compile(r"\bhas-problem\b"))
+    ui.screenshot("refused-save-schema")
+    refused.locator(".toast-close").click()
+
+    page.evaluate("([add, double]) => { const m = window.pyflow.model; m.node(double).x = 600;"
+                  " m.node(add).values.zzz = 1; }", [add, double])
+    page.keyboard.press("Control+s")
+    refused = ui.toast("Could not save")
+    expect(refused).to_contain_text("Add numbers")
+    expect(refused).to_contain_text("zzz")
+    assert "/nodes/" not in refused.inner_text() and "/ports/" not in refused.inner_text()
+    expect(ui.node(add)).to_have_class(re.compile(r"\bhas-problem\b"))
+    ui.screenshot("refused-save-port")

@@ -65,7 +65,9 @@ def _register_errors(app: Flask) -> None:
 def _register_static(app: Flask, root: Path) -> None:
     @app.get("/")
     def index():
-        return send_from_directory(root, "index.html")
+        # The build's copy names the editor's chunks for preloading (build.mjs); the source works without.
+        built = root / "dist" / "index.html"
+        return send_from_directory(built.parent if built.exists() else root, "index.html")
 
     @app.get("/static/<path:filename>")
     def static_files(filename):

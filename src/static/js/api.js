@@ -10,6 +10,16 @@ export class ApiError extends Error {
   }
 }
 
+// index.html asks for what the editor needs first while the editor's code loads: each of those answers is
+// taken once, by the first GET of its address.
+function earlyAnswer(method, url) {
+  const early = window.pyflowEarly;
+  if (method !== "GET" || !early?.has(url)) return null;
+  const answer = early.get(url);
+  early.delete(url);
+  return answer;
+}
+
 // The server refuses writes that an HTML form on another site could send: a write carries a JSON body,
 // or no body and X-Requested-With, which no page can send cross-site without the server's consent.
 // (Same-origin, the header costs no preflight.) The session cookie goes along by itself.
@@ -20,7 +30,8 @@ async function request(method, path, { body, etag, query } = {}) {
   const url = query ? `${path}?${new URLSearchParams(query)}` : path;
   let response;
   try {
-    response = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    response = await (earlyAnswer(method, url)
+      || fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) }));
   } catch (error) {
     throw new ApiError(0, { error: `the server cannot be reached (${error.message})` });
   }

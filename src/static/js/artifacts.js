@@ -18,7 +18,7 @@ export function artifactOf(value) {
   return meta && typeof meta === "object" && typeof meta.digest === "string" ? meta : null;
 }
 
-function outputUrl(runId, nodeId, port, query = "") {
+export function outputUrl(runId, nodeId, port, query = "") {
   const path = [runId, "nodes", nodeId, "outputs", port].map(encodeURIComponent).join("/");
   return `/api/runs/${path}${query}`;
 }
@@ -45,6 +45,11 @@ export function showNodeArtifacts(canvas, runId, nodeId, outputs, { live = false
   }
   strip.append(h("span.node-artifact-summary", found.map(([, meta]) => meta.summary || meta.type).join(" · ")));
   el.append(strip);
+}
+
+/** An image output's thumbnail (from the stored run), for the Results tab. */
+export function thumbnail(runId, nodeId, port, meta, className = "result-thumbnail") {
+  return h(`img.${className}`, { src: outputUrl(runId, nodeId, port, "?thumbnail=1"), alt: meta.summary || "image" });
 }
 
 /** Values (a node's inputs) with each artifact shown by its summary, for a JSON tree. */

@@ -120,6 +120,21 @@ export class Canvas extends Emitter {
       const view = nodeView(el);
       return view ? { x: view.x, y: view.y } : getOffset(el);
     };
+    // A port handle (an SVG element) is first painted when its node shows handles (Viewport.cullNode): far
+    // out or out of view, a large flow has thousands that could be neither seen nor aimed at. Links do
+    // not need them painted (jsPlumb computes their anchors itself).
+    const paintEndpoint = this.jsp._paintEndpoint.bind(this.jsp);
+    this.jsp._paintEndpoint = (endpoint, params) => {
+      const view = endpoint.endpoint?.canvas ? undefined : nodeView(endpoint.element);
+      if (view && !this.viewer.wantsHandles(view)) return;
+      paintEndpoint(endpoint, params);
+    };
+    /** Paint a handle deferred until now, and label it. */
+    this.paintHandle = (endpoint) => {
+      paintEndpoint(endpoint, {});
+      this.jsp._refreshEndpoint(endpoint);
+      this.tagEndpoint(endpoint);
+    };
     this.jsp.bind("beforeDrop", (params) => this.#onLinkDrop(params));
     this.jsp.bind("connection:click", (connection, event) => this.#onConnectionClick(connection, event));
     this.jsp.bind("connection:contextmenu", (connection, event) => this.#onConnectionMenu(connection, event));
@@ -189,6 +204,8 @@ export class Canvas extends Emitter {
     this.dragLayer.replaceChildren();
     this.liveLinkLayer.replaceChildren();
     for (const layer of [this.nodeLayer, this.linkLayer, this.handleLayer]) layer.reset();
+    // Measured now, while the canvas is empty (cheap), for fitting the flow in view once it is drawn.
+    this.size = { width: this.root.clientWidth || 800, height: this.root.clientHeight || 600 };
     this.views.clear();
     this.connections.clear();
     this.untagged = [];
@@ -202,7 +219,7 @@ export class Canvas extends Emitter {
         this.#wireNode(node);
         this.pending.nodes.add(node.id);
       }
-      for (const link of this.model.links.values()) this.#addLinkView(link);
+      for (const link of this.model.links.values()) this.#addLinkView(link, false); // nodeElement marked linked ports
     });
     this.viewer.cull(true);
     this.updateCounts();
@@ -247,17 +264,20 @@ export class Canvas extends Emitter {
   }
 
   // Endpoint elements exist once painted; label them so people (and tests) can find a port's handle.
+  // (Those not painted yet are labelled when they are: see paintHandle.)
   #tagPendingEndpoints() {
-    for (const endpoint of this.untagged || []) {
-      const element = endpoint.endpoint?.canvas;
-      if (!element) continue;
-      const { node, port, side } = parseUuid(endpoint.getUuid());
-      element.dataset.node = node;
-      element.dataset.port = port;
-      element.dataset.side = side;
-      element.setAttribute("aria-label", `${side} ${port} of ${this.model.node(node)?.name || node}`);
-    }
+    for (const endpoint of this.untagged || []) this.tagEndpoint(endpoint);
     this.untagged = [];
+  }
+
+  tagEndpoint(endpoint) {
+    const element = endpoint.endpoint?.canvas;
+    if (!element) return;
+    const { node, port, side } = parseUuid(endpoint.getUuid());
+    element.dataset.node = node;
+    element.dataset.port = port;
+    element.dataset.side = side;
+    element.setAttribute("aria-label", `${side} ${port} of ${this.model.node(node)?.name || node}`);
   }
 
   #addNodeView(node) {
@@ -323,7 +343,7 @@ export class Canvas extends Emitter {
     this.jsp.setElementPosition(view.el, x, y);
   }
 
-  #addLinkView(link) {
+  #addLinkView(link, markPort = true) {
     const source = splitEndpoint(link.source);
     const target = splitEndpoint(link.target);
     this.#batched(() => {
@@ -338,7 +358,7 @@ export class Canvas extends Emitter {
       this.pending.nodes.add(target.node);
       this.pending.links.add(link.key);
     });
-    this.views.get(target.node)?.el.querySelector(`.port-in[data-port="${CSS.escape(target.port)}"]`)?.classList.add("linked");
+    if (markPort) this.views.get(target.node)?.el.querySelector(`.port-in[data-port="${CSS.escape(target.port)}"]`)?.classList.add("linked");
   }
 
   #removeLinkView(link) {
@@ -495,17 +515,19 @@ export class Canvas extends Emitter {
     this.statuses.clear();
   }
 
-  /** Outline nodes the server found problems with (from a save's error details). */
+  /** Outline nodes the server found problems with: [[node id, message in plain words, JSON pointer]]. */
   markProblems(problems) {
     for (const view of this.views.values()) {
       view.el.classList.remove("has-problem");
       view.el.removeAttribute("data-problem");
+      view.el.removeAttribute("data-problem-path");
     }
-    for (const [id, message] of problems) {
+    for (const [id, message, path = ""] of problems) {
       const view = this.views.get(id);
       if (!view) continue;
       view.el.classList.add("has-problem");
       view.el.dataset.problem = message;
+      view.el.dataset.problemPath = path;
       view.el.title = message;
     }
   }

@@ -101,11 +101,12 @@ export class FlowExport {
 
   async pasteFlow({ flow, specs }) {
     const missing = Object.values(specs).filter((spec) => spec?.id && !this.catalog.spec(spec.id));
+    let current = null;
     try {
-      for (const spec of missing) await api.createSpec(spec);
+      for (current of missing) await api.createSpec(current);
       if (missing.length) await this.catalog.loadSpecs();
     } catch (error) {
-      status.error(error, "Could not create the pasted flow's nodespecs");
+      status.error(error, `Could not create the pasted flow's nodespec ${current?.id || ""}`.trim(), current);
       return;
     }
     const source = new FlowModel();

@@ -7,9 +7,9 @@ import { renameFlow } from "./commands.js";
 import { askFields, choose, confirmAction } from "./dialogs.js";
 import { clear, h } from "./dom.js";
 import { Emitter } from "./events.js";
-import { splitEndpoint } from "./model.js";
 import { validId } from "./vocabulary.js";
 import { status } from "./status.js";
+import { problemsByNode } from "./wording.js";
 
 export function idProblem(id) {
   if (!id) return "An id is required.";
@@ -265,8 +265,8 @@ export class Flows extends Emitter {
       this.isNew = false;
       return this.save({ overwrite: true });
     }
-    if (error instanceof ApiError && error.status === 400) this.canvas.markProblems(this.#problemsByNode(error.details, doc));
-    status.error(error, "Could not save");
+    if (error instanceof ApiError && error.status === 400) this.canvas.markProblems(problemsByNode(error.details, doc));
+    status.error(error, "Could not save", doc);
     return false;
   }
 
@@ -288,18 +288,6 @@ export class Flows extends Emitter {
     }
     if (answer === "overwrite") return this.save({ overwrite: true });
     return false;
-  }
-
-  /** Server details such as /nodes/3/ports/0/name or /links/2/target → [[node id, message]]. */
-  #problemsByNode(details, doc) {
-    const problems = [];
-    for (const { path = "", message } of details) {
-      const node = /^\/nodes\/(\d+)/.exec(path);
-      const link = /^\/links\/(\d+)/.exec(path);
-      if (node && doc.nodes[+node[1]]) problems.push([doc.nodes[+node[1]].id, message]);
-      else if (link && doc.links[+link[1]]) problems.push([splitEndpoint(doc.links[+link[1]].target).node, message]);
-    }
-    return problems;
   }
 
   async remove(id) {

@@ -23,8 +23,3 @@ export function markNotRun(model, canvas, ran) {
     if (missing.length) canvas.setStatus(id, "not-run");
   }
 }
-
-/** A refused run's problems, worded for people: the server's messages name nodes and ports already. */
-export function plainProblems(details = []) {
-  return [...new Set(details.map((detail) => detail.message))].slice(0, 6).join("\n");
-}

@@ -20,6 +20,10 @@ export class Inspector extends Emitter {
     this.history = history;
     this.canvas = canvas;
     this.runs = runs;
+    // Where the panel is scrolled, as of its last scroll event: asking the element when rendering would
+    // lay out the whole page first (a large flow just drawn included).
+    this.scrolled = 0;
+    root.addEventListener("scroll", () => { this.scrolled = root.scrollTop; }, { passive: true });
     canvas.on("selection", () => this.render());
     model.on("node:update", (node) => { if (this.#shows(node.id)) this.render(); });
     model.on("link:add", () => this.#renderIfNode());
@@ -52,8 +56,8 @@ export class Inspector extends Emitter {
     const focusedField = this.root.contains(document.activeElement) ? document.activeElement.dataset?.field : undefined;
     const { nodes, link } = this.canvas.selectionInfo();
     const subject = link ? `link:${link}` : nodes.join(",");
-    // Keep the scroll position when the same thing is shown again (after an edit); reading it costs a layout.
-    const scroll = subject === this.subject ? this.root.scrollTop : 0;
+    // Keep the scroll position when the same thing is shown again (after an edit).
+    const scroll = subject === this.subject ? this.scrolled : 0;
     this.subject = subject;
     clear(this.root);
     if (!this.model.id) this.root.append(this.#emptyPanel());

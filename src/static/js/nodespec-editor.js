@@ -11,6 +11,7 @@ import { jsonTree } from "./jsontree.js";
 import { status } from "./status.js";
 import { RequirementsField } from "./requirements.js";
 import { truthy } from "./vocabulary.js";
+import { detailLines } from "./wording.js";
 
 const TEMPLATE = `def func(a: int, b: int = 1) -> int:
     """Add b to a.
@@ -449,7 +450,7 @@ export class NodespecEditor extends Emitter {
     if (unplaced.length || !error.details?.length) {
       this.generalErrors.append(h("div.error-box", {},
         h("div.error-title", error.message),
-        unplaced.map((d) => h("div", `${d.path || "/"}: ${d.message}`))));
+        detailLines(unplaced.map((d) => ({ ...d, path: (d.path || "").replace(/^\/nodespec(?=\/|$)/, "") })), this.#document())));
     }
     status.say(error.message, "error");
   }

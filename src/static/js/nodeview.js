@@ -61,44 +61,63 @@ export function showPortValues(el, node) {
   }
 }
 
-/** A node's element, with its ports, height and width (known from the ports, not read from the layout). */
+/** A node's element, with its ports, height and width (known from the ports, not read from the layout).
+ * Nodes of one nodespec share everything but their name, place, values and links: the first is built
+ * from its parts and kept as a shape, the others are copies of it (a large flow opens much faster). */
 export function nodeElement(model, catalog, node) {
-  const ports = portsOf(model, catalog, node);
   const spec = catalog.spec(node.spec_id);
+  let shape = spec && shapes.get(spec);
+  if (!shape) {
+    shape = nodeShape(model, catalog, node, spec);
+    if (spec) shapes.set(spec, shape);
+  }
+  const el = shape.el.cloneNode(true);
+  el.dataset.node = node.id;
+  el.style.left = `${node.x}px`;
+  el.style.top = `${node.y}px`;
+  const title = el.querySelector(".node-title");
+  title.textContent = node.name;
+  title.title = node.name;
+  el.classList.toggle("is-end", model.isEnd(node.id));
+  for (const label of el.querySelector(".ports-in").children) {
+    label.classList.toggle("linked", Boolean(model.linkInto(node.id, label.dataset.port)));
+  }
+  if (node.extra?.map?.length) showMapped(el, node);
+  if (Object.keys(node.values).length) showPortValues(el, node);
+  return { el, ports: shape.ports, height: shape.height, width: shape.width };
+}
+
+const shapes = new WeakMap(); // nodespec (as the catalog holds it) → {el, ports, height, width} of its nodes
+
+/** What every node of a nodespec looks like (its name, place, values and links left out). */
+function nodeShape(model, catalog, node, spec) {
+  const ports = portsOf(model, catalog, node);
   const rows = Math.max(ports.inputs.length, ports.outputs.length);
   const subflow = node.spec_id.startsWith("flow:");
   const height = nodeHeight(rows);
   const width = nodeWidth(ports);
-  const el = h("div.node", {
-    dataset: { node: node.id },
-    style: { left: `${node.x}px`, top: `${node.y}px`, height: `${height}px`, width: `${width}px` },
-  },
-  h("div.node-head", {}, h("span.node-title", { title: node.name }, node.name)),
-  h("div.node-spec", {},
-    subflow ? h("span.subflow-badge", { title: "A subflow: double-click to open it" }, "⧉") : null,
-    h("span.node-spec-name", { title: node.spec_id }, spec ? spec.title || spec.id : `missing: ${node.spec_id}`),
-    h("span.node-badge")),
-  h("div.node-ports", {},
-    h("div.ports-in", {}, ports.inputs.map((port) => portLabel(model, node, port, "input"))),
-    h("div.ports-out", {}, ports.outputs.map((port) => portLabel(model, node, port, "output")))));
-  el.classList.toggle("is-end", model.isEnd(node.id));
+  const el = h("div.node", { style: { height: `${height}px`, width: `${width}px` } },
+    h("div.node-head", {}, h("span.node-title")),
+    h("div.node-spec", {},
+      subflow ? h("span.subflow-badge", { title: "A subflow: double-click to open it" }, "⧉") : null,
+      h("span.node-spec-name", { title: node.spec_id }, spec ? spec.title || spec.id : `missing: ${node.spec_id}`),
+      h("span.node-badge")),
+    h("div.node-ports", {},
+      h("div.ports-in", {}, ports.inputs.map((port) => portLabel(port, "input"))),
+      h("div.ports-out", {}, ports.outputs.map((port) => portLabel(port, "output")))));
   el.classList.toggle("missing-spec", !ports.known);
   el.classList.toggle("subflow", subflow);
-  showPortValues(el, node);
   return { el, ports, height, width };
 }
 
-function portLabel(model, node, port, side) {
-  const linked = side === "input" && Boolean(model.linkInto(node.id, port.name));
-  const mapped = side === "input" && (node.extra?.map || []).includes(port.name);
-  const hasValue = side === "input" && port.name in node.values;
+function portLabel(port, side) {
+  const required = port.required && side === "input";
   return h(`div.port.port-${side === "input" ? "in" : "out"}`, {
     dataset: { port: port.name, type: port.type },
-    title: `${port.name}: ${port.type}${port.required && side === "input" ? " (required)" : ""}`,
-    class: [port.required && side === "input" ? "required" : "", linked ? "linked" : "", hasValue ? "has-value" : "",
-      mapped ? "mapped" : ""].join(" ").trim() || undefined,
+    title: `${port.name}: ${port.type}${required ? " (required)" : ""}`,
+    class: required ? "required" : undefined,
   },
-  h("span.port-name", port.name), mapped ? mapMarker() : null,
+  h("span.port-name", port.name),
   h("span.port-type", { style: { color: typeColor(port.type) } }, port.type));
 }
 

@@ -7,6 +7,7 @@ import { h } from "./dom.js";
 import { Emitter } from "./events.js";
 import { askClashes, resolveBundle } from "./importclash.js";
 import { status } from "./status.js";
+import { detailLines } from "./wording.js";
 
 export class Repository extends Emitter {
   constructor({ fileInput, dropZone }) {
@@ -78,7 +79,7 @@ export class Repository extends Emitter {
       status.toast(`Imported ${file.name} (${mode}): ${parts.join(", ") || "nothing changed"}`, "success");
       this.emit("imported", summary);
     } catch (error) {
-      this.#showImportErrors(file, error);
+      this.#showImportErrors(file, error, bundle);
     }
   }
 
@@ -88,7 +89,7 @@ export class Repository extends Emitter {
     try {
       preview = await api.previewImport(bundle);
     } catch (error) {
-      this.#showImportErrors(file, error);
+      this.#showImportErrors(file, error, bundle);
       return null;
     }
     if (!preview.clashes.length) return bundle;
@@ -102,11 +103,11 @@ export class Repository extends Emitter {
     return resolveBundle(bundle, choices, stored);
   }
 
-  #showImportErrors(file, error) {
+  #showImportErrors(file, error, bundle) {
     const details = error.details || [];
     const body = h("div.import-errors", {},
       details.length
-        ? h("ul.error-list", {}, details.map((d) => h("li", {}, h("code", d.path || "/"), " ", d.message)))
+        ? h("ul.error-list", {}, detailLines(details, bundle, { tag: "li", limit: 50 }))
         : null);
     status.say(`Import failed: ${error.message}`, "error");
     choose({ title: `Could not import ${file.name}`, message: error.message, body, buttons: [{ label: "Close", value: null, primary: true }], className: "import-error-dialog" });

@@ -2,6 +2,7 @@
 // output under it on the canvas, the run's toast names them, and the Results tab lists every end node's
 // output in full with a button that copies it.
 
+import { artifactOf, thumbnail } from "./artifacts.js";
 import { clear, h } from "./dom.js";
 import { status } from "./status.js";
 
@@ -18,7 +19,11 @@ export function endNodes(model) {
 /** A node's outputs as text: the one output's value alone, several as "name: value" lines. */
 function outputText(outputs, pretty = false) {
   const entries = Object.entries(outputs || {});
-  const show = (value) => (typeof value === "string" ? value : JSON.stringify(value, null, pretty ? 2 : undefined));
+  const show = (value) => {
+    const meta = artifactOf(value); // a rich value: its summary ("Image 120 x 80"), never its metadata
+    if (meta) return meta.summary || meta.type;
+    return typeof value === "string" ? value : JSON.stringify(value, null, pretty ? 2 : undefined);
+  };
   if (entries.length === 1) return show(entries[0][1]);
   return entries.map(([name, value]) => `${name}: ${show(value)}`).join(pretty ? "\n" : ", ");
 }
@@ -30,7 +35,12 @@ export function endResults(model, run) {
   return endNodes(model).flatMap((id) => {
     const result = run?.results.get(id);
     if (!result || result.partial || !result.outputs || !["success"].includes(result.status)) return [];
-    return [{ id, name: model.node(id)?.name || id, text: outputText(result.outputs), full: outputText(result.outputs, true) }];
+    const artifacts = Object.entries(result.outputs).map(([port, value]) => [port, artifactOf(value)]);
+    return [{
+      id, name: model.node(id)?.name || id, text: outputText(result.outputs), full: outputText(result.outputs, true),
+      images: artifacts.filter(([, meta]) => meta?.thumbnail), // [port, metadata] of image outputs
+      onlyArtifacts: artifacts.every(([, meta]) => meta), // the node's artifact strip shows them already
+    }];
   });
 }
 
@@ -54,7 +64,7 @@ export class Results {
       el.remove();
     }
     const results = this.runs.run && this.runs.run.flowId === this.model.id ? endResults(this.model, this.runs.run) : [];
-    for (const result of results) {
+    for (const result of results.filter((r) => !r.onlyArtifacts)) {
       const view = this.canvas.views.get(result.id);
       view?.el.classList.add("has-output");
       view?.el.append(h("div.node-output", { title: result.full }, short(result.text)));
@@ -68,6 +78,7 @@ export class Results {
       this.root.append(h("div.result-row", { dataset: { node: result.id } },
         h("div.result-head", {}, h("strong", result.name),
           h("button.btn.btn-small", { type: "button", onclick: () => this.#copy(result) }, "Copy")),
+        result.images.map(([port, meta]) => thumbnail(this.runs.run.id, result.id, port, meta)),
         h("pre.result-value", result.full)));
     }
   }

@@ -6,7 +6,8 @@ import { clearNodeArtifacts, showNodeArtifacts } from "./artifacts.js";
 import { InstallNotes } from "./requirements.js";
 import { clear, formatDateTime, formatDuration, formatTime, h } from "./dom.js";
 import { Emitter } from "./events.js";
-import { markNotRun, plainProblems } from "./incomplete.js";
+import { markNotRun } from "./incomplete.js";
+import { detailLines, problemsByNode } from "./wording.js";
 import { endSummary } from "./results.js";
 import { status } from "./status.js";
 import { branchState, paintSubflows } from "./subflows.js";
@@ -61,8 +62,10 @@ export class Runs extends Emitter {
         status.error(error, "Could not start the run");
         return null;
       }
-      this.canvas.markProblems(this.#problemsByNode(error.details));
-      this.refusal = status.toast("Could not start the run", "error", { detail: plainProblems(error.details) || error.message });
+      const doc = this.model.toDocument();
+      this.canvas.markProblems(problemsByNode(error.details, doc));
+      const lines = detailLines(error.details, doc);
+      this.refusal = status.toast("Could not start the run", "error", { detail: lines.length ? lines : error.message });
       return null;
     }
   }
@@ -73,15 +76,6 @@ export class Runs extends Emitter {
     this.refusal.remove();
     this.refusal = null;
     this.canvas.markProblems([]);
-  }
-
-  #problemsByNode(details) {
-    const doc = this.model.toDocument();
-    return details.flatMap(({ path = "", message }) => {
-      const match = /^\/flow\/nodes\/(\d+)|^\/nodes\/(\d+)/.exec(path);
-      const node = match && doc.nodes[+(match[1] ?? match[2])];
-      return node ? [[node.id, message]] : [];
-    });
   }
 
   #begin(id, flowId, runStatus) {

@@ -2,6 +2,7 @@
 // editor tells people what happened, and what they must know about the server.
 
 import { clear, h } from "./dom.js";
+import { detailLines } from "./wording.js";
 
 const TOAST_MS = { info: 3500, success: 3000, error: 7000, warning: 6000 };
 const DISMISSED_KEY = "pyflow.dismissed-server-warning";
@@ -39,10 +40,11 @@ class Status {
     return toast;
   }
 
-  error(error, prefix = "") {
+  /** An error toast; the server's details in plain words, naming what `doc` (the document sent) names. */
+  error(error, prefix = "", doc = undefined) {
     const text = prefix ? `${prefix}: ${error.message}` : error.message;
-    const details = (error.details || []).slice(0, 5).map((d) => `${d.path || "/"}: ${d.message}`).join("\n");
-    return this.toast(text, "error", { detail: details || undefined });
+    const lines = detailLines(error.details, doc, { limit: 5 });
+    return this.toast(text, "error", { detail: lines.length ? lines : undefined });
   }
 
   /**

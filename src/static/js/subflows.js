@@ -258,7 +258,7 @@ export async function makeSubflow({ model, catalog, history, canvas, flows }, id
   try {
     await api.createFlow(cut.doc);
   } catch (error) {
-    status.error(error, "Could not store the subflow");
+    status.error(error, "Could not store the subflow", cut.doc);
     return null;
   }
   await catalog.loadSpecs();

@@ -102,8 +102,9 @@ export class Viewport {
       maxX = Math.max(maxX, box.x + box.w);
       maxY = Math.max(maxY, box.y + box.h);
     }
-    const width = c.root.clientWidth || 800;
-    const height = c.root.clientHeight || 600;
+    // The canvas's size as last measured (renderAll, the resize observer): reading it from the layout here,
+    // right after a large flow was drawn, would lay out every node before culling could hide most of them.
+    const { width, height } = c.size;
     const margin = 48;
     const k = Math.min(1.2, Math.max(MIN_ZOOM, Math.min((width - 2 * margin) / (maxX - minX), (height - 2 * margin) / (maxY - minY))));
     c.view = { k, x: (width - (maxX - minX) * k) / 2 - minX * k, y: (height - (maxY - minY) * k) / 2 - minY * k };
@@ -166,10 +167,20 @@ export class Viewport {
     for (const connection of this.canvas.connections.values()) this.cullLink(connection);
   }
 
-  /** Show or hide one node (where it is drawn now) and its port handles. */
-  cullNode(view) {
+  /** Whether a node (where it is drawn now) is in the rendered part of the world. */
+  inView(view) {
     const r = this.rect ||= this.cullRect();
-    const shown = view.x < r.right && view.x + view.width > r.left && view.y < r.bottom && view.y + view.height > r.top;
+    return view.x < r.right && view.x + view.width > r.left && view.y < r.bottom && view.y + view.height > r.top;
+  }
+
+  /** Whether a node's port handles are to be shown: in view, at a zoom where they can be aimed at. */
+  wantsHandles(view) {
+    return this.canvas.view.k >= HANDLE_MIN_ZOOM && this.inView(view);
+  }
+
+  /** Show or hide one node (where it is drawn now) and its port handles, painting those not painted yet. */
+  cullNode(view) {
+    const shown = this.inView(view);
     if (shown !== view.shown) {
       view.shown = shown;
       view.el.classList.toggle("culled", !shown);
@@ -178,6 +189,7 @@ export class Viewport {
     if (handles === view.handles) return;
     let complete = true;
     for (const endpoint of view.endpoints) {
+      if (handles && !endpoint.endpoint?.canvas && !this.canvas.jsp._suspendDrawing) this.canvas.paintHandle(endpoint);
       const element = endpoint.endpoint?.canvas;
       if (element) element.classList.toggle("culled", !handles);
       else complete = false;
