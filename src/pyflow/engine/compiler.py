@@ -21,7 +21,7 @@ from ..model.subflow import BOUNDARY_SPECS
 from .expand import TooLarge, expand_graph, expansion_problem, has_subflows
 
 
-@dataclass
+@dataclass(slots=True)
 class PlannedNode:
     """One node to run: its spec, literal values, where each linked input comes from, its cache key."""
 
@@ -86,11 +86,9 @@ def compile_flow(doc: Any, specs: Mapping[str, NodeSpec], values: dict | None = 
         spec = specs.get(node.spec_id)
         if spec is None:
             continue
-        where = node.where or pointer("nodes", node.index)
-        found = _required_problems(where, node.name, spec, node.values, graph.inbound[node_id])
-        if len(node.path) > 1:  # inside a subflow: say which, as the pointer does
-            found = [{**d, "message": f"in subflow node {'/'.join(node.path[:-1])!r}: {d['message']}"} for d in found]
-        problems += found
+        missing = _missing_inputs(spec, node.values, graph.inbound[node_id])
+        if missing:
+            problems += _required_problems(node, missing)
         nodes[node_id] = _planned(node, spec, graph.inbound[node_id], specs, cache_keys, subflows)
     if problems:
         raise InvalidInput("invalid flow", problems)
@@ -104,7 +102,7 @@ def compile_flow(doc: Any, specs: Mapping[str, NodeSpec], values: dict | None = 
 
 def _planned(node: FlowNode, spec: NodeSpec, inbound: dict, specs: Mapping[str, NodeSpec], cache_keys: bool,
              subflows: dict) -> PlannedNode:
-    planned = PlannedNode(node.id, node.name, node.index, spec, dict(node.values), inbound,
+    planned = PlannedNode(node.id, node.name, node.index, spec, dict(node.values) if node.values else {}, inbound,
                           path=node.path or (node.id,), map=node.map, map_errors=node.map_errors,
                           max_items=node.max_items, passthrough=spec.id in BOUNDARY_SPECS)
     if spec.flow is not None:  # a mapped subflow: its flow is planned once, and run per item
@@ -122,7 +120,7 @@ def _targets(graph: FlowGraph) -> list[str]:
 def _missing_inputs(spec: NodeSpec, literals: dict, inbound: dict) -> list[str]:
     return [port.name for port in spec.inputs
             if port.required and port.name not in inbound and literals.get(port.name) is None
-            and not (port.has_default and port.default is not None)]
+            and not (port.has_default and port.default is not None)] if spec.inputs else []
 
 
 def _incomplete_sinks(graph: FlowGraph, specs: Mapping[str, NodeSpec], values: dict,
@@ -137,12 +135,15 @@ def _incomplete_sinks(graph: FlowGraph, specs: Mapping[str, NodeSpec], values: d
     for node_id in graph.order:
         node = graph.nodes[node_id]
         spec = specs.get(node.spec_id)
-        missing = _missing_inputs(spec, {**node.values, **values.get(node_id, {})}, graph.inbound[node_id]) if spec else []
+        literals = {**node.values, **values[node_id]} if node_id in values else node.values
+        missing = _missing_inputs(spec, literals, graph.inbound[node_id]) if spec else []
         if missing:
             why[node_id] = "missing input " + ", ".join(repr(name) for name in missing)
             continue
-        upstream = next((p for p in sorted(graph.predecessors[node_id], key=lambda p: graph.nodes[p].index)
-                         if p in why), None)
+        predecessors = graph.predecessors[node_id]
+        if not why or predecessors.isdisjoint(why):
+            continue
+        upstream = next((p for p in sorted(predecessors, key=lambda p: graph.nodes[p].index) if p in why), None)
         if upstream is not None:
             origin = why[upstream] if why[upstream].startswith("upstream") else \
                 f"upstream node {graph.nodes[upstream].name!r} is {why[upstream]}"
@@ -164,9 +165,13 @@ def _ancestors(graph: FlowGraph, targets: list[str]) -> set[str]:
     return seen
 
 
-def _required_problems(where: str, name: str, spec: NodeSpec, literals: dict, inbound: dict) -> list[dict]:
-    return [detail(where + "/ports", f"required input {port!r} of node {name!r} has neither a link nor a value")
-            for port in _missing_inputs(spec, literals, inbound)]
+def _required_problems(node: FlowNode, missing: list[str]) -> list[dict]:
+    where = node.where or pointer("nodes", node.index)
+    found = [detail(where + "/ports", f"required input {port!r} of node {node.name!r} has neither a link nor a value")
+             for port in missing]
+    if len(node.path) > 1:  # inside a subflow: say which, as the pointer does
+        found = [{**d, "message": f"in subflow node {'/'.join(node.path[:-1])!r}: {d['message']}"} for d in found]
+    return found
 
 
 def _override_problems(graph: FlowGraph, specs: Mapping[str, NodeSpec], values: dict) -> list[dict]:
