@@ -81,8 +81,9 @@ def compile_flow(doc: Any, specs: Mapping[str, NodeSpec], values: dict | None = 
     targets = [t for t in targets if t not in not_run]
     planned = _ancestors(graph, targets)
     nodes = {}
-    for node_id in sorted(planned, key=lambda n: graph.nodes[n].index):
-        node = graph.nodes[node_id]
+    for node_id, node in graph.nodes.items():  # in index order, as analyze_flow and expand_graph add them
+        if node_id not in planned:
+            continue
         spec = specs.get(node.spec_id)
         if spec is None:
             continue
@@ -236,8 +237,7 @@ def assign_cache_keys(compiled: CompiledFlow) -> None:
             fp = fingerprints.get(node.spec.id) or fingerprints.setdefault(node.spec.id, _fingerprint(node))
             if fp is None:
                 continue
-            linked = set(node.inbound)
-            literals = {k: v for k, v in node.literals.items() if k not in linked}
+            literals = {k: v for k, v in node.literals.items() if k not in node.inbound} if node.literals else {}
             node.cache_key = _node_key(fp, literals, upstream, node.map)
             if node.map:
                 node.item_key = _node_key(fp, {k: v for k, v in literals.items() if k not in node.map},
