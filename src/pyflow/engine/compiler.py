@@ -93,7 +93,7 @@ def compile_flow(doc: Any, specs: Mapping[str, NodeSpec], values: dict | None = 
         nodes[node_id] = _planned(node, spec, graph.inbound[node_id], specs, cache_keys, subflows)
     if problems:
         raise InvalidInput("invalid flow", problems)
-    predecessors = {n: graph.predecessors[n] for n in nodes}
+    predecessors = {n: tuple(graph.predecessors[n]) for n in nodes}
     order = [n for n in graph.order if n in nodes]
     compiled = CompiledFlow(graph.id, graph.name, nodes, predecessors, targets, order, subflows, not_run)
     if cache_keys:
@@ -115,7 +115,7 @@ def _planned(node: FlowNode, spec: NodeSpec, inbound: dict, specs: Mapping[str, 
 
 def _targets(graph: FlowGraph) -> list[str]:
     ends = [n for n, node in graph.nodes.items() if node.is_end]
-    return ends or [n for n in graph.nodes if not graph.successors[n]]
+    return ends or graph.sinks()
 
 
 def _missing_inputs(spec: NodeSpec, literals: dict, inbound: dict) -> list[str]:

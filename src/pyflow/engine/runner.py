@@ -21,6 +21,7 @@ from typing import Any, Callable, Protocol
 
 from ..markers import BRANCH_NOT_TAKEN, SKIP, is_skip
 from ..model.artifacts import ArtifactRef, is_reference_shape, revive_outputs
+from ..model.flow import successor_table
 from ..model.types import ConversionError, convert
 from ..timestamps import now_iso
 from .compiler import CompiledFlow, PlannedNode
@@ -138,15 +139,13 @@ class FlowRunner:
         became ready (sources in flow order first)."""
         predecessors = self.compiled.predecessors
         unfinished = {node_id: len(preds) for node_id, preds in predecessors.items()}
-        successors: dict[str, list[str]] = {node_id: [] for node_id in predecessors}
-        for node_id, preds in predecessors.items():
-            for pred in preds:
-                successors[pred].append(node_id)
-        ready = deque(node_id for node_id, count in unfinished.items() if count == 0)
+        first, count, successors = successor_table(predecessors)
+        ready = deque(node_id for node_id, waiting in unfinished.items() if not waiting)
         settled = running = 0
 
         def done(node_id: str) -> None:
-            for successor in successors[node_id]:
+            start = first[node_id]
+            for successor in successors[start:start + count[node_id]]:
                 unfinished[successor] -= 1
                 if not unfinished[successor]:
                     ready.append(successor)
