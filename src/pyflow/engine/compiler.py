@@ -68,7 +68,8 @@ def compile_flow(doc: Any, specs: Mapping[str, NodeSpec], values: dict | None = 
         if node_id in graph.nodes and isinstance(ports, dict):
             graph.nodes[node_id].values = {**graph.nodes[node_id].values, **ports}
     subflows: dict[str, dict] = {}
-    if not problems and has_subflows(graph, specs):
+    expanded = not problems and has_subflows(graph, specs)
+    if expanded:
         try:
             graph, targets, inner_problems, subflows = expand_graph(graph, specs)
         except TooLarge:
@@ -77,9 +78,12 @@ def compile_flow(doc: Any, specs: Mapping[str, NodeSpec], values: dict | None = 
             raise InvalidInput("invalid flow", problems + inner_problems)
     else:
         targets = _targets(graph)
-    not_run = {} if problems else _incomplete_sinks(graph, specs, {}, targets)
+    missing_at = _missing_everywhere(graph, specs)
+    not_run = {} if problems else _incomplete_sinks(graph, targets, missing_at)
     targets = [t for t in targets if t not in not_run]
-    planned = _ancestors(graph, targets)
+    # Every node of a flow feeds some sink, so when the sinks are the targets, all nodes are planned.
+    everything = not expanded and not not_run and not any(node.is_end for node in graph.nodes.values())
+    planned = graph.nodes if everything else _ancestors(graph, targets)
     nodes = {}
     for node_id, node in graph.nodes.items():  # in index order, as analyze_flow and expand_graph add them
         if node_id not in planned:
@@ -87,9 +91,8 @@ def compile_flow(doc: Any, specs: Mapping[str, NodeSpec], values: dict | None = 
         spec = specs.get(node.spec_id)
         if spec is None:
             continue
-        missing = _missing_inputs(spec, node.values, graph.inbound[node_id])
-        if missing:
-            problems += _required_problems(node, missing)
+        if node_id in missing_at:
+            problems += _required_problems(node, missing_at[node_id])
         nodes[node_id] = _planned(node, spec, graph.inbound[node_id], specs, cache_keys, subflows)
     if problems:
         raise InvalidInput("invalid flow", problems)
@@ -124,20 +127,28 @@ def _missing_inputs(spec: NodeSpec, literals: dict, inbound: dict) -> list[str]:
             and not (port.has_default and port.default is not None)] if spec.inputs else []
 
 
-def _incomplete_sinks(graph: FlowGraph, specs: Mapping[str, NodeSpec], values: dict,
-                      targets: list[str]) -> dict[str, str]:
+def _missing_everywhere(graph: FlowGraph, specs: Mapping[str, NodeSpec]) -> dict[str, list[str]]:
+    """The required inputs each node lacks (neither link nor value), for the nodes lacking any."""
+    missing_at = {}
+    for node_id, node in graph.nodes.items():
+        spec = specs.get(node.spec_id)
+        if spec is not None and spec.inputs:
+            missing = _missing_inputs(spec, node.values, graph.inbound[node_id])
+            if missing:
+                missing_at[node_id] = missing
+    return missing_at
+
+
+def _incomplete_sinks(graph: FlowGraph, targets: list[str], missing_at: dict[str, list[str]]) -> dict[str, str]:
     """Without end nodes every sink is a target, so a node just dropped and not yet filled in would block
     the whole run: the nodes missing an input and everything downstream of them are left out (and said
     why), as long as some target remains to run. Marked end nodes are what the user asked for: their
     ancestors are never left out (an incomplete one is reported instead)."""
-    if any(node.is_end for node in graph.nodes.values()):
+    if not missing_at or any(node.is_end for node in graph.nodes.values()):
         return {}
     why: dict[str, str] = {}
     for node_id in graph.order:
-        node = graph.nodes[node_id]
-        spec = specs.get(node.spec_id)
-        literals = {**node.values, **values[node_id]} if node_id in values else node.values
-        missing = _missing_inputs(spec, literals, graph.inbound[node_id]) if spec else []
+        missing = missing_at.get(node_id)
         if missing:
             why[node_id] = "missing input " + ", ".join(repr(name) for name in missing)
             continue
