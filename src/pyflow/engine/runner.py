@@ -4,7 +4,7 @@ A node becomes ready when every node feeding it is done (a count of unfinished p
 kept by the scheduler: the compiler has already ruled out cycles). Up to `concurrency` nodes run at
 once on worker threads, each handing its node to the executor (which runs it in another process and
 waits). A failed node marks everything downstream "skipped" with the reason, while independent branches
-go on. Nothing here recurses on graph size, and a node costs the same in a flow of 10 or 10,000.
+go on. Nothing here recurses on graph size, and the work per node does not grow with it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 from ..markers import BRANCH_NOT_TAKEN, SKIP, is_skip
