@@ -53,13 +53,17 @@ def service_layer(service, shape: str, n: int) -> float:
     return _per_node_us(elapsed, n)
 
 
-def rest_layer(url: str, shape: str, n: int, headers: dict | None = None) -> float:
+def rest_layer(url: str, shape: str, n: int, headers: dict | None = None, answers: list | None = None) -> float:
+    """Microseconds per node of POST /api/run (synchronous, cache off); each JSON answer is appended to
+    `answers` when given."""
     import requests
     doc = flow_doc(shape, n)
     started = perf_counter()
     answer = requests.post(url + "/api/run", json={"flow": doc, "cache": False}, headers=headers, timeout=600)
     elapsed = perf_counter() - started
     assert answer.status_code == 200 and answer.json()["status"] == "succeeded", answer.text[:300]
+    if answers is not None:
+        answers.append(answer.json())
     return _per_node_us(elapsed, n)
 
 

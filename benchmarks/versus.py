@@ -16,7 +16,10 @@ each (200 with --quick). Contenders, each running the same DAG:
   stack with a raised recursion limit: its recursion needs it on a chain of 1,000).
 
 Rounds are interleaved (each contender once per shape per round, the order rotating), and each figure
-is the median of the rounds. Plus a 1-node flow through REST, timed many times in every round.
+is the median of the rounds. Plus a 1-node flow through REST, timed many times in every round, and the
+split of REST's time between the run inside the server and the rest (HTTP, JSON, checking the flow).
+The two in-process rows share this process with the LocalCluster's scheduler (it runs here), so they
+read higher than in benchmarks.engine, which is the reference for them.
 
     python -m benchmarks.versus [--quick]
 """
@@ -81,9 +84,25 @@ def dask_runner(client) -> Callable[[str, int], float]:
     return go
 
 
-def rest_runner(live) -> Callable[[str, int], float]:
+def rest_runner(live, inside: dict) -> Callable[[str, int], float]:
+    """POST /api/run; also notes in `inside[shape]` the seconds per node the run took inside the server
+    (its started_at to finished_at, read back from GET /api/runs/<id>), so that the rest of the time
+    (HTTP, the JSON of request and answer, checking and planning the flow) can be told apart."""
+    import requests
     from benchmarks.breakdown import rest_layer
-    return lambda shape, n: rest_layer(live.url, shape, n, live.headers()) * n / 1e6
+
+    def go(shape: str, n: int) -> float:
+        answers: list = []
+        seconds = rest_layer(live.url, shape, n, live.headers(), answers) * n / 1e6
+        run = requests.get(f"{live.url}/api/runs/{answers[0]['run_id']}", headers=live.headers(), timeout=60).json()
+        inside.setdefault(shape, []).append((stamp(run["finished_at"]) - stamp(run["started_at"])) / n)
+        return seconds
+    return go
+
+
+def stamp(text: str) -> float:
+    from datetime import datetime
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def contender_runner(make) -> Callable[[str, int], float]:
@@ -195,10 +214,11 @@ def main(argv=None) -> int:
     from benchmarks.breakdown import rest_layer, rest_server
     print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; "
           f"{n:,}-node chain and wide flows, {rounds} rounds")
+    inside: dict = {}
     with tempfile.TemporaryDirectory() as tmp, rest_server(Path(tmp) / "rest") as live:
         cluster = client = None
         try:
-            runners = {"rest": rest_runner(live), "engine": engine_runner()}
+            runners = {"rest": rest_runner(live, inside), "engine": engine_runner()}
             if LocalCluster is not None:
                 cluster = LocalCluster(n_workers=WORKERS, threads_per_worker=THREADS, processes=True,
                                        dashboard_address=None, silence_logs=logging.CRITICAL)
@@ -210,6 +230,7 @@ def main(argv=None) -> int:
             for runner in runners.values():  # warm up: the pool fills, workers import, code paths load
                 for shape in SHAPES:
                     runner(shape, 20)
+            inside.clear()
             one_node = lambda: rest_layer(live.url, "chain", 1, live.headers()) / 1e6  # noqa: E731
             print("measuring:", end="", flush=True)
             figures, singles = measure(runners, n, rounds, one_node)
@@ -221,6 +242,10 @@ def main(argv=None) -> int:
                 cluster.close()
     print()
     report(figures, singles, n, rounds)
+    print("\nOf PyFlow REST's time per node, the run inside the server (started to finished) and the rest "
+          "(HTTP, the JSON of request and answer, checking and planning the flow): " +
+          "; ".join(f"{shape} {median(inside[shape]) * 1e6:,.0f} + {figures[('rest', shape)] - median(inside[shape]) * 1e6:,.0f} us"
+                    for shape in SHAPES))
     return 0
 
 
