@@ -42,6 +42,7 @@ from .mapping import MapOutcome, MapTask, map_items, run_map
 logger = logging.getLogger(__name__)
 
 EventSink = Callable[[str, dict], None]
+_NONE: dict = {}  # read only: what a node that left no outputs offers
 
 
 class EnvironmentProvider(Protocol):
@@ -123,7 +124,8 @@ class FlowRunner:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
             self.executor.finish_run(self.options.run_id)
-        ordered = sorted(self.results.values(), key=lambda r: self.compiled.nodes[r["id"]].index)
+        results = self.results  # in flow order: the compiler keeps planned nodes in index order
+        ordered = [results[node_id] for node_id in self.compiled.nodes if node_id in results]
         return RunOutcome(self._run_status(), ordered)
 
     def _run_status(self) -> str:
@@ -246,7 +248,7 @@ class FlowRunner:
             if upstream is not None and upstream["status"] != "success" and not not_taken(upstream):
                 verb = "failed" if upstream["status"] == "fail" else f"was {upstream['status']}"
                 return f"upstream node {upstream['name']!r} ({src}) {verb}"
-            if is_skip(self.outputs.get(src, {}).get(src_port)):
+            if is_skip(self.outputs.get(src, _NONE).get(src_port)):
                 missing.append(port)
         if missing and (len(missing) == len(node.inbound) or any(node.spec.input(p).required for p in missing)):
             return BRANCH_NOT_TAKEN
