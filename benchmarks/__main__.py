@@ -16,9 +16,9 @@ import time
 import traceback
 
 MODULES = ("engine", "quickcheck", "compose", "runs", "connections", "executors", "environments", "breakdown",
-           "artifacts", "docker_overhead", "dask_cluster", "editor")
+           "artifacts", "docker_overhead", "dask_cluster", "versus", "editor")
 DESCRIPTIONS = {
-    "engine": "engine overhead per node vs Hamilton and plain Python (issue 2, item 8)",
+    "engine": "engine overhead per node vs Hamilton and plain Python (issue 18, items 2 and 3)",
     "quickcheck": "the flow save path's fast check against fastjsonschema (issue 12, item 8)",
     "compose": "a map over 1,000 items vs 1,000 plain nodes; compiling a subflow used 100 times (issue 16, item 7)",
     "runs": "cached re-runs, partial re-runs and SSE event latency on a live server (issue 4, item 9)",
@@ -29,6 +29,7 @@ DESCRIPTIONS = {
     "artifacts": "a 100 MB numpy array node to node vs np.save + np.load (issue 14, item 8)",
     "docker_overhead": "Docker executor overhead",
     "dask_cluster": "PyFlow on Dask vs the local pool and bare Dask: per-node overhead, pay-off (issue 15, item 7)",
+    "versus": "PyFlow REST (sandbox) and engine side by side with bare Dask and Hamilton (issue 18)",
     "editor": "browser editor",
 }
 

@@ -21,6 +21,7 @@ import os
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from time import perf_counter
 
@@ -54,13 +55,17 @@ def service_layer(service, shape: str, n: int) -> float:
     return _per_node_us(elapsed, n)
 
 
-def rest_layer(url: str, shape: str, n: int) -> float:
+def rest_layer(url: str, shape: str, n: int, headers: dict | None = None, answers: list | None = None) -> float:
+    """Microseconds per node of POST /api/run (synchronous, cache off); each JSON answer is appended to
+    `answers` when given."""
     import requests
     doc = flow_doc(shape, n)
     started = perf_counter()
-    answer = requests.post(url + "/api/run", json={"flow": doc, "cache": False}, timeout=600)
+    answer = requests.post(url + "/api/run", json={"flow": doc, "cache": False}, headers=headers, timeout=600)
     elapsed = perf_counter() - started
     assert answer.status_code == 200 and answer.json()["status"] == "succeeded", answer.text[:300]
+    if answers is not None:
+        answers.append(answer.json())
     return _per_node_us(elapsed, n)
 
 
@@ -132,11 +137,23 @@ def _bench_specs_bundle() -> dict:
     return {"nodespec": {spec.id: spec.doc for spec in pyflow_specs().values()}, "flow": {}}
 
 
+@contextmanager
+def rest_server(workdir: Path, concurrency: int = 2):
+    """A real `pyflow serve` with the default (sandbox) executor on a free loopback port, the bench
+    nodespecs imported; yields the LiveServer (its url and headers)."""
+    import requests
+    from tests.support.server import LiveServer
+    live = LiveServer(workdir, executor="sandbox", args=("--no-stdlib", "--concurrency", str(concurrency)))
+    with live:
+        answer = requests.post(live.url + "/api/repository/import", json=_bench_specs_bundle(),
+                               headers=live.headers(), timeout=60)
+        answer.raise_for_status()
+        yield live
+
+
 def main(argv=None) -> int:
     from pyflow.executors import create_executor
     from pyflow.service import Config, PyflowService
-    from tests.support.server import LiveServer
-    import requests
 
     quick = "--quick" in (argv or sys.argv[1:])
     sizes = {shape: (200 if quick else n) for shape, n in SIZES.items()}
@@ -146,16 +163,14 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         service = PyflowService(Config(db_path=Path(tmp) / "svc.db", load_stdlib=False, concurrency=2), sandbox).start()
         service.import_bundle(_bench_specs_bundle(), "merge")
-        live = LiveServer(Path(tmp) / "rest", executor="sandbox", args=("--no-stdlib", "--concurrency", "2"))
-        with live:
-            requests.post(live.url + "/api/repository/import", json=_bench_specs_bundle(), timeout=60)
+        with rest_server(Path(tmp) / "rest") as live:
             for shape, n in sizes.items():
                 samples = {k: [] for k in ("engine", "sandbox", "service", "rest")}
                 for _ in range(ROUNDS):  # interleaved: a busy moment slows every layer alike
                     samples["engine"].append(engine_layer(inprocess, shape, n))
                     samples["sandbox"].append(engine_layer(sandbox, shape, n))
                     samples["service"].append(service_layer(service, shape, n))
-                    samples["rest"].append(rest_layer(live.url, shape, n))
+                    samples["rest"].append(rest_layer(live.url, shape, n, live.headers()))
                 rows[shape] = {k: median(v) for k, v in samples.items()}
         alone = sandbox_alone(sandbox)
         service.close()

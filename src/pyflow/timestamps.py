@@ -3,12 +3,25 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
+
+# The last whole second written and its text: a run stamps every node and event, thousands a second,
+# and only the milliseconds change between most of them, so the date is formatted once a second.
+_last_second: tuple[int, str] = (-1, "")
+_clock = time.time
 
 
 def now_iso(ago_s: float = 0.0) -> str:
     """This moment (or `ago_s` seconds before it) as an ISO 8601 UTC stamp."""
-    return _iso(datetime.now(timezone.utc) - timedelta(seconds=ago_s))
+    global _last_second
+    if ago_s:
+        return _iso(datetime.now(timezone.utc) - timedelta(seconds=ago_s))
+    whole, micro = divmod(round(_clock() * 1_000_000), 1_000_000)  # rounded as datetime rounds it
+    last = _last_second
+    if last[0] != whole:
+        last = _last_second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+    return f"{last[1]}.{micro // 1000:03d}Z"
 
 
 def iso_at(epoch_s: float) -> str:

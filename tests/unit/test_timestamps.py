@@ -14,3 +14,13 @@ def test_a_json_log_line_carries_the_same_stamp_as_storage():
     record = logging.LogRecord("pyflow.x", logging.INFO, __file__, 1, "hello", (), None)
     record.created = 1.5
     assert '"time": "1970-01-01T00:00:01.500Z"' in JsonFormatter().format(record)
+
+
+def test_now_iso_writes_each_moment_as_iso_at_does(monkeypatch):
+    """now_iso formats the date once a second: every moment, across second, day and year ends, must
+    still read as iso_at writes it."""
+    import pyflow.timestamps as timestamps
+    moments = [1.5, 1.999, 2.0, 2.001, 86399.9995, 86400.25, 1798761599.123, 1798761600.0, 1798761600.007, 59.5]
+    for moment in moments:
+        monkeypatch.setattr(timestamps, "_clock", lambda moment=moment: moment)
+        assert now_iso() == iso_at(moment), moment

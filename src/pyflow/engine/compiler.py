@@ -21,7 +21,7 @@ from ..model.subflow import BOUNDARY_SPECS
 from .expand import TooLarge, expand_graph, expansion_problem, has_subflows
 
 
-@dataclass
+@dataclass(slots=True)
 class PlannedNode:
     """One node to run: its spec, literal values, where each linked input comes from, its cache key."""
 
@@ -68,7 +68,8 @@ def compile_flow(doc: Any, specs: Mapping[str, NodeSpec], values: dict | None = 
         if node_id in graph.nodes and isinstance(ports, dict):
             graph.nodes[node_id].values = {**graph.nodes[node_id].values, **ports}
     subflows: dict[str, dict] = {}
-    if not problems and has_subflows(graph, specs):
+    expanded = not problems and has_subflows(graph, specs)
+    if expanded:
         try:
             graph, targets, inner_problems, subflows = expand_graph(graph, specs)
         except TooLarge:
@@ -77,24 +78,25 @@ def compile_flow(doc: Any, specs: Mapping[str, NodeSpec], values: dict | None = 
             raise InvalidInput("invalid flow", problems + inner_problems)
     else:
         targets = _targets(graph)
-    not_run = {} if problems else _incomplete_sinks(graph, specs, {}, targets)
+    missing_at = _missing_everywhere(graph, specs)
+    not_run = {} if problems else _incomplete_sinks(graph, targets, missing_at)
     targets = [t for t in targets if t not in not_run]
-    planned = _ancestors(graph, targets)
+    # Every node of a flow feeds some sink, so when the sinks are the targets, all nodes are planned.
+    everything = not expanded and not not_run and not any(node.is_end for node in graph.nodes.values())
+    planned = graph.nodes if everything else _ancestors(graph, targets)
     nodes = {}
-    for node_id in sorted(planned, key=lambda n: graph.nodes[n].index):
-        node = graph.nodes[node_id]
+    for node_id, node in graph.nodes.items():  # in index order, as analyze_flow and expand_graph add them
+        if node_id not in planned:
+            continue
         spec = specs.get(node.spec_id)
         if spec is None:
             continue
-        where = node.where or pointer("nodes", node.index)
-        found = _required_problems(where, node.name, spec, node.values, graph.inbound[node_id])
-        if len(node.path) > 1:  # inside a subflow: say which, as the pointer does
-            found = [{**d, "message": f"in subflow node {'/'.join(node.path[:-1])!r}: {d['message']}"} for d in found]
-        problems += found
+        if node_id in missing_at:
+            problems += _required_problems(node, missing_at[node_id])
         nodes[node_id] = _planned(node, spec, graph.inbound[node_id], specs, cache_keys, subflows)
     if problems:
         raise InvalidInput("invalid flow", problems)
-    predecessors = {n: graph.predecessors[n] for n in nodes}
+    predecessors = {n: tuple(graph.predecessors[n]) for n in nodes}
     order = [n for n in graph.order if n in nodes]
     compiled = CompiledFlow(graph.id, graph.name, nodes, predecessors, targets, order, subflows, not_run)
     if cache_keys:
@@ -104,7 +106,7 @@ def compile_flow(doc: Any, specs: Mapping[str, NodeSpec], values: dict | None = 
 
 def _planned(node: FlowNode, spec: NodeSpec, inbound: dict, specs: Mapping[str, NodeSpec], cache_keys: bool,
              subflows: dict) -> PlannedNode:
-    planned = PlannedNode(node.id, node.name, node.index, spec, dict(node.values), inbound,
+    planned = PlannedNode(node.id, node.name, node.index, spec, dict(node.values) if node.values else {}, inbound,
                           path=node.path or (node.id,), map=node.map, map_errors=node.map_errors,
                           max_items=node.max_items, passthrough=spec.id in BOUNDARY_SPECS)
     if spec.flow is not None:  # a mapped subflow: its flow is planned once, and run per item
@@ -116,33 +118,44 @@ def _planned(node: FlowNode, spec: NodeSpec, inbound: dict, specs: Mapping[str, 
 
 def _targets(graph: FlowGraph) -> list[str]:
     ends = [n for n, node in graph.nodes.items() if node.is_end]
-    return ends or [n for n in graph.nodes if not graph.successors[n]]
+    return ends or graph.sinks()
 
 
 def _missing_inputs(spec: NodeSpec, literals: dict, inbound: dict) -> list[str]:
     return [port.name for port in spec.inputs
             if port.required and port.name not in inbound and literals.get(port.name) is None
-            and not (port.has_default and port.default is not None)]
+            and not (port.has_default and port.default is not None)] if spec.inputs else []
 
 
-def _incomplete_sinks(graph: FlowGraph, specs: Mapping[str, NodeSpec], values: dict,
-                      targets: list[str]) -> dict[str, str]:
+def _missing_everywhere(graph: FlowGraph, specs: Mapping[str, NodeSpec]) -> dict[str, list[str]]:
+    """The required inputs each node lacks (neither link nor value), for the nodes lacking any."""
+    missing_at = {}
+    for node_id, node in graph.nodes.items():
+        spec = specs.get(node.spec_id)
+        if spec is not None and spec.inputs:
+            missing = _missing_inputs(spec, node.values, graph.inbound[node_id])
+            if missing:
+                missing_at[node_id] = missing
+    return missing_at
+
+
+def _incomplete_sinks(graph: FlowGraph, targets: list[str], missing_at: dict[str, list[str]]) -> dict[str, str]:
     """Without end nodes every sink is a target, so a node just dropped and not yet filled in would block
     the whole run: the nodes missing an input and everything downstream of them are left out (and said
     why), as long as some target remains to run. Marked end nodes are what the user asked for: their
     ancestors are never left out (an incomplete one is reported instead)."""
-    if any(node.is_end for node in graph.nodes.values()):
+    if not missing_at or any(node.is_end for node in graph.nodes.values()):
         return {}
     why: dict[str, str] = {}
     for node_id in graph.order:
-        node = graph.nodes[node_id]
-        spec = specs.get(node.spec_id)
-        missing = _missing_inputs(spec, {**node.values, **values.get(node_id, {})}, graph.inbound[node_id]) if spec else []
+        missing = missing_at.get(node_id)
         if missing:
             why[node_id] = "missing input " + ", ".join(repr(name) for name in missing)
             continue
-        upstream = next((p for p in sorted(graph.predecessors[node_id], key=lambda p: graph.nodes[p].index)
-                         if p in why), None)
+        predecessors = graph.predecessors[node_id]
+        if not why or predecessors.isdisjoint(why):
+            continue
+        upstream = next((p for p in sorted(predecessors, key=lambda p: graph.nodes[p].index) if p in why), None)
         if upstream is not None:
             origin = why[upstream] if why[upstream].startswith("upstream") else \
                 f"upstream node {graph.nodes[upstream].name!r} is {why[upstream]}"
@@ -164,9 +177,13 @@ def _ancestors(graph: FlowGraph, targets: list[str]) -> set[str]:
     return seen
 
 
-def _required_problems(where: str, name: str, spec: NodeSpec, literals: dict, inbound: dict) -> list[dict]:
-    return [detail(where + "/ports", f"required input {port!r} of node {name!r} has neither a link nor a value")
-            for port in _missing_inputs(spec, literals, inbound)]
+def _required_problems(node: FlowNode, missing: list[str]) -> list[dict]:
+    where = node.where or pointer("nodes", node.index)
+    found = [detail(where + "/ports", f"required input {port!r} of node {node.name!r} has neither a link nor a value")
+             for port in missing]
+    if len(node.path) > 1:  # inside a subflow: say which, as the pointer does
+        found = [{**d, "message": f"in subflow node {'/'.join(node.path[:-1])!r}: {d['message']}"} for d in found]
+    return found
 
 
 def _override_problems(graph: FlowGraph, specs: Mapping[str, NodeSpec], values: dict) -> list[dict]:
@@ -231,8 +248,7 @@ def assign_cache_keys(compiled: CompiledFlow) -> None:
             fp = fingerprints.get(node.spec.id) or fingerprints.setdefault(node.spec.id, _fingerprint(node))
             if fp is None:
                 continue
-            linked = set(node.inbound)
-            literals = {k: v for k, v in node.literals.items() if k not in linked}
+            literals = {k: v for k, v in node.literals.items() if k not in node.inbound} if node.literals else {}
             node.cache_key = _node_key(fp, literals, upstream, node.map)
             if node.map:
                 node.item_key = _node_key(fp, {k: v for k, v in literals.items() if k not in node.map},

@@ -60,12 +60,10 @@ def expand_graph(graph: FlowGraph, specs: Mapping[str, NodeSpec]) -> tuple[FlowG
     state = _Expansion(specs)
     targets, state.order = _expand_into(state, graph, prefix="", path=(), where="")
     flat = FlowGraph(id=graph.id, name=graph.name, nodes=state.nodes, inbound=state.inbound,
-                     predecessors={n: set() for n in state.nodes}, successors={n: set() for n in state.nodes},
-                     order=state.order)
+                     predecessors={n: set() for n in state.nodes}, order=state.order)
     for node_id, ports in state.inbound.items():
         for src, _ in ports.values():
             flat.predecessors[node_id].add(src)
-            flat.successors[src].add(node_id)
     return flat, targets, state.problems, state.subflows
 
 
@@ -157,7 +155,7 @@ def _wire(state: _Expansion, graph: FlowGraph, prefix: str, exits: dict, entries
 
 def _graph_targets(graph: FlowGraph) -> list[str]:
     ends = [n for n, node in graph.nodes.items() if node.is_end]
-    return ends or [n for n in graph.nodes if not graph.successors[n]]
+    return ends or graph.sinks()
 
 
 def expansion_problem(graph: FlowGraph) -> list[dict]:

@@ -1,14 +1,14 @@
 """Run a compiled flow: order nodes by their links, run ready nodes concurrently, collect results.
 
-Scheduling uses graphlib.TopologicalSorter; a node becomes ready when every node feeding it is done.
-Up to `concurrency` nodes run at once on worker threads, each handing its node to the executor (which
-runs it in another process and waits). A failed node marks everything downstream "skipped" with the
-reason, while independent branches go on. Nothing here recurses on graph size.
+A node becomes ready when every node feeding it is done (a count of unfinished predecessors per node,
+kept by the scheduler: the compiler has already ruled out cycles). Up to `concurrency` nodes run at
+once on worker threads, each handing its node to the executor (which runs it in another process and
+waits). A failed node marks everything downstream "skipped" with the reason, while independent branches
+go on. Nothing here recurses on graph size, and the work per node does not grow with it.
 """
 
 from __future__ import annotations
 
-import graphlib
 import logging
 import os
 import queue
@@ -16,11 +16,12 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 from ..markers import BRANCH_NOT_TAKEN, SKIP, is_skip
 from ..model.artifacts import ArtifactRef, is_reference_shape, revive_outputs
+from ..model.flow import successor_table
 from ..model.types import ConversionError, convert
 from ..timestamps import now_iso
 from .compiler import CompiledFlow, PlannedNode
@@ -41,6 +42,7 @@ from .mapping import MapOutcome, MapTask, map_items, run_map
 logger = logging.getLogger(__name__)
 
 EventSink = Callable[[str, dict], None]
+_NONE: dict = {}  # read only: what a node that left no outputs offers
 
 
 class EnvironmentProvider(Protocol):
@@ -61,9 +63,12 @@ class CacheStore(Protocol):
     def put(self, key: str, record: dict) -> None: ...
 
 
+CPUS = os.cpu_count() or 1  # asked once: it reads /sys on every call
+
+
 @dataclass
 class RunOptions:
-    concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)
+    concurrency: int = CPUS
     use_cache: bool = True
     run_id: str | None = None
     default_limits: Limits = DEFAULT_LIMITS
@@ -103,22 +108,24 @@ class FlowRunner:
         self.results: dict[str, dict] = {}
         self.outputs: dict[str, dict] = {}
         self._limits: dict[str, Limits] = {}
+        self._ports: dict[str, tuple] = {}
+        self._started: dict[str, str] = {}
         self._finished: queue.SimpleQueue = queue.SimpleQueue()
+        self._listened = on_event is not None
 
     def run(self) -> RunOutcome:
         self._cached = self._prefetch()
-        sorter = graphlib.TopologicalSorter(self.compiled.predecessors)
-        sorter.prepare()
         workers = max(1, int(self.options.concurrency))
         inline = workers == 1 or self.executor.inline
         pool = None if inline else ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pyflow-node")
         try:
-            self._schedule(sorter, pool, workers)
+            self._schedule(pool, workers)
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
             self.executor.finish_run(self.options.run_id)
-        ordered = sorted(self.results.values(), key=lambda r: self.compiled.nodes[r["id"]].index)
+        results = self.results  # in flow order: the compiler keeps planned nodes in index order
+        ordered = [results[node_id] for node_id in self.compiled.nodes if node_id in results]
         return RunOutcome(self._run_status(), ordered)
 
     def _run_status(self) -> str:
@@ -128,33 +135,43 @@ class FlowRunner:
             return "succeeded"
         return "failed"
 
-    def _schedule(self, sorter: graphlib.TopologicalSorter, pool, workers: int) -> None:
-        """Dispatch ready nodes (at most `workers` at once) and settle them as they finish."""
-        running = 0
-        waiting: deque[str] = deque()
-        while sorter.is_active():
-            waiting.extend(sorter.get_ready())
-            while waiting and (pool is None or running < workers):
-                node_id = waiting.popleft()
+    def _schedule(self, pool, workers: int) -> None:
+        """Dispatch ready nodes (at most `workers` at once) and settle them as they finish. A node is
+        ready once its count of unfinished predecessors is zero; ready nodes start in the order they
+        became ready (sources in flow order first)."""
+        predecessors = self.compiled.predecessors
+        unfinished = {node_id: len(preds) for node_id, preds in predecessors.items()}
+        first, count, successors = successor_table(predecessors)
+        ready = deque(node_id for node_id, waiting in unfinished.items() if not waiting)
+        settled = running = 0
+
+        def done(node_id: str) -> None:
+            start = first[node_id]
+            for successor in successors[start:start + count[node_id]]:
+                unfinished[successor] -= 1
+                if not unfinished[successor]:
+                    ready.append(successor)
+
+        while ready or running:
+            while ready and (pool is None or running < workers):
+                node_id = ready.popleft()
                 task = self._prepare(node_id)
-                if task is None:
-                    sorter.done(node_id)
-                elif pool is None:
+                if task is not None:
+                    if pool is not None:
+                        pool.submit(self._execute_async, node_id, task)
+                        running += 1
+                        continue
                     self._complete(node_id, task, self._execute(task))
-                    sorter.done(node_id)
-                else:
-                    pool.submit(self._execute_async, node_id, task)
-                    running += 1
+                done(node_id)
+                settled += 1
             if running:
                 node_id, task, outcome = self._finished.get()
                 self._complete(node_id, task, outcome)
-                sorter.done(node_id)
+                done(node_id)
+                settled += 1
                 running -= 1
-            elif not waiting:
-                ready = sorter.get_ready()
-                if not ready and sorter.is_active():
-                    raise RuntimeError("scheduler stalled: nodes remain but none is ready")
-                waiting.extend(ready)
+        if settled != len(unfinished):
+            raise RuntimeError("scheduler stalled: nodes remain but none is ready")
 
     def _prepare(self, node_id: str) -> NodeTask | None:
         """Build the task for a ready node, or settle it (skipped, cached, bad input) and return None."""
@@ -182,19 +199,27 @@ class FlowRunner:
             return None
         if items is not None:
             return MapTask(node.id, items, args)
-        if self._from_cache(node, args):
+        if node.cache_key is not None and self._from_cache(node, args):
             return None
-        return NodeTask(node_id=node.id, node_name=node.name, spec_id=node.spec.id, func=node.spec.func,
-                        args=args, arg_names=[p.name for p in node.spec.inputs],
-                        limits=self.limits_of(node),
-                        run_id=self.options.run_id, image=node.spec.image, requirements=node.spec.requirements,
-                        arg_types=tuple(p.type for p in node.spec.inputs),
-                        output_names=tuple(p.name for p in node.spec.outputs), sources=self._sources(node))
+        spec = node.spec
+        arg_names, arg_types, output_names = self._ports.get(spec.id) or self._port_names(spec)
+        return NodeTask(node_id=node.id, node_name=node.name, spec_id=spec.id, func=spec.func, args=args,
+                        arg_names=list(arg_names), limits=self.limits_of(node), run_id=self.options.run_id,
+                        image=spec.image, requirements=spec.requirements, arg_types=arg_types,
+                        output_names=output_names, sources=self._sources(node))
+
+    def _port_names(self, spec) -> tuple:
+        """(input names, input types, output names) of a nodespec, worked out once per run."""
+        names = self._ports[spec.id] = (tuple(p.name for p in spec.inputs), tuple(p.type for p in spec.inputs),
+                                        tuple(p.name for p in spec.outputs))
+        return names
 
     def _sources(self, node: PlannedNode) -> tuple:
         """Where each linked input comes from, for executors that pass results along where they are.
         Only from nodes that are deterministic by their spec (`cache`), since such an executor may
         compute a lost result again."""
+        if not node.inbound:
+            return (None,) * len(node.spec.inputs)
         sources = []
         for port in node.spec.inputs:
             src, src_port = node.inbound.get(port.name, (None, None))
@@ -202,7 +227,7 @@ class FlowRunner:
             if upstream is None or not upstream.cache:
                 sources.append(None)
                 continue
-            out = next(p for p in upstream.outputs if p.name == src_port)
+            out = upstream.outputs_by_name[src_port]
             sources.append(ArgSource(src, src_port, len(upstream.outputs) == 1, out.type, port.type))
         return tuple(sources)
 
@@ -223,7 +248,7 @@ class FlowRunner:
             if upstream is not None and upstream["status"] != "success" and not not_taken(upstream):
                 verb = "failed" if upstream["status"] == "fail" else f"was {upstream['status']}"
                 return f"upstream node {upstream['name']!r} ({src}) {verb}"
-            if is_skip(self.outputs.get(src, {}).get(src_port)):
+            if is_skip(self.outputs.get(src, _NONE).get(src_port)):
                 missing.append(port)
         if missing and (len(missing) == len(node.inbound) or any(node.spec.input(p).required for p in missing)):
             return BRANCH_NOT_TAKEN
@@ -295,10 +320,10 @@ class FlowRunner:
 
     def _execute(self, task: NodeTask) -> NodeOutcome:
         node = self.compiled.nodes[task.node_id]
-        started = now_iso()
-        self.results[task.node_id] = node_result(node, "running", started_at=started)
-        self.emit("node_started", {"node": node.id, "name": node.name, "spec_id": node.spec.id,
-                                   "started_at": started, "path": list(node.path)})
+        started = self._started[task.node_id] = now_iso()
+        if self._listened:  # nobody listens in-process: the event is not even made
+            self.emit("node_started", {"node": node.id, "name": node.name, "spec_id": node.spec.id,
+                                       "started_at": started, "path": list(node.path)})
         if isinstance(task, MapTask):
             return run_map(self, node, task)
         if task.requirements and self.environments is not None:
@@ -335,7 +360,7 @@ class FlowRunner:
 
     def _complete(self, node_id: str, task: NodeTask, outcome: NodeOutcome) -> None:
         node = self.compiled.nodes[node_id]
-        started = self.results[node_id]["started_at"]
+        started = self._started[node_id]
         inputs = _named(node, task.args)
         if isinstance(outcome, MapOutcome):
             self._complete_map(node, inputs, started, outcome)

@@ -6,8 +6,8 @@ isolation at all, so the server refuses to use it.
 
 from __future__ import annotations
 
-import contextlib
 import io
+import sys
 import threading
 import time
 
@@ -34,13 +34,18 @@ class InProcessExecutor(Executor):
     def run(self, task: NodeTask, cancel: threading.Event | None = None) -> NodeOutcome:
         started = time.perf_counter()
         buffer = io.StringIO() if self.capture_stdout else None
+        saved = sys.stdout
         try:
-            with contextlib.redirect_stdout(buffer) if buffer else contextlib.nullcontext():
-                value = self._function(task)(*task.args)
+            func = self._function(task)
+            if buffer is not None:  # what contextlib.redirect_stdout does, without its per-call objects
+                sys.stdout = buffer
+            value = func(*task.args)
         except Exception as exc:
             return NodeOutcome(ok=False, error=node_error(type(exc).__name__, str(exc)),
                                stdout=buffer.getvalue() if buffer else "",
                                duration_ms=(time.perf_counter() - started) * 1000)
+        finally:
+            sys.stdout = saved
         return NodeOutcome(ok=True, value=value, stdout=buffer.getvalue() if buffer else "",
                            duration_ms=(time.perf_counter() - started) * 1000)
 

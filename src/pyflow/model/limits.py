@@ -110,6 +110,22 @@ def parse_stored(text: str | bytes) -> Any:
     return json.loads(text)
 
 
+def parse_stored_list(texts: list[str]) -> list:
+    """Parse many JSON texts read back from storage (a run's node results), as parse_stored would each:
+    joined into one array, checked and parsed in one call each rather than one per text (a run of 1,000
+    nodes reads 1,000 texts). A text too deep raises TooDeep with its own pointer, as parse_stored."""
+    if not texts:
+        return []
+    joined = "[" + ",".join(texts) + "]"
+    try:
+        check_depth(joined, MAX_STORED_DEPTH + 1)  # the array adds one level
+    except TooDeep:
+        for text in texts:
+            check_depth(text, MAX_STORED_DEPTH)
+        raise
+    return json.loads(joined)
+
+
 class NotFinite(ValueError):
     """A number JSON cannot hold: one that overflows a float (1e309), or the literals NaN and Infinity,
     which Python's parser reads but would then be stored and answered as text no other parser reads."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from .errors import InvalidInput, detail, pointer
@@ -53,10 +54,20 @@ class NodeSpec:
     flow: dict | None = field(default=None, compare=False, repr=False)  # the flow, for a subflow (flow:<id>)
 
     def input(self, name: str) -> InputPort | None:
-        return next((p for p in self.inputs if p.name == name), None)
+        return self.inputs_by_name.get(name)
 
     def output(self, name: str) -> OutputPort | None:
-        return next((p for p in self.outputs if p.name == name), None)
+        return self.outputs_by_name.get(name)
+
+    # Ports by name, found once per nodespec: compiling and running a flow look ports up for every
+    # node and link. (A cached_property writes to the instance's __dict__, which a frozen dataclass allows.)
+    @cached_property
+    def inputs_by_name(self) -> dict[str, InputPort]:
+        return {p.name: p for p in reversed(self.inputs)}  # the first of a name wins, as a search would
+
+    @cached_property
+    def outputs_by_name(self) -> dict[str, OutputPort]:
+        return {p.name: p for p in reversed(self.outputs)}
 
 
 def parse_nodespec(doc: dict) -> NodeSpec:

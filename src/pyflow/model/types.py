@@ -195,10 +195,15 @@ def link_compatible(source_type: str, target_type: str) -> bool:
     return source_type in ACCEPTS.get(target_type, ())
 
 
+# The exact Python type that each port type's conversion returns unchanged: a value of it needs no
+# conversion (an Int port given an int, say, which is what a link between two Int ports carries).
+UNCHANGED = {"String": str, "Int": int, "Float": float, "Boolean": bool, "List": list, "Dict": dict}
+
+
 def convert(type_name: str, value: Any) -> Any:
     """Convert `value` to `type_name`; None stays None. Raises ConversionError with a reason."""
-    if value is None:
-        return None
+    if value is None or type(value) is UNCHANGED.get(type_name):
+        return value
     if isinstance(value, ArtifactRef):
         if port_accepts(type_name, value):
             return value

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..jsontext import compact_json
 from ..model.errors import Conflict, NotFound, StorageUnavailable, detail
-from ..model.limits import MAX_STORED_DEPTH, TooDeep, parse_stored
+from ..model.limits import MAX_STORED_DEPTH, TooDeep, parse_stored, parse_stored_list
 from ..timestamps import now_iso
 from .base import Record, Repository, UnreadableDocument
 
@@ -351,7 +351,7 @@ class SQLiteRepository(Repository):
                 run["snapshot"] = parse_stored(row[9])
                 nodes = self._conn().execute("SELECT result FROM run_nodes WHERE run_id = ? ORDER BY position",
                                              (row[0],))
-                run["nodes"] = [parse_stored(r[0]) for r in nodes]
+                run["nodes"] = parse_stored_list([r[0] for r in nodes])
         except TooDeep as exc:
             if with_nodes:
                 raise Conflict(f"the stored run {row[0]!r} is nested deeper than {MAX_STORED_DEPTH} levels, which "

@@ -176,3 +176,24 @@ def test_tasks_name_each_linked_inputs_deterministic_source_and_results_name_the
 def test_results_of_executors_that_name_no_worker_carry_no_worker_field():
     outcome = run(flow([("a", "t.inc", {"a": 1})]))
     assert "worker" not in outcome.nodes[0]
+
+
+def test_ready_nodes_start_in_flow_order_one_at_a_time():
+    """With one slot, nodes start as they became ready: sources in flow order, then each node's successors
+    in flow order; and a node never starts before every node feeding it finished."""
+    nodes = [("s", "t.inc", {"a": 0}), ("x", "t.inc", {"a": 0}), ("b", "t.inc", None), ("a", "t.inc", None),
+             ("m", "t.add", None)]
+    links = [("s:out", "b:a"), ("s:out", "a:a"), ("b:out", "m:a"), ("x:out", "m:b")]
+    started, finished = [], []
+
+    def on_event(kind, data):
+        if kind == "node_started":
+            started.append(data["node"])
+        elif kind == "node_finished":
+            assert all(p in finished for p in {"b": ["s"], "a": ["s"], "m": ["b", "x"]}.get(data["id"], []))
+            finished.append(data["id"])
+
+    outcome = run_flow(compile_flow(flow(nodes, links), SPECS), InProcessExecutor(), RunOptions(concurrency=1),
+                       on_event=on_event)
+    assert outcome.status == "succeeded"
+    assert started == ["s", "x", "b", "a", "m"] and finished == started

@@ -66,3 +66,17 @@ def test_original_quirks_are_valid(compat_bundle):
     specs = {k: parse_nodespec(v) for k, v in compat_bundle["nodespec"].items()}
     for doc in compat_bundle["flow"].values():
         assert analyze_flow(doc, specs)[1] == []
+
+
+def test_order_puts_every_node_after_its_sources_layer_by_layer_and_sinks_feed_nothing():
+    from pyflow.model.flow import successor_table, topological_order
+    # d <- b <- a, d <- c <- a, e alone; listed out of order on purpose
+    predecessors = {"d": {"b", "c"}, "b": {"a"}, "c": {"a"}, "a": set(), "e": set()}
+    order = topological_order(predecessors)
+    assert order[:2] == ["a", "e"] and set(order[2:4]) == {"b", "c"} and order[4] == "d"
+    first, count, flat = successor_table(predecessors)
+    assert {n: sorted(flat[first[n]:first[n] + count[n]]) for n in predecessors} == \
+        {"a": ["b", "c"], "b": ["d"], "c": ["d"], "d": [], "e": []}
+    assert len(topological_order({"x": {"y"}, "y": {"x"}, "z": set()})) == 1  # short: a cycle
+    graph, _ = analyze_flow(flow([("n1", "t.inc"), ("n2", "t.inc"), ("n3", "t.inc")], [("n1:out", "n2:a")]), SPECS)
+    assert graph.sinks() == ["n2", "n3"] and graph.order.index("n1") < graph.order.index("n2")

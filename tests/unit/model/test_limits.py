@@ -89,3 +89,16 @@ def test_the_scan_agrees_with_the_parsed_depth(value, limit):
             target = target[int(key)] if isinstance(target, list) else target[key]
         assert isinstance(target, (list, dict)) and exc.pointer.count("/") == limit
     assert refused == (depth_of(value) > limit)
+
+
+def test_stored_texts_parse_together_as_each_alone_and_a_too_deep_one_names_its_own_place():
+    from pyflow.model.limits import MAX_STORED_DEPTH, parse_stored, parse_stored_list
+    texts = ['{"id": "a", "outputs": {"out": [1, [2]]}}', '[]', '"x"', '{"deep": ' + nested(MAX_STORED_DEPTH - 1) + "}"]
+    assert parse_stored_list(texts) == [parse_stored(t) for t in texts]
+    assert parse_stored_list([]) == []
+    too_deep = '{"deep": ' + nested(MAX_STORED_DEPTH) + "}"
+    with pytest.raises(TooDeep) as alone:
+        parse_stored(too_deep)
+    with pytest.raises(TooDeep) as together:
+        parse_stored_list(texts + [too_deep])
+    assert together.value.pointer == alone.value.pointer == "/deep" + "/0" * (MAX_STORED_DEPTH - 1)
