@@ -173,8 +173,8 @@ def main(argv=None) -> int:
                     samples["rest"].append(rest_layer(live.url, shape, n, live.headers()))
                 rows[shape] = {k: median(v) for k, v in samples.items()}
         alone = sandbox_alone(sandbox)
-        service.close()
-    usage = cpu_per_node(sandbox, 300 if quick else 1000)
+        usage = cpu_per_node(sandbox, 300 if quick else 1000)
+        service.close()  # closes the sandbox executor too
     sandbox.close()
     report(rows, sizes, alone)
     report_usage(usage)
