@@ -44,6 +44,7 @@ FLAT_TOLERANCE = 1.2
 MIN_SECONDS = 0.5  # each measurement repeats until this much time is measured...
 MIN_REPEATS = 5  # ...and at least this often
 FLAT_ROUNDS = 5
+COLLECT_FROM = 1_000  # DAGs this large are timed from a collected heap (see measure_all)
 MAX_REPEATS = 200
 RAISED_RECURSION_LIMIT = 1_000_000
 DEEP_STACK_BYTES = 1 << 30
@@ -98,9 +99,14 @@ class Contender:
     check: Callable | None = None
 
 
-def measure_all(contenders: dict[str, Contender]) -> dict[str, Timing]:
+def measure_all(contenders: dict[str, Contender], collect_each: bool = False) -> dict[str, Timing]:
     """Median build/execute/total of each contender, measured in interleaved rounds (one repeat of each
-    per round) so that load elsewhere on the machine hits them all alike and the ratios stay fair."""
+    per round) so that load elsewhere on the machine hits them all alike and the ratios stay fair.
+
+    With `collect_each` (large DAGs), the garbage collector runs before every timed repeat, untimed: a
+    full collection then takes about 100 ms in this process, and without it the one that the previous
+    contender's garbage brings on would land in whichever contender runs next. Each contender still pays
+    for the collections its own allocations bring on."""
     samples: dict[str, tuple[list, list, list]] = {name: ([], [], []) for name in contenders}
     gc.collect()
     rounds = 0
@@ -108,6 +114,8 @@ def measure_all(contenders: dict[str, Contender]) -> dict[str, Timing]:
                                    and rounds < MAX_REPEATS):
         for name, contender in contenders.items():
             builds, executes, totals = samples[name]
+            if collect_each:
+                gc.collect()
             t0 = perf_counter()
             built = contender.build()
             t1 = perf_counter()
@@ -300,11 +308,11 @@ def run_case(shape: str, n: int, specs: dict, driver) -> Case:
             contenders["hamilton"] = hamilton_contender(driver, shape, n, module)
             note = probe_default_limit(contenders["hamilton"])
         try:
-            timings = run_deep(lambda: measure_all(contenders))
+            timings = run_deep(lambda: measure_all(contenders, collect_each=n >= COLLECT_FROM))
         except (Recursed, RecursionError, MemoryError) as exc:
             note += f"; {type(exc).__name__} with the limit raised too"
             contenders.pop("hamilton")
-            timings = run_deep(lambda: measure_all(contenders))
+            timings = run_deep(lambda: measure_all(contenders, collect_each=n >= COLLECT_FROM))
     finally:
         sys.modules.pop(module.__name__, None)
         executor.close()
@@ -400,6 +408,7 @@ def measure_flat(shape: str, specs: dict) -> tuple[float, float]:
     gc.collect()
     try:
         for _ in range(FLAT_ROUNDS):
+            gc.collect()  # untimed, as measure_all does for large DAGs; the small runs leave no garbage
             started = perf_counter()
             big.execute(big.build())
             big_us.append((perf_counter() - started) / FLAT_SIZE * 1e6)

@@ -207,7 +207,12 @@ def _override_problems(graph: FlowGraph, specs: Mapping[str, NodeSpec], values: 
 
 
 def spec_fingerprint(spec: NodeSpec) -> str:
-    """Hash of what in a nodespec affects its results: source, ports, captured-output limit, image."""
+    """Hash of what in a nodespec affects its results: source, ports, captured-output limit, image.
+    Kept on the nodespec object once worked out (as a cached_property would be): a NodeSpec never
+    changes, the repository parses a new one for every change, and every run of its flows asks again."""
+    known = spec.__dict__.get("_fingerprint")
+    if known is not None:
+        return known
     material = {
         "func": spec.func,
         "inputs": [(p.name, p.type, p.order, p.default) for p in spec.inputs],
@@ -216,7 +221,8 @@ def spec_fingerprint(spec: NodeSpec) -> str:
         "image": spec.image,
         "requirements": list(spec.requirements),
     }
-    return _digest(material)
+    fingerprint = spec.__dict__["_fingerprint"] = _digest(material)
+    return fingerprint
 
 
 # One encoder for every digest: json.dumps with options builds a new encoder on every call.

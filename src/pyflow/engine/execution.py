@@ -50,11 +50,25 @@ MAX_LIMITS = Limits(timeout_s=3600.0, memory_mb=8192, cpu_s=3600.0, processes=51
 LIMIT_NAMES = tuple(f.name for f in fields(Limits))
 
 
+_RESOLVED: dict = {}  # (limits as given, defaults, maxima) -> Limits: every run resolves the same few
+_RESOLVED_MAX = 1024
+
+
 def resolve_limits(spec_limits: dict | None, defaults: Limits = DEFAULT_LIMITS,
                    maxima: Limits = MAX_LIMITS) -> Limits:
     """A nodespec's limits over the server defaults, capped by the server maxima."""
+    try:
+        key = (tuple((k, type(v), v) for k, v in spec_limits.items()) if spec_limits else (), defaults, maxima)
+        return _RESOLVED[key]
+    except KeyError:
+        pass
+    except TypeError:  # a value that cannot be a key (a list, say): worked out every time
+        key = None
     chosen = {k: v for k, v in (spec_limits or {}).items() if k in LIMIT_NAMES and v is not None}
-    return replace(defaults, **chosen).clamp(maxima)
+    limits = replace(defaults, **chosen).clamp(maxima)
+    if key is not None and len(_RESOLVED) < _RESOLVED_MAX:
+        _RESOLVED[key] = limits
+    return limits
 
 
 @dataclass(frozen=True)

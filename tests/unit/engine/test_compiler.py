@@ -81,3 +81,19 @@ def test_when_every_end_needs_an_incomplete_node_the_run_is_refused_in_plain_wor
     assert [d["message"] for d in info.value.details] == ["required input 'a' of node 'a' has neither a link nor a value"]
     with pytest.raises(InvalidInput):
         compile_flow(flow([("c", "t.inc", {})], []), SPECS)
+
+
+def test_cache_keys_are_those_stored_results_were_filed_under():
+    """Results cached by earlier versions must still be found: the key of a fixed flow is pinned (asked
+    twice, so that a fingerprint kept on the nodespec gives the same key as one worked out)."""
+    from pyflow.model.nodespec import parse_nodespec
+    inc = parse_nodespec({"id": "t.inc", "title": "t.inc", "func": "def func(a):\n    return a + 1\n",
+                          "port": {"input": [{"name": "a", "type": "Int", "required": True}],
+                                   "output": [{"name": "out", "type": "Int"}]}})
+    doc = {"id": "f", "name": "f", "nodes": [{"id": "a", "spec_id": "t.inc", "ports": [{"name": "a", "value": "2"}]},
+                                             {"id": "b", "spec_id": "t.inc", "ports": []}],
+           "links": [{"source": "a:out", "target": "b:a"}]}
+    for _ in range(2):
+        nodes = compile_flow(doc, {"t.inc": inc}).nodes
+        assert nodes["a"].cache_key == "743f207e5cb30fcd2973784f3819e7bbb4dd9aabd99096f32657f409500b54f6"
+        assert nodes["b"].cache_key == "bc3c81e725cbe73ed7173f24ca522d9a1cc5c542d85a85eec7b456c34705e85b"

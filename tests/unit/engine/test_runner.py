@@ -197,3 +197,13 @@ def test_ready_nodes_start_in_flow_order_one_at_a_time():
                        on_event=on_event)
     assert outcome.status == "succeeded"
     assert started == ["s", "x", "b", "a", "m"] and finished == started
+
+
+def test_limits_resolve_the_same_from_memory_and_keep_the_type_given():
+    from pyflow.engine.execution import MAX_LIMITS, resolve_limits
+    first = resolve_limits({"memory_mb": 100, "timeout_s": 1.5})
+    assert resolve_limits({"memory_mb": 100, "timeout_s": 1.5}) == first and first.memory_mb == 100
+    assert type(resolve_limits({"timeout_s": 2}).timeout_s) is int
+    assert type(resolve_limits({"timeout_s": 2.0}).timeout_s) is float
+    assert resolve_limits({"memory_mb": 10 ** 9}).memory_mb == MAX_LIMITS.memory_mb
+    assert resolve_limits(None) == resolve_limits({})
