@@ -9,6 +9,8 @@ import pytest
 from pyflow.engine.execution import ArgSource, ExecutorUnavailable
 from pyflow.executors import create_executor
 from pyflow.executors.dask import node_key
+from pyflow.executors.dask.executor import CLIENT_BATCH_S
+from pyflow.executors.dask.plugin import OUTCOME_TOPIC
 from tests.hostile.support import processes_named
 from tests.support.waiting import wait_until
 
@@ -190,3 +192,34 @@ def test_a_task_the_cluster_drops_fails_the_node_saying_so_and_ends_its_sandbox(
     assert not outcome.ok and outcome.error["type"] == "ExecutorError" and outcome.violation == "crashed", outcome
     assert outcome.error["message"].startswith("the Dask cluster dropped the node's task"), outcome
     assert wait_until(lambda: not processes_named(name), timeout=30), processes_named(name)
+
+
+def served_transfers(executor) -> int:
+    """How many times the workers have sent a task's result to someone (the server's fetches included)."""
+    return sum(executor.client.run(_served, on_error="ignore").values())
+
+
+def _served(dask_worker):
+    return dask_worker.transfer_outgoing_count_total
+
+
+def test_a_small_outcome_comes_with_the_nodes_end_and_only_a_big_one_is_fetched_from_the_worker(dask_executor):
+    """The worker pushes a small outcome to the server as the node ends (no second round trip to fetch
+    it); an outcome too big to push is the task's result, fetched from the worker as before."""
+    before = served_transfers(dask_executor)
+    small = [dask_executor.run(make_task(ECHO, n, node_id=f"s{n}", run_id="push-1")) for n in range(3)]
+    after_small = served_transfers(dask_executor)
+    big = dask_executor.run(make_task("def func(n):\n    return 'x' * n\n", 100_000, node_id="big", run_id="push-1"))
+    after_big = served_transfers(dask_executor)
+    pushed = {msg["key"] for _, msg in dask_executor.client.get_events(OUTCOME_TOPIC)}
+    dask_executor.finish_run("push-1")
+    assert [o.value for o in small] == [0, 1, 2] and all(o.worker for o in small)
+    assert {node_key("push-1", f"s{n}", 1) for n in range(3)} <= pushed and after_small == before
+    assert big.ok and big.value == "x" * 100_000 and node_key("push-1", "big", 1) not in pushed
+    assert after_big > after_small
+
+
+def test_submissions_go_to_the_scheduler_without_dasks_batching_delay(dask_executor):
+    """Dask's client holds a message up to 10 ms to batch it with the next: a node submitted just after
+    another waited that long, several times per node in a chain."""
+    assert dask_executor.client.scheduler_comm.interval <= CLIENT_BATCH_S < 0.01

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import threading
 import time
 import uuid
@@ -20,7 +21,7 @@ from dataclasses import replace
 from ...engine.execution import Executor, ExecutorUnavailable, NodeOutcome, NodeTask
 from ..channel import POLL_S, cancelled, clipped, ms
 from .cluster import SCHEDULER_ENV, local_cluster
-from .plugin import RESOURCE, run_node
+from .plugin import OUTCOME_TOPIC, RESOURCE, run_node
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,9 @@ ATTEMPTS = 2  # a node whose worker dies is run once more, elsewhere if the clus
 REFRESH_S = 2.0  # how often the count of sandbox workers is read from the scheduler
 NO_WORKER_GRACE_S = 30.0  # a node waiting while no sandbox worker is connected fails after this long
 CONNECT_TIMEOUT_S = 30.0
+#: How long the client may hold a message to the scheduler to batch it with others (Dask's own is 10 ms):
+#: a node's submission waited up to that long whenever another node had been submitted just before.
+CLIENT_BATCH_S = 0.001
 WORKER_OPTIONS = ("max_runs", "tmp_mb", "user", "python", "cgroups",  # passed to a LocalCluster's sandboxes
                   "artifacts_dir")
 
@@ -61,6 +65,8 @@ class DaskExecutor(Executor):
         self._workers: dict[str, dict] = {}  # sandbox workers as last read from the scheduler
         self._runs: dict[str, dict[str, object]] = {}  # run id -> node id -> future of its result
         self._submitted: dict[str, dict[str, int]] = {}  # run id -> node id -> times the run ran it
+        self._waiting: dict[str, threading.Event] = {}  # key of a node being awaited -> set when it ends
+        self._pushed: dict[str, bytes] = {}  # key -> its outcome as the worker pushed it (plugin.push)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._refresher: threading.Thread | None = None
@@ -92,6 +98,7 @@ class DaskExecutor(Executor):
             where = f"the Dask scheduler at {self.address}" if self.address else "a local Dask cluster"
             raise ExecutorUnavailable(f"cannot start {where}: {clipped(str(exc) or repr(exc))}") from None
         self._check_scheduler()
+        self._listen()
         self.read_workers()
         self._refresher = threading.Thread(target=self._refresh_loop, daemon=True, name="pyflow-dask-workers")
         self._refresher.start()
@@ -108,6 +115,26 @@ class DaskExecutor(Executor):
             name, value = next(iter(SCHEDULER_ENV.items()))
             self.warnings.append(f"the Dask scheduler re-runs a task whose worker died up to {allowed} times "
                                  f"before PyFlow's own single retry; start it with {name}={value}")
+
+    def _listen(self) -> None:
+        """Receive the outcomes workers push as nodes end, and send submissions without Dask's batching
+        delay (an attribute of the client's stream to the scheduler; left alone where it is missing)."""
+        self.client.subscribe_topic(OUTCOME_TOPIC, self._on_pushed)
+        stream = getattr(self.client, "scheduler_comm", None)
+        if stream is not None and hasattr(stream, "interval"):
+            stream.interval = min(stream.interval, CLIENT_BATCH_S)
+
+    def _on_pushed(self, event) -> None:
+        """On the client's event loop: keep the outcome for the node's waiting thread, and wake it. An
+        outcome nobody waits for (cancelled, or another server's) is dropped."""
+        _, msg = event
+        key = msg.get("key") if isinstance(msg, dict) else None
+        with self._lock:
+            done = self._waiting.get(key)
+            if done is not None:
+                self._pushed[key] = msg.get("outcome")
+        if done is not None:
+            done.set()
 
     def close(self) -> None:
         self._stop.set()
@@ -184,14 +211,22 @@ class DaskExecutor(Executor):
             if not self._workers and not self.read_workers():
                 return NodeOutcome.failure(self.readiness()["detail"], "ExecutorError", "crashed",
                                            duration_ms=ms(started))
+            key = node_key(run_id, name, attempt)
+            done = threading.Event()
+            with self._lock:
+                self._waiting[key] = done
             try:
-                future = self._submit(task, node_key(run_id, name, attempt))
+                future = self._submit(task, key)
             except Exception as exc:  # the client closed or lost its scheduler: the node's error, never a raise
+                self._forget(key)
                 log.warning("node %s of run %s could not be submitted to Dask: %s", task.node_id, run_id, exc)
                 why = clipped(str(exc) or repr(exc))
                 return NodeOutcome.failure(f"could not submit the node to the Dask cluster: {why}", "ExecutorError",
                                            "crashed", duration_ms=ms(started))
-            outcome, died = self._await(future, cancel, started)
+            try:
+                outcome, died = self._await(future, done, cancel, started)
+            finally:
+                self._forget(key)
             if died is None:
                 self._keep(task, future, outcome)
                 return outcome
@@ -219,14 +254,20 @@ class DaskExecutor(Executor):
                                        for a, s in zip(task.args, task.sources)])
         return self.client.submit(run_node, key, task, upstream, key=key, resources={RESOURCE: 1}, pure=False)
 
+    def _forget(self, key: str) -> None:
+        with self._lock:
+            self._waiting.pop(key, None)
+            self._pushed.pop(key, None)
+
     def _keep(self, task: NodeTask, future, outcome: NodeOutcome) -> None:
         if task.run_id and outcome.ok:
             with self._lock:
                 self._runs.setdefault(task.run_id, {})[task.node_id] = future
 
-    def _await(self, future, cancel: threading.Event | None, started: float) -> tuple[NodeOutcome | None, str | None]:
-        """(outcome, None), or (None, why) when the worker running the node died."""
-        done = threading.Event()
+    def _await(self, future, done: threading.Event, cancel: threading.Event | None,
+               started: float) -> tuple[NodeOutcome | None, str | None]:
+        """(outcome, None), or (None, why) when the worker running the node died. `done` is set when the
+        worker pushes the outcome, or when the future ends (failed, lost, or an outcome too big to push)."""
         future.add_done_callback(lambda _: done.set())
         idle_since = None
         while not done.wait(POLL_S):
@@ -238,6 +279,13 @@ class DaskExecutor(Executor):
                 _drop(future)
                 return NodeOutcome.failure(self.readiness()["detail"], "ExecutorError", "crashed",
                                            duration_ms=ms(started)), None
+        with self._lock:
+            pushed = self._pushed.pop(future.key, None)
+        if pushed is not None:
+            try:
+                return pickle.loads(pushed), None
+            except Exception as exc:  # not what plugin.push sends: fetch the task's result instead
+                log.warning("Dask node task %s: unreadable pushed outcome: %r", future.key, exc)
         return self._outcome_of(future, started)
 
     def _outcome_of(self, future, started: float) -> tuple[NodeOutcome | None, str | None]:

@@ -18,6 +18,7 @@ the plugin's `transition` hook sets that node's cancel event, which kills its sa
 from __future__ import annotations
 
 import logging
+import pickle
 import threading
 from typing import Any
 
@@ -38,6 +39,11 @@ RUNNING_STATES = ("executing", "long-running")
 LET_GO = ("released", "cancelled", "forgotten")
 #: Keys cancelled before their function started (remembered so a late start does not run), bounded.
 REMEMBERED_CANCELS = 10_000
+#: The topic on which a worker sends each node's outcome to the server as the node ends (see `push`).
+OUTCOME_TOPIC = "pyflow-outcome"
+#: Outcomes larger than this (pickled) are not pushed: the scheduler keeps its last 1,000 events in
+#: memory, so big values are fetched from the worker as the task's result instead.
+PUSH_LIMIT = 16 * 1024
 
 
 class SandboxPlugin(WorkerPlugin):
@@ -180,7 +186,19 @@ def run_node(key: str, task: NodeTask, upstream: dict[str, NodeOutcome]) -> Node
             task.args = filled_args(task, upstream)
         except ConversionError as exc:  # the server converted the same values: only a changed value gets here
             return NodeOutcome.failure(f"an input from another node could not be converted: {exc}", "ConversionError")
-    return plugin.run(key, task)
+    outcome = plugin.run(key, task)
+    push(worker, key, outcome)
+    return outcome
+
+
+def push(worker, key: str, outcome: NodeOutcome) -> None:
+    """Send a small outcome to the server with the node's end, on the worker's stream to the scheduler,
+    which forwards it to the server on its stream: the server then needs no second round trip (through
+    the scheduler to this worker and back) to fetch the result, which was most of a node's cost on Dask
+    beyond the sandbox. The task still returns the outcome, for nodes downstream and for big values."""
+    data = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
+    if len(data) <= PUSH_LIMIT:
+        worker.log_event(OUTCOME_TOPIC, {"key": key, "outcome": data})
 
 
 def filled_args(task: NodeTask, upstream: dict[str, NodeOutcome]) -> list:
