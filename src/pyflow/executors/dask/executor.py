@@ -3,9 +3,10 @@
 The engine hands this executor one ready node at a time, as to any other; it submits the node as a
 Dask task keyed `pyflow:<run>:<node>:<attempt>` that may only run on a worker with a PyFlow sandbox
 (plugin.RESOURCE), waits for it while watching the run's cancel event, and returns its outcome, which
-names the worker. Inputs that come from nodes of the same run go as those nodes' futures, so Dask
-hands the value over between workers (or leaves it where it is) instead of the server sending it
-again; the futures of a run are kept until the engine says the run is over (`finish_run`).
+names the worker. The worker pushes a small outcome to the server as the node ends (plugin.push), so
+the server fetches nothing; a bigger one stays on its worker, and inputs that come from such a node go
+as its future, so Dask hands the value over between workers (or leaves it where it is) instead of the
+server sending it again; those futures are kept until the engine says the run is over (`finish_run`).
 """
 
 from __future__ import annotations
@@ -132,7 +133,7 @@ class DaskExecutor(Executor):
         with self._lock:
             done = self._waiting.get(key)
             if done is not None:
-                self._pushed[key] = msg.get("outcome")
+                self._pushed[key] = msg.get("outcome") or b""
         if done is not None:
             done.set()
 
@@ -224,11 +225,12 @@ class DaskExecutor(Executor):
                 return NodeOutcome.failure(f"could not submit the node to the Dask cluster: {why}", "ExecutorError",
                                            "crashed", duration_ms=ms(started))
             try:
-                outcome, died = self._await(future, done, cancel, started)
+                outcome, died, pushed = self._await(future, done, cancel, started)
             finally:
                 self._forget(key)
             if died is None:
-                self._keep(task, future, outcome)
+                if not pushed:
+                    self._keep(task, future, outcome)
                 return outcome
             future.release()
             log.warning("node %s of run %s: its Dask worker died (attempt %d of %d): %s", task.node_id,
@@ -260,33 +262,40 @@ class DaskExecutor(Executor):
             self._pushed.pop(key, None)
 
     def _keep(self, task: NodeTask, future, outcome: NodeOutcome) -> None:
+        """Keep the future of a node whose value stays on its worker, for the nodes it feeds. A pushed
+        (small) outcome is not kept: the server has the value, and sends it with the nodes it feeds as
+        their argument, so their tasks wait for no other task to be released by the scheduler."""
         if task.run_id and outcome.ok:
             with self._lock:
                 self._runs.setdefault(task.run_id, {})[task.node_id] = future
 
     def _await(self, future, done: threading.Event, cancel: threading.Event | None,
-               started: float) -> tuple[NodeOutcome | None, str | None]:
-        """(outcome, None), or (None, why) when the worker running the node died. `done` is set when the
-        worker pushes the outcome, or when the future ends (failed, lost, or an outcome too big to push)."""
-        future.add_done_callback(lambda _: done.set())
+               started: float) -> tuple[NodeOutcome | None, str | None, bool]:
+        """(outcome, None, whether it was pushed), or (None, why, False) when the worker running the node
+        died. `done` is set when the
+        worker says the node ended (with its outcome, or that it is too big to push); a task that ends
+        otherwise (its worker died, the cluster dropped it) is seen within POLL_S. No done-callback on the
+        future: Dask runs those on a thread of their own, one more thread hand-off per node."""
         idle_since = None
         while not done.wait(POLL_S):
+            if future.done():
+                break
             if cancel is not None and cancel.is_set():
                 _drop(future)  # the worker's plugin kills the node's sandbox when it lets go of the key
-                return cancelled(started), None
+                return cancelled(started), None, False
             idle_since = None if self._workers else (idle_since or time.monotonic())
             if idle_since is not None and time.monotonic() - idle_since > NO_WORKER_GRACE_S:
                 _drop(future)
                 return NodeOutcome.failure(self.readiness()["detail"], "ExecutorError", "crashed",
-                                           duration_ms=ms(started)), None
+                                           duration_ms=ms(started)), None, False
         with self._lock:
             pushed = self._pushed.pop(future.key, None)
-        if pushed is not None:
+        if pushed:
             try:
-                return pickle.loads(pushed), None
+                return pickle.loads(pushed), None, True
             except Exception as exc:  # not what plugin.push sends: fetch the task's result instead
                 log.warning("Dask node task %s: unreadable pushed outcome: %r", future.key, exc)
-        return self._outcome_of(future, started)
+        return *self._outcome_of(future, started), False
 
     def _outcome_of(self, future, started: float) -> tuple[NodeOutcome | None, str | None]:
         from distributed.scheduler import KilledWorker

@@ -41,8 +41,8 @@ LET_GO = ("released", "cancelled", "forgotten")
 REMEMBERED_CANCELS = 10_000
 #: The topic on which a worker sends each node's outcome to the server as the node ends (see `push`).
 OUTCOME_TOPIC = "pyflow-outcome"
-#: Outcomes larger than this (pickled) are not pushed: the scheduler keeps its last 1,000 events in
-#: memory, so big values are fetched from the worker as the task's result instead.
+#: Outcomes larger than this (pickled) are not pushed, only the node's end: the scheduler keeps its last
+#: 1,000 events in memory, so big values are fetched from the worker as the task's result instead.
 PUSH_LIMIT = 16 * 1024
 
 
@@ -187,7 +187,8 @@ def run_node(key: str, task: NodeTask, upstream: dict[str, NodeOutcome]) -> Node
         except ConversionError as exc:  # the server converted the same values: only a changed value gets here
             return NodeOutcome.failure(f"an input from another node could not be converted: {exc}", "ConversionError")
     outcome = plugin.run(key, task)
-    push(worker, key, outcome)
+    if outcome.violation != "cancelled":  # the key was let go of: the server knows why better than this
+        push(worker, key, outcome)
     return outcome
 
 
@@ -195,10 +196,10 @@ def push(worker, key: str, outcome: NodeOutcome) -> None:
     """Send a small outcome to the server with the node's end, on the worker's stream to the scheduler,
     which forwards it to the server on its stream: the server then needs no second round trip (through
     the scheduler to this worker and back) to fetch the result, which was most of a node's cost on Dask
-    beyond the sandbox. The task still returns the outcome, for nodes downstream and for big values."""
+    beyond the sandbox. The task still returns the outcome, for nodes downstream and for big values (then
+    the message only says that the node ended, with no outcome: the server fetches the task's result)."""
     data = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
-    if len(data) <= PUSH_LIMIT:
-        worker.log_event(OUTCOME_TOPIC, {"key": key, "outcome": data})
+    worker.log_event(OUTCOME_TOPIC, {"key": key, "outcome": data if len(data) <= PUSH_LIMIT else None})
 
 
 def filled_args(task: NodeTask, upstream: dict[str, NodeOutcome]) -> list:
