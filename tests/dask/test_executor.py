@@ -48,17 +48,17 @@ def test_a_nodes_big_input_from_the_same_run_comes_from_the_upstream_future_not_
     assert wait_until(lambda: not scheduler_keys(dask_executor, "pyflow:pass-1:"), timeout=30)
 
 
-def test_a_nodes_small_input_goes_with_its_task_and_the_upstream_result_is_let_go(dask_executor):
+def test_a_nodes_small_input_goes_with_its_task_and_the_results_go_when_the_run_ends(dask_executor):
     """A small outcome reached the server with the node's end: the node it feeds gets the value in its
-    arguments (no task to wait for), and the worker does not keep the upstream result."""
+    arguments (no task to wait for). The results stay until the run ends (released together)."""
     first = dask_executor.run(make_task(ECHO, {"made": "on the worker"}, node_id="up", run_id="inline-1"))
     source = ArgSource("up", "out", True, "Any", "Any")
     second = dask_executor.run(make_task(ECHO, first.value, node_id="down", run_id="inline-1", sources=[source]))
     dependencies = dask_executor.client.run_on_scheduler(_dependencies, node_key("inline-1", "down", 1))
     assert second.ok and second.value == {"made": "on the worker"} and dependencies == []
-    assert wait_until(lambda: node_key("inline-1", "up", 1) not in scheduler_keys(dask_executor, "pyflow:inline-1:"),
-                      timeout=30)
+    assert node_key("inline-1", "up", 1) in scheduler_keys(dask_executor, "pyflow:inline-1:")
     dask_executor.finish_run("inline-1")
+    assert wait_until(lambda: not scheduler_keys(dask_executor, "pyflow:inline-1:"), timeout=30)
 
 
 def test_an_input_from_a_port_of_several_is_converted_as_the_engine_converts_it(dask_executor):
@@ -107,7 +107,7 @@ def test_a_node_whose_worker_dies_runs_again_elsewhere_under_attempt_two(dask_ex
     assert outcome.ok and outcome.value == name, outcome
     assert outcome.worker != doomed
     assert node_key("kill-1", "k", 2) in pushed_keys(dask_executor)  # the outcome is attempt 2's
-    assert wait_until(lambda: first not in scheduler_keys(dask_executor, "pyflow:kill-1:"),
+    assert wait_until(lambda: scheduler_keys(dask_executor, "pyflow:kill-1:") == [node_key("kill-1", "k", 2)],
                       timeout=30), scheduler_keys(dask_executor, "pyflow:kill-1:")
     dask_executor.finish_run("kill-1")
 

@@ -64,7 +64,8 @@ class DaskExecutor(Executor):
         self.client = None
         self.warnings: list[str] = []
         self._workers: dict[str, dict] = {}  # sandbox workers as last read from the scheduler
-        self._runs: dict[str, dict[str, object]] = {}  # run id -> node id -> future of its result
+        self._runs: dict[str, dict[str, object]] = {}  # run id -> node id -> future of a result that feeds others
+        self._held: dict[str, list] = {}  # run id -> futures of its nodes' results, let go of when it ends
         self._submitted: dict[str, dict[str, int]] = {}  # run id -> node id -> times the run ran it
         self._waiting: dict[str, threading.Event] = {}  # key of a node being awaited -> set when it ends
         self._pushed: dict[str, bytes] = {}  # key -> its outcome as the worker pushed it (plugin.push)
@@ -141,6 +142,7 @@ class DaskExecutor(Executor):
         self._stop.set()
         with self._lock:
             self._runs.clear()
+            self._held.clear()
             self._submitted.clear()
         for part in (self.client, self.cluster):
             if part is not None:
@@ -154,7 +156,8 @@ class DaskExecutor(Executor):
         """Let go of the run's futures: the workers drop the results they were keeping for it."""
         if run_id is not None:
             with self._lock:
-                futures = self._runs.pop(run_id, None)
+                self._runs.pop(run_id, None)
+                futures = self._held.pop(run_id, None)
                 self._submitted.pop(run_id, None)
             if futures:
                 futures.clear()
@@ -229,8 +232,7 @@ class DaskExecutor(Executor):
             finally:
                 self._forget(key)
             if died is None:
-                if not pushed:
-                    self._keep(task, future, outcome)
+                self._keep(task, future, outcome, feeds=not pushed)
                 return outcome
             future.release()
             log.warning("node %s of run %s: its Dask worker died (attempt %d of %d): %s", task.node_id,
@@ -261,13 +263,16 @@ class DaskExecutor(Executor):
             self._waiting.pop(key, None)
             self._pushed.pop(key, None)
 
-    def _keep(self, task: NodeTask, future, outcome: NodeOutcome) -> None:
-        """Keep the future of a node whose value stays on its worker, for the nodes it feeds. A pushed
-        (small) outcome is not kept: the server has the value, and sends it with the nodes it feeds as
-        their argument, so their tasks wait for no other task to be released by the scheduler."""
+    def _keep(self, task: NodeTask, future, outcome: NodeOutcome, feeds: bool) -> None:
+        """Keep the future until the run ends; with `feeds`, for the nodes it feeds too. A pushed (small)
+        outcome does not feed them: the server has the value and sends it with their task, so it waits
+        on no other task. Its key is still let go of only with the run's: releasing keys one by one
+        sends the worker a message each, which holds the next node's start up to Dask's 5 ms batching."""
         if task.run_id and outcome.ok:
             with self._lock:
-                self._runs.setdefault(task.run_id, {})[task.node_id] = future
+                self._held.setdefault(task.run_id, []).append(future)
+                if feeds:
+                    self._runs.setdefault(task.run_id, {})[task.node_id] = future
 
     def _await(self, future, done: threading.Event, cancel: threading.Event | None,
                started: float) -> tuple[NodeOutcome | None, str | None, bool]:
