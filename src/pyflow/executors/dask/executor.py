@@ -277,10 +277,10 @@ class DaskExecutor(Executor):
     def _await(self, future, done: threading.Event, cancel: threading.Event | None,
                started: float) -> tuple[NodeOutcome | None, str | None, bool]:
         """(outcome, None, whether it was pushed), or (None, why, False) when the worker running the node
-        died. `done` is set when the
-        worker says the node ended (with its outcome, or that it is too big to push); a task that ends
-        otherwise (its worker died, the cluster dropped it) is seen within POLL_S. No done-callback on the
-        future: Dask runs those on a thread of their own, one more thread hand-off per node."""
+        died. `done` is set when the worker says the node ended (with its outcome, or that it is too big
+        to push); a task that ends otherwise (its worker died, the cluster dropped it) is seen within
+        POLL_S. No done-callback on the future: Dask runs those on a thread of their own, one more
+        thread hand-off per node."""
         idle_since = None
         while not done.wait(POLL_S):
             if future.done():

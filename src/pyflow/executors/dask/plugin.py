@@ -8,7 +8,8 @@ and the worker does not join the cluster, saying why. The worker also advertises
 go to workers that have a sandbox, and a plain Dask worker in the same cluster never sees one.
 
 Node code never runs in the Dask worker process: `run_node` hands the node to the plugin's executor,
-which runs it in a sandbox and reads its answer as hostile, exactly as on a single machine.
+which runs it in a sandbox and reads its answer as hostile, exactly as on a single machine. As the node
+ends, `push` sends its outcome to the server on the scheduler's event stream (OUTCOME_TOPIC).
 
 Cancellation: when a future is cancelled (or its client, the server, goes away), the scheduler tells
 the worker to forget the key; the worker's state machine moves the executing task to "released", and
