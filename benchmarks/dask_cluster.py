@@ -28,9 +28,12 @@ The server's own CPU time per node (engine, Dask client) does not spread over ma
 cluster's throughput, and is printed too.
 
 Goal: PyFlow on Dask within 1.5x of bare Dask per node, plus the sandbox's own overhead (the local pool's
-overhead per node over in-process).
+overhead per node over in-process, measured in the same run). The goal table shows, per flow, PyFlow on
+Dask's cost per node less the sandbox's own overhead, divided by bare Dask's: at most 1.5x meets it.
+For the chain that is wall ms per node; for the wide flow, the overhead per node per slot (beyond the
+node's own work) at the cheapest node cost.
 
-    python -m benchmarks.dask_cluster [--quick]
+    python -m benchmarks.dask_cluster [--quick]      # about 3 minutes; --quick (one round) about 1
 """
 
 from __future__ import annotations
@@ -46,8 +49,8 @@ from benchmarks import busy_warning, median, table, verdict
 WIDE = 200
 CHAIN = 1_000
 WARM_UP = 50
-COSTS_MS = (0, 5, 20)  # CPU ms each wide node burns
-QUICK_COSTS_MS = (0, 10)
+COSTS_MS = (0, 10)  # CPU ms each wide node burns: overhead alone, and work that a cluster could spread
+QUICK_COSTS_MS = (0,)
 ROUNDS = 3
 QUICK_ROUNDS = 1
 SLOTS = 2
@@ -223,6 +226,20 @@ def payoff_ms(o_dask: float, o_local: float, machines: int) -> float:
     return max((o_dask - machines * o_local) / (machines - 1), 0.0)
 
 
+def goal_rows(wide: dict, chain: dict) -> list[tuple]:
+    """Per flow: (label, PyFlow on Dask, the sandbox's own overhead, bare Dask, ratio): ms per node; the
+    ratio is (PyFlow on Dask - sandbox) / bare Dask, to hold to at most GOAL_RATIO."""
+    cheapest, cost = wide[min(wide)], min(wide)
+    overhead = {name: per_slot_overhead(cheapest[name], cost, SLOTS) for name in ("PyFlow on Dask", "local pool",
+                                                                                    "bare Dask")}
+    rows = [(f"chain {CHAIN:,} (wall ms per node)", chain["PyFlow on Dask"],
+             max(chain["local pool"] - chain["in-process"], 0.0), chain["bare Dask"]),
+            (f"wide {WIDE}, {cost:g} ms (overhead ms per node per slot)", overhead["PyFlow on Dask"],
+             overhead["local pool"], overhead["bare Dask"])]
+    return [(label, dask, sandbox, bare, (dask - sandbox) / bare if bare > 0 else float("inf"))
+            for label, dask, sandbox, bare in rows]
+
+
 def report(wide: dict, chain: dict) -> list[str]:
     names = list(next(iter(wide.values())))
     cells = [(f"wide {WIDE}, {c:g} ms CPU", cell) for c, cell in wide.items()] + [(f"chain {CHAIN:,}", chain)]
@@ -243,18 +260,17 @@ def report(wide: dict, chain: dict) -> list[str]:
     serial = median(SERVER_CPU) * 1000
     print(f"the server (engine, Dask client; here also the scheduler) spends {serial:.2f} ms of CPU per node: "
           f"however many machines, at most about {1000 / serial:.0f} nodes per second per server core")
-    sandbox = max(chain["local pool"] - chain["in-process"], 0.0)
-    lines = []
-    for bare, o_b in (("bare Dask", o_bare), ("stepwise Dask", o_step)):
-        budget = GOAL_RATIO * chain[bare] + sandbox
-        wide_budget = GOAL_RATIO * o_b + o_local
-        lines += [verdict(f"chain: PyFlow on Dask within {GOAL_RATIO}x {bare} + the sandbox's overhead per node",
-                          chain["PyFlow on Dask"] <= budget, f"{chain['PyFlow on Dask']:.2f} ms vs {GOAL_RATIO} x "
-                          f"{chain[bare]:.2f} + {sandbox:.2f} = {budget:.2f} ms"),
-                  verdict(f"wide: PyFlow on Dask's overhead within {GOAL_RATIO}x {bare}'s + the sandbox's per node",
-                          o_dask <= wide_budget,
-                          f"{o_dask:.2f} ms vs {GOAL_RATIO} x {o_b:.2f} + {o_local:.2f} = {wide_budget:.2f} ms")]
-    return lines
+    rows = goal_rows(wide, chain)
+    print()
+    print(table(("flow", "PyFlow on Dask", "- sandbox's own", "= PyFlow's Dask part", "bare Dask",
+                 "ratio", "goal"),
+                [(label, dask, sandbox, dask - sandbox, bare, f"{ratio:.2f}x", f"<= {GOAL_RATIO}x")
+                 for label, dask, sandbox, bare, ratio in rows],
+                title="Goal: PyFlow on Dask within 1.5x bare Dask per node, plus the sandbox's own overhead"))
+    return [verdict(f"{label.split(' (')[0]}: PyFlow on Dask less the sandbox's own overhead within {GOAL_RATIO}x "
+                    f"bare Dask", ratio <= GOAL_RATIO,
+                    f"({dask:.2f} - {sandbox:.2f}) / {bare:.2f} = {ratio:.2f}x")
+            for label, dask, sandbox, bare, ratio in rows]
 
 
 def main(argv: Sequence[str] | None = None) -> None:

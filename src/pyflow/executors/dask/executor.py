@@ -3,15 +3,17 @@
 The engine hands this executor one ready node at a time, as to any other; it submits the node as a
 Dask task keyed `pyflow:<run>:<node>:<attempt>` that may only run on a worker with a PyFlow sandbox
 (plugin.RESOURCE), waits for it while watching the run's cancel event, and returns its outcome, which
-names the worker. Inputs that come from nodes of the same run go as those nodes' futures, so Dask
-hands the value over between workers (or leaves it where it is) instead of the server sending it
-again; the futures of a run are kept until the engine says the run is over (`finish_run`).
+names the worker. The worker pushes a small outcome to the server as the node ends (plugin.push), so
+the server fetches nothing; a bigger one stays on its worker, and inputs that come from such a node go
+as its future, so Dask hands the value over between workers (or leaves it where it is) instead of the
+server sending it again; those futures are kept until the engine says the run is over (`finish_run`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import pickle
 import threading
 import time
 import uuid
@@ -20,7 +22,7 @@ from dataclasses import replace
 from ...engine.execution import Executor, ExecutorUnavailable, NodeOutcome, NodeTask
 from ..channel import POLL_S, cancelled, clipped, ms
 from .cluster import SCHEDULER_ENV, local_cluster
-from .plugin import RESOURCE, run_node
+from .plugin import OUTCOME_TOPIC, RESOURCE, run_node
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,9 @@ ATTEMPTS = 2  # a node whose worker dies is run once more, elsewhere if the clus
 REFRESH_S = 2.0  # how often the count of sandbox workers is read from the scheduler
 NO_WORKER_GRACE_S = 30.0  # a node waiting while no sandbox worker is connected fails after this long
 CONNECT_TIMEOUT_S = 30.0
+#: How long the client may hold a message to the scheduler to batch it with others (Dask's own is 10 ms):
+#: a node's submission waited up to that long whenever another node had been submitted just before.
+CLIENT_BATCH_S = 0.001
 WORKER_OPTIONS = ("max_runs", "tmp_mb", "user", "python", "cgroups",  # passed to a LocalCluster's sandboxes
                   "artifacts_dir")
 
@@ -59,8 +64,11 @@ class DaskExecutor(Executor):
         self.client = None
         self.warnings: list[str] = []
         self._workers: dict[str, dict] = {}  # sandbox workers as last read from the scheduler
-        self._runs: dict[str, dict[str, object]] = {}  # run id -> node id -> future of its result
+        self._runs: dict[str, dict[str, object]] = {}  # run id -> node id -> future of a result that feeds others
+        self._held: dict[str, list] = {}  # run id -> futures of its nodes' results, let go of when it ends
         self._submitted: dict[str, dict[str, int]] = {}  # run id -> node id -> times the run ran it
+        self._waiting: dict[str, threading.Event] = {}  # key of a node being awaited -> set when it ends
+        self._pushed: dict[str, bytes] = {}  # key -> its outcome as the worker pushed it (plugin.push)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._refresher: threading.Thread | None = None
@@ -92,6 +100,7 @@ class DaskExecutor(Executor):
             where = f"the Dask scheduler at {self.address}" if self.address else "a local Dask cluster"
             raise ExecutorUnavailable(f"cannot start {where}: {clipped(str(exc) or repr(exc))}") from None
         self._check_scheduler()
+        self._listen()
         self.read_workers()
         self._refresher = threading.Thread(target=self._refresh_loop, daemon=True, name="pyflow-dask-workers")
         self._refresher.start()
@@ -109,10 +118,31 @@ class DaskExecutor(Executor):
             self.warnings.append(f"the Dask scheduler re-runs a task whose worker died up to {allowed} times "
                                  f"before PyFlow's own single retry; start it with {name}={value}")
 
+    def _listen(self) -> None:
+        """Receive the outcomes workers push as nodes end, and send submissions without Dask's batching
+        delay (an attribute of the client's stream to the scheduler; left alone where it is missing)."""
+        self.client.subscribe_topic(OUTCOME_TOPIC, self._on_pushed)
+        stream = getattr(self.client, "scheduler_comm", None)
+        if stream is not None and hasattr(stream, "interval"):
+            stream.interval = min(stream.interval, CLIENT_BATCH_S)
+
+    def _on_pushed(self, event) -> None:
+        """On the client's event loop: keep the outcome for the node's waiting thread, and wake it. An
+        outcome nobody waits for (cancelled, or another server's) is dropped."""
+        _, msg = event
+        key = msg.get("key") if isinstance(msg, dict) else None
+        with self._lock:
+            done = self._waiting.get(key)
+            if done is not None:
+                self._pushed[key] = msg.get("outcome") or b""
+        if done is not None:
+            done.set()
+
     def close(self) -> None:
         self._stop.set()
         with self._lock:
             self._runs.clear()
+            self._held.clear()
             self._submitted.clear()
         for part in (self.client, self.cluster):
             if part is not None:
@@ -126,7 +156,8 @@ class DaskExecutor(Executor):
         """Let go of the run's futures: the workers drop the results they were keeping for it."""
         if run_id is not None:
             with self._lock:
-                futures = self._runs.pop(run_id, None)
+                self._runs.pop(run_id, None)
+                futures = self._held.pop(run_id, None)
                 self._submitted.pop(run_id, None)
             if futures:
                 futures.clear()
@@ -184,16 +215,24 @@ class DaskExecutor(Executor):
             if not self._workers and not self.read_workers():
                 return NodeOutcome.failure(self.readiness()["detail"], "ExecutorError", "crashed",
                                            duration_ms=ms(started))
+            key = node_key(run_id, name, attempt)
+            done = threading.Event()
+            with self._lock:
+                self._waiting[key] = done
             try:
-                future = self._submit(task, node_key(run_id, name, attempt))
+                future = self._submit(task, key)
             except Exception as exc:  # the client closed or lost its scheduler: the node's error, never a raise
+                self._forget(key)
                 log.warning("node %s of run %s could not be submitted to Dask: %s", task.node_id, run_id, exc)
                 why = clipped(str(exc) or repr(exc))
                 return NodeOutcome.failure(f"could not submit the node to the Dask cluster: {why}", "ExecutorError",
                                            "crashed", duration_ms=ms(started))
-            outcome, died = self._await(future, cancel, started)
+            try:
+                outcome, died, pushed = self._await(future, done, cancel, started)
+            finally:
+                self._forget(key)
             if died is None:
-                self._keep(task, future, outcome)
+                self._keep(task, future, outcome, feeds=not pushed)
                 return outcome
             future.release()
             log.warning("node %s of run %s: its Dask worker died (attempt %d of %d): %s", task.node_id,
@@ -219,26 +258,49 @@ class DaskExecutor(Executor):
                                        for a, s in zip(task.args, task.sources)])
         return self.client.submit(run_node, key, task, upstream, key=key, resources={RESOURCE: 1}, pure=False)
 
-    def _keep(self, task: NodeTask, future, outcome: NodeOutcome) -> None:
+    def _forget(self, key: str) -> None:
+        with self._lock:
+            self._waiting.pop(key, None)
+            self._pushed.pop(key, None)
+
+    def _keep(self, task: NodeTask, future, outcome: NodeOutcome, feeds: bool) -> None:
+        """Keep the future until the run ends; with `feeds`, for the nodes it feeds too. A pushed (small)
+        outcome does not feed them: the server has the value and sends it with their task, so it waits
+        on no other task. Its key is still let go of only with the run's: releasing keys one by one
+        sends the worker a message each, which holds the next node's start up to Dask's 5 ms batching."""
         if task.run_id and outcome.ok:
             with self._lock:
-                self._runs.setdefault(task.run_id, {})[task.node_id] = future
+                self._held.setdefault(task.run_id, []).append(future)
+                if feeds:
+                    self._runs.setdefault(task.run_id, {})[task.node_id] = future
 
-    def _await(self, future, cancel: threading.Event | None, started: float) -> tuple[NodeOutcome | None, str | None]:
-        """(outcome, None), or (None, why) when the worker running the node died."""
-        done = threading.Event()
-        future.add_done_callback(lambda _: done.set())
+    def _await(self, future, done: threading.Event, cancel: threading.Event | None,
+               started: float) -> tuple[NodeOutcome | None, str | None, bool]:
+        """(outcome, None, whether it was pushed), or (None, why, False) when the worker running the node
+        died. `done` is set when the worker says the node ended (with its outcome, or that it is too big
+        to push); a task that ends otherwise (its worker died, the cluster dropped it) is seen within
+        POLL_S. No done-callback on the future: Dask runs those on a thread of their own, one more
+        thread hand-off per node."""
         idle_since = None
         while not done.wait(POLL_S):
+            if future.done():
+                break
             if cancel is not None and cancel.is_set():
                 _drop(future)  # the worker's plugin kills the node's sandbox when it lets go of the key
-                return cancelled(started), None
+                return cancelled(started), None, False
             idle_since = None if self._workers else (idle_since or time.monotonic())
             if idle_since is not None and time.monotonic() - idle_since > NO_WORKER_GRACE_S:
                 _drop(future)
                 return NodeOutcome.failure(self.readiness()["detail"], "ExecutorError", "crashed",
-                                           duration_ms=ms(started)), None
-        return self._outcome_of(future, started)
+                                           duration_ms=ms(started)), None, False
+        with self._lock:
+            pushed = self._pushed.pop(future.key, None)
+        if pushed:
+            try:
+                return pickle.loads(pushed), None, True
+            except Exception as exc:  # not what plugin.push sends: fetch the task's result instead
+                log.warning("Dask node task %s: unreadable pushed outcome: %r", future.key, exc)
+        return *self._outcome_of(future, started), False
 
     def _outcome_of(self, future, started: float) -> tuple[NodeOutcome | None, str | None]:
         from distributed.scheduler import KilledWorker

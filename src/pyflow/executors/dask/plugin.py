@@ -8,7 +8,8 @@ and the worker does not join the cluster, saying why. The worker also advertises
 go to workers that have a sandbox, and a plain Dask worker in the same cluster never sees one.
 
 Node code never runs in the Dask worker process: `run_node` hands the node to the plugin's executor,
-which runs it in a sandbox and reads its answer as hostile, exactly as on a single machine.
+which runs it in a sandbox and reads its answer as hostile, exactly as on a single machine. As the node
+ends, `push` sends its outcome to the server on the scheduler's event stream (OUTCOME_TOPIC).
 
 Cancellation: when a future is cancelled (or its client, the server, goes away), the scheduler tells
 the worker to forget the key; the worker's state machine moves the executing task to "released", and
@@ -18,6 +19,7 @@ the plugin's `transition` hook sets that node's cancel event, which kills its sa
 from __future__ import annotations
 
 import logging
+import pickle
 import threading
 from typing import Any
 
@@ -38,6 +40,11 @@ RUNNING_STATES = ("executing", "long-running")
 LET_GO = ("released", "cancelled", "forgotten")
 #: Keys cancelled before their function started (remembered so a late start does not run), bounded.
 REMEMBERED_CANCELS = 10_000
+#: The topic on which a worker sends each node's outcome to the server as the node ends (see `push`).
+OUTCOME_TOPIC = "pyflow-outcome"
+#: Outcomes larger than this (pickled) are not pushed, only the node's end: the scheduler keeps its last
+#: 1,000 events in memory, so big values are fetched from the worker as the task's result instead.
+PUSH_LIMIT = 16 * 1024
 
 
 class SandboxPlugin(WorkerPlugin):
@@ -180,7 +187,20 @@ def run_node(key: str, task: NodeTask, upstream: dict[str, NodeOutcome]) -> Node
             task.args = filled_args(task, upstream)
         except ConversionError as exc:  # the server converted the same values: only a changed value gets here
             return NodeOutcome.failure(f"an input from another node could not be converted: {exc}", "ConversionError")
-    return plugin.run(key, task)
+    outcome = plugin.run(key, task)
+    if outcome.violation != "cancelled":  # the key was let go of: the server knows why better than this
+        push(worker, key, outcome)
+    return outcome
+
+
+def push(worker, key: str, outcome: NodeOutcome) -> None:
+    """Send a small outcome to the server with the node's end, on the worker's stream to the scheduler,
+    which forwards it to the server on its stream: the server then needs no second round trip (through
+    the scheduler to this worker and back) to fetch the result, which was most of a node's cost on Dask
+    beyond the sandbox. The task still returns the outcome, for nodes downstream and for big values (then
+    the message only says that the node ended, with no outcome: the server fetches the task's result)."""
+    data = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
+    worker.log_event(OUTCOME_TOPIC, {"key": key, "outcome": data if len(data) <= PUSH_LIMIT else None})
 
 
 def filled_args(task: NodeTask, upstream: dict[str, NodeOutcome]) -> list:
