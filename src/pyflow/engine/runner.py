@@ -157,11 +157,13 @@ class FlowRunner:
                 node_id = ready.popleft()
                 task = self._prepare(node_id)
                 if task is not None:
-                    if pool is not None:
+                    # The only node that can run now (nothing else running or ready: a chain, say) runs on
+                    # this thread: a hand-off to the pool and back would only add two thread switches.
+                    if pool is not None and (running or ready):
                         pool.submit(self._execute_async, node_id, task)
                         running += 1
                         continue
-                    self._complete(node_id, task, self._execute(task))
+                    self._complete(node_id, task, self._execute_guarded(node_id, task))
                 done(node_id)
                 settled += 1
             if running:
@@ -311,12 +313,14 @@ class FlowRunner:
         return True
 
     def _execute_async(self, node_id: str, task: NodeTask) -> None:
+        self._finished.put((node_id, task, self._execute_guarded(node_id, task)))
+
+    def _execute_guarded(self, node_id: str, task: NodeTask) -> NodeOutcome:
         try:
-            outcome = self._execute(task)
+            return self._execute(task)
         except BaseException as exc:  # an executor bug must not hang the scheduler, and must be seen
             logger.exception("the executor failed on node %s", node_id)
-            outcome = NodeOutcome.failure(f"executor error: {exc!r}")
-        self._finished.put((node_id, task, outcome))
+            return NodeOutcome.failure(f"executor error: {exc!r}")
 
     def _execute(self, task: NodeTask) -> NodeOutcome:
         node = self.compiled.nodes[task.node_id]

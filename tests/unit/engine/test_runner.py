@@ -207,3 +207,35 @@ def test_limits_resolve_the_same_from_memory_and_keep_the_type_given():
     assert type(resolve_limits({"timeout_s": 2.0}).timeout_s) is float
     assert resolve_limits({"memory_mb": 10 ** 9}).memory_mb == MAX_LIMITS.memory_mb
     assert resolve_limits(None) == resolve_limits({})
+
+
+class _ThreadNoting(InProcessExecutor):
+    """Runs nodes in-process, as a pooled executor would be called (not inline), noting on which thread
+    each node ran and how many ran at once."""
+
+    inline = False
+
+    def __init__(self, gate: threading.Barrier | None = None):
+        super().__init__()
+        self.threads, self.gate = [], gate
+
+    def run(self, task, cancel=None):
+        self.threads.append(threading.current_thread().name)
+        if self.gate is not None:
+            self.gate.wait(timeout=10)  # breaks (and fails the node) unless two nodes run at once
+        return super().run(task, cancel)
+
+
+def test_the_only_node_that_can_run_runs_on_the_schedulers_thread_and_others_in_parallel():
+    """A chain never has two nodes ready at once: each runs on the scheduler's own thread (no hand-off to
+    the pool and back); two nodes ready together still run at the same time."""
+    chain = flow([("a", "t.inc", {"a": 1}), ("b", "t.inc", None), ("c", "t.inc", None)],
+                 [("a:out", "b:a"), ("b:out", "c:a")])
+    executor = _ThreadNoting()
+    outcome = run_flow(compile_flow(chain, SPECS), executor, RunOptions(concurrency=2))
+    assert outcome.status == "succeeded"
+    assert executor.threads == [threading.current_thread().name] * 3
+    pair = flow([("x", "t.inc", {"a": 1}), ("y", "t.inc", {"a": 2})])
+    executor = _ThreadNoting(threading.Barrier(2))
+    outcome = run_flow(compile_flow(pair, SPECS), executor, RunOptions(concurrency=2))
+    assert outcome.status == "succeeded" and all(name.startswith("pyflow-node") for name in executor.threads)
