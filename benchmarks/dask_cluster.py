@@ -12,12 +12,13 @@ Contenders:
 
 - local pool: the sandbox executor's warm pool as `pyflow serve` builds it (2 sandboxes, concurrency 2);
 - PyFlow on Dask: the "dask" executor with its LocalCluster of 2 worker processes (one sandbox slot
-  each) on loopback, the engine keeping 4 nodes in flight;
+  each) on loopback, the engine keeping 8 nodes in flight (4 per slot: a node waits queued on its
+  worker while the one before runs, as Dask queues tasks, instead of a round trip after each);
 - bare Dask: the same DAG of plain Python functions submitted at once to the same cluster (no engine,
   no sandbox): what the engine PyFlow uses costs by itself;
 - stepwise Dask: the same plain functions used as an engine that settles every node before its
   successors uses Dask (PyFlow's engine decides skips, conversions and caching between nodes): each
-  task submitted once its input is known and its result fetched, at most 4 in flight;
+  task submitted once its input is known and its result fetched, at most 8 in flight;
 - in-process: the node functions called in this process (the work's own cost).
 
 All of them share this machine's cores, so the cluster here is no faster than the local pool: what the
@@ -54,7 +55,7 @@ QUICK_COSTS_MS = (0,)
 ROUNDS = 3
 QUICK_ROUNDS = 1
 SLOTS = 2
-IN_FLIGHT = 4
+IN_FLIGHT = 4 * SLOTS  # PyFlow's --concurrency on the cluster (README: the cluster's slots, or more)
 GOAL_RATIO = 1.5
 MACHINES = (2, 4)
 RATIOS = ("local pool", "bare Dask", "stepwise Dask")
