@@ -55,14 +55,19 @@ def _post(server, path: str, doc: dict) -> None:
         assert answer.status == 200
 
 
+def _open_imported(editor: Editor, server, specs: list, flow: dict):
+    """Import `specs` and `flow`, then open the flow in the editor, reloaded so that it knows the nodespecs
+    imported after the page first loaded; answers (editor, page)."""
+    _post(server, "/api/repository/import?mode=merge", {"format_version": 2, "nodespec": {s["id"]: s for s in specs},
+                                                        "flow": {flow["id"]: flow}})
+    editor.open_app(f"#/flow/{flow['id']}")
+    editor.page.reload()
+    expect(editor.page.locator("body.ready")).to_have_count(1)
+    return editor, editor.page
+
+
 def test_images_and_tables_are_shown_and_forged_text_stays_text(editor: Editor, server):
-    _post(server, "/api/repository/import?mode=merge", {"format_version": 2, "nodespec": {s["id"]: s for s in SPECS},
-                                                        "flow": {FLOW["id"]: FLOW}})
-    ui = editor
-    page = ui.page
-    ui.open_app("#/flow/browser.rich")
-    page.reload()  # the nodespecs imported after the page first loaded
-    expect(page.locator("body.ready")).to_have_count(1)
+    ui, page = _open_imported(editor, server, SPECS, FLOW)
     expect(ui.nodes()).to_have_count(2)
     expect(ui.node("pic")).not_to_have_class(re.compile(r"\bmissing-spec\b"))
     page.locator("#btn-run").click()
@@ -102,13 +107,7 @@ def test_an_end_node_image_shows_as_a_thumbnail_on_the_canvas_and_in_the_results
     flow = {"id": "browser.rich.end", "name": "Picture result", "links": [],
             "nodes": [{**FLOW["nodes"][0], "id": "end", "is_end": True,  # not the other test's (cached) picture
                        "ports": [{"name": "width", "value": "96"}, {"name": "height", "value": "64"}]}]}
-    _post(server, "/api/repository/import?mode=merge", {"format_version": 2, "nodespec": {SPECS[0]["id"]: SPECS[0]},
-                                                        "flow": {flow["id"]: flow}})
-    ui = editor
-    page = ui.page
-    ui.open_app("#/flow/browser.rich.end")
-    page.reload()  # the nodespec imported after the page first loaded
-    expect(page.locator("body.ready")).to_have_count(1)
+    ui, page = _open_imported(editor, server, SPECS[:1], flow)
     page.locator("#btn-run").click()
     expect(ui.node("end")).to_have_attribute("data-status", "success")
     thumbnail = ui.node("end").locator(".node-thumbnail")
