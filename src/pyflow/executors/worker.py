@@ -936,6 +936,12 @@ _IN_PID_NAMESPACE = False
 
 def serve(pid_namespace):
     global _IN_PID_NAMESPACE
+    if pid_namespace and os.getpid() != 1:
+        # The sweep after each run kills every process this one may signal: right for a namespace's
+        # pid 1, ruinous anywhere else (a mistaken start by hand, say).
+        sys.stderr.write("worker: --pid-namespace needs this process to be its PID namespace's pid 1; "
+                         "it is pid {}\n".format(os.getpid()))
+        sys.exit(2)
     _IN_PID_NAMESPACE = pid_namespace
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _minimal_environment()

@@ -266,3 +266,13 @@ def test_a_spares_rehearsal_leaves_nothing_for_the_node_to_find(zygote):
         header, value = ask(zygote, make_task(source))
         names, lines, tmpdir = json.loads(value)
     assert names == ["func"] and lines == [] and tmpdir is None
+
+
+def test_a_worker_told_it_owns_a_pid_namespace_refuses_to_start_unless_it_is_its_pid_1(tmp_path):
+    """After every run the worker of a sandbox or container kills every process it can signal but itself
+    (kill(-1)): right as the namespace's pid 1, ruinous anywhere else. Started with --pid-namespace
+    outside one, it says so and ends before serving anything."""
+    proc = subprocess.run([sys.executable, "-I", str(worker_path()), "--pid-namespace"], input=b"",
+                          capture_output=True, cwd=tmp_path, timeout=30)
+    assert proc.returncode == 2 and proc.stdout == b""
+    assert b"pid 1" in proc.stderr
