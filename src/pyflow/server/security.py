@@ -141,7 +141,7 @@ def _read_or_create(path: Path) -> tuple[str, bool]:
             _owner_only(path)
             return text, False
         path.parent.mkdir(parents=True, exist_ok=True)
-        token = secrets.token_urlsafe(32)
+        token = new_token()
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
@@ -150,6 +150,15 @@ def _read_or_create(path: Path) -> tuple[str, bool]:
             handle.write(token + "\n")
         return token, True
     raise RuntimeError(f"the token file {path} exists but is empty: remove it or put a token in it")
+
+
+def new_token() -> str:
+    """A random access token that does not start with "-", which a command line (`--token TOKEN`) would
+    read as an option."""
+    while True:
+        token = secrets.token_urlsafe(32)
+        if not token.startswith("-"):
+            return token
 
 
 def _owner_only(path: Path) -> None:

@@ -146,3 +146,15 @@ def test_ensure_token_prefers_the_environment_then_the_named_file(tmp_path, monk
     assert ensure_token(from_env) == (TOKEN, "environment")
     assert not (tmp_path / "other.token").exists()
     assert ensure_token(Config(db_path=tmp_path / "x.db", token=None)) == (None, "none")  # loopback
+
+
+def test_a_generated_token_never_starts_with_a_dash(tmp_path, monkeypatch):
+    """`pyflow ... --token TOKEN` reads a token that starts with "-" as an option of its own (one
+    generated token in 64 would): such a draw is drawn again."""
+    from pyflow.server import security
+    from pyflow.service import Config
+    draws = iter(["-starts-with-a-dash", "_fine-token"])
+    monkeypatch.setattr(security.secrets, "token_urlsafe", lambda size: next(draws))
+    config = Config(db_path=tmp_path / "db.sqlite", bind_host="0.0.0.0", token=None,
+                    token_file=tmp_path / "pyflow-token")
+    assert ensure_token(config) == ("_fine-token", "generated")
