@@ -132,19 +132,20 @@ class _Watcher:
                 self._thread.start()
 
     def discard(self, guard: OutputGuard) -> None:
+        """Stop watching `guard`; once this returns, no look at its place is under way or to come (the
+        worker may serve its next node, whose place the same guard must not judge)."""
         with self._lock:
             self._guards.discard(guard)
 
     def _watch(self) -> None:
         while True:
             time.sleep(GUARD_POLL_S)  # a polling period, not a synchronization
-            with self._lock:
-                guards = [g for g in self._guards if g.tripped is None]
-            for guard in guards:
-                try:
-                    guard.check()
-                except Exception:  # one place that cannot be read must not end the watch of the others
-                    log.exception("watching the output place %s failed", guard.place)
+            with self._lock:  # held while looking, so that discard waits for a look under way
+                for guard in [g for g in self._guards if g.tripped is None]:
+                    try:
+                        guard.check()
+                    except Exception:  # one place that cannot be read must not end the watch of the others
+                        log.exception("watching the output place %s failed", guard.place)
 
 
 _WATCHER = _Watcher()
