@@ -31,10 +31,14 @@ TRUNCATED_MARK = "\n[... output truncated at {} bytes ...]\n"
 POLL_S = 0.05
 
 
+# The worker's script, in order: one namespace, standard library only (see worker.py).
+WORKER_PARTS = ("codec.py", "nodeproc.py", "worker.py")
+
+
 def worker_source() -> bytes:
     """The worker script's text, to hand to a sandbox as data."""
     package = resources.files("pyflow.executors")
-    return package.joinpath("codec.py").read_bytes() + b"\n\n" + package.joinpath("worker.py").read_bytes()
+    return b"\n\n".join(package.joinpath(part).read_bytes() for part in WORKER_PARTS)
 
 
 def worker_path() -> Path:

@@ -1,7 +1,7 @@
 """Rich values inside the sandbox: how a node's non-JSON value becomes an artifact file with a preview,
 and how a downstream node's input artifact becomes a value again.
 
-Standard library only: the worker's source is this file followed by worker.py (see
+Standard library only: the worker's script is this file, nodeproc.py and worker.py (see
 channel.worker_source), handed to the sandbox as data. A value's kind is read from
 `type(value).__module__` and its name, so numpy, pandas, pyarrow, PIL and matplotlib are only used for
 a value of theirs, whose module the node has loaded (pyarrow is imported for a pandas DataFrame, when
