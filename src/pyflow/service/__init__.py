@@ -29,6 +29,7 @@ from . import environments as envs
 from .artifacts import RawArtifact, describe_output, find_output, open_store, raw_output
 from .config import Config
 from .health import executor_check, summarize, threads_check
+from .library import offer_library
 from .runs import RUN_STATUSES, LiveRun, RunManager
 from .nesting import nest_results
 from .tree import nodespec_tree
@@ -86,11 +87,12 @@ class PyflowService:
         self.repository.close()
 
     def load_standard_library(self) -> dict | None:
-        """Fill an empty repository with the standard library and sample flows."""
+        """Offer the standard library and sample flows (see library.py): all of it to an empty
+        repository, what a newer version adds to one in use."""
         stdlib = self.config.stdlib_dir
-        if stdlib is None or not Path(stdlib).is_dir() or not self.objects.is_empty():
+        if stdlib is None or not Path(stdlib).is_dir():
             return None
-        return self.objects.import_bundle(load_bundle_file(Path(stdlib)), mode="merge")
+        return offer_library(self.objects, Path(stdlib))
 
     # ------------------------------------------------------------------------------------ general
     def health(self) -> dict:

@@ -79,6 +79,20 @@ class ObjectStore(Store):
         """An object's current revision, without reading the object."""
         return self._existing(kind, object_id, self._read_revision)
 
+    def has(self, kind: str, object_id: str) -> bool:
+        """Whether an object is stored (readable or not), without reading it."""
+        _check_kind(kind)
+        return self._read_revision(kind, object_id) is not None
+
+    # -- what the repository keeps about itself (not objects: never exported)
+    def setting(self, key: str) -> str | None:
+        """A value the repository keeps about itself, or None when it was never set."""
+        return self._setting(key)
+
+    def put_setting(self, key: str, value: str) -> None:
+        with self.transaction():
+            self._put_setting(key, value)
+
     @staticmethod
     def _existing(kind: str, object_id: str, read):
         """What `read` finds of an object, or NotFound."""
@@ -312,6 +326,14 @@ class ObjectStore(Store):
         return not self._list("nodespec", unreadable) and not self._list("flow", unreadable) and not unreadable
 
     # -------------------------------------------------------------------------- primitives (backend)
+    @abstractmethod
+    def _setting(self, key: str) -> str | None:
+        """A setting's value, or None."""
+
+    @abstractmethod
+    def _put_setting(self, key: str, value: str) -> None:
+        """Store a setting (inside the caller's transaction)."""
+
     @abstractmethod
     def _revision(self) -> int:
         """The latest revision handed out: it changes whenever any object is written or removed."""

@@ -24,6 +24,7 @@ from ..timestamps import now_iso
 from .base import Record, Repository, UnreadableDocument
 
 SCHEMA_VERSION = 1
+SETTING_PREFIX = "setting:"  # meta rows the object store keeps as settings (ObjectStore.setting)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS objects (
@@ -306,6 +307,14 @@ class SQLiteRepository(Repository):
     def _remove(self, kind: str, object_id: str) -> None:
         self._next("revision")  # a removal changes what lists and caches must show
         self._conn().execute("DELETE FROM objects WHERE kind = ? AND id = ?", (kind, object_id))
+
+    def _setting(self, key: str) -> str | None:
+        row = self._conn().execute("SELECT value FROM meta WHERE key = ?", (SETTING_PREFIX + key,)).fetchone()
+        return None if row is None else row[0]
+
+    def _put_setting(self, key: str, value: str) -> None:
+        self._conn().execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                             (SETTING_PREFIX + key, value))
 
     def _revision(self) -> int:
         return int(self._conn().execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()[0])

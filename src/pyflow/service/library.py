@@ -1,0 +1,48 @@
+"""The standard library (nodespecs and sample flows) offered to the repository on every start.
+
+An empty repository gets all of it. A repository in use gets only the library's objects it was never
+offered and does not have: a newer version's additions appear, while the user's own versions of library
+objects, and the ones they deleted, stay as they are. What was offered is kept in the repository's
+settings. A repository filled before that record existed counts as offered nothing, so it gets what it
+lacks (a library object its user had deleted comes back once).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from ..model.bundle import load_bundle_file
+from ..model.errors import InvalidInput
+from ..storage import ObjectStore
+
+log = logging.getLogger(__name__)
+
+OFFERED = "standard_library.offered"
+
+
+def offer_library(objects: ObjectStore, root: Path) -> dict:
+    """Import from the library at `root` what `objects` was never offered and does not have; nodespecs
+    first, then flows, each as one import. A part that no longer fits the repository (a sample flow over
+    a nodespec the user changed) is left out, logged and offered again on the next start, and the
+    server starts all the same. Returns {"created": [...], "left_out": [...]}, as kind/id."""
+    bundle = load_bundle_file(root)
+    offered = set(json.loads(objects.setting(OFFERED) or "[]"))
+    created, left_out = [], []
+    for kind in ("nodespec", "flow"):
+        fresh = {key: doc for key, doc in bundle.get(kind, {}).items()
+                 if f"{kind}/{key}" not in offered and not objects.has(kind, key)}
+        if not fresh:
+            continue
+        try:
+            objects.import_bundle({"nodespec": {}, "flow": {}, kind: fresh}, mode="merge")
+        except InvalidInput as exc:
+            left_out += [f"{kind}/{key}" for key in fresh]
+            log.warning("the standard library's new %ss %s were left out: %s %s", kind, sorted(fresh),
+                        exc.message, exc.details[:5])
+            continue
+        created += [f"{kind}/{key}" for key in fresh]
+    everything = {f"{kind}/{key}" for kind in ("nodespec", "flow") for key in bundle.get(kind, {})}
+    objects.put_setting(OFFERED, json.dumps(sorted((offered | everything) - set(left_out))))
+    return {"created": created, "left_out": left_out}
