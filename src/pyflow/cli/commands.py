@@ -176,8 +176,8 @@ def _add_local(parser) -> None:
                         help="with --executor dask, the cluster's scheduler (default: $PYFLOW_DASK_SCHEDULER, "
                              "else a local cluster on 127.0.0.1)")
     parser.add_argument("--concurrency", type=int, default=None, help="nodes running at once (default: cores)")
-    parser.add_argument("--no-stdlib", action="store_true", help="do not load the standard library into an "
-                                                                 "empty database")
+    parser.add_argument("--no-stdlib", action="store_true", help="do not offer the standard library to the "
+                        "database (all of it to an empty one, what a newer version adds to one in use)")
     parser.add_argument("--executor-option", action="append", default=[], metavar="KEY=VALUE",
                         help="an option for the executor, e.g. pool_size=4, max_runs=50, tmp_mb=128 (repeatable)")
     parser.add_argument("--docker-images", default=None, metavar="IMAGE[,IMAGE...]",
