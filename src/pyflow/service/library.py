@@ -3,8 +3,9 @@
 An empty repository gets all of it. A repository in use gets only the library's objects it was never
 offered and does not have: a newer version's additions appear, while the user's own versions of library
 objects, and the ones they deleted, stay as they are. What was offered is kept in the repository's
-settings. A repository filled before that record existed counts as offered nothing, so it gets what it
-lacks (a library object its user had deleted comes back once).
+settings. A repository filled before that record existed (by an older version, or with --no-stdlib)
+gets nothing now, as before; from then on it is offered what later versions add if it holds any of the
+library, and nothing ever if it holds none of it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from ..storage import ObjectStore
 
 log = logging.getLogger(__name__)
 
-OFFERED = "standard_library.offered"
+OFFERED = "standard_library.offered"  # a JSON list of kind/id, or DECLINED
+DECLINED = "declined"
 
 
 def offer_library(objects: ObjectStore, root: Path) -> dict:
@@ -28,7 +30,14 @@ def offer_library(objects: ObjectStore, root: Path) -> dict:
     a nodespec the user changed) is left out, logged and offered again on the next start, and the
     server starts all the same. Returns {"created": [...], "left_out": [...]}, as kind/id."""
     bundle = load_bundle_file(root)
-    offered = set(json.loads(objects.setting(OFFERED) or "[]"))
+    everything = {f"{kind}/{key}" for kind in ("nodespec", "flow") for key in bundle.get(kind, {})}
+    recorded = objects.setting(OFFERED)
+    if recorded is None and not objects.is_empty():
+        objects.put_setting(OFFERED, json.dumps(sorted(everything)) if _holds_any(objects, everything) else DECLINED)
+        return {"created": [], "left_out": []}
+    if recorded == DECLINED:
+        return {"created": [], "left_out": []}
+    offered = set(json.loads(recorded or "[]"))
     created, left_out = [], []
     for kind in ("nodespec", "flow"):
         fresh = {key: doc for key, doc in bundle.get(kind, {}).items()
@@ -43,6 +52,9 @@ def offer_library(objects: ObjectStore, root: Path) -> dict:
                         exc.message, exc.details[:5])
             continue
         created += [f"{kind}/{key}" for key in fresh]
-    everything = {f"{kind}/{key}" for kind in ("nodespec", "flow") for key in bundle.get(kind, {})}
     objects.put_setting(OFFERED, json.dumps(sorted((offered | everything) - set(left_out))))
     return {"created": created, "left_out": left_out}
+
+
+def _holds_any(objects: ObjectStore, names) -> bool:
+    return any(objects.has(*name.split("/", 1)) for name in names)

@@ -66,20 +66,38 @@ def test_a_repository_in_use_gets_what_a_newer_library_adds_and_keeps_its_own_ch
         service.close()
 
 
-def test_a_repository_from_before_the_record_gets_what_it_lacks(tmp_path):
-    """A repository filled by an older version (no record of what it was offered) gets the library's
-    objects it does not have, and keeps the ones it has as they are."""
+def test_a_repository_from_before_the_record_gets_what_later_versions_add(tmp_path):
+    """A repository an older version filled with the library (no record of what it was offered): nothing
+    is added on the first start, as before; what a later version adds is."""
     bare = PyflowService(Config(db_path=tmp_path / "db.sqlite", load_stdlib=False), InProcessExecutor()).start()
     try:
         bare.upsert("nodespec", spec("lib.one", plus=" * 2"))
     finally:
         bare.close()
-    service = start(tmp_path, write_library(tmp_path / "lib", [spec("lib.one"), spec("lib.two")]))
+    for version, ids, expected in (("v1", ["lib.one", "lib.two"], {"lib.one"}),
+                                   ("v2", ["lib.one", "lib.two", "lib.three"], {"lib.one", "lib.three"})):
+        service = start(tmp_path, write_library(tmp_path / version, [spec(i) for i in ids]))
+        try:
+            assert spec_ids(service) == expected
+            assert "a * 2" in service.objects.get("nodespec", "lib.one").doc["func"]
+        finally:
+            service.close()
+
+
+def test_a_repository_filled_without_the_library_stays_without_it(tmp_path):
+    """Filled with --no-stdlib (or by imports only), before or after the record existed: starting with
+    the library later adds nothing, now or when a newer library adds objects."""
+    bare = PyflowService(Config(db_path=tmp_path / "db.sqlite", load_stdlib=False), InProcessExecutor()).start()
     try:
-        assert spec_ids(service) == {"lib.one", "lib.two"}
-        assert "a * 2" in service.objects.get("nodespec", "lib.one").doc["func"]
+        bare.upsert("nodespec", spec("mine.own"))
     finally:
-        service.close()
+        bare.close()
+    for version, ids in (("v1", ["lib.one"]), ("v2", ["lib.one", "lib.two"])):
+        service = start(tmp_path, write_library(tmp_path / version, [spec(i) for i in ids]))
+        try:
+            assert spec_ids(service) == {"mine.own"}
+        finally:
+            service.close()
 
 
 def test_a_library_addition_that_no_longer_fits_is_left_out_and_the_server_starts(tmp_path, caplog):
