@@ -246,3 +246,10 @@ def test_submissions_go_to_the_scheduler_without_dasks_batching_delay(dask_execu
     """Dask's client holds a message up to 10 ms to batch it with the next: a node submitted just after
     another waited that long, several times per node in a chain."""
     assert dask_executor.client.scheduler_comm.interval <= CLIENT_BATCH_S < 0.01
+
+
+def test_a_stream_opened_again_after_a_reconnect_gets_the_short_delay_back(dask_executor):
+    """A client that reconnects to its scheduler opens a new stream, with Dask's own 10 ms delay."""
+    stream = dask_executor.client.scheduler_comm
+    stream.interval = 0.01  # what a new stream starts with
+    assert wait_until(lambda: stream.interval <= CLIENT_BATCH_S, timeout=30)

@@ -122,9 +122,14 @@ class DaskExecutor(Executor):
         """Receive the outcomes workers push as nodes end, and send submissions without Dask's batching
         delay (an attribute of the client's stream to the scheduler; left alone where it is missing)."""
         self.client.subscribe_topic(OUTCOME_TOPIC, self._on_pushed)
+        self._tune_stream()
+
+    def _tune_stream(self) -> None:
+        """Shorten the batching delay of the client's stream to the scheduler. Done again at every
+        refresh: a client that reconnects (the scheduler restarted) opens a new stream with Dask's own."""
         stream = getattr(self.client, "scheduler_comm", None)
-        if stream is not None and hasattr(stream, "interval"):
-            stream.interval = min(stream.interval, CLIENT_BATCH_S)
+        if stream is not None and getattr(stream, "interval", 0) > CLIENT_BATCH_S:
+            stream.interval = CLIENT_BATCH_S
 
     def _on_pushed(self, event) -> None:
         """On the client's event loop: keep the outcome for the node's waiting thread, and wake it. An
@@ -165,6 +170,7 @@ class DaskExecutor(Executor):
     # -- workers ---------------------------------------------------------------------------------------
     def _refresh_loop(self) -> None:
         while not self._stop.wait(REFRESH_S):
+            self._tune_stream()
             self.read_workers()
 
     def read_workers(self) -> dict[str, dict]:
