@@ -99,12 +99,24 @@ def origin(text: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
+def network(text: str):
+    """An IP address or network (192.0.2.10, 10.0.0.0/8, ::1), for --trusted-proxy."""
+    import ipaddress
+    try:
+        return ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IP address or network") from None
+
+
 def _add_connection_limits(serve) -> None:
     serve.add_argument("--header-timeout", type=at_least(1), default=10,
                        help="seconds a connection may take to send a request's headers, or stay idle")
     serve.add_argument("--body-timeout", type=at_least(1), default=60, help="seconds to send a request's body")
     serve.add_argument("--max-streams-per-client", type=at_least(1), default=32,
                        help="open event streams per client address (429 above)")
+    serve.add_argument("--trusted-proxy", action="append", default=[], type=network, metavar="ADDRESS",
+                       help="a reverse proxy's address or network (repeatable): requests from it are counted "
+                            "and logged by the client X-Forwarded-For names")
 
 
 def _add_run_commands(sub) -> None:
@@ -253,7 +265,8 @@ def cmd_serve(args) -> int:
 def connection_limits(args):
     from ..server.serving import Limits
     return Limits(threads=args.threads, header_timeout_s=args.header_timeout, body_timeout_s=args.body_timeout,
-                  max_body_bytes=args.max_body_mb * 1024 * 1024, streams_per_client=args.max_streams_per_client)
+                  max_body_bytes=args.max_body_mb * 1024 * 1024, streams_per_client=args.max_streams_per_client,
+                  trusted_proxies=tuple(args.trusted_proxy))
 
 
 def cmd_run(args) -> int:

@@ -16,6 +16,7 @@ on the event loop (`StreamHub`), woken by the run's threads, with no thread per 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import resource
 import signal
@@ -55,6 +56,38 @@ class Limits:
     max_body_bytes: int = 32 * MIB
     streams_per_client: int = 32  # open event streams per client address
     keepalive_s: float = 15.0  # a heartbeat on a stream after this long without an event
+    trusted_proxies: tuple = ()  # ipaddress networks whose X-Forwarded-For names the client
+
+
+FORWARDED_HOPS = 32  # the most X-Forwarded-For entries read, from the nearest
+
+
+def client_address(peer: str, forwarded_for: list[str], trusted: tuple) -> str:
+    """The client's address: the peer's, unless the peer is a trusted proxy; then the nearest address in
+    X-Forwarded-For (read from the right, as each proxy appends the one it took the request from) that is
+    not a trusted proxy. Entries further left are the client's own say, and never believed; an unreadable
+    entry stops the walk at the last trusted hop, which then counts as the client."""
+    if not trusted or not _trusted(peer, trusted):
+        return peer
+    hops = [hop.strip() for value in forwarded_for for hop in value.split(",")][-FORWARDED_HOPS:]
+    client = peer
+    for hop in reversed(hops):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            break
+        client = hop
+        if not _trusted(hop, trusted):
+            break
+    return client
+
+
+def _trusted(address: str, trusted: tuple) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)
 
 
 def body_too_large_message(max_bytes: int) -> str:
@@ -98,6 +131,8 @@ class _Request(HTTPMessageDelegate):
 
     def headers_received(self, start_line, headers):
         self.start_line, self.headers = start_line, headers
+        self.client = client_address(self.conn.context.remote_ip, headers.get_list("X-Forwarded-For"),
+                                     self.server.limits.trusted_proxies)
         try:
             declared = int(headers.get("Content-Length", "0"))
         except ValueError:
@@ -146,6 +181,7 @@ class _Request(HTTPMessageDelegate):
                                     body=b"".join(self.chunks))
         self.chunks = []
         environ = self.server.container.environ(request)
+        environ["REMOTE_ADDR"] = self.client
         environ[STREAM_OFFLOAD] = True
         loop = IOLoop.current()
         try:
@@ -168,7 +204,7 @@ class _Request(HTTPMessageDelegate):
 
     async def _stream(self, target: str, headers: HTTPHeaders) -> None:
         run_id, _, after = target.partition(" ")
-        client = self.conn.context.remote_ip
+        client = self.client
         if not self.server.hub.admit(client):
             cap = self.server.limits.streams_per_client
             message = (f"this client already has {cap} open event streams, the most allowed; "

@@ -2,6 +2,7 @@
 hold no request thread, a per-address cap on them, header and body deadlines, and body limits enforced
 before the body is read."""
 
+import ipaddress
 import json
 import resource
 import socket
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from pyflow.server.serving import client_address
 from tests.support.server import NO_FORM, LiveServer
 from tests.support.timing import scaled
 from tests.support.waiting import wait_until
@@ -64,10 +66,11 @@ def read_until(sock: socket.socket, marker: bytes, limit: int = 1 << 20) -> byte
     return data
 
 
-def follow(live: LiveServer, run_id: str) -> socket.socket:
+def follow(live: LiveServer, run_id: str, forwarded_for: str | None = None) -> socket.socket:
     """An event-stream follower on a raw socket, once the server has begun its stream."""
     sock = connect(live)
-    sock.sendall(f"GET /api/runs/{run_id}/events HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+    extra = f"X-Forwarded-For: {forwarded_for}\r\n" if forwarded_for else ""
+    sock.sendall(f"GET /api/runs/{run_id}/events HTTP/1.1\r\nHost: localhost\r\n{extra}\r\n".encode())
     head = read_until(sock, b"retry: 1000")
     assert head.startswith(b"HTTP/1.1 200") and b"retry: 1000" in head, head[:300]
     return sock
@@ -140,6 +143,58 @@ def test_open_streams_per_client_are_capped_with_429(tmp_path):
                 return answer.status_code == 200
         wait_until(admitted, timeout=scaled(5), fail="a closed stream was not released")
         second.close()
+        requests.post(f"{live.url}/api/runs/{run_id}/cancel", headers=NO_FORM)
+    finally:
+        live.stop()
+
+
+def refused_stream(live: LiveServer, run_id: str, forwarded_for: str) -> int:
+    return requests.get(f"{live.url}/api/runs/{run_id}/events", headers={"X-Forwarded-For": forwarded_for},
+                        timeout=30).status_code
+
+
+def test_behind_a_trusted_proxy_the_stream_cap_counts_each_forwarded_client(tmp_path):
+    """Every client of a reverse proxy arrives from the proxy's address: the cap would count them as one.
+    From a --trusted-proxy, the client is the nearest address in X-Forwarded-For that is not a proxy."""
+    live = start(tmp_path, "--max-streams-per-client", "1", "--trusted-proxy", "127.0.0.0/8",
+                 "--trusted-proxy", "10.9.9.9")
+    try:
+        run_id = start_run(live, "slow")
+        streams = [follow(live, run_id, "192.0.2.1"), follow(live, run_id, "198.51.100.7, 10.9.9.9"),
+                   follow(live, run_id, "not-an-address")]  # unreadable: the proxy itself is the client
+        assert refused_stream(live, run_id, "192.0.2.1") == 429
+        assert refused_stream(live, run_id, "203.0.113.5, 198.51.100.7") == 429  # a made-up first hop is not it
+        assert refused_stream(live, run_id, "") == 429
+        for sock in streams:
+            sock.close()
+        requests.post(f"{live.url}/api/runs/{run_id}/cancel", headers=NO_FORM)
+    finally:
+        live.stop()
+
+
+@pytest.mark.parametrize("peer, forwarded, client", [
+    ("127.0.0.1", ["192.0.2.1"], "192.0.2.1"),
+    ("127.0.0.1", ["192.0.2.1, 10.0.0.5"], "192.0.2.1"),  # through two proxies
+    ("127.0.0.1", ["203.0.113.9, 192.0.2.1"], "192.0.2.1"),  # the client's own claim is left of its address
+    ("127.0.0.1", ["192.0.2.1", "10.0.0.5"], "192.0.2.1"),  # the header twice reads as one list
+    ("127.0.0.1", ["10.0.0.5"], "10.0.0.5"),  # only proxies: the farthest one
+    ("127.0.0.1", [], "127.0.0.1"),
+    ("127.0.0.1", ["192.0.2.1, junk"], "127.0.0.1"),  # unreadable nearest entry: the proxy is the client
+    ("192.0.2.50", ["198.51.100.1"], "192.0.2.50"),  # not from a trusted proxy: the header is ignored
+    ("::1", ["2001:db8::7"], "2001:db8::7"),
+])
+def test_the_client_address_is_read_from_the_nearest_hop_that_is_not_a_trusted_proxy(peer, forwarded, client):
+    trusted = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("::1"))
+    assert client_address(peer, forwarded, trusted) == client
+
+
+def test_without_trusted_proxies_x_forwarded_for_is_ignored(tmp_path):
+    live = start(tmp_path, "--max-streams-per-client", "1")
+    try:
+        run_id = start_run(live, "slow")
+        stream = follow(live, run_id, "192.0.2.1")
+        assert refused_stream(live, run_id, "192.0.2.2") == 429
+        stream.close()
         requests.post(f"{live.url}/api/runs/{run_id}/cancel", headers=NO_FORM)
     finally:
         live.stop()
