@@ -11,14 +11,15 @@ from playwright.sync_api import expect
 from .editor import Editor
 
 
-def build_double_flow(ui: Editor, name: str, flow_id: str) -> tuple[str, str]:
-    """Add numbers (a=2, b=3) → Double (end node): the flow most tests start from."""
+def build_double_flow(ui: Editor, name: str, flow_id: str, a: str = "2", b: str = "3") -> tuple[str, str]:
+    """Add numbers (a=2, b=3) → Double (end node): the flow most tests start from. A test that must see
+    its nodes run rather than come from the result cache (tests share one server) picks its own values."""
     ui.new_flow(name, flow_id)
     add = ui.drag_spec_to_canvas("uitest.num.add", 220, 220)
     double = ui.drag_spec_to_canvas("uitest.num.double", 600, 320)
     ui.link(add, "out", double, "x")
-    ui.set_value(add, "a", "2")
-    ui.set_value(add, "b", "3")
+    ui.set_value(add, "a", a)
+    ui.set_value(add, "b", b)
     ui.mark_end(double)
     return add, double
 
@@ -26,7 +27,7 @@ def build_double_flow(ui: Editor, name: str, flow_id: str) -> tuple[str, str]:
 def test_build_save_reload_and_run(editor: Editor, server):
     ui = editor
     page = ui.page
-    add, double = build_double_flow(ui, "Double the sum", "browser.double")
+    add, double = build_double_flow(ui, "Double the sum", "browser.double", a="4", b="6")
     expect(page.locator("#dirty-indicator")).to_be_visible()
     ui.screenshot("built")
 
@@ -44,8 +45,8 @@ def test_build_save_reload_and_run(editor: Editor, server):
     expect(ui.nodes()).to_have_count(2)
     expect(ui.connectors()).to_have_count(1)
     ui.select_node(add)
-    expect(page.locator('#inspector [data-field="port:a"]')).to_have_value("2")
-    expect(page.locator('#inspector [data-field="port:b"]')).to_have_value("3")
+    expect(page.locator('#inspector [data-field="port:a"]')).to_have_value("4")
+    expect(page.locator('#inspector [data-field="port:b"]')).to_have_value("6")
     expect(ui.node(double)).to_have_class(re.compile(r"\bis-end\b"))
     ui.screenshot("reloaded")
 
@@ -59,9 +60,9 @@ def test_build_save_reload_and_run(editor: Editor, server):
     ui.select_node(double)
     result = page.locator("#inspector .run-result")
     expect(result.locator(".status-pill")).to_have_text("success")
-    expect(result.locator(".json-tree").first).to_contain_text("x: 5")
-    expect(result.locator(".json-tree").nth(1)).to_contain_text("out: 10")
-    expect(result.locator(".stdout")).to_contain_text("doubling 5")
+    expect(result.locator(".json-tree").first).to_contain_text("x: 10")
+    expect(result.locator(".json-tree").nth(1)).to_contain_text("out: 20")
+    expect(result.locator(".stdout")).to_contain_text("doubling 10")
     ui.screenshot("ran")
 
     # The run history lists the run; opening it from a fresh page paints its statuses again.
