@@ -37,7 +37,8 @@ export class Canvas extends Emitter {
     this.model = model;
     this.catalog = catalog;
     this.history = history;
-    this.views = new Map(); // node id → {el, ports, height, endpoints, x, y (where it is drawn), shown, handles}
+    this.views = new Map(); // node id → {id, el, ports, height, endpoints, x, y (where it is drawn), shown, handles}
+    this.viewOf = new WeakMap(); // node element → its view (jsPlumb asks by element, many times over)
     this.connections = new Map(); // link key → jsPlumb connection
     this.linkOf = new WeakMap(); // jsPlumb connection → link key
     this.linkShown = new WeakMap(); // jsPlumb connection → whether it is displayed (see Viewport.cullLink)
@@ -107,8 +108,8 @@ export class Canvas extends Emitter {
     // node's size and position are known here, and culled nodes are not displayed (they would measure as
     // 0 × 0 at the origin), so it gets them from the canvas; other elements are still measured.
     const nodeView = (el) => {
-      const view = el?.dataset?.node !== undefined ? this.views.get(el.dataset.node) : undefined;
-      return view?.el === el ? view : undefined;
+      const view = el ? this.viewOf.get(el) : undefined;
+      return view && this.views.get(view.id) === view ? view : undefined;
     };
     const getSize = this.jsp.getSize.bind(this.jsp);
     const getOffset = this.jsp.getOffset.bind(this.jsp);
@@ -214,9 +215,11 @@ export class Canvas extends Emitter {
     this.statuses.clear();
     const nodes = [...this.model.nodes.values()];
     for (const node of nodes) this.nodeLayer.add(this.#createNodeElement(node));
+    // Only linked ports get their endpoints now (#addLinkView); a node's other ports get theirs when its
+    // handles are first shown (Viewport.cullNode), which on a large flow is for the few nodes in view.
     this.#batched(() => {
       for (const node of nodes) {
-        this.#wireNode(node);
+        this.#manageNode(node);
         this.pending.nodes.add(node.id);
       }
       for (const link of this.model.links.values()) this.#addLinkView(link, false); // nodeElement marked linked ports
@@ -229,38 +232,71 @@ export class Canvas extends Emitter {
 
   #createNodeElement(node) {
     const { el, ports, height, width } = nodeElement(this.model, this.catalog, node);
-    this.views.set(node.id, { el, ports, height, width, endpoints: [], x: node.x, y: node.y, shown: true, handles: undefined });
+    const view = {
+      id: node.id, el, ports, height, width, endpoints: [], endpointOf: new Map(), wired: false,
+      x: node.x, y: node.y, shown: true, handles: undefined,
+    };
+    this.views.set(node.id, view);
+    this.viewOf.set(el, view);
     return el;
   }
 
-  /**
-   * Register a node element with jsPlumb and give each port an endpoint at a computed offset. Drawing is
-   * suspended (renderAll, or a batch), so jsPlumb measures nothing here; the node's geometry is known.
-   */
-  #wireNode(node) {
+  /** Register a node element with jsPlumb, with its geometry (known here: jsPlumb measures nothing). */
+  #manageNode(node) {
     const view = this.views.get(node.id);
     this.jsp.manage(view.el, `n-${node.id}`);
     this.jsp.viewport.updateElement(this.jsp.getId(view.el), node.x, node.y, view.width, view.height, 0, true);
-    const addEndpoint = (port, index, side) => {
-      const y = NODE.head + index * NODE.row + NODE.row / 2;
-      const anchor = side === "input" ? [0, 0, -1, 0, 0, y] : [1, 0, 1, 0, 0, y];
-      const endpoint = this.jsp.addEndpoint(view.el, {
-        uuid: endpointUuid(node.id, port.name, side),
-        anchor,
-        source: true,
-        target: true,
-        maxConnections: -1,
-        endpoint: { type: "Dot", options: { radius: 6 } },
-        paintStyle: { fill: typeColor(port.type), stroke: "#ffffff", strokeWidth: 2 },
-        hoverPaintStyle: { fill: typeColor(port.type), stroke: "#1e293b", strokeWidth: 2 },
-        connectorStyle: { stroke: typeColor(port.type), strokeWidth: 2.2 },
-        cssClass: `endpoint endpoint-${side === "input" ? "in" : "out"}`,
-      });
-      view.endpoints.push(endpoint);
-      (this.untagged ||= []).push(endpoint);
-    };
-    view.ports.inputs.forEach((port, index) => addEndpoint(port, index, "input"));
-    view.ports.outputs.forEach((port, index) => addEndpoint(port, index, "output"));
+  }
+
+  /** Register a node element with jsPlumb and give every port its endpoint. */
+  #wireNode(node) {
+    this.#manageNode(node);
+    this.wireEndpoints(this.views.get(node.id));
+  }
+
+  /**
+   * Give each port of a node that has none its endpoint (its handle, from which links are dragged and on
+   * which they are dropped): before its handles are shown. Endpoints cost the most of drawing a large
+   * flow, and most nodes of one are never seen close enough to show them.
+   */
+  wireEndpoints(view) {
+    if (view.wired) return;
+    view.wired = true;
+    for (const port of view.ports.inputs) this.#endpointFor(view, view.id, port.name, "input");
+    for (const port of view.ports.outputs) this.#endpointFor(view, view.id, port.name, "output");
+  }
+
+  /**
+   * The endpoint of a node's port (jsPlumb's, at a computed offset on the node), made on first use; null
+   * for a port the node does not have. Made while drawing is suspended (a batch), it is labelled at the
+   * batch's end; otherwise jsPlumb paints it now (if its node shows handles) and it is labelled at once.
+   */
+  #endpointFor(view, id, portName, side) {
+    const key = `${side}:${portName}`;
+    const known = view.endpointOf.get(key);
+    if (known) return known;
+    const ports = side === "input" ? view.ports.inputs : view.ports.outputs;
+    const index = ports.findIndex((p) => p.name === portName);
+    if (index < 0) return null;
+    const { type } = ports[index];
+    const y = NODE.head + index * NODE.row + NODE.row / 2;
+    const endpoint = this.jsp.addEndpoint(view.el, {
+      uuid: endpointUuid(id, portName, side),
+      anchor: side === "input" ? [0, 0, -1, 0, 0, y] : [1, 0, 1, 0, 0, y],
+      source: true,
+      target: true,
+      maxConnections: -1,
+      endpoint: { type: "Dot", options: { radius: 6 } },
+      paintStyle: { fill: typeColor(type), stroke: "#ffffff", strokeWidth: 2 },
+      hoverPaintStyle: { fill: typeColor(type), stroke: "#1e293b", strokeWidth: 2 },
+      connectorStyle: { stroke: typeColor(type), strokeWidth: 2.2 },
+      cssClass: `endpoint endpoint-${side === "input" ? "in" : "out"}`,
+    });
+    view.endpoints.push(endpoint);
+    view.endpointOf.set(key, endpoint);
+    if (this.jsp._suspendDrawing) (this.untagged ||= []).push(endpoint);
+    else this.tagEndpoint(endpoint);
+    return endpoint;
   }
 
   // Endpoint elements exist once painted; label them so people (and tests) can find a port's handle.
@@ -347,6 +383,10 @@ export class Canvas extends Emitter {
     const source = splitEndpoint(link.source);
     const target = splitEndpoint(link.target);
     this.#batched(() => {
+      const sourceView = this.views.get(source.node);
+      const targetView = this.views.get(target.node);
+      if (sourceView) this.#endpointFor(sourceView, source.node, source.port, "output");
+      if (targetView) this.#endpointFor(targetView, target.node, target.port, "input");
       const connection = this.jsp.connect({
         uuids: [endpointUuid(source.node, source.port, "output"), endpointUuid(target.node, target.port, "input")],
       });
