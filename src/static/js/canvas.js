@@ -215,6 +215,10 @@ export class Canvas extends Emitter {
     this.statuses.clear();
     const nodes = [...this.model.nodes.values()];
     for (const node of nodes) this.nodeLayer.add(this.#createNodeElement(node));
+    if (this.fitOnRender) { // before anything is culled or painted for the view before (see loadFitted)
+      this.fitOnRender = false;
+      this.viewer.fitView();
+    }
     // Only linked ports get their endpoints now (#addLinkView); a node's other ports get theirs when its
     // handles are first shown (Viewport.cullNode), which on a large flow is for the few nodes in view.
     this.#batched(() => {
@@ -228,6 +232,24 @@ export class Canvas extends Emitter {
     this.updateCounts();
     this.emit("selection", this.selectionInfo());
     this.lastRenderMs = performance.now() - started;
+  }
+
+  /**
+   * Run `load`, which loads the model (and so draws it: renderAll), with the flow fitted in view as soon as
+   * its nodes are known: culling and port handles then start from the view it is shown at. (Fitted after
+   * drawing, a large flow would first be culled, and its handles near the origin painted, for the view
+   * before.)
+   */
+  loadFitted(load) {
+    this.fitOnRender = true;
+    try {
+      load();
+    } finally {
+      if (this.fitOnRender) { // nothing was drawn
+        this.fitOnRender = false;
+        this.fitView();
+      }
+    }
   }
 
   #createNodeElement(node) {

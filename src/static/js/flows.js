@@ -131,8 +131,7 @@ export class Flows extends Emitter {
     try {
       const started = performance.now();
       const { doc, etag } = await this.#fetchFlow(id);
-      this.#load(doc, etag, false);
-      this.canvas.fitView();
+      this.#load(doc, etag, false, true);
       const ms = performance.now() - started;
       status.say(`Opened “${this.model.name}” (${this.model.nodes.size} nodes in ${Math.round(ms)} ms)`);
       this.lastOpenMs = ms;
@@ -145,24 +144,24 @@ export class Flows extends Emitter {
 
   /** Show a flow document that is not (or not yet) stored, e.g. a run's snapshot. */
   openUnsaved(doc) {
-    this.#load(doc, null, true);
-    this.canvas.fitView();
+    this.#load(doc, null, true, true);
   }
 
   /** Show a past run's own flow, read-only (`reason` says why edits are refused). */
   openSnapshot(doc, reason) {
-    this.#load(doc, null, false);
+    this.#load(doc, null, false, true);
     this.history.readOnly = reason;
-    this.canvas.fitView();
     this.emit("read-only", true);
   }
 
-  #load(doc, etag, isNew) {
+  /** Show `doc`; `fit`: drawn fitted in view (fitted before it is drawn: see Canvas.loadFitted). */
+  #load(doc, etag, isNew, fit = false) {
     if (this.history.readOnly) {
       this.history.readOnly = null;
       this.emit("read-only", false);
     }
-    this.model.load(doc);
+    if (fit) this.canvas.loadFitted(() => this.model.load(doc));
+    else this.model.load(doc);
     this.etag = etag;
     this.isNew = isNew;
     this.history.clear(!isNew);
@@ -204,8 +203,7 @@ export class Flows extends Emitter {
     });
     if (!values) return;
     const id = values.id || slug(values.name);
-    this.#load({ id, name: values.name, nodes: [], links: [] }, null, true);
-    this.canvas.fitView();
+    this.#load({ id, name: values.name, nodes: [], links: [] }, null, true, true);
     this.emit("navigate-silently", id);
     status.say(`New flow “${values.name}”: drag nodespecs from the palette, then save.`);
   }
