@@ -166,16 +166,23 @@ export class Canvas extends Emitter {
 
   #endBatch() {
     if (--this.batchDepth > 0) return;
-    const { nodes, links, moved } = this.pending;
+    const { nodes, links, moved, all } = this.pending;
     this.jsp.setSuspendDrawing(false);
     this.viewer.updateRect();
     const timestamp = `batch-${performance.now()}`;
-    for (const id of nodes) {
-      const view = this.views.get(id);
-      if (view) this.jsp.repaint(view.el, timestamp, true);
+    if (all) {
+      // The whole flow (renderAll): each link painted once, straight away. Repainting node by node would
+      // visit every link twice and every port's endpoint, whose handles culling paints where shown.
+      for (const connection of this.connections.values()) this.jsp._paintConnection(connection, { timestamp });
+    } else {
+      for (const id of nodes) {
+        const view = this.views.get(id);
+        if (view) this.jsp.repaint(view.el, timestamp, true);
+      }
     }
     this.pending = null;
     this.#tagPendingEndpoints();
+    if (all) return; // renderAll culls everything next
     for (const id of nodes) {
       const view = this.views.get(id);
       if (view) this.viewer.cullNode(view);
@@ -222,10 +229,8 @@ export class Canvas extends Emitter {
     // Only linked ports get their endpoints now (#addLinkView); a node's other ports get theirs when its
     // handles are first shown (Viewport.cullNode), which on a large flow is for the few nodes in view.
     this.#batched(() => {
-      for (const node of nodes) {
-        this.#manageNode(node);
-        this.pending.nodes.add(node.id);
-      }
+      this.pending.all = true;
+      for (const node of nodes) this.#manageNode(node);
       for (const link of this.model.links.values()) this.#addLinkView(link, false); // nodeElement marked linked ports
     });
     this.viewer.cull(true);
