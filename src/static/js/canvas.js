@@ -15,7 +15,7 @@ import { Layer } from "./layers.js";
 import { LinkSketch } from "./linksketch.js";
 import { closeMenu, showMenu } from "./menu.js";
 import { splitEndpoint } from "./model.js";
-import { nodeElement, showMapped, showNote, showPortValues, showProgress, showStatus } from "./nodeview.js";
+import { labelPorts, nodeElement, showMapped, showNote, showPortValues, showProgress, showStatus } from "./nodeview.js";
 import { Selector } from "./selection.js";
 import { status } from "./status.js";
 import { freeSpot } from "./placement.js";
@@ -231,7 +231,7 @@ export class Canvas extends Emitter {
     this.#batched(() => {
       this.pending.all = true;
       for (const node of nodes) this.#manageNode(node);
-      for (const link of this.model.links.values()) this.#addLinkView(link, false); // nodeElement marked linked ports
+      for (const link of this.model.links.values()) this.#addLinkView(link, false); // labelPorts marks linked ports
     });
     this.viewer.cull(true);
     this.updateCounts();
@@ -258,9 +258,9 @@ export class Canvas extends Emitter {
   }
 
   #createNodeElement(node) {
-    const { el, ports, height, width } = nodeElement(this.model, this.catalog, node);
+    const { el, ports, height, width, labels } = nodeElement(this.model, this.catalog, node);
     const view = {
-      id: node.id, el, ports, height, width, endpoints: [], endpointOf: new Map(), wired: false,
+      id: node.id, el, ports, labels, height, width, endpoints: [], endpointOf: new Map(), portsShown: false,
       x: node.x, y: node.y, shown: true, handles: undefined,
     };
     this.views.set(node.id, view);
@@ -275,20 +275,21 @@ export class Canvas extends Emitter {
     this.jsp.viewport.updateElement(this.jsp.getId(view.el), node.x, node.y, view.width, view.height, 0, true);
   }
 
-  /** Register a node element with jsPlumb and give every port its endpoint. */
+  /** Register a node element with jsPlumb and give every port its label and endpoint. */
   #wireNode(node) {
     this.#manageNode(node);
-    this.wireEndpoints(this.views.get(node.id));
+    this.showPorts(this.views.get(node.id));
   }
 
   /**
-   * Give each port of a node that has none its endpoint (its handle, from which links are dragged and on
-   * which they are dropped): before its handles are shown. Endpoints cost the most of drawing a large
-   * flow, and most nodes of one are never seen close enough to show them.
+   * Give a node its port labels, and each port that has none its endpoint (its handle, from which links
+   * are dragged and on which they are dropped): before its ports and handles are shown. Endpoints cost
+   * the most of drawing a large flow, and most nodes of one are never seen close enough to show them.
    */
-  wireEndpoints(view) {
-    if (view.wired) return;
-    view.wired = true;
+  showPorts(view) {
+    if (view.portsShown) return;
+    view.portsShown = true;
+    labelPorts(view.el, this.model, this.model.node(view.id), view.labels);
     for (const port of view.ports.inputs) this.#endpointFor(view, view.id, port.name, "input");
     for (const port of view.ports.outputs) this.#endpointFor(view, view.id, port.name, "output");
   }
