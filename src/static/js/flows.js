@@ -23,14 +23,18 @@ function slug(name) {
   return name.trim().toLowerCase().replace(/[^a-z0-9_.-]+/g, "-").replace(/^[-.]+|[-.]+$/g, "").replace(/\.{2,}/g, ".").slice(0, 80);
 }
 
+let trash = null; // the icon, made once (its markup parsed once): each flow in the list gets a copy
+
 function trashIcon() {
-  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
-  svg.setAttribute("viewBox", "0 0 16 16");
-  svg.setAttribute("width", "14");
-  svg.setAttribute("height", "14");
-  svg.setAttribute("aria-hidden", "true");
-  svg.innerHTML = '<path d="M3 4h10M6.5 4V2.5h3V4M4.5 4l.7 9.5h5.6l.7-9.5M7 6.5v5M9 6.5v5" fill="none" stroke="currentColor" stroke-width="1.3" stroke-linecap="round"/>';
-  return svg;
+  if (!trash) {
+    trash = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    trash.setAttribute("viewBox", "0 0 16 16");
+    trash.setAttribute("width", "14");
+    trash.setAttribute("height", "14");
+    trash.setAttribute("aria-hidden", "true");
+    trash.innerHTML = '<path d="M3 4h10M6.5 4V2.5h3V4M4.5 4l.7 9.5h5.6l.7-9.5M7 6.5v5M9 6.5v5" fill="none" stroke="currentColor" stroke-width="1.3" stroke-linecap="round"/>';
+  }
+  return trash.cloneNode(true);
 }
 
 export class Flows extends Emitter {
