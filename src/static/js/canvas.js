@@ -214,6 +214,22 @@ export class Canvas extends Emitter {
     for (const layer of [this.nodeLayer, this.linkLayer, this.handleLayer]) layer.reset();
     // Measured now, while the canvas is empty (cheap), for fitting the flow in view once it is drawn.
     this.size = { width: this.root.clientWidth || 800, height: this.root.clientHeight || 600 };
+    // Drawn out of the document, and put back once, whole: thousands of elements are then added to a
+    // tree the browser does not render (each addition to the page has its cost).
+    const { nextSibling } = this.viewport;
+    this.viewport.remove();
+    try {
+      this.#drawModel();
+    } finally {
+      this.root.insertBefore(this.viewport, nextSibling);
+    }
+    this.updateCounts();
+    this.emit("selection", this.selectionInfo());
+    this.lastRenderMs = performance.now() - started;
+  }
+
+  /** The node elements, jsPlumb's endpoints and links for the model, culled for the view (see renderAll). */
+  #drawModel() {
     this.views.clear();
     this.connections.clear();
     this.untagged = [];
@@ -234,9 +250,6 @@ export class Canvas extends Emitter {
       for (const link of this.model.links.values()) this.#addLinkView(link, false); // labelPorts marks linked ports
     });
     this.viewer.cull(true);
-    this.updateCounts();
-    this.emit("selection", this.selectionInfo());
-    this.lastRenderMs = performance.now() - started;
   }
 
   /**
