@@ -2,8 +2,8 @@
 // do with the pointer into commands. The model is the source of truth: the canvas never edits it
 // directly, it executes commands through the history and repaints when the model says what changed.
 // The view (zoom, pan, culling) is viewport.js's, the selection and what is done to it selection.js's,
-// moving nodes (and the link sketch meanwhile) drag.js's, a node's element nodeview.js's; the canvas's
-// public methods for those delegate there.
+// moving nodes (and the link sketch meanwhile) drag.js's, a node's element nodeview.js's, its ports'
+// labels and endpoints wiring.js's; the canvas's public methods for those delegate there.
 
 import { newInstance } from "@jsplumb/browser-ui";
 import { checkLink } from "./catalog.js";
@@ -15,20 +15,13 @@ import { Layer } from "./layers.js";
 import { LinkSketch } from "./linksketch.js";
 import { closeMenu, showMenu } from "./menu.js";
 import { splitEndpoint } from "./model.js";
-import { labelPorts, nodeElement, showMapped, showNote, showPortValues, showProgress, showStatus } from "./nodeview.js";
+import { nodeElement, showMapped, showNote, showPortValues, showProgress, showStatus } from "./nodeview.js";
 import { Selector } from "./selection.js";
 import { status } from "./status.js";
 import { freeSpot } from "./placement.js";
 import { NODE, nodeHeight, typeColor } from "./theme.js";
 import { Viewport } from "./viewport.js";
-
-const endpointUuid = (node, port, side) => `${node}:${port}:${side}`;
-
-function parseUuid(uuid) {
-  const last = uuid.lastIndexOf(":");
-  const { node, port } = splitEndpoint(uuid.slice(0, last));
-  return { node, port, side: uuid.slice(last + 1) };
-}
+import { endpointUuid, parseUuid, Wiring } from "./wiring.js";
 
 export class Canvas extends Emitter {
   constructor({ root, model, catalog, history }) {
@@ -53,6 +46,7 @@ export class Canvas extends Emitter {
     this.viewer = new Viewport(this); // zoom, pan and culling (viewport.js)
     this.selector = new Selector(this); // what is selected and what is done to it (selection.js)
     this.dragger = new Dragger(this); // moving nodes, and the link sketch while doing so (drag.js)
+    this.wiring = new Wiring(this); // ports' labels and jsPlumb endpoints, made when first needed (wiring.js)
     new ResizeObserver(([entry]) => {
       this.size = { width: entry.contentRect.width, height: entry.contentRect.height };
       this.viewer.cull(true); // before this frame paints: a larger canvas must not show missing nodes
@@ -134,7 +128,7 @@ export class Canvas extends Emitter {
     this.paintHandle = (endpoint) => {
       paintEndpoint(endpoint, {});
       this.jsp._refreshEndpoint(endpoint);
-      this.tagEndpoint(endpoint);
+      this.wiring.tag(endpoint);
     };
     this.jsp.bind("beforeDrop", (params) => this.#onLinkDrop(params));
     this.jsp.bind("connection:click", (connection, event) => this.#onConnectionClick(connection, event));
@@ -181,7 +175,7 @@ export class Canvas extends Emitter {
       }
     }
     this.pending = null;
-    this.#tagPendingEndpoints();
+    this.wiring.tagPending();
     if (all) return; // renderAll culls everything next
     for (const id of nodes) {
       const view = this.views.get(id);
@@ -232,7 +226,7 @@ export class Canvas extends Emitter {
   #drawModel() {
     this.views.clear();
     this.connections.clear();
-    this.untagged = [];
+    this.wiring.untagged = [];
     this.selection.clear();
     this.selectedLink = null;
     this.statuses.clear();
@@ -294,68 +288,8 @@ export class Canvas extends Emitter {
     this.showPorts(this.views.get(node.id));
   }
 
-  /**
-   * Give a node its port labels, and each port that has none its endpoint (its handle, from which links
-   * are dragged and on which they are dropped): before its ports and handles are shown. Endpoints cost
-   * the most of drawing a large flow, and most nodes of one are never seen close enough to show them.
-   */
-  showPorts(view) {
-    if (view.portsShown) return;
-    view.portsShown = true;
-    labelPorts(view.el, this.model, this.model.node(view.id), view.labels);
-    for (const port of view.ports.inputs) this.#endpointFor(view, view.id, port.name, "input");
-    for (const port of view.ports.outputs) this.#endpointFor(view, view.id, port.name, "output");
-  }
-
-  /**
-   * The endpoint of a node's port (jsPlumb's, at a computed offset on the node), made on first use; null
-   * for a port the node does not have. Made while drawing is suspended (a batch), it is labelled at the
-   * batch's end; otherwise jsPlumb paints it now (if its node shows handles) and it is labelled at once.
-   */
-  #endpointFor(view, id, portName, side) {
-    const key = `${side}:${portName}`;
-    const known = view.endpointOf.get(key);
-    if (known) return known;
-    const ports = side === "input" ? view.ports.inputs : view.ports.outputs;
-    const index = ports.findIndex((p) => p.name === portName);
-    if (index < 0) return null;
-    const { type } = ports[index];
-    const y = NODE.head + index * NODE.row + NODE.row / 2;
-    const endpoint = this.jsp.addEndpoint(view.el, {
-      uuid: endpointUuid(id, portName, side),
-      anchor: side === "input" ? [0, 0, -1, 0, 0, y] : [1, 0, 1, 0, 0, y],
-      source: true,
-      target: true,
-      maxConnections: -1,
-      endpoint: { type: "Dot", options: { radius: 6 } },
-      paintStyle: { fill: typeColor(type), stroke: "#ffffff", strokeWidth: 2 },
-      hoverPaintStyle: { fill: typeColor(type), stroke: "#1e293b", strokeWidth: 2 },
-      connectorStyle: { stroke: typeColor(type), strokeWidth: 2.2 },
-      cssClass: `endpoint endpoint-${side === "input" ? "in" : "out"}`,
-    });
-    view.endpoints.push(endpoint);
-    view.endpointOf.set(key, endpoint);
-    if (this.jsp._suspendDrawing) (this.untagged ||= []).push(endpoint);
-    else this.tagEndpoint(endpoint);
-    return endpoint;
-  }
-
-  // Endpoint elements exist once painted; label them so people (and tests) can find a port's handle.
-  // (Those not painted yet are labelled when they are: see paintHandle.)
-  #tagPendingEndpoints() {
-    for (const endpoint of this.untagged || []) this.tagEndpoint(endpoint);
-    this.untagged = [];
-  }
-
-  tagEndpoint(endpoint) {
-    const element = endpoint.endpoint?.canvas;
-    if (!element) return;
-    const { node, port, side } = parseUuid(endpoint.getUuid());
-    element.dataset.node = node;
-    element.dataset.port = port;
-    element.dataset.side = side;
-    element.setAttribute("aria-label", `${side} ${port} of ${this.model.node(node)?.name || node}`);
-  }
+  /** Give a node its port labels and handles, before they are shown (see Wiring.show). */
+  showPorts(view) { this.wiring.show(view); }
 
   #addNodeView(node) {
     this.#batched(() => {
@@ -426,8 +360,8 @@ export class Canvas extends Emitter {
     this.#batched(() => {
       const sourceView = this.views.get(source.node);
       const targetView = this.views.get(target.node);
-      if (sourceView) this.#endpointFor(sourceView, source.node, source.port, "output");
-      if (targetView) this.#endpointFor(targetView, target.node, target.port, "input");
+      if (sourceView) this.wiring.endpointFor(sourceView, source.port, "output");
+      if (targetView) this.wiring.endpointFor(targetView, target.port, "input");
       const connection = this.jsp.connect({
         uuids: [endpointUuid(source.node, source.port, "output"), endpointUuid(target.node, target.port, "input")],
       });
