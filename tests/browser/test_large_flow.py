@@ -96,7 +96,10 @@ CHECK = """() => {
   }
   if (k >= 0.4) {  // canvas.js: HANDLE_MIN_ZOOM
     for (const [id, r] of rects) {
-      for (const endpoint of c.views.get(id).endpoints) {
+      const {ports, endpoints} = c.views.get(id);
+      const wanted = ports.inputs.length + ports.outputs.length;
+      if (endpoints.length !== wanted) problems.push(`node ${id} has ${endpoints.length} of its ${wanted} handles`);
+      for (const endpoint of endpoints) {
         const el = endpoint.endpoint.canvas;
         const [, portName, side] = endpoint.getUuid().split(':');
         const expected = port(id, portName, side);
@@ -286,6 +289,60 @@ def test_dragging_far_out_sketches_the_still_links_and_keeps_every_link_attached
     page.wait_for_function("([id, x, y]) => { const n = window.pyflow.model.node(id); return n.x === x && n.y === y; }",
                            arg=[target, *before])
     check(ui, "undone")
+
+
+def test_ports_with_no_link_when_a_large_flow_opens_are_wired_by_dragging(editor: Editor, server):
+    """A large flow opens with handles only for the ports that have links; every other port gets its handle
+    once its node is shown close enough to aim at it. Such ports are wired by dragging, either way round,
+    and a link between them is checked at the drop like any other (types, one link per input)."""
+    ui = editor
+    page = ui.page
+    flow = grid_flow("browser.grid.unlinked", 400)
+    # g210 (row 10, column 10) feeds nothing, g211 takes nothing in on a, g230 nothing on b, g219 nothing
+    # on b; a text node beside the grid has no link at all.
+    dropped = {"g210:out->g211:a", "g210:out->g230:b", "g199:out->g219:b"}
+    flow["links"] = [link for link in flow["links"] if f"{link['source']}->{link['target']}" not in dropped]
+    flow["nodes"].append({"id": "t", "spec_id": "uitest.text.upper", "name": "Text", "ports": [],
+                          "ui": {"x": COLUMNS * 300, "y": 10 * 160}})
+    request = urllib.request.Request(f"{server.url}/api/flows/{flow['id']}", data=json.dumps(flow).encode(),
+                                     method="PUT", headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=30).close()
+    ui.open_app(f"#/flow/{flow['id']}")
+    expect(ui.nodes()).to_have_count(401)
+    expect(ui.connectors()).to_have_count(len(flow["links"]))
+    check(ui, "opened")
+    links = lambda: set(page.evaluate("() => [...window.pyflow.model.links.keys()]"))  # noqa: E731
+    before = links()
+
+    page.evaluate("() => { const c = window.pyflow.canvas; c.fitView(['g210']); c.zoomBy(1 / c.view.k); }")
+    check(ui, "zoomed in")
+    ui.link("g210", "out", "g211", "a")  # from an output that had no link to an input that had none
+    # Backwards, from an input that had no link to that output.
+    ui.drag_link(ui.endpoint("g230", "b", "input"), ui.endpoint("g210", "out", "output"))
+    expect(ui.connectors()).to_have_count(len(flow["links"]) + 2)
+    assert links() - before == {"g210:out->g211:a", "g210:out->g230:b"}
+    check(ui, "wired")
+
+    # Types are checked at the drop between ports that had no handles when the flow opened.
+    page.evaluate("() => { const c = window.pyflow.canvas; c.fitView(['g219', 't']); }")
+    check(ui, "beside the text node")
+    ui.drag_link(ui.endpoint("t", "out", "output"), ui.endpoint("g219", "b", "input"))
+    expect(ui.toast(re.compile("Incompatible types: output “out” is String.*is Int"))).to_be_visible()
+    ui.drag_link(ui.endpoint("t", "out", "output"), ui.endpoint("g219", "a", "input"))
+    expect(ui.toast(re.compile("already has a link"))).to_be_visible()
+    expect(ui.connectors()).to_have_count(len(flow["links"]) + 2)
+    ui.screenshot("wired-unlinked-ports")
+
+    # Undone, the links go; the ports can be wired again.
+    page.locator("#canvas").focus()
+    while links() != before:
+        count = len(links())
+        page.keyboard.press("Control+z")
+        page.wait_for_function("(n) => window.pyflow.model.links.size < n", arg=count)
+    expect(ui.connectors()).to_have_count(len(flow["links"]))
+    page.evaluate("() => { const c = window.pyflow.canvas; c.fitView(['g210']); c.zoomBy(1 / c.view.k); }")
+    ui.link("g210", "out", "g211", "a")
+    check(ui, "wired again")
 
 
 def test_a_deep_link_asks_for_its_flow_and_the_catalog_once_while_the_code_loads(editor: Editor, server):

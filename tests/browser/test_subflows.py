@@ -77,7 +77,11 @@ def test_mapped_input_marker_item_count_and_a_branch_not_taken(editor: Editor):
     expect(page.locator("#flow-name")).to_have_text("Map and branch")
     each = ui.node("each")
     expect(each).to_have_class(re.compile(r"\bsubflow\b"))
+    # Port labels show from the zoom at which port handles do (the flow opens fitted, a little further out).
+    page.evaluate("() => window.pyflow.canvas.fitView(['each'])")
+    expect(each.locator('.port-in.mapped[data-port="x"] .map-marker')).to_be_visible()
     expect(each.locator('.port-in.mapped[data-port="x"] .map-marker')).to_have_text("[ ]")
+    page.evaluate("() => window.pyflow.canvas.fitView()")
     page.locator("#btn-run").click()
     expect(ui.toast(re.compile("Run succeeded"))).to_be_visible()
     expect(ui.node("down")).to_have_attribute("data-status", "untaken")

@@ -10,8 +10,8 @@ export class ApiError extends Error {
   }
 }
 
-// index.html asks for what the editor needs first while the editor's code loads: each of those answers is
-// taken once, by the first GET of its address.
+// index.html asks for what the editor needs first while the editor's code loads: each of those answers
+// ({response, text}, read whole) is taken once, by the first GET of its address.
 function earlyAnswer(method, url) {
   const early = window.pyflowEarly;
   if (method !== "GET" || !early?.has(url)) return null;
@@ -29,13 +29,15 @@ async function request(method, path, { body, etag, query } = {}) {
   if (etag) headers["If-Match"] = etag;
   const url = query ? `${path}?${new URLSearchParams(query)}` : path;
   let response;
+  let text;
   try {
-    response = await (earlyAnswer(method, url)
-      || fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) }));
+    const early = earlyAnswer(method, url);
+    if (early) ({ response, text } = await early);
+    else response = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   } catch (error) {
     throw new ApiError(0, { error: `the server cannot be reached (${error.message})` });
   }
-  const text = await response.text();
+  text ??= await response.text();
   let data = null;
   try {
     data = text ? JSON.parse(text) : null;

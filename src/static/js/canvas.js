@@ -2,8 +2,8 @@
 // do with the pointer into commands. The model is the source of truth: the canvas never edits it
 // directly, it executes commands through the history and repaints when the model says what changed.
 // The view (zoom, pan, culling) is viewport.js's, the selection and what is done to it selection.js's,
-// moving nodes (and the link sketch meanwhile) drag.js's, a node's element nodeview.js's; the canvas's
-// public methods for those delegate there.
+// moving nodes (and the link sketch meanwhile) drag.js's, a node's element nodeview.js's, its ports'
+// labels and endpoints wiring.js's; the canvas's public methods for those delegate there.
 
 import { newInstance } from "@jsplumb/browser-ui";
 import { checkLink } from "./catalog.js";
@@ -21,14 +21,7 @@ import { status } from "./status.js";
 import { freeSpot } from "./placement.js";
 import { NODE, nodeHeight, typeColor } from "./theme.js";
 import { Viewport } from "./viewport.js";
-
-const endpointUuid = (node, port, side) => `${node}:${port}:${side}`;
-
-function parseUuid(uuid) {
-  const last = uuid.lastIndexOf(":");
-  const { node, port } = splitEndpoint(uuid.slice(0, last));
-  return { node, port, side: uuid.slice(last + 1) };
-}
+import { endpointUuid, parseUuid, Wiring } from "./wiring.js";
 
 export class Canvas extends Emitter {
   constructor({ root, model, catalog, history }) {
@@ -37,7 +30,8 @@ export class Canvas extends Emitter {
     this.model = model;
     this.catalog = catalog;
     this.history = history;
-    this.views = new Map(); // node id → {el, ports, height, endpoints, x, y (where it is drawn), shown, handles}
+    this.views = new Map(); // node id → {id, el, ports, height, endpoints, x, y (where it is drawn), shown, handles}
+    this.viewOf = new WeakMap(); // node element → its view (jsPlumb asks by element, many times over)
     this.connections = new Map(); // link key → jsPlumb connection
     this.linkOf = new WeakMap(); // jsPlumb connection → link key
     this.linkShown = new WeakMap(); // jsPlumb connection → whether it is displayed (see Viewport.cullLink)
@@ -52,6 +46,7 @@ export class Canvas extends Emitter {
     this.viewer = new Viewport(this); // zoom, pan and culling (viewport.js)
     this.selector = new Selector(this); // what is selected and what is done to it (selection.js)
     this.dragger = new Dragger(this); // moving nodes, and the link sketch while doing so (drag.js)
+    this.wiring = new Wiring(this); // ports' labels and jsPlumb endpoints, made when first needed (wiring.js)
     new ResizeObserver(([entry]) => {
       this.size = { width: entry.contentRect.width, height: entry.contentRect.height };
       this.viewer.cull(true); // before this frame paints: a larger canvas must not show missing nodes
@@ -107,8 +102,8 @@ export class Canvas extends Emitter {
     // node's size and position are known here, and culled nodes are not displayed (they would measure as
     // 0 × 0 at the origin), so it gets them from the canvas; other elements are still measured.
     const nodeView = (el) => {
-      const view = el?.dataset?.node !== undefined ? this.views.get(el.dataset.node) : undefined;
-      return view?.el === el ? view : undefined;
+      const view = el ? this.viewOf.get(el) : undefined;
+      return view && this.views.get(view.id) === view ? view : undefined;
     };
     const getSize = this.jsp.getSize.bind(this.jsp);
     const getOffset = this.jsp.getOffset.bind(this.jsp);
@@ -133,7 +128,7 @@ export class Canvas extends Emitter {
     this.paintHandle = (endpoint) => {
       paintEndpoint(endpoint, {});
       this.jsp._refreshEndpoint(endpoint);
-      this.tagEndpoint(endpoint);
+      this.wiring.tag(endpoint);
     };
     this.jsp.bind("beforeDrop", (params) => this.#onLinkDrop(params));
     this.jsp.bind("connection:click", (connection, event) => this.#onConnectionClick(connection, event));
@@ -165,16 +160,23 @@ export class Canvas extends Emitter {
 
   #endBatch() {
     if (--this.batchDepth > 0) return;
-    const { nodes, links, moved } = this.pending;
+    const { nodes, links, moved, all } = this.pending;
     this.jsp.setSuspendDrawing(false);
     this.viewer.updateRect();
     const timestamp = `batch-${performance.now()}`;
-    for (const id of nodes) {
-      const view = this.views.get(id);
-      if (view) this.jsp.repaint(view.el, timestamp, true);
+    if (all) {
+      // The whole flow (renderAll): each link painted once, straight away. Repainting node by node would
+      // visit every link twice and every port's endpoint, whose handles culling paints where shown.
+      for (const connection of this.connections.values()) this.jsp._paintConnection(connection, { timestamp });
+    } else {
+      for (const id of nodes) {
+        const view = this.views.get(id);
+        if (view) this.jsp.repaint(view.el, timestamp, true);
+      }
     }
     this.pending = null;
-    this.#tagPendingEndpoints();
+    this.wiring.tagPending();
+    if (all) return; // renderAll culls everything next
     for (const id of nodes) {
       const view = this.views.get(id);
       if (view) this.viewer.cullNode(view);
@@ -206,79 +208,88 @@ export class Canvas extends Emitter {
     for (const layer of [this.nodeLayer, this.linkLayer, this.handleLayer]) layer.reset();
     // Measured now, while the canvas is empty (cheap), for fitting the flow in view once it is drawn.
     this.size = { width: this.root.clientWidth || 800, height: this.root.clientHeight || 600 };
-    this.views.clear();
-    this.connections.clear();
-    this.untagged = [];
-    this.selection.clear();
-    this.selectedLink = null;
-    this.statuses.clear();
-    const nodes = [...this.model.nodes.values()];
-    for (const node of nodes) this.nodeLayer.add(this.#createNodeElement(node));
-    this.#batched(() => {
-      for (const node of nodes) {
-        this.#wireNode(node);
-        this.pending.nodes.add(node.id);
-      }
-      for (const link of this.model.links.values()) this.#addLinkView(link, false); // nodeElement marked linked ports
-    });
-    this.viewer.cull(true);
+    // Drawn out of the document, and put back once, whole: thousands of elements are then added to a
+    // tree the browser does not render (each addition to the page has its cost).
+    const { nextSibling } = this.viewport;
+    this.viewport.remove();
+    try {
+      this.#drawModel();
+    } finally {
+      this.root.insertBefore(this.viewport, nextSibling);
+    }
     this.updateCounts();
     this.emit("selection", this.selectionInfo());
     this.lastRenderMs = performance.now() - started;
   }
 
-  #createNodeElement(node) {
-    const { el, ports, height, width } = nodeElement(this.model, this.catalog, node);
-    this.views.set(node.id, { el, ports, height, width, endpoints: [], x: node.x, y: node.y, shown: true, handles: undefined });
-    return el;
+  /** The node elements, jsPlumb's endpoints and links for the model, culled for the view (see renderAll). */
+  #drawModel() {
+    this.views.clear();
+    this.connections.clear();
+    this.wiring.untagged = [];
+    this.selection.clear();
+    this.selectedLink = null;
+    this.statuses.clear();
+    const nodes = [...this.model.nodes.values()];
+    for (const node of nodes) this.nodeLayer.add(this.#createNodeElement(node));
+    if (this.fitOnRender) { // before anything is culled or painted for the view before (see loadFitted)
+      this.fitOnRender = false;
+      this.viewer.fitView();
+    }
+    // Only linked ports get their endpoints now (#addLinkView); a node's other ports get theirs when its
+    // handles are first shown (Viewport.cullNode), which on a large flow is for the few nodes in view.
+    this.#batched(() => {
+      this.pending.all = true;
+      for (const node of nodes) this.#manageNode(node);
+      for (const link of this.model.links.values()) this.#addLinkView(link, false); // labelPorts marks linked ports
+    });
+    this.viewer.cull(true);
   }
 
   /**
-   * Register a node element with jsPlumb and give each port an endpoint at a computed offset. Drawing is
-   * suspended (renderAll, or a batch), so jsPlumb measures nothing here; the node's geometry is known.
+   * Run `load`, which loads the model (and so draws it: renderAll), with the flow fitted in view as soon as
+   * its nodes are known: culling and port handles then start from the view it is shown at. (Fitted after
+   * drawing, a large flow would first be culled, and its handles near the origin painted, for the view
+   * before.)
    */
-  #wireNode(node) {
+  loadFitted(load) {
+    this.fitOnRender = true;
+    try {
+      load();
+    } finally {
+      if (this.fitOnRender) { // nothing was drawn
+        this.fitOnRender = false;
+        this.fitView();
+      }
+    }
+  }
+
+  #createNodeElement(node) {
+    const { el, ports, height, width, labels } = nodeElement(this.model, this.catalog, node);
+    const view = {
+      id: node.id, el, ports, labels, height, width, endpoints: [], endpointOf: new Map(), portsShown: false,
+      x: node.x, y: node.y, shown: true, handles: undefined,
+    };
+    this.views.set(node.id, view);
+    this.viewOf.set(el, view);
+    return el;
+  }
+
+  /** Register a node element with jsPlumb, with its geometry (known here: jsPlumb measures nothing). */
+  #manageNode(node) {
     const view = this.views.get(node.id);
     this.jsp.manage(view.el, `n-${node.id}`);
     this.jsp.viewport.updateElement(this.jsp.getId(view.el), node.x, node.y, view.width, view.height, 0, true);
-    const addEndpoint = (port, index, side) => {
-      const y = NODE.head + index * NODE.row + NODE.row / 2;
-      const anchor = side === "input" ? [0, 0, -1, 0, 0, y] : [1, 0, 1, 0, 0, y];
-      const endpoint = this.jsp.addEndpoint(view.el, {
-        uuid: endpointUuid(node.id, port.name, side),
-        anchor,
-        source: true,
-        target: true,
-        maxConnections: -1,
-        endpoint: { type: "Dot", options: { radius: 6 } },
-        paintStyle: { fill: typeColor(port.type), stroke: "#ffffff", strokeWidth: 2 },
-        hoverPaintStyle: { fill: typeColor(port.type), stroke: "#1e293b", strokeWidth: 2 },
-        connectorStyle: { stroke: typeColor(port.type), strokeWidth: 2.2 },
-        cssClass: `endpoint endpoint-${side === "input" ? "in" : "out"}`,
-      });
-      view.endpoints.push(endpoint);
-      (this.untagged ||= []).push(endpoint);
-    };
-    view.ports.inputs.forEach((port, index) => addEndpoint(port, index, "input"));
-    view.ports.outputs.forEach((port, index) => addEndpoint(port, index, "output"));
   }
 
-  // Endpoint elements exist once painted; label them so people (and tests) can find a port's handle.
-  // (Those not painted yet are labelled when they are: see paintHandle.)
-  #tagPendingEndpoints() {
-    for (const endpoint of this.untagged || []) this.tagEndpoint(endpoint);
-    this.untagged = [];
+  /** Register a node element with jsPlumb and give every port its label and endpoint. */
+  #wireNode(node) {
+    this.#manageNode(node);
+    this.showPorts(this.views.get(node.id));
   }
 
-  tagEndpoint(endpoint) {
-    const element = endpoint.endpoint?.canvas;
-    if (!element) return;
-    const { node, port, side } = parseUuid(endpoint.getUuid());
-    element.dataset.node = node;
-    element.dataset.port = port;
-    element.dataset.side = side;
-    element.setAttribute("aria-label", `${side} ${port} of ${this.model.node(node)?.name || node}`);
-  }
+  /** Give a node its port labels and handles, before they are shown (see Wiring.show). */
+  showPorts(view) { this.wiring.show(view); }
 
   #addNodeView(node) {
     this.#batched(() => {
@@ -347,6 +358,10 @@ export class Canvas extends Emitter {
     const source = splitEndpoint(link.source);
     const target = splitEndpoint(link.target);
     this.#batched(() => {
+      const sourceView = this.views.get(source.node);
+      const targetView = this.views.get(target.node);
+      if (sourceView) this.wiring.endpointFor(sourceView, source.port, "output");
+      if (targetView) this.wiring.endpointFor(targetView, target.port, "input");
       const connection = this.jsp.connect({
         uuids: [endpointUuid(source.node, source.port, "output"), endpointUuid(target.node, target.port, "input")],
       });

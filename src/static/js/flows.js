@@ -23,14 +23,18 @@ function slug(name) {
   return name.trim().toLowerCase().replace(/[^a-z0-9_.-]+/g, "-").replace(/^[-.]+|[-.]+$/g, "").replace(/\.{2,}/g, ".").slice(0, 80);
 }
 
+let trash = null; // the icon, made once (its markup parsed once): each flow in the list gets a copy
+
 function trashIcon() {
-  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
-  svg.setAttribute("viewBox", "0 0 16 16");
-  svg.setAttribute("width", "14");
-  svg.setAttribute("height", "14");
-  svg.setAttribute("aria-hidden", "true");
-  svg.innerHTML = '<path d="M3 4h10M6.5 4V2.5h3V4M4.5 4l.7 9.5h5.6l.7-9.5M7 6.5v5M9 6.5v5" fill="none" stroke="currentColor" stroke-width="1.3" stroke-linecap="round"/>';
-  return svg;
+  if (!trash) {
+    trash = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    trash.setAttribute("viewBox", "0 0 16 16");
+    trash.setAttribute("width", "14");
+    trash.setAttribute("height", "14");
+    trash.setAttribute("aria-hidden", "true");
+    trash.innerHTML = '<path d="M3 4h10M6.5 4V2.5h3V4M4.5 4l.7 9.5h5.6l.7-9.5M7 6.5v5M9 6.5v5" fill="none" stroke="currentColor" stroke-width="1.3" stroke-linecap="round"/>';
+  }
+  return trash.cloneNode(true);
 }
 
 export class Flows extends Emitter {
@@ -131,8 +135,7 @@ export class Flows extends Emitter {
     try {
       const started = performance.now();
       const { doc, etag } = await this.#fetchFlow(id);
-      this.#load(doc, etag, false);
-      this.canvas.fitView();
+      this.#load(doc, etag, false, true);
       const ms = performance.now() - started;
       status.say(`Opened “${this.model.name}” (${this.model.nodes.size} nodes in ${Math.round(ms)} ms)`);
       this.lastOpenMs = ms;
@@ -145,24 +148,24 @@ export class Flows extends Emitter {
 
   /** Show a flow document that is not (or not yet) stored, e.g. a run's snapshot. */
   openUnsaved(doc) {
-    this.#load(doc, null, true);
-    this.canvas.fitView();
+    this.#load(doc, null, true, true);
   }
 
   /** Show a past run's own flow, read-only (`reason` says why edits are refused). */
   openSnapshot(doc, reason) {
-    this.#load(doc, null, false);
+    this.#load(doc, null, false, true);
     this.history.readOnly = reason;
-    this.canvas.fitView();
     this.emit("read-only", true);
   }
 
-  #load(doc, etag, isNew) {
+  /** Show `doc`; `fit`: drawn fitted in view (fitted before it is drawn: see Canvas.loadFitted). */
+  #load(doc, etag, isNew, fit = false) {
     if (this.history.readOnly) {
       this.history.readOnly = null;
       this.emit("read-only", false);
     }
-    this.model.load(doc);
+    if (fit) this.canvas.loadFitted(() => this.model.load(doc));
+    else this.model.load(doc);
     this.etag = etag;
     this.isNew = isNew;
     this.history.clear(!isNew);
@@ -204,8 +207,7 @@ export class Flows extends Emitter {
     });
     if (!values) return;
     const id = values.id || slug(values.name);
-    this.#load({ id, name: values.name, nodes: [], links: [] }, null, true);
-    this.canvas.fitView();
+    this.#load({ id, name: values.name, nodes: [], links: [] }, null, true, true);
     this.emit("navigate-silently", id);
     status.say(`New flow “${values.name}”: drag nodespecs from the palette, then save.`);
   }

@@ -137,8 +137,9 @@ function updateToolbar(app) {
   const { model, history, runs, flows } = app;
   const open = Boolean(model.id);
   const dirty = flows.dirty;
+  const toolbar = document.querySelector(".toolbar"); // not the whole page: a large flow is tens of thousands of elements
   const set = (action, enabled, title) => {
-    for (const button of document.querySelectorAll(`[data-action="${action}"]`)) {
+    for (const button of toolbar.querySelectorAll(`[data-action="${action}"]`)) {
       button.disabled = !enabled;
       if (title !== undefined) button.title = title;
     }

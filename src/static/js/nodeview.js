@@ -63,7 +63,9 @@ export function showPortValues(el, node) {
 
 /** A node's element, with its ports, height and width (known from the ports, not read from the layout).
  * Nodes of one nodespec share everything but their name, place, values and links: the first is built
- * from its parts and kept as a shape, the others are copies of it (a large flow opens much faster). */
+ * from its parts and kept as a shape, the others are copies of it (a large flow opens much faster). The
+ * port labels are left out: `labels` puts them in (see labelPorts), once the node is seen close enough
+ * to read them; most nodes of a large flow are not. */
 export function nodeElement(model, catalog, node) {
   const spec = catalog.spec(node.spec_id);
   let shape = spec && shapes.get(spec);
@@ -79,15 +81,23 @@ export function nodeElement(model, catalog, node) {
   title.textContent = node.name;
   title.title = node.name;
   el.classList.toggle("is-end", model.isEnd(node.id));
-  for (const label of el.querySelector(".ports-in").children) {
-    label.classList.toggle("linked", Boolean(model.linkInto(node.id, label.dataset.port)));
+  return { el, ports: shape.ports, height: shape.height, width: shape.width, labels: shape.labels };
+}
+
+/** Put a node's port labels into its element (`labels`: nodeElement's), as the model has the node now:
+ * linked, mapped and literal inputs marked. Later changes to those are shown by the functions below. */
+export function labelPorts(el, model, node, labels) {
+  const inputs = labels.inputs.map((label) => label.cloneNode(true));
+  el.querySelector(".ports-in").append(...inputs);
+  el.querySelector(".ports-out").append(...labels.outputs.map((label) => label.cloneNode(true)));
+  for (const label of inputs) {
+    if (model.linkInto(node.id, label.dataset.port)) label.classList.add("linked");
   }
   if (node.extra?.map?.length) showMapped(el, node);
   if (Object.keys(node.values).length) showPortValues(el, node);
-  return { el, ports: shape.ports, height: shape.height, width: shape.width };
 }
 
-const shapes = new WeakMap(); // nodespec (as the catalog holds it) → {el, ports, height, width} of its nodes
+const shapes = new WeakMap(); // nodespec (as the catalog holds it) → {el, ports, labels, height, width} of its nodes
 
 /** What every node of a nodespec looks like (its name, place, values and links left out). */
 function nodeShape(model, catalog, node, spec) {
@@ -102,12 +112,14 @@ function nodeShape(model, catalog, node, spec) {
       subflow ? h("span.subflow-badge", { title: "A subflow: double-click to open it" }, "⧉") : null,
       h("span.node-spec-name", { title: node.spec_id }, spec ? spec.title || spec.id : `missing: ${node.spec_id}`),
       h("span.node-badge")),
-    h("div.node-ports", {},
-      h("div.ports-in", {}, ports.inputs.map((port) => portLabel(port, "input"))),
-      h("div.ports-out", {}, ports.outputs.map((port) => portLabel(port, "output")))));
+    h("div.node-ports", {}, h("div.ports-in"), h("div.ports-out")));
   el.classList.toggle("missing-spec", !ports.known);
   el.classList.toggle("subflow", subflow);
-  return { el, ports, height, width };
+  const labels = {
+    inputs: ports.inputs.map((port) => portLabel(port, "input")),
+    outputs: ports.outputs.map((port) => portLabel(port, "output")),
+  };
+  return { el, ports, labels, height, width };
 }
 
 function portLabel(port, side) {

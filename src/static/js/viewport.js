@@ -187,6 +187,7 @@ export class Viewport {
     }
     const handles = shown && this.canvas.view.k >= HANDLE_MIN_ZOOM;
     if (handles === view.handles) return;
+    if (handles) this.canvas.showPorts(view); // labels, and handles of ports with no link yet, before they show
     let complete = true;
     for (const endpoint of view.endpoints) {
       if (handles && !endpoint.endpoint?.canvas && !this.canvas.jsp._suspendDrawing) this.canvas.paintHandle(endpoint);
