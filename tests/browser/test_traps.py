@@ -164,11 +164,19 @@ def test_a_past_run_of_an_edited_flow_shows_its_own_snapshot_read_only(editor: E
     page.mouse.up()
     assert ui.node_position(add) == at  # nothing moves either
     expect(ui.toast(re.compile("read-only"))).to_be_visible()
+    # Nor does it run: the snapshot is the past, and a run of it would read as a run of the flow.
+    expect(page.locator("#btn-run")).to_be_disabled()
+    expect(page.locator("#btn-run")).to_have_attribute("title", re.compile("open the current flow"))
+    runs_before = page.locator("#run-history .run-item").count()
+    page.keyboard.press("Control+Enter")
+    expect(ui.toast(re.compile("open the current flow to run it"))).to_be_visible()
+    expect(page.locator("#run-history .run-item")).to_have_count(runs_before)
 
     banner.locator("button", has_text="Open the current flow").click()
     expect(banner).to_be_hidden()
     expect(ui.node(extra)).to_have_count(1)
     expect(ui.node(double)).not_to_have_attribute("data-status", "success")
+    expect(page.locator("#btn-run")).to_be_enabled()
 
 
 def test_a_merge_import_lists_its_clashes_and_imports_as_chosen(editor: Editor, server):

@@ -16,7 +16,7 @@ import { Palette } from "./palette.js";
 import { Repository } from "./repository.js";
 import { showEnvironments } from "./requirements.js";
 import { parseHash, Router } from "./router.js";
-import { Runs } from "./runs.js";
+import { READ_ONLY_RUN, Runs } from "./runs.js";
 import { Appearance } from "./appearance.js";
 import { arrange } from "./arrange.js";
 import { FlowExport } from "./flowexport.js";
@@ -42,7 +42,7 @@ function createApp() {
   const canvas = new Canvas({ root: byId("canvas"), model, catalog, history });
   const palette = new Palette({ root: byId("palette"), catalog, canvas });
   const flows = new Flows({ listRoot: byId("flow-list"), model, history, canvas });
-  const runs = new Runs({ model, canvas, historyRoot: byId("run-history") });
+  const runs = new Runs({ model, canvas, history, historyRoot: byId("run-history") });
   const inspector = new Inspector({ root: byId("inspector"), model, catalog, history, canvas, runs });
   const specEditor = new NodespecEditor({ catalog });
   const repository = new Repository({ fileInput: byId("import-file"), dropZone: document.body });
@@ -130,6 +130,7 @@ function bindToolbar(app) {
   app.runs.on("state", update);
   app.flows.on("opened", update);
   app.flows.on("saved", update);
+  app.flows.on("read-only", update);
   update();
 }
 
@@ -147,7 +148,8 @@ function updateToolbar(app) {
   set("save", open, dirty ? "Save (Ctrl+S)" : "Saved");
   set("undo", history.canUndo, history.canUndo ? `Undo ${history.undoLabel} (Ctrl+Z)` : "Nothing to undo");
   set("redo", history.canRedo, history.canRedo ? `Redo ${history.redoLabel} (Ctrl+Shift+Z)` : "Nothing to redo");
-  set("run", open && !runs.live && model.nodes.size > 0);
+  set("run", open && !runs.live && model.nodes.size > 0 && !history.readOnly,
+    history.readOnly ? READ_ONLY_RUN : "Run (Ctrl+Enter)");
   set("cancel", runs.live);
   for (const action of ["layout", "fit", "zoom-in", "zoom-out", "rename-flow"]) set(action, open);
   const name = byId("flow-name");

@@ -13,6 +13,7 @@ import { status } from "./status.js";
 import { branchState, paintSubflows } from "./subflows.js";
 
 const LIVE = new Set(["queued", "running"]);
+export const READ_ONLY_RUN = "A past run's flow is shown, read-only: open the current flow to run it.";
 const NODE_STATE = { node_finished: null, node_cached: "cached", node_skipped: "skipped" };
 
 /** The state a node result is painted with: cached successes show as cached. */
@@ -21,10 +22,11 @@ function stateOf(result) {
 }
 
 export class Runs extends Emitter {
-  constructor({ model, canvas, historyRoot }) {
+  constructor({ model, canvas, history, historyRoot }) {
     super();
     this.model = model;
     this.canvas = canvas;
+    this.history = history; // while it is read-only, a past run's snapshot is shown: nothing to run
     this.historyRoot = historyRoot;
     this.run = null; // {id, status, flowId, live, results: Map, states: Map}
     this.stopFollowing = null;
@@ -46,6 +48,10 @@ export class Runs extends Emitter {
   // --------------------------------------------------------------------------------- starting
   async start() {
     if (!this.model.id || this.live) return null;
+    if (this.history?.readOnly) {
+      status.toast(READ_ONLY_RUN, "warning");
+      return null;
+    }
     if (!this.model.nodes.size) {
       status.toast("The flow has no nodes to run yet.", "warning");
       return null;
