@@ -50,6 +50,12 @@ export function choose({ title, message, body, buttons, className }) {
   });
 }
 
+/** Whether a dialog is open. Dialogs are children of the body: looking only there keeps a key press from
+ * scanning the tens of thousands of elements a large flow puts in the page. */
+export function dialogOpen() {
+  return Array.prototype.some.call(document.body.children, (el) => el.classList.contains("dialog-backdrop"));
+}
+
 function trapFocus(event, dialog) {
   const focusable = [...dialog.querySelectorAll("button, input, select, textarea, [tabindex]")].filter((el) => !el.disabled);
   if (!focusable.length) return;

@@ -5,6 +5,7 @@ import { api } from "./api.js";
 import { Canvas } from "./canvas.js";
 import { Catalog } from "./catalog.js";
 import { setEndNode } from "./commands.js";
+import { dialogOpen } from "./dialogs.js";
 import { isTyping } from "./dom.js";
 import { Flows } from "./flows.js";
 import { History } from "./history.js";
@@ -164,7 +165,7 @@ function updateToolbar(app) {
 // ----------------------------------------------------------------------------------- keyboard
 function bindKeyboard(app) {
   document.addEventListener("keydown", (event) => {
-    if (document.querySelector(".dialog-backdrop")) return; // dialogs handle their own keys
+    if (dialogOpen()) return; // dialogs handle their own keys
     const ctrl = event.ctrlKey || event.metaKey;
     const key = event.key.toLowerCase();
     if (ctrl && key === "s") return handled(event, () => app.flows.save());
