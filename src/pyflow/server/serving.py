@@ -67,27 +67,29 @@ def client_address(peer: str, forwarded_for: list[str], trusted: tuple) -> str:
     X-Forwarded-For (read from the right, as each proxy appends the one it took the request from) that is
     not a trusted proxy. Entries further left are the client's own say, and never believed; an unreadable
     entry stops the walk at the last trusted hop, which then counts as the client."""
-    if not trusted or not _trusted(peer, trusted):
+    if not trusted or not _trusted(_ip(peer), trusted):
         return peer
     hops = [hop.strip() for value in forwarded_for for hop in value.split(",")][-FORWARDED_HOPS:]
     client = peer
     for hop in reversed(hops):
-        try:
-            ipaddress.ip_address(hop)
-        except ValueError:
+        ip = _ip(hop)
+        if ip is None:
             break
         client = hop
-        if not _trusted(hop, trusted):
+        if not _trusted(ip, trusted):
             break
     return client
 
 
-def _trusted(address: str, trusted: tuple) -> bool:
+def _ip(text: str):
     try:
-        ip = ipaddress.ip_address(address)
+        return ipaddress.ip_address(text)
     except ValueError:
-        return False
-    return any(ip in network for network in trusted)
+        return None
+
+
+def _trusted(ip, trusted: tuple) -> bool:
+    return ip is not None and any(ip in network for network in trusted)
 
 
 def body_too_large_message(max_bytes: int) -> str:

@@ -29,13 +29,13 @@ def offer_library(objects: ObjectStore, root: Path) -> dict:
     first, then flows, each as one import. A part that no longer fits the repository (a sample flow over
     a nodespec the user changed) is left out, logged and offered again on the next start, and the
     server starts all the same. Returns {"created": [...], "left_out": [...]}, as kind/id."""
+    recorded = objects.setting(OFFERED)
+    if recorded == DECLINED:  # decided once: no library files read on later starts
+        return {"created": [], "left_out": []}
     bundle = load_bundle_file(root)
     everything = {f"{kind}/{key}" for kind in ("nodespec", "flow") for key in bundle.get(kind, {})}
-    recorded = objects.setting(OFFERED)
     if recorded is None and not objects.is_empty():
         objects.put_setting(OFFERED, json.dumps(sorted(everything)) if _holds_any(objects, everything) else DECLINED)
-        return {"created": [], "left_out": []}
-    if recorded == DECLINED:
         return {"created": [], "left_out": []}
     offered = set(json.loads(recorded or "[]"))
     created, left_out = [], []
