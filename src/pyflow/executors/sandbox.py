@@ -21,6 +21,7 @@ otherwise by rlimits, and the server says which at start.
 from __future__ import annotations
 
 import copy
+import fcntl
 import itertools
 import json
 import os
@@ -39,14 +40,15 @@ from ..engine.execution import ExecutorUnavailable, NodeOutcome, NodeTask
 from .. import process_identity
 from .cgroups import Cgroup, CgroupTree
 from .seccomp import SeccompUnavailable, compile_bpf, program_fd
-from .channel import Worker, WorkerDied, worker_source
+from .channel import Worker, WorkerDied, compiled_worker
 from .envsandbox import EnvironmentPools
 from .artifacts import Places
 from .pool import WorkerExecutor
 
 BWRAP = "bwrap"
 SANDBOX_PYTHON = "/usr/bin/python3"
-WORKER_PATH = "/run/pyflow/worker.py"
+WORKER_PATH = "/run/pyflow/worker.pyc"  # bytecode (channel.compiled_worker)
+WORKER_SOURCE = "/run/pyflow/worker.py"  # the name its tracebacks give
 ARTIFACTS_IN = "/run/pyflow/in"
 ARTIFACTS_OUT = "/run/pyflow/out"
 SCRATCH = "/tmp"
@@ -242,7 +244,7 @@ class SandboxExecutor(WorkerExecutor):
         self.python = python
         self.uid = user if user is not None else (NOBODY if os.geteuid() == 0 else os.geteuid())
         self.gid = self.uid if os.geteuid() == 0 else os.getegid()
-        self._worker = worker_source()
+        self._worker: bytes | None = None
         self._seccomp: bytes | None = None
         self._files: InterpreterFiles | None = None
         self._tree, self.cgroup_note = (None, "disabled") if not cgroups else CgroupTree.detect(instance_name(), f"executor-{next(_units)}")
@@ -258,6 +260,7 @@ class SandboxExecutor(WorkerExecutor):
         """Check the sandbox works here (or refuse, naming the choices), then fill the warm pool."""
         try:
             self.check_available()
+            self.worker_program()
             self.seccomp_program()
             self.interpreter_files()
             if self._tree is not None:
@@ -276,6 +279,16 @@ class SandboxExecutor(WorkerExecutor):
             raise ExecutorUnavailable(UNAVAILABLE.format(reason="bwrap is not installed: apt-get install bubblewrap"))
         if not os.access(self.python, os.X_OK):
             raise ExecutorUnavailable(UNAVAILABLE.format(reason=f"{self.python} is missing: apt-get install python3"))
+
+    def worker_program(self) -> bytes:
+        """The worker script as bytecode, compiled once (at start) by the sandbox's own interpreter."""
+        if self._worker is None:
+            try:
+                self._worker = compiled_worker(self.python, WORKER_SOURCE)
+            except (OSError, subprocess.SubprocessError) as exc:
+                raise ExecutorUnavailable(UNAVAILABLE.format(reason=f"{self.python} cannot compile the worker "
+                                                             f"script: {exc}")) from None
+        return self._worker
 
     def seccomp_program(self) -> bytes:
         """The system call filter's BPF program, compiled once (at start) and handed to every sandbox."""
@@ -411,7 +424,7 @@ class SandboxExecutor(WorkerExecutor):
         finally:
             for fd in (read_fd, filter_fd, *(place_fds or ())):
                 os.close(fd)
-        _write_all(write_fd, self._worker)
+        _write_all(write_fd, self.worker_program())
         return Worker(proc, "sandbox", SandboxState(errors, group, places=places))
 
     def _new_group(self) -> Cgroup | None:
@@ -487,10 +500,19 @@ class SandboxExecutor(WorkerExecutor):
 
 
 def _write_all(fd: int, data: bytes) -> None:
-    """Hand the worker's source to bwrap (--ro-bind-data reads it to end of file)."""
+    """Hand the worker's script to bwrap (--ro-bind-data reads it to end of file). The pipe is made to
+    hold all of it, so that a bwrap that never reads cannot block the thread spawning it; one that ended
+    without reading is not an error here: the sandbox's missing ready frame reports it, with what bwrap
+    said."""
     try:
+        try:
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, len(data))
+        except OSError:  # over /proc/sys/fs/pipe-max-size: the write waits for bwrap to read
+            pass
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
+    except BrokenPipeError:
+        pass
     finally:
         os.close(fd)

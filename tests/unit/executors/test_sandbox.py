@@ -204,6 +204,25 @@ def test_start_refuses_naming_the_choices(option, reason):
     assert reason in message and "--executor docker" in message and "--executor unsafe-process" in message
 
 
+def test_the_sandbox_runs_the_worker_as_bytecode_compiled_by_its_own_interpreter(sandbox):
+    """Loading bytecode rather than compiling the script leaves the zygote (forked once per node) a third
+    smaller; the interpreter inside compiles it, so its bytecode format is always its own."""
+    sandbox.run(make_task("def func():\n    return 1\n"))
+    lines = [Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") for pid in sandbox.live_pids()]
+    assert lines and all(sandbox_module.WORKER_PATH.encode() in line for line in lines)
+    magic = subprocess.run([sandbox.python, "-I", "-S", "-c", "import importlib.util, sys; "
+                            "sys.stdout.buffer.write(importlib.util.MAGIC_NUMBER)"], capture_output=True).stdout
+    assert sandbox.worker_program().startswith(magic) and len(magic) == 4
+
+
+def test_start_refuses_when_the_interpreter_cannot_compile_the_worker(tmp_path):
+    python = tmp_path / "python3"
+    python.write_text("#!/bin/sh\necho 'no compiler here' >&2\nexit 1\n")
+    python.chmod(0o755)
+    with pytest.raises(ExecutorUnavailable, match=f"{python} cannot compile the worker script.*--executor docker"):
+        SandboxExecutor(pool_size=1, python=str(python)).start()
+
+
 def test_start_refuses_when_bwrap_is_not_installed(monkeypatch):
     monkeypatch.setattr(sandbox_module, "BWRAP", "bwrap-not-installed-here")
     with pytest.raises(ExecutorUnavailable, match="bwrap is not installed.*--executor docker.*--executor unsafe-process"):
