@@ -10,7 +10,9 @@ each (200 with --quick). Contenders, each running the same DAG:
 - PyFlow REST, sandbox: POST /api/run (synchronous, cache off) to a real `pyflow serve` on a free
   loopback port with its default sandbox executor (benchmarks.breakdown.rest_server);
 - Dask distributed: a LocalCluster of 2 worker processes x 1 thread, the DAG as plain functions, each
-  node one task, submitted at once (client.submit with the upstream future as argument);
+  node one task, submitted at once (client.submit with the upstream future as argument); the cluster
+  is started for each of its turns and closed after it (untimed), so that its idle processes do not
+  run beside the other contenders;
 - PyFlow engine in-process: compile + run with the in-process executor (no isolation);
 - Hamilton: build a driver over a module of one function per node, execute the sinks (on a deep
   stack with a raised recursion limit: its recursion needs it on a chain of 1,000).
@@ -18,8 +20,7 @@ each (200 with --quick). Contenders, each running the same DAG:
 Rounds are interleaved (each contender once per shape per round, the order rotating), and each figure
 is the median of the rounds. Plus a 1-node flow through REST, timed many times in every round, and the
 split of REST's time between the run inside the server and the rest (HTTP, JSON, checking the flow).
-The two in-process rows share this process with the LocalCluster's scheduler (it runs here), so they
-read higher than in benchmarks.engine, which is the reference for them.
+benchmarks.engine is the reference for the two in-process rows (every size, more rounds).
 
     python -m benchmarks.versus [--quick]
 """
@@ -64,7 +65,27 @@ def inc(a: int) -> int:
 
 
 # ------------------------------------------------------------------------------------------ contenders
-def dask_runner(client) -> Callable[[str, int], float]:
+def dask_runner() -> Callable[[str, int], float]:
+    """Bare Dask's turn: a fresh LocalCluster, warmed up on a small DAG, then the DAG timed; the cluster is
+    closed after the turn (untimed). Its idle scheduler, nannies and workers take about a tenth of this
+    2-core machine's CPU from whatever runs beside them (measured: PyFlow's wide flow through REST was
+    about 10 % slower with an idle cluster beside it), so it runs only while Dask is measured, as
+    PyFlow's server idles, blocked on its sockets and pipes, while the others are."""
+    from distributed import Client, LocalCluster
+
+    def go(shape: str, n: int) -> float:
+        with LocalCluster(n_workers=WORKERS, threads_per_worker=THREADS, processes=True, dashboard_address=None,
+                          silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
+            run = dask_dag(client)
+            run(shape, 20)  # the workers import, code paths load
+            try:
+                return run(shape, n)
+            finally:
+                logging.getLogger("distributed").setLevel(logging.CRITICAL)  # workers' heartbeats as it closes
+    return go
+
+
+def dask_dag(client) -> Callable[[str, int], float]:
     """The DAG as plain functions on the cluster, every task submitted before any result is awaited;
     seconds until every sink's result is back here (checked)."""
     def go(shape: str, n: int) -> float:
@@ -207,39 +228,28 @@ def main(argv=None) -> int:
     quick = "--quick" in args
     n, rounds = (QUICK_N, QUICK_ROUNDS) if quick else (N, ROUNDS)
     try:
-        from distributed import Client, LocalCluster
+        import distributed  # noqa: F401
     except ImportError:
-        Client = LocalCluster = None
+        distributed = None
         print("note: dask[distributed] is not installed (make bench installs the [bench] extra): no Dask row")
     from benchmarks.breakdown import rest_layer, rest_server
     print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; "
           f"{n:,}-node chain and wide flows, {rounds} rounds")
     inside: dict = {}
     with tempfile.TemporaryDirectory() as tmp, rest_server(Path(tmp) / "rest") as live:
-        cluster = client = None
-        try:
-            runners = {"rest": rest_runner(live, inside), "engine": engine_runner()}
-            if LocalCluster is not None:
-                cluster = LocalCluster(n_workers=WORKERS, threads_per_worker=THREADS, processes=True,
-                                       dashboard_address=None, silence_logs=logging.CRITICAL)
-                client = Client(cluster)
-                runners["dask"] = dask_runner(client)
-            hamilton = hamilton_runner()
-            if hamilton is not None:
-                runners["hamilton"] = hamilton
-            for runner in runners.values():  # warm up: the pool fills, workers import, code paths load
-                for shape in SHAPES:
-                    runner(shape, 20)
-            inside.clear()
-            one_node = lambda: rest_layer(live.url, "chain", 1, live.headers()) / 1e6  # noqa: E731
-            print("measuring:", end="", flush=True)
-            figures, singles = measure(runners, n, rounds, one_node)
-        finally:
-            logging.getLogger("distributed").setLevel(logging.CRITICAL)  # workers' heartbeats as it closes
-            if client is not None:
-                client.close()
-            if cluster is not None:
-                cluster.close()
+        runners = {"rest": rest_runner(live, inside), "engine": engine_runner()}
+        if distributed is not None:
+            runners["dask"] = dask_runner()
+        hamilton = hamilton_runner()
+        if hamilton is not None:
+            runners["hamilton"] = hamilton
+        for name, runner in runners.items():  # warm up: the pool fills, code paths load (Dask warms each turn)
+            for shape in SHAPES if name != "dask" else ():
+                runner(shape, 20)
+        inside.clear()
+        one_node = lambda: rest_layer(live.url, "chain", 1, live.headers()) / 1e6  # noqa: E731
+        print("measuring:", end="", flush=True)
+        figures, singles = measure(runners, n, rounds, one_node)
     print()
     report(figures, singles, n, rounds)
     print("\nOf PyFlow REST's time per node, the run inside the server (started to finished) and the rest "
