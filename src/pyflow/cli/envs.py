@@ -18,7 +18,7 @@ def add_environment_options(parser) -> None:
                        help="a folder or page of wheels to install from (repeatable)")
     group.add_argument("--no-index", action="store_true", help="install only from --find-links")
     group.add_argument("--warm-envs", type=int, default=None, help="environments kept warm (default 4)")
-    group.add_argument("--envs-gb", type=float, default=None, help="prune keeps at most this much (default 20)")
+    group.add_argument("--envs-gb", type=float, default=None, help="environments kept at most, least recently used removed first (default 20)")
     group.add_argument("--env-build-timeout", type=float, default=None, help="seconds a build may take (600)")
     group.add_argument("--env-disk-mb", type=int, default=None, help="disk a build may fill (4096 MB)")
     group.add_argument("--requirements-policy", default=os.environ.get("PYFLOW_REQUIREMENTS_POLICY", "allow"),

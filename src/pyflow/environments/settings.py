@@ -68,7 +68,8 @@ class EnvironmentSettings:
     :param build_timeout_s: a build (resolve + install) that takes longer is ended and fails.
     :param build_disk_mb: a build whose folder grows beyond this is ended and fails.
     :param warm_envs: environments whose warm sandboxes are kept (least recently used closed first).
-    :param envs_gb: `pyflow envs prune` removes least recently used environments beyond this size.
+    :param envs_gb: environments beyond this size are removed, least recently used first: by `pyflow envs
+        prune`, and after each new build by the server; the download cache is emptied past a quarter of it.
     :param policy: "allow" (any package), "deny" (none) or a file naming the permitted packages.
     """
 

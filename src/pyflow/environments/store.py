@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 # (phase, data): "started", "progress" ({"line"}), "waiting", "finished" / "failed" ({"duration_ms", ...}).
 Listener = Callable[[str, dict], None]
 FORMAT = 1
+CACHE_LOCK = "download-cache"  # taken shared by every build, alone by prune to empty the cache
+CACHE_SHARE = 4  # prune empties the download cache beyond a quarter of the environments' budget
 TOUCH_EVERY_S = 60.0
 
 
@@ -70,6 +72,8 @@ class EnvironmentStore:
         self._known: dict[str, Environment] = {}
         self._by_request: dict[tuple, Environment] = {}  # requirements as a nodespec wrote them -> env
         self._touched: dict[str, float] = {}
+        # Called with a new environment's key once it is in place (the service prunes beyond its budget).
+        self.after_build: Callable[[str], None] | None = None
 
     @property
     def root(self) -> Path:
@@ -108,15 +112,19 @@ class EnvironmentStore:
         if not lock.acquire(blocking=False):
             listener("waiting", {"key": ident.key, "requirements": list(ident.requirements)})
             lock.acquire()
+        built = False
         try:
             with self._file_lock(ident.key):
                 if not (self.root / ident.key / "meta.json").is_file():
                     self._build(ident, listener, cancel)
+                    built = True
             env = self._load(ident.key)
         finally:
             lock.release()
         self._known[ident.key] = self._by_request[asked] = env
         self._touch(ident.key)
+        if built:
+            self._announce_build(ident.key)
         return env
 
     def environment_from_lock(self, env: Environment, listener: Listener | None = None,
@@ -130,20 +138,37 @@ class EnvironmentStore:
         known = self._known.get(key)
         if known is not None and (self.root / key).is_dir():
             return known
+        built = False
         with self._thread_lock(key), self._file_lock(key):
             if not (self.root / key / "meta.json").is_file():
                 ident = EnvironmentKey(key, tuple(env.packages), self.target())
                 self._build(ident, listener or (lambda phase, data: None), cancel, pinned=True)
+                built = True
             found = self._known[key] = self._load(key)
+        if built:
+            self._announce_build(key)
         return found
+
+    def _announce_build(self, key: str) -> None:
+        if self.after_build is None:
+            return
+        try:
+            self.after_build(key)
+        except Exception:  # housekeeping: the environment is built and usable either way
+            log.exception("housekeeping after building environment %s failed", key)
 
     def _thread_lock(self, key: str) -> threading.Lock:
         with self._guard:
             return self._locks.setdefault(key, threading.Lock())
 
-    def _file_lock(self, key: str):
+    def _file_lock(self, key: str, shared: bool = False, wait: bool = True):
         (self.root / ".locks").mkdir(parents=True, exist_ok=True)
-        return _FileLock(self.root / ".locks" / f"{key}.lock")
+        return _FileLock(self.root / ".locks" / f"{key}.lock", shared, wait)
+
+    @property
+    def download_cache(self) -> Path:
+        """The installer's download cache, shared by builds (in this process and any other)."""
+        return self.root / ".cache"
 
     def _build(self, ident: EnvironmentKey, listener: Listener, cancel, pinned: bool = False) -> None:
         started = time.monotonic()
@@ -152,11 +177,12 @@ class EnvironmentStore:
         workdir = self.root / ".build" / f"{ident.key}-{uuid.uuid4().hex[:8]}"
         workdir.mkdir(parents=True)
         budget = Budget(self.settings.build_timeout_s, self.settings.build_disk_mb * 1024 * 1024, cancel)
-        installer = Installer(self.python, self.settings.index, self.root / ".cache", budget,
+        installer = Installer(self.python, self.settings.index, self.download_cache, budget,
                               lambda line: listener("progress", {**base, "line": line}))
         try:
-            lock_text = installer.lock(ident.requirements, workdir, resolve=not pinned)
-            installer.install(workdir / "lock.txt", workdir / "site", workdir)
+            with self._file_lock(CACHE_LOCK, shared=True):  # prune empties the cache only between builds
+                lock_text = installer.lock(ident.requirements, workdir, resolve=not pinned)
+                installer.install(workdir / "lock.txt", workdir / "site", workdir)
             meta = self._describe(ident, workdir, lock_text, installer.uv is not None)
             (workdir / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
             os.replace(workdir, self.root / ident.key)
@@ -230,36 +256,68 @@ class EnvironmentStore:
         return True
 
     def prune(self, unused_days: float | None = None, max_gb: float | None = None,
-              keep: set[str] | frozenset[str] = frozenset()) -> list[dict]:
+              keep: set[str] | frozenset[str] = frozenset(), min_idle_s: float = 0.0) -> list[dict]:
         """Remove environments unused for `unused_days`, then the least recently used while the total
-        is over `max_gb`; never those in `keep` (in use by a warm sandbox or a running node). Returns
-        the removed ones' records."""
-        records = sorted(self.records(), key=lambda r: r["last_used_epoch"])
-        removed = []
-        if unused_days is not None:
-            cutoff = time.time() - unused_days * 86400
-            for record in [r for r in records if r["last_used_epoch"] < cutoff and r["key"] not in keep]:
-                if self.remove(record["key"]):
-                    removed.append(record)
+        is over `max_gb`; never those in `keep` (in use by a warm sandbox or a running node), nor any
+        used in the last `min_idle_s` seconds. Then, with `max_gb`, the installer's download cache is
+        emptied when it holds more than a quarter of it. Returns the removed environments' records."""
+        everything = sorted(self.records(), key=lambda r: r["last_used_epoch"])
+        idle_since = time.time() - min_idle_s
+        candidates = [r for r in everything if r["key"] not in keep and r["last_used_epoch"] <= idle_since]
+        total = sum(r.get("size_bytes", 0) for r in everything)
+        removed = self._remove_records(candidates, unused_days, None if max_gb is None else max_gb * 1024 ** 3, total)
         if max_gb is not None:
-            left = [r for r in records if r not in removed]
-            total = sum(r.get("size_bytes", 0) for r in left)
-            for record in left:
-                if total <= max_gb * 1024 ** 3:
-                    break
-                if record["key"] not in keep and self.remove(record["key"]):
-                    removed.append(record)
-                    total -= record.get("size_bytes", 0)
+            self._trim_download_cache(max_gb * 1024 ** 3 / CACHE_SHARE)
         return removed
+
+    def _remove_records(self, candidates: list[dict], unused_days: float | None, max_bytes: float | None,
+                        total: int) -> list[dict]:
+        """Remove the candidates (least recently used first) unused for `unused_days`, then while the
+        total is over `max_bytes`."""
+        removed = []
+        cutoff = time.time() - unused_days * 86400 if unused_days is not None else None
+        for record in candidates:
+            over = max_bytes is not None and total > max_bytes
+            if not (over or (cutoff is not None and record["last_used_epoch"] < cutoff)):
+                continue
+            if self.remove(record["key"]):
+                removed.append(record)
+                total -= record.get("size_bytes", 0)
+        return removed
+
+    def _trim_download_cache(self, most_bytes: float) -> bool:
+        """Empty the download cache when it holds more than `most_bytes`, unless a build is using it
+        (then the next prune does). Installed environments keep their files: the installer links or
+        copies them out of the cache. Answers whether it was emptied."""
+        cache = self.download_cache
+        if not cache.is_dir() or folder_bytes(cache) <= most_bytes:
+            return False
+        try:
+            with self._file_lock(CACHE_LOCK, wait=False):
+                trash = self.root / ".build" / f"cache-{uuid.uuid4().hex[:8]}"
+                trash.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(cache, trash)
+        except BlockingIOError:
+            return False
+        shutil.rmtree(trash, ignore_errors=True)
+        log.info("emptied the installers' download cache (it held more than %.1f GB)", most_bytes / 1024 ** 3)
+        return True
 
 
 class _FileLock:
-    def __init__(self, path: Path):
+    """flock on a file: exclusive, or shared; `wait=False` raises BlockingIOError when taken."""
+
+    def __init__(self, path: Path, shared: bool = False, wait: bool = True):
         self.path = path
+        self.mode = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if wait else fcntl.LOCK_NB)
 
     def __enter__(self):
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(self.fd, self.mode)
+        except BaseException:
+            os.close(self.fd)
+            raise
         return self
 
     def __exit__(self, *exc):

@@ -67,6 +67,7 @@ class PyflowService:
         self.history: RunStore = self.repository
         self.environments = EnvironmentStore(config.environments,
                                              python=config.executor_options.get("python") or SANDBOX_PYTHON)
+        self.environments.after_build = self._environment_built
         self.artifacts = open_store(config)
         self.runs = RunManager(self.repository, self.repository, executor, config, environments=self.environments,
                                artifacts=self.artifacts)
@@ -180,6 +181,9 @@ class PyflowService:
 
     def prune_environments(self, body=None) -> dict:
         return envs.prune(self.environments, body, self._warm_environments())
+
+    def _environment_built(self, key: str) -> None:
+        envs.keep_within_budget(self.environments, key, self._warm_environments(), self.config.max_limits.timeout_s)
 
     # ------------------------------------------------------------------------------------- runs
     def start_run(self, flow_id: str | None = None, flow: dict | None = None, values: dict | None = None,

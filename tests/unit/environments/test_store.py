@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from pyflow.environments import EnvironmentFailed
-from pyflow.environments.builder import installer_message
+from pyflow.environments.builder import folder_bytes, installer_message
+from pyflow.environments.store import CACHE_LOCK
 from tests.support.wheels import Wheelhouse
 
 from .conftest import store_for
@@ -179,3 +181,39 @@ def test_uv_is_looked_up_once_even_by_builds_that_start_together(monkeypatch):
     for thread in threads:
         thread.join(30)
     assert calls == [1] and found == ["/bin/uv-found-once"] * 8
+
+
+def test_prune_spares_environments_used_within_min_idle_s(store):
+    old, new = store.environment(["tinypkg==1.0"]), store.environment(["otherpkg"])
+    assert store.prune(max_gb=0, min_idle_s=3600) == []  # both just used: a node may still be using them
+    past = time.time() - 7200
+    os.utime(store.root / old.key / "last_used", (past, past))
+    assert [r["key"] for r in store.prune(max_gb=0, min_idle_s=3600)] == [old.key]
+    assert (store.root / new.key / "site").is_dir()
+
+
+def test_prune_empties_the_download_cache_beyond_a_quarter_of_the_budget_and_environments_keep_working(store):
+    env = store.environment(["otherpkg"])
+    module = Path(env.path) / "otherpkg.py"
+    assert folder_bytes(store.download_cache) > 0
+    store.prune(max_gb=1, keep={env.key})
+    assert folder_bytes(store.download_cache) > 0  # under a quarter of 1 GB: kept for later builds
+    with store._file_lock(CACHE_LOCK, shared=True):  # a build is installing from it: left alone
+        assert store.prune(max_gb=1e-9, keep={env.key}) == [] and folder_bytes(store.download_cache) > 0
+    store.prune(max_gb=1e-9, keep={env.key})
+    assert not store.download_cache.exists()
+    assert module.read_text() == "NAME = 'other'\n"
+    assert store.environment(["tinypkg==1.0"]).packages == ("tinypkg==1.0",)  # the cache fills again
+
+
+def test_only_a_build_is_announced_and_a_failing_announcement_costs_nothing(store):
+    heard = []
+    store.after_build = heard.append
+    env = store.environment(["otherpkg"])
+    store.environment(["otherpkg"])
+    assert heard == [env.key]
+
+    def broken(key):
+        raise RuntimeError("housekeeping broke")
+    store.after_build = broken
+    assert store.environment(["tinypkg==1.0"]).packages == ("tinypkg==1.0",)
