@@ -1,20 +1,19 @@
 """Where the command line's work happens: the local database, or a running server (--server URL).
 
 Both backends answer the same calls with the same shapes, so commands do not care which one they use.
+The local one imports the service when it is first used: a command that talks to a server never loads it.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-from ..executors.disabled import DisabledExecutor
-from ..model.bundle import load_bundle_file
+if TYPE_CHECKING:
+    from ..service import Config, PyflowService
+
 from ..model.errors import ServiceUnavailable
-from ..model.nodespec import parse_nodespec
-from ..service import Config, PyflowService, build_executor
-from ..storage.check import open_problem
 from .client import Client
 
 READ_ONLY = "this command does not run nodes"
@@ -29,6 +28,9 @@ class LocalBackend:
         self._with_executor = False
 
     def service(self, executor: bool = False) -> PyflowService:
+        from ..executors.disabled import DisabledExecutor
+        from ..service import PyflowService, build_executor
+        from ..storage.check import open_problem
         if self._service is None:
             problem = open_problem(self.config.db_path)
             if problem:
@@ -61,6 +63,8 @@ class LocalBackend:
     def specs(self):
         """The nodespecs a flow is checked against, without creating or filling a database: a missing
         database means the standard library is what a new one would hold."""
+        from ..model.bundle import load_bundle_file
+        from ..model.nodespec import parse_nodespec
         if self._service is None and not Path(self.config.db_path).exists():
             stdlib = self.config.stdlib_dir
             bundle = load_bundle_file(Path(stdlib)) if stdlib and Path(stdlib).is_dir() else {"nodespec": {}}
@@ -105,6 +109,7 @@ class RemoteBackend:
         return self.client.request("GET", "/api/repository/export")
 
     def specs(self):
+        from ..model.nodespec import parse_nodespec
         return {doc["id"]: parse_nodespec(doc) for doc in self.client.request("GET", "/api/nodespecs")}
 
     def start_run(self, flow_id=None, flow=None, values=None, cache=True):

@@ -7,7 +7,6 @@ plugin and one sandbox slot per thread, and serves until SIGTERM or SIGINT.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import signal
@@ -47,11 +46,13 @@ def cmd_worker(args) -> int:
     if problem:
         print(f"pyflow worker: cannot join {args.scheduler}: {problem}", file=sys.stderr)
         return 2
+    import asyncio
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     return asyncio.run(_serve(args, options))
 
 
 async def _serve(args, options: dict) -> int:
+    import asyncio
     from distributed import Nanny, Worker
     from ..executors.dask import worker_settings
     kind = Worker if args.no_nanny else Nanny
