@@ -48,6 +48,30 @@ def test_a_nodes_big_input_from_the_same_run_comes_from_the_upstream_future_not_
     assert wait_until(lambda: not scheduler_keys(dask_executor, "pyflow:pass-1:"), timeout=30)
 
 
+def test_a_big_result_lost_with_its_worker_is_computed_again_for_the_node_it_feeds(dask_executor):
+    """The README's promise for a deterministic (`cache: true`) node whose result stays on its worker:
+    when that worker dies before the node it feeds has fetched the result, Dask computes it again on a
+    worker that lives, and the downstream node gets the same value."""
+    wait_for_workers(dask_executor)
+    first = dask_executor.run(make_task(BIG, 2 * PUSH_LIMIT, node_id="up", run_id="lost-1"))
+    assert first.ok and first.worker in dask_executor.read_workers()
+    kill_worker(dask_executor, first.worker)
+    wait_until(lambda: first.worker not in dask_executor.read_workers(), timeout=60,
+               fail="the scheduler never noticed the worker's end")
+    source = ArgSource("up", "out", True, "Any", "Any")
+    second = dask_executor.run(make_task(ECHO, "the server's copy", node_id="down", run_id="lost-1", sources=[source]))
+    assert second.ok and second.value == first.value, second
+    holders = dask_executor.client.run_on_scheduler(_holders, node_key("lost-1", "up", 1))
+    assert holders and first.worker not in holders, holders  # computed again, on a worker that lives
+    dask_executor.finish_run("lost-1")
+    wait_for_workers(dask_executor)  # the nanny's new worker, for the tests after this one
+
+
+def _holders(key, dask_scheduler):
+    task = dask_scheduler.tasks.get(key)
+    return sorted(w.address for w in task.who_has) if task is not None else []
+
+
 def test_a_nodes_small_input_goes_with_its_task_and_the_results_go_when_the_run_ends(dask_executor):
     """A small outcome reached the server with the node's end: the node it feeds gets the value in its
     arguments (no task to wait for). The results stay until the run ends (released together)."""
