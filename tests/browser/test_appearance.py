@@ -80,3 +80,46 @@ def test_help_shows_the_description_as_sanitized_markdown_with_the_ports(editor:
     assert help_.locator('a[href^="javascript"]').count() == 0
     assert page.evaluate("() => window.xss") is None
     ui.screenshot("help")
+
+
+# WCAG AA: normal text needs 4.5:1 against what is behind it.
+CONTRAST = """(selector) => {
+  const rgb = (text) => text.match(/[\\d.]+/g).slice(0, 4).map(Number);
+  const lum = ([r, g, b]) => [r, g, b].map((c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; })
+    .reduce((sum, c, i) => sum + c * [0.2126, 0.7152, 0.0722][i], 0);
+  const element = document.querySelector(selector);
+  let behind = element;
+  while (behind && (getComputedStyle(behind).backgroundColor === "rgba(0, 0, 0, 0)" || rgb(getComputedStyle(behind).backgroundColor)[3] === 0)) behind = behind.parentElement;
+  const [a, b] = [lum(rgb(getComputedStyle(element).color)), lum(rgb(getComputedStyle(behind || document.body).backgroundColor))];
+  return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+}"""
+
+
+def test_in_the_dark_theme_a_failed_nodes_error_and_output_stay_readable(editor: Editor):
+    ui = editor
+    page = ui.page
+    page.emulate_media(color_scheme="dark")
+    expect(page.locator("html")).to_have_attribute("data-theme", "dark")
+    ui.click_action("new-spec")
+    dialog = page.locator(".spec-editor")
+    dialog.locator('input[data-path="/id"]').fill("uitest.text.dark")
+    dialog.locator('input[data-path="/title"]').fill("Dark")
+    code = dialog.locator(".cm-content")
+    code.click()
+    page.keyboard.press("Control+a")
+    page.keyboard.insert_text("def func(text: str = 'x') -> str:\n    print('said', text)\n    raise ValueError('no shouting')\n")
+    dialog.locator('[data-action="infer"]').click()
+    expect(dialog.locator(".ports-block").first.locator("tbody tr")).to_have_count(1)
+    dialog.locator('[data-action="test"]').click()
+    result = dialog.locator(".test-result")
+    expect(result.locator(".error-box")).to_contain_text("ValueError: no shouting")
+    expect(result.locator(".stdout")).to_contain_text("said x")
+    ui.screenshot("dark-error")
+    for part in (".test-result .error-title", ".test-result .stdout", ".test-result .traceback",
+                 ".spec-editor .cm-line", ".spec-editor .cm-gutterElement"):
+        assert page.evaluate(CONTRAST, part) >= 4.5, part
+    # The code follows the theme: a dark editor on a dark page, its keywords readable on it.
+    background = page.evaluate("() => getComputedStyle(document.querySelector('.spec-editor .cm-editor')).backgroundColor")
+    panel = page.evaluate("() => getComputedStyle(document.documentElement).getPropertyValue('--panel').trim()")
+    assert background == "rgb(17, 24, 39)" and panel == "#111827", (background, panel)
+    assert page.evaluate(CONTRAST, ".spec-editor .cm-line span") >= 4.5
