@@ -8,6 +8,7 @@ import re
 from playwright.sync_api import expect
 
 from .editor import Editor
+from .test_editor import build_double_flow
 
 
 def test_shortcut_sheet_theme_and_sidebars(editor: Editor):
@@ -123,3 +124,26 @@ def test_in_the_dark_theme_a_failed_nodes_error_and_output_stay_readable(editor:
     panel = page.evaluate("() => getComputedStyle(document.documentElement).getPropertyValue('--panel').trim()")
     assert background == "rgb(17, 24, 39)" and panel == "#111827", (background, panel)
     assert page.evaluate(CONTRAST, ".spec-editor .cm-line span") >= 4.5
+
+
+def test_in_the_dark_theme_a_runs_results_the_status_bar_and_dialogs_stay_readable(editor: Editor):
+    ui = editor
+    page = ui.page
+    page.emulate_media(color_scheme="dark")
+    add, double = build_double_flow(ui, "Dark run", "browser.darkrun", a="4", b="6")
+    ui.save()
+    page.locator("#btn-run").click()
+    expect(ui.node(double)).to_have_attribute("data-status", "success")
+    ui.select_node(double)
+    result = page.locator("#inspector .run-result")
+    expect(result.locator(".json-tree").nth(1)).to_contain_text("out: 20")
+    ui.screenshot("dark-run")
+    for part in ("#inspector .run-result h5", "#inspector .run-result .json-key", "#inspector .run-result .json-number",
+                 "#inspector .run-result .stdout", ".statusbar .status-message"):
+        assert page.evaluate(CONTRAST, part) >= 4.5, part
+    page.locator('.flow-item[data-flow="browser.darkrun"]').hover()
+    page.locator('[aria-label="Delete flow browser.darkrun"]').click()
+    expect(ui.dialog().locator(".dialog-message")).to_contain_text("Delete flow")
+    assert page.evaluate(CONTRAST, ".dialog-message") >= 4.5
+    page.keyboard.press("Escape")
+    expect(page.locator(".dialog-backdrop")).to_have_count(0)
