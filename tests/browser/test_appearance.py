@@ -130,13 +130,14 @@ def test_in_the_dark_theme_a_runs_results_the_status_bar_and_dialogs_stay_readab
     ui = editor
     page = ui.page
     page.emulate_media(color_scheme="dark")
-    add, double = build_double_flow(ui, "Dark run", "browser.darkrun", a="4", b="6")
+    # Values no other test runs (one server serves them all): a cached result would not show stdout.
+    add, double = build_double_flow(ui, "Dark run", "browser.darkrun", a="7", b="9")
     ui.save()
     page.locator("#btn-run").click()
     expect(ui.node(double)).to_have_attribute("data-status", "success")
     ui.select_node(double)
     result = page.locator("#inspector .run-result")
-    expect(result.locator(".json-tree").nth(1)).to_contain_text("out: 20")
+    expect(result.locator(".json-tree").nth(1)).to_contain_text("out: 32")
     ui.screenshot("dark-run")
     for part in ("#inspector .run-result h5", "#inspector .run-result .json-key", "#inspector .run-result .json-number",
                  "#inspector .run-result .stdout", ".statusbar .status-message"):
