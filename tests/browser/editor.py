@@ -60,6 +60,21 @@ class Editor:
         dialog.locator(".btn-primary").click()
         expect(self.page.locator("#flow-name")).to_have_text(name)
 
+    def new_spec(self, spec_id: str, title: str) -> Locator:
+        """Open the nodespec editor on a new nodespec with this id and title; answers its dialog."""
+        self.click_action("new-spec")
+        dialog = self.page.locator(".spec-editor")
+        expect(dialog).to_be_visible()
+        dialog.locator('input[data-path="/id"]').fill(spec_id)
+        dialog.locator('input[data-path="/title"]').fill(title)
+        return dialog
+
+    def type_code(self, dialog: Locator, source: str) -> None:
+        """Replace the code in the nodespec editor's code editor with `source`."""
+        dialog.locator(".cm-content").click()
+        self.page.keyboard.press("Control+a")
+        self.page.keyboard.insert_text(source)
+
     def save(self) -> None:
         self.page.keyboard.press("Control+s")
         expect(self.page.locator("#dirty-indicator")).to_be_hidden()

@@ -215,17 +215,11 @@ def test_undo_and_redo_every_edit(editor: Editor):
 def test_create_and_test_a_nodespec(editor: Editor, server):
     ui = editor
     page = ui.page
-    ui.click_action("new-spec")
-    dialog = page.locator(".spec-editor")
-    expect(dialog).to_be_visible()
-    dialog.locator('input[data-path="/id"]').fill("uitest.text.shout")
-    dialog.locator('input[data-path="/title"]').fill("Shout")
+    dialog = ui.new_spec("uitest.text.shout", "Shout")
 
     # A syntax error comes back from the server and is shown under the code.
     code = dialog.locator(".cm-content")
-    code.click()
-    page.keyboard.press("Control+a")
-    page.keyboard.insert_text("def func(text: str, times: int = 2) -> str:\n    return (text.upper() + '!') * times\n    )\n")
+    ui.type_code(dialog, "def func(text: str, times: int = 2) -> str:\n    return (text.upper() + '!') * times\n    )\n")
     dialog.locator('[data-action="save"]').click()
     expect(dialog.locator('.field-error[data-for="/func"]')).to_contain_text("syntax error")
 
