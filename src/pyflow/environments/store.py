@@ -272,8 +272,8 @@ class EnvironmentStore:
 
     def _remove_records(self, candidates: list[dict], unused_days: float | None, max_bytes: float | None,
                         total: int) -> list[dict]:
-        """Remove the candidates (least recently used first) unused for `unused_days`, then while the
-        total is over `max_bytes`."""
+        """Remove, least recently used first, each candidate unused for `unused_days`, and any other
+        while the total is over `max_bytes`."""
         removed = []
         cutoff = time.time() - unused_days * 86400 if unused_days is not None else None
         for record in candidates:
