@@ -270,6 +270,17 @@ class EnvironmentStore:
             self._trim_download_cache(max_gb * 1024 ** 3 / CACHE_SHARE)
         return removed
 
+    def keep_within_budget(self, built: str, warm=(), longest_run_s: float = 3600.0) -> list[dict]:
+        """After `built` was installed: beyond `envs_gb` the least recently used environments go, as
+        `pyflow envs prune` would; never a warm one, the new one, nor one used within twice the longest
+        a node may run (a node on an executor without warm pools may still be using it). Without it,
+        every new set of requirements would add to the disk until someone pruned by hand."""
+        removed = self.prune(max_gb=self.settings.envs_gb, keep={built, *warm}, min_idle_s=2 * longest_run_s)
+        for record in removed:
+            log.info("removed environment %s (%s), least recently used: environments are kept within %g GB",
+                     record["key"], ", ".join(record["requirements"]), self.settings.envs_gb)
+        return removed
+
     def _remove_records(self, candidates: list[dict], unused_days: float | None, max_bytes: float | None,
                         total: int) -> list[dict]:
         """Remove, least recently used first, each candidate unused for `unused_days`, and any other

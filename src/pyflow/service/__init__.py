@@ -183,7 +183,7 @@ class PyflowService:
         return envs.prune(self.environments, body, self._warm_environments())
 
     def _environment_built(self, key: str) -> None:
-        envs.keep_within_budget(self.environments, key, self._warm_environments(), self.config.max_limits.timeout_s)
+        self.environments.keep_within_budget(key, self._warm_environments(), self.config.max_limits.timeout_s)
 
     # ------------------------------------------------------------------------------------- runs
     def start_run(self, flow_id: str | None = None, flow: dict | None = None, values: dict | None = None,

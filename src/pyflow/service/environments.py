@@ -80,15 +80,3 @@ def prune(store: EnvironmentStore, body, warm: list[str]) -> dict:
     removed = store.prune(unused_days=days, max_gb=gb, keep=set(warm))
     return {"removed": [{"key": r["key"], "requirements": r["requirements"], "size_bytes": r.get("size_bytes", 0)}
                         for r in removed]}
-
-
-def keep_within_budget(store: EnvironmentStore, built: str, warm: list[str], longest_run_s: float) -> list[dict]:
-    """After `built` was installed: beyond the configured size (`envs_gb`) the least recently used
-    environments go, as `pyflow envs prune` would; never a warm one, the new one, nor one used within
-    twice the longest a node may run (a node on an executor without warm pools may still be using it).
-    Without it, every new set of requirements would add to the disk until someone pruned by hand."""
-    removed = store.prune(max_gb=store.settings.envs_gb, keep={built, *warm}, min_idle_s=2 * longest_run_s)
-    for record in removed:
-        log.info("removed environment %s (%s), least recently used: environments are kept within %g GB",
-                 record["key"], ", ".join(record["requirements"]), store.settings.envs_gb)
-    return removed

@@ -159,7 +159,13 @@ class SandboxPlugin(WorkerPlugin):
             folder = os.environ.get("PYFLOW_ENVS_DIR") or data_home() / "envs"
             self._environments = EnvironmentStore(EnvironmentSettings(folder), python=self.options.get("python")
                                                   or "/usr/bin/python3")
+            self._environments.after_build = self._environment_built
         return self._environments
+
+    def _environment_built(self, key: str) -> None:
+        """As the server does with its own: this machine's environments stay within their budget."""
+        pools = getattr(self.executor, "environments", None)
+        self._environments.keep_within_budget(key, pools.keys() if pools is not None else ())
 
     def running(self) -> list[str]:
         with self._lock:
