@@ -309,6 +309,9 @@ def cmd_import(args) -> int:
     for change in ("updated", "deleted"):  # what the import replaced or removed, so nothing goes unnoticed
         for name in summary.get("changes", {}).get(change, []):
             print(f"  {change}: {name}")
+    if summary.get("backup"):
+        where = "" if args.server is None else " on the server"
+        print(f"what it replaced is kept in {summary['backup']}{where}: `pyflow import` of that file puts it back")
     return 0
 
 

@@ -145,7 +145,9 @@ SHAPES = {
     "PortType": _obj(("name", "accepts"), name=STRING, description=STRING,
                      accepts={"type": "array", "items": STRING}),
     "ImportSummary": _obj(("mode", "created", "updated", "unchanged", "deleted"), mode=STRING, created=INT,
-                          updated=INT, unchanged=INT, deleted=INT, changes={"type": "object"}),
+                          updated=INT, unchanged=INT, deleted=INT, changes={"type": "object"},
+                          backup={"type": "string", "description": "the file beside the database holding what "
+                                                                   "the import overwrote or deleted, as a bundle"}),
     "ImportPreview": _obj(("clashes", "created", "unchanged"), clashes={"type": "array", "items": _obj(
         ("kind", "id", "changes", "used_by"), kind={"enum": ["nodespec", "flow"]}, id=STRING,
         changes={"type": "array", "items": STRING}, used_by={"type": "array", "items": STRING})},

@@ -26,6 +26,7 @@ from ..model.types import describe_types
 from ..model.validation import SCHEMA_NAMES, load_schema
 from ..storage import ObjectStore, Record, Repository, RunStore, SQLiteRepository
 from . import environments as envs
+from .backups import keeper
 from .artifacts import RawArtifact, describe_output, find_output, open_store, raw_output
 from .config import Config
 from .health import executor_check, summarize, threads_check
@@ -320,7 +321,13 @@ class PyflowService:
         return self.objects.export_bundle()
 
     def import_bundle(self, bundle, mode: str = "merge") -> dict:
-        return self.objects.import_bundle(bundle, mode)
+        """Import `bundle`; what it overwrites or deletes is first copied to a file beside the database
+        (the summary's "backup"), so an import can be undone by importing that file."""
+        return self.objects.import_bundle(bundle, mode, keep_replaced=keeper(self.backups_dir))
+
+    @property
+    def backups_dir(self) -> Path:
+        return Path(self.config.db_path).parent / "backups"
 
     def preview_import(self, bundle) -> dict:
         return self.objects.preview_import(bundle)

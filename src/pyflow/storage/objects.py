@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from ..model.bundle import FORMAT_VERSION, check_bundle, check_import_mode
 from ..model.diff import flow_changes, nodespec_changes
@@ -233,8 +233,11 @@ class ObjectStore(Store):
             bundle["skipped"] = [exc.skipped() for exc in skipped]
         return bundle
 
-    def import_bundle(self, bundle: Any, mode: str = "merge") -> dict:
-        """Import a whole bundle in one transaction: everything or (with every error listed) nothing."""
+    def import_bundle(self, bundle: Any, mode: str = "merge", keep_replaced: Callable[[dict], str] | None = None) -> dict:
+        """Import a whole bundle in one transaction: everything or (with every error listed) nothing.
+
+        :param keep_replaced: given the stored documents the import overwrites or deletes (a bundle), before
+            any is written; what it answers is the summary's "backup". When it raises, nothing is imported."""
         check_import_mode(mode)
         with self.transaction():
             existing = self.specs() if mode == "merge" else {}
@@ -251,7 +254,27 @@ class ObjectStore(Store):
                 problems = self._merge_problems(bundle)
                 if problems:
                     raise InvalidInput("the bundle conflicts with the repository; nothing was imported", problems)
-            return self._apply_bundle(bundle, mode)
+            replaced = self._replaced_by(bundle, mode)
+            backup = keep_replaced(replaced) if keep_replaced and (replaced["nodespec"] or replaced["flow"]) else None
+            summary = self._apply_bundle(bundle, mode)
+            if backup is not None:
+                summary["backup"] = backup
+            return summary
+
+    def _replaced_by(self, bundle: dict, mode: str) -> dict:
+        """The stored documents an import of `bundle` would overwrite (merge and replace) or delete
+        (replace), as a bundle that can be imported to put them back. Objects too deep to read have no
+        document to keep."""
+        replaced: dict = {"format_version": FORMAT_VERSION, "nodespec": {}, "flow": {}}
+        for kind in KINDS:
+            incoming = bundle.get(kind, {})
+            stored = self._list(kind) if mode == "replace" else \
+                [r for r in (self._current(kind, key) for key in incoming) if r is not None]
+            for record in (r for r in stored if r.doc is not None):
+                new = incoming.get(record.id)
+                if new is None or (new if "id" in new else {**new, "id": record.id}) != record.doc:
+                    replaced[kind][record.id] = record.doc
+        return replaced
 
     def preview_import(self, bundle: Any) -> dict:
         """What a merge of `bundle` would do, changing nothing: every stored object it would overwrite

@@ -236,3 +236,17 @@ def test_import_dry_run_lists_what_a_merge_would_overwrite_and_changes_nothing(d
     assert "used by:" in result.stdout
     pyflow("export", str(tmp_path / "after.json"), db=db, check=0)
     assert (tmp_path / "after.json").read_text() == (tmp_path / "before.json").read_text()
+
+
+def test_an_import_that_overwrites_says_where_the_old_objects_are_kept_and_they_come_back(db, tmp_path):
+    pyflow("export", str(tmp_path / "before.json"), db=db, check=0)
+    theirs = json.loads(COMPAT.read_text())
+    theirs["nodespec"]["pyflow.math.add"]["func"] += "\n# changed\n"
+    (tmp_path / "theirs.json").write_text(json.dumps(theirs))
+    said = pyflow("import", str(tmp_path / "theirs.json"), db=db, check=0).stdout
+    kept = said.split("what it replaced is kept in ", 1)[1].split(":", 1)[0]
+    assert json.loads(Path(kept).read_text())["nodespec"]["pyflow.math.add"]["func"] == \
+        json.loads((tmp_path / "before.json").read_text())["nodespec"]["pyflow.math.add"]["func"]
+    pyflow("import", kept, db=db, check=0)
+    pyflow("export", str(tmp_path / "after.json"), db=db, check=0)
+    assert (tmp_path / "after.json").read_text() == (tmp_path / "before.json").read_text()
