@@ -122,3 +122,4 @@ def test_the_image_installs_the_lock_the_server_resolved_for_the_nodes_environme
     env = Environment(key="lock-test", path="/nonexistent", packages=("six==1.16.0",))
     outcome = builder_executor.run(dataclasses.replace(task(SIX, requirements=("six",)), environment=env))
     assert outcome.ok and outcome.value == "1.16.0", outcome
+

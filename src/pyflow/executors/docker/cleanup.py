@@ -22,7 +22,7 @@ class Reaper:
 
     def __init__(self, client):
         self.client = client
-        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._queue: queue.Queue = queue.Queue()  # container ids, and calls to make after the removals before them
         self._renames: queue.Queue[tuple[float, ContainerName, int]] = queue.Queue()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="pyflow-docker-reaper")
         self._thread.start()
@@ -30,6 +30,11 @@ class Reaper:
 
     def remove(self, container_id: str) -> None:
         self._queue.put(container_id)
+
+    def then(self, call) -> None:
+        """Make `call()` on the reaper's thread once the removals asked for before it are done (an
+        image can be removed only when no container of it is left)."""
+        self._queue.put(call)
 
     def rename_idle(self, naming: ContainerName, name: str) -> None:
         """Rename a container `name` once IDLE_RENAME_DELAY_S has passed, unless it was renamed or
@@ -46,10 +51,12 @@ class Reaper:
         while True:
             container_id = self._queue.get()
             try:
-                if container_id is not None:
+                if callable(container_id):
+                    container_id()
+                elif container_id is not None:
                     remove_container(self.client, container_id)
             except Exception as exc:  # the engine is gone, say: the next start removes it
-                log.warning("could not remove container %s: %s", container_id[:12], exc)
+                log.warning("could not remove container %s: %s", str(container_id)[:12], exc)
             finally:
                 self._queue.task_done()
 

@@ -14,7 +14,7 @@ from .cleanup import Reaper, remove_labelled, wait_until_removed
 from .images import ImagePolicy, ImageRefused
 from .names import LABEL_INSTANCE, LABEL_MANAGED, LABEL_OWNER, default_owner
 from .pool import ContainerPool
-from .requirements import RequirementsBuilder, RequirementsError, build_settings
+from .requirements import REQUIREMENT_IMAGES, RequirementsBuilder, RequirementsError, build_settings
 from .settings import DEFAULT_IMAGE, ENGINE_TIMEOUT_S, DockerUnavailable, Hardening
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,8 @@ class DockerExecutor(Executor):
     allow-list besides the runtime image: a list or a comma separated string; --docker-images,
     PYFLOW_DOCKER_IMAGES), pip_index_url (PYFLOW_PIP_INDEX_URL), build_timeout_s
     (PYFLOW_DOCKER_BUILD_TIMEOUT), pip_cert (PYFLOW_PIP_CERT, else PIP_CERT), max_images (how many
-    non-default image pools stay warm)."""
+    non-default image pools stay warm), max_derived (requirement images kept on the engine, least
+    recently used removed first; PYFLOW_DOCKER_MAX_DERIVED, default 20)."""
 
     name = "docker"
 
@@ -42,7 +43,7 @@ class DockerExecutor(Executor):
                  base_url: str | None = None,
                  images=None, pip_index_url: str | None = None,
                  build_timeout_s: float | None = None, pip_cert: str | None = None, max_images: int = 4,
-                 **_ignored):
+                 max_derived: int | None = None, **_ignored):
         self.client = connect(base_url)
         self.instance = uuid.uuid4().hex[:12]
         self.owner = owner or default_owner()
@@ -54,7 +55,7 @@ class DockerExecutor(Executor):
         self.max_images = max_images
         self.images = ImagePolicy.from_options(self.image, images)
         self.builder = RequirementsBuilder(self.client, self.owner, self.instance, build_settings(
-            pip_index_url, build_timeout_s, pip_cert))
+            pip_index_url, build_timeout_s, pip_cert, max_derived))
         self.default = self._new_pool(self.image)
         self._pools: dict[str, ContainerPool] = {}  # the other images' pools, by image
         self._pools_lock = threading.Lock()
@@ -150,6 +151,8 @@ class DockerExecutor(Executor):
             victim = idle.pop(0)
             del self._pools[victim.image]
             victim.close()
+            if victim.image.startswith(REQUIREMENT_IMAGES):  # no longer in use: it may go now
+                self.reaper.then(self.builder.prune)
 
     def close(self) -> None:
         """End every container this executor started and wait until the engine has removed them."""

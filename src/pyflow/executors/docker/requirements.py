@@ -26,6 +26,7 @@ REQUIREMENT = re.compile(
     r"(?:\s*(?:===|~=|==|!=|<=|>=|<|>)\s*[A-Za-z0-9.*+!_-]+"  # version specifiers
     r"(?:\s*,\s*(?:===|~=|==|!=|<=|>=|<|>)\s*[A-Za-z0-9.*+!_-]+)*)?$")
 MAX_REQUIREMENTS = 50
+REQUIREMENT_IMAGES = "pyflow-req:"  # the repository every requirement image is a tag of
 #: How long a (base image, requirements) -> derived image answer is reused without asking the engine.
 RESOLVED_TTL_S = 30.0
 
@@ -46,7 +47,7 @@ def validate_requirements(requirements) -> tuple[str, ...]:
 def requirements_tag(base_id: str, requirements: tuple[str, ...], index_url: str | None = None) -> str:
     """The derived image's name: a hash of the base image id and the (sorted) requirements."""
     digest = hashlib.sha256("\n".join([base_id, *requirements, index_url or ""]).encode()).hexdigest()
-    return f"pyflow-req:{digest[:24]}"
+    return f"{REQUIREMENT_IMAGES}{digest[:24]}"
 
 
 @dataclass
@@ -57,6 +58,8 @@ class BuildSettings:
     failure_ttl_s: float = 60.0
     #: CA bundle pip should trust (read on the server's side, copied into the build container).
     cert_file: str | None = None
+    #: Requirement images kept on the engine; beyond it each build removes the least recently used.
+    max_derived: int = 20
 
 
 class RequirementsError(Exception):
@@ -79,6 +82,7 @@ class RequirementsBuilder:
         self._locks: dict[str, threading.Lock] = {}
         self._failures: dict[str, tuple[float, str]] = {}
         self._resolved: dict[tuple, tuple[str, float]] = {}
+        self._used: dict[str, float] = {}  # requirement image tag -> when this process last used it
         self._guard = threading.Lock()
 
     def image_for(self, base: str, requirements, cancel: threading.Event | None = None) -> str:
@@ -88,9 +92,11 @@ class RequirementsBuilder:
             return base
         known = self._resolved.get((base, reqs))
         if known and time.monotonic() - known[1] < RESOLVED_TTL_S:
+            self._used[known[0]] = time.time()
             return known[0]
         base_id = self.client.images.get(base).id
         tag = requirements_tag(base_id, reqs, self.settings.index_url)
+        built = False
         with self._lock_for(tag):
             if not self._exists(tag):
                 self._raise_recent_failure(tag)
@@ -99,8 +105,40 @@ class RequirementsBuilder:
                 except RequirementsError as exc:
                     self._failures[tag] = (time.monotonic(), str(exc))
                     raise
+                built = True
         self._resolved[(base, reqs)] = (tag, time.monotonic())
+        self._used[tag] = time.time()
+        if built:
+            self.prune(keep=tag)
         return tag
+
+    def prune(self, keep: str | None = None) -> list[str]:
+        """Keep at most `max_derived` requirement images on the engine: beyond it the least recently
+        used go (used by this process, else by when they were made), never `keep` nor one a container
+        still uses (the engine refuses). Without it every new set of requirements would add an image
+        for good. Answers the tags removed."""
+        import docker.errors
+        try:
+            images = self.client.images.list(filters={"label": "pyflow.role=requirements"})
+        except docker.errors.APIError as exc:
+            log.warning("cannot list the requirement images to prune them: %s", exc)
+            return []
+        tagged = [(tag, image) for image in images for tag in image.tags if tag.startswith(REQUIREMENT_IMAGES)]
+        tagged.sort(key=lambda item: self._used.get(item[0]) or _created(item[1]), reverse=True)
+        removed = []
+        for tag, image in tagged[max(0, self.settings.max_derived):]:
+            if tag == keep:
+                continue
+            try:
+                self.client.images.remove(tag)
+            except docker.errors.APIError as exc:  # in use by a container, or gone already
+                log.info("requirement image %s kept: %s", tag, exc)
+                continue
+            self._used.pop(tag, None)
+            self._resolved = {k: v for k, v in self._resolved.items() if v[0] != tag}
+            removed.append(tag)
+            log.info("removed requirement image %s, least recently used beyond %d", tag, self.settings.max_derived)
+        return removed
 
     def _lock_for(self, tag: str) -> threading.Lock:
         with self._guard:
@@ -198,10 +236,22 @@ class RequirementsBuilder:
                 f"USER {NODE_USER}", 'CMD ["python3"]', "WORKDIR /tmp"]
 
 
-def build_settings(index_url: str | None, timeout_s: float | None, cert_file: str | None) -> BuildSettings:
+def _created(image) -> float:
+    """When the engine made `image`, in seconds since the epoch (0 when it does not say)."""
+    from datetime import datetime
+    try:
+        return datetime.fromisoformat(image.attrs["Created"].split(".")[0].rstrip("Z") + "+00:00").timestamp()
+    except (KeyError, ValueError, AttributeError):
+        return 0.0
+
+
+def build_settings(index_url: str | None, timeout_s: float | None, cert_file: str | None,
+                   max_derived: int | None = None) -> BuildSettings:
     """Requirement-build settings from options, else PYFLOW_PIP_INDEX_URL, PYFLOW_DOCKER_BUILD_TIMEOUT
     and PYFLOW_PIP_CERT (else pip's own PIP_CERT). Builds never have a network: see images.py."""
     env = os.environ
     return BuildSettings(index_url=index_url or env.get("PYFLOW_PIP_INDEX_URL") or None,
                          timeout_s=float(timeout_s or env.get("PYFLOW_DOCKER_BUILD_TIMEOUT") or 300),
-                         cert_file=cert_file or env.get("PYFLOW_PIP_CERT") or env.get("PIP_CERT") or None)
+                         cert_file=cert_file or env.get("PYFLOW_PIP_CERT") or env.get("PIP_CERT") or None,
+                         max_derived=int(max_derived if max_derived is not None else
+                                         env.get("PYFLOW_DOCKER_MAX_DERIVED") or 20))
