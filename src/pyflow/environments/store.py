@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 Listener = Callable[[str, dict], None]
 FORMAT = 1
 CACHE_LOCK = "download-cache"  # taken shared by every build, alone by prune to empty the cache
+RESOLVED = ".resolved"  # the locks of removed environments, by key
 CACHE_SHARE = 4  # prune empties the download cache beyond a quarter of the environments' budget
 TOUCH_EVERY_S = 60.0
 
@@ -181,8 +182,7 @@ class EnvironmentStore:
                               lambda line: listener("progress", {**base, "line": line}))
         try:
             with self._file_lock(CACHE_LOCK, shared=True):  # prune empties the cache only between builds
-                lock_text = installer.lock(ident.requirements, workdir, resolve=not pinned)
-                installer.install(workdir / "lock.txt", workdir / "site", workdir)
+                lock_text = self._install(installer, ident, workdir, pinned)
             meta = self._describe(ident, workdir, lock_text, installer.uv is not None)
             (workdir / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
             os.replace(workdir, self.root / ident.key)
@@ -193,6 +193,31 @@ class EnvironmentStore:
             listener("failed", {**base, "message": message, "duration_ms": _ms(started)})
             raise EnvironmentFailed(message) from None
         listener("finished", {**base, "packages": list(meta["packages"]), "duration_ms": _ms(started)})
+
+    def _install(self, installer: Installer, ident: EnvironmentKey, workdir: Path, pinned: bool) -> str:
+        """Resolve and install; answers the lock. An environment removed before (pruned, say) is built
+        again from the lock it had, not resolved afresh: the same requirements keep meaning the same
+        versions, which the result cache's keys (made from the requirements) rely on. When that lock
+        can no longer be installed (a version gone from the index), the requirements are resolved again."""
+        remembered = None if pinned else self._remembered_lock(ident.key)
+        if remembered is not None:
+            (workdir / "lock.txt").write_text(remembered, encoding="utf-8")
+            try:
+                installer.install(workdir / "lock.txt", workdir / "site", workdir)
+                return remembered
+            except BuildFailed as exc:
+                log.warning("environment %s: the lock it had cannot be installed again (%s); resolving %s afresh",
+                            ident.key, exc, ", ".join(ident.requirements))
+                shutil.rmtree(workdir / "site", ignore_errors=True)
+        lock_text = installer.lock(ident.requirements, workdir, resolve=not pinned)
+        installer.install(workdir / "lock.txt", workdir / "site", workdir)
+        return lock_text
+
+    def _remembered_lock(self, key: str) -> str | None:
+        try:
+            return (self.root / RESOLVED / f"{key}.txt").read_text(encoding="utf-8")
+        except OSError:
+            return None
 
     def _describe(self, ident: EnvironmentKey, workdir: Path, lock_text: str, by_uv: bool) -> dict:
         site = workdir / "site"
@@ -247,6 +272,7 @@ class EnvironmentStore:
         if not (folder / "meta.json").is_file():
             return False
         with self._file_lock(key):
+            self._remember_lock(key)
             trash = self.root / ".build" / f"removed-{key}-{uuid.uuid4().hex[:8]}"
             trash.parent.mkdir(parents=True, exist_ok=True)
             os.replace(folder, trash)
@@ -254,6 +280,15 @@ class EnvironmentStore:
         self._known.pop(key, None)
         self._by_request = {asked: env for asked, env in self._by_request.items() if env.key != key}
         return True
+
+    def _remember_lock(self, key: str) -> None:
+        """Keep a removed environment's lock (a few kilobytes), for building it again with the same
+        versions (see _install)."""
+        try:
+            (self.root / RESOLVED).mkdir(exist_ok=True)
+            shutil.copyfile(self.root / key / "lock.txt", self.root / RESOLVED / f"{key}.txt")
+        except OSError as exc:
+            log.warning("environment %s: its lock could not be kept (%s); a rebuild resolves afresh", key, exc)
 
     def prune(self, unused_days: float | None = None, max_gb: float | None = None,
               keep: set[str] | frozenset[str] = frozenset(), min_idle_s: float = 0.0) -> list[dict]:

@@ -217,3 +217,26 @@ def test_only_a_build_is_announced_and_a_failing_announcement_costs_nothing(stor
         raise RuntimeError("housekeeping broke")
     store.after_build = broken
     assert store.environment(["tinypkg==1.0"]).packages == ("tinypkg==1.0",)
+
+
+def test_an_environment_built_again_after_its_removal_gets_the_versions_it_had(tmp_path):
+    """The result cache keys a node by its requirements: they must keep meaning the same versions when a
+    pruned environment is built again after the index gained a newer release. When those versions can
+    no longer be had, the requirements are resolved afresh."""
+    from pyflow.environments import EnvironmentSettings, EnvironmentStore, IndexSettings
+    from tests.support.wheels import make_wheel
+    wheels = tmp_path / "wheels"
+    make_wheel(wheels, "tinypkg", "1.0", {"tinypkg/__init__.py": "VALUE = 1\n"})
+    store = EnvironmentStore(EnvironmentSettings(tmp_path / "envs", IndexSettings(find_links=(str(wheels),),
+                                                                                  no_index=True)))
+    first = store.environment(["tinypkg"])
+    assert first.packages == ("tinypkg==1.0",)
+    make_wheel(wheels, "tinypkg", "2.0", {"tinypkg/__init__.py": "VALUE = 2\n"})  # a newer release
+    assert store.remove(first.key)
+    again = store.environment(["tinypkg"])
+    assert again.key == first.key and again.packages == ("tinypkg==1.0",)
+    assert (Path(again.path) / "tinypkg" / "__init__.py").read_text() == "VALUE = 1\n"
+    assert store.remove(first.key)
+    for wheel in wheels.glob("tinypkg-1.0-*"):  # the version it had is gone from the index
+        wheel.unlink()
+    assert store.environment(["tinypkg"]).packages == ("tinypkg==2.0",)
