@@ -305,6 +305,7 @@ def test_export_then_import(editor: Editor, server, output_dir):
     page.locator("#import-file").set_input_files(str(path))
     ui.dialog().locator('[data-value="replace"]').click()
     expect(ui.dialog()).to_contain_text("Every nodespec and flow that is not in the file will be deleted")
+    expect(ui.dialog()).to_contain_text("The server keeps a copy of what it deletes or overwrites")
     ui.dialog().locator("button", has_text="Cancel").click()
     assert server.get_json("/api/flows/browser.exported")["id"] == "browser.exported"
 

@@ -66,7 +66,8 @@ export class Repository extends Emitter {
     if (!mode) return;
     if (mode === "replace") {
       const sure = await confirmAction("Replace the whole repository?",
-        "Every nodespec and flow that is not in the file will be deleted. This cannot be undone.", "Replace everything", true);
+        "Every nodespec and flow that is not in the file will be deleted. The server keeps a copy of what it deletes " +
+        "or overwrites (backups/ beside its database); importing that copy puts them back.", "Replace everything", true);
       if (!sure) return;
     }
     if (mode === "merge") {
@@ -76,7 +77,8 @@ export class Repository extends Emitter {
     try {
       const summary = await api.importRepository(bundle, mode);
       const parts = ["created", "updated", "unchanged", "deleted"].filter((k) => summary[k]).map((k) => `${summary[k]} ${k}`);
-      status.toast(`Imported ${file.name} (${mode}): ${parts.join(", ") || "nothing changed"}`, "success");
+      status.toast(`Imported ${file.name} (${mode}): ${parts.join(", ") || "nothing changed"}`, "success",
+        { detail: summary.backup ? `What it replaced is kept on the server in ${summary.backup}` : undefined });
       this.emit("imported", summary);
     } catch (error) {
       this.#showImportErrors(file, error, bundle);
