@@ -100,7 +100,11 @@ class Editor:
         return self.page.locator(f'#canvas .jtk-endpoint[data-node="{node_id}"][data-port="{port}"][data-side="{side}"]')
 
     def drag_link(self, source: Locator, target: Locator) -> None:
-        """Press on one port handle, move over another and release, as a person wires ports."""
+        """Press on one port handle, move over another and release, as a person wires ports. Both handles
+        are waited for first: after a zoom, the canvas draws handles in a later frame, and a handle not
+        yet drawn has no box."""
+        expect(source).to_be_visible()
+        expect(target).to_be_visible()
         start = source.bounding_box()
         end = target.bounding_box()
         self.page.mouse.move(start["x"] + start["width"] / 2, start["y"] + start["height"] / 2)
