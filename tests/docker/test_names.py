@@ -31,9 +31,11 @@ def warm(engine, owner):
 
 
 def named(engine, owner: str, part: str) -> dict[str, str]:
-    """Id -> name of this owner's containers whose name contains `part` (`docker ps --filter name=`)."""
+    """Id -> name of this owner's containers whose name contains `part` (`docker ps --filter name=`).
+    The names listed are checked too: during a rename the engine's filter and the name it lists can
+    disagree for a moment (seen once on a loaded machine)."""
     found = engine.api.containers(all=True, filters={"name": part, "label": f"{LABEL_OWNER}={owner}"})
-    return {entry["Id"]: entry["Names"][0].lstrip("/") for entry in found}
+    return {entry["Id"]: entry["Names"][0].lstrip("/") for entry in found if part in entry["Names"][0]}
 
 
 def name_of(engine, container_id: str) -> str:
