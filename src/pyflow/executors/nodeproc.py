@@ -6,6 +6,7 @@ pages a run writes are copied before the task arrives; then, as "pyflow-node", i
 limits, runs func(*args), writes its result to a pipe and exits.
 """
 
+import _signal
 import json
 import os
 import resource
@@ -36,7 +37,7 @@ def _prefer_as_oom_victim():
     """With plain descriptors, not open(): a waiting child pays for every page of the zygote's memory
     it writes to (copy-on-write), and the io stack writes to many."""
     try:
-        fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
+        fd = os.open(b"/proc/self/oom_score_adj", os.O_WRONLY)
     except OSError:
         return
     try:
@@ -112,7 +113,7 @@ def run_child(task_fd, result_fd, output_fd):
         _die_with_zygote()
         os.setsid()
         for sig in _SIGNALS_TO_RESET:
-            signal.signal(sig, signal.SIG_DFL)
+            _signal.signal(sig, 0)  # SIG_DFL
         os.dup2(output_fd, 1)
         os.dup2(output_fd, 2)
         os.close(output_fd)
@@ -305,12 +306,14 @@ NODE_ENVIRONMENT = ("PATH", "HOME", "LANG", "OPENBLAS_NUM_THREADS", "OMP_NUM_THR
                     "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
 # The signals whose handling the zygote changed (Python ignores SIGPIPE, the zygote SIGINT): a child puts
 # back their default handling, and only theirs (each reset costs it copy-on-write page faults).
+# As plain numbers, reset through _signal: the signal module's wrapper turns numbers into enum members
+# and back, which walks (and so copies) some forty pages of the zygote's memory in every child.
 _SIGNALS_TO_RESET = []
 
 
 def _note_signals_to_reset():
-    _SIGNALS_TO_RESET[:] = [sig for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE,
-                                            signal.SIGCHLD) if signal.getsignal(sig) != signal.SIG_DFL]
+    _SIGNALS_TO_RESET[:] = [int(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE,
+                                                 signal.SIGCHLD) if signal.getsignal(sig) != signal.SIG_DFL]
 
 
 def _add_environment(site_dir, preload):

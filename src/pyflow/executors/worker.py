@@ -18,6 +18,7 @@ enforces the wall-clock timeout, answers, and then reaps the child, kills any pr
 and empties the scratch space.
 """
 
+import errno
 import gc
 import json
 import mmap
@@ -218,13 +219,15 @@ class Collector:
 
     def _drain(self):
         """After the child exited or its result is in: read what is buffered without waiting on
-        stragglers."""
-        for fd, capture in list(self._watched.items()):
-            if capture == "exit":
-                continue
-            for _ in range(64):  # bounded: a straggler may still be writing
-                if not capture.read_from(fd, self._spill_view):
-                    break
+        stragglers. Only the pipes poll finds readable are read: a read that would block raises, and
+        a raise in the zygote writes to a dozen pages it shares with its next child."""
+        for _ in range(64):  # bounded: a straggler may still be writing
+            ready = [fd for fd, _ in self._poll.poll(0) if self._watched.get(fd, "exit") != "exit"]
+            if not ready:
+                return
+            for fd in ready:
+                if self._watched[fd].read_from(fd, self._spill_view) is False:
+                    self._unwatch(fd)
 
     def _kill(self):
         for target in (-self.pid, self.pid):
@@ -293,13 +296,15 @@ def sweep(pid_namespace):
     orphans, so it reaps what it killed."""
     if not pid_namespace:
         return []
+    if _nothing_to_kill():
+        return []  # the common case, at the cost of one system call
     me = os.getpid()
     for _ in range(3):
         try:
             os.kill(-1, signal.SIGKILL)
         except ProcessLookupError:
             reap_orphans()
-            return []  # nothing else exists: the common case, at the cost of one system call
+            return []  # nothing else exists
         time.sleep(0.001)
         reap_orphans()
         left = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in (1, me)]
@@ -308,6 +313,16 @@ def sweep(pid_namespace):
             reap_orphans()
             return []
     return left
+
+
+def _nothing_to_kill():
+    """Whether kill(-1, SIGKILL) found nothing to signal (ESRCH), asked through libc, which says so
+    without the raise os.kill makes of it: a raise writes to a dozen of the pages the zygote shares
+    with its next child, and this is every run's path. A zombie counts as something. False when libc
+    cannot be called, or something was signalled (the caller then sweeps and reaps)."""
+    if _LIBC is None:
+        return False
+    return _LIBC.kill(-1, 9) == -1 and _ERRNO() == errno.ESRCH
 
 
 def reap_orphans():
@@ -433,16 +448,16 @@ class Spare:
 
 
 def handle_task(control_raw, node, spare):
-    """Run one task on `spare` (or on a fresh child when the spare has ended); answer (control, header,
-    collector) as soon as the child's result is in. The control frame is parsed only once the child
+    """Run one task on `spare` (or on a fresh child when the spare has ended); answer (terms, header,
+    collector) as soon as the child's result is in. The control frame is read only once the child
     has the task, off the run's path (the child parses its own copy). The caller writes the
     collector's buffers out, releases them, and then cleans up after the run (`finish_run`)."""
     started = time.monotonic()
     child = _hand(spare, control_raw, node)
     node[0].close()
     try:
-        control = json.loads(control_raw.decode("utf-8"))
-        limits = control.get("limits") or {}
+        terms = task_terms(control_raw)
+        limits = terms[0]
         collector = Collector(child.pid, child.out_r, child.res_r, limits)
     except BaseException:
         child.discard()
@@ -452,12 +467,28 @@ def handle_task(control_raw, node, spare):
             violation = collector.collect(started + float(limits.get("timeout_s", 30)))
         finally:
             collector.close_pipes()
-        header = _run_header(collector, violation, limits)
-        header["duration_ms"] = round((time.monotonic() - started) * 1000, 3)
+        header = _run_header(collector, violation, limits, round((time.monotonic() - started) * 1000, 3))
     except BaseException:
         collector.release()
         raise
-    return control, header, collector
+    return terms, header, collector
+
+
+# The previous task's terms, by the hash of its control frame: (hash, (limits, scratch places)).
+_LAST_TERMS = [None, None]
+
+
+def task_terms(control_raw):
+    """(limits, scratch places) from a task's control frame. The previous task's are reused when its
+    frame was the same (the common case: an executor's runs share limits and places), so a run
+    parses no JSON in the zygote: a parse writes to a few dozen of the pages the zygote shares with
+    the child it forks next, and each such write copies a page. Only these two are kept, never the
+    frame itself, which can name the previous run's artifacts."""
+    key = hash(control_raw)
+    if _LAST_TERMS[0] != key:
+        control = json.loads(control_raw.decode("utf-8"))
+        _LAST_TERMS[:] = [key, (control.get("limits") or {}, scratch_dirs(control))]
+    return _LAST_TERMS[1]
 
 
 def _hand(spare, control_raw, node):
@@ -473,7 +504,7 @@ def _hand(spare, control_raw, node):
     return child
 
 
-def finish_run(collector, control, pid_namespace):
+def finish_run(collector, scratch, pid_namespace):
     """After the run was answered: reap its child, kill whatever it left, empty the scratch space.
     Done while the host reads the answer and the next task is on its way, and always before that task
     is read; returns why this sandbox must not serve again, or None."""
@@ -481,27 +512,35 @@ def finish_run(collector, control, pid_namespace):
     stray = sweep(pid_namespace)
     if stray:
         return "processes survived the run: {}".format(stray)
-    if not all([clean_scratch(path) for path in scratch_dirs(control)]):
+    if not all([clean_scratch(path) for path in scratch]):
         return "scratch space could not be emptied"
     return None
 
 
-def _run_header(collector, violation, limits):
-    """The zygote's own account of the run: how the child ended, and an error when the zygote ended it."""
+# The run header of the common case (the result is in, its child not yet reaped), formatted rather than
+# encoded: json.dumps writes to a few dozen of the pages the zygote shares with its next child.
+_COMMON_HEADER = ('{"violation": null, "error": null, "stdout_seen": %d, "stdout_cap": %d, "exit": '
+                  '{"violation": "crashed", "message": "the node process wrote a result that cannot be read"}, '
+                  '"duration_ms": %.3f}')
+
+
+def _run_header(collector, violation, limits, duration_ms):
+    """The zygote's own account of the run (JSON bytes; whether the result is to be sent): how the child
+    ended, and an error when the zygote ended it."""
+    if violation is None and not collector.result_overflow and collector.status is None:
+        return (_COMMON_HEADER % (collector.stdout.seen, collector.stdout.cap, duration_ms)).encode(), True
     header = {"violation": violation, "error": None, "stdout_seen": collector.stdout.seen,
-              "stdout_cap": collector.stdout.cap, "exit": None}
+              "stdout_cap": collector.stdout.cap, "exit": None, "duration_ms": duration_ms}
     if violation == "timeout":
         header["error"] = _plain("Timeout", "timed out after {} s".format(limits.get("timeout_s")))
     elif violation == "result_too_large" or collector.result_overflow:
         header["violation"] = "result_too_large"
         header["error"] = _plain("ResultTooLarge", "the return value is over the limit of {} KiB"
                                  .format(limits.get("result_kb")))
-    elif collector.status is None:  # the result is in, the child not yet reaped: only read if malformed
-        header["exit"] = {"violation": "crashed", "message": "the node process wrote a result that cannot be read"}
-    else:
+    elif collector.status is not None:
         kind, message = describe_exit(collector.status, limits)
         header["exit"] = {"violation": kind, "message": message}
-    return header
+    return json.dumps(header).encode("utf-8"), header["error"] is None
 
 
 def _plain(kind, message):
@@ -509,14 +548,16 @@ def _plain(kind, message):
 
 
 _LIBC = None
+_ERRNO = None
 
 
 def _make_undumpable():
     """Keep node children (same uid) from ptracing the zygote or reading its memory."""
-    global _LIBC
+    global _LIBC, _ERRNO
     try:
         import ctypes
-        _LIBC = ctypes.CDLL(None)
+        _LIBC = ctypes.CDLL(None, use_errno=True)
+        _ERRNO = ctypes.get_errno
         _LIBC.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
     except Exception:
         pass
@@ -527,7 +568,7 @@ def _set_name(name):
     node's process that outlived its run. Through /proc/self/comm where it is mounted: cheaper for a
     fresh child than a foreign call."""
     try:
-        fd = os.open("/proc/self/comm", os.O_WRONLY)
+        fd = os.open(b"/proc/self/comm", os.O_WRONLY)
     except OSError:
         fd = None
     if fd is not None:
@@ -545,9 +586,8 @@ def _set_name(name):
             pass
 
 
-def answer(outfd, header, stdout=b"", result=b""):
+def answer(outfd, head, stdout=b"", result=b""):
     """Write the three answer frames in one go, so the host wakes once per run rather than per piece."""
-    head = json.dumps(header).encode("utf-8")
     write_parts(outfd, [HEADER.pack(len(head)), head, HEADER.pack(len(stdout)), stdout,
                         HEADER.pack(len(result)), result])
 
@@ -577,10 +617,11 @@ def serve_one(infd, outfd, pid_namespace, spare):
         node = read_frame_mapped(infd)
         if node is None:
             return False
-        control, header, collector = handle_task(frame, node, spare)
+        terms, (head, keep), collector = handle_task(frame, node, spare)
     except Exception as exc:
-        answer(outfd, {"error": _plain("WorkerError", repr(exc)), "violation": "crashed",
-                       "recycle": "worker error", "stdout_seen": 0, "stdout_cap": 0, "duration_ms": 0})
+        answer(outfd, json.dumps({"error": _plain("WorkerError", repr(exc)), "violation": "crashed",
+                                  "recycle": "worker error", "stdout_seen": 0, "stdout_cap": 0,
+                                  "duration_ms": 0}).encode("utf-8"))
         report_cleanup(outfd, "worker error")
         return node is not None  # a task that was not read whole leaves the stream out of step
     finally:
@@ -589,12 +630,11 @@ def serve_one(infd, outfd, pid_namespace, spare):
         if spare is not None and not spare.consumed:
             spare.discard()
     try:
-        keep = header["error"] is None
-        answer(outfd, header, collector.stdout.data(), collector.result.data() if keep else b"")
+        answer(outfd, head, collector.stdout.data(), collector.result.data() if keep else b"")
     finally:
         collector.release()
     try:
-        reason = finish_run(collector, control, pid_namespace)
+        reason = finish_run(collector, terms[1], pid_namespace)
     except Exception as exc:
         reason = "cleaning up after the run failed: {!r}".format(exc)
     report_cleanup(outfd, reason)
@@ -604,7 +644,10 @@ def serve_one(infd, outfd, pid_namespace, spare):
 def report_cleanup(outfd, recycle):
     """The frame that follows every answer once the run is cleaned up: {"recycle": why not to serve
     again, or null}. The host reads it before it hands this worker its next task."""
-    write_frame(outfd, json.dumps({"recycle": recycle}).encode("utf-8"))
+    write_frame(outfd, _CLEAN if recycle is None else json.dumps({"recycle": recycle}).encode("utf-8"))
+
+
+_CLEAN = b'{"recycle": null}'
 
 
 def _minimal_environment():

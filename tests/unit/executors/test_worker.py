@@ -276,3 +276,58 @@ def test_a_worker_told_it_owns_a_pid_namespace_refuses_to_start_unless_it_is_its
                           capture_output=True, cwd=tmp_path, timeout=30)
     assert proc.returncode == 2 and proc.stdout == b""
     assert b"pid 1" in proc.stderr
+
+
+def test_a_control_frame_like_the_last_is_not_parsed_again(monkeypatch):
+    """The zygote reads limits and scratch places from each control frame, but parses one only when it
+    differs from the last: a parse writes to pages the zygote shares with the child it forks next.
+    What it keeps is those two values, never the frame (which can name a run's artifacts)."""
+    parsed = []
+    real = worker.json.loads
+    monkeypatch.setattr(worker.json, "loads", lambda text: parsed.append(text) or real(text))
+    monkeypatch.setattr(worker, "_LAST_TERMS", [None, None])
+    frame = json.dumps({"limits": {"timeout_s": 3}, "scratch": "/tmp", "scratch_dirs": ["/dev/shm"],
+                        "artifacts": {"inputs": [{"name": "secret-name"}]}}).encode()
+    assert worker.task_terms(frame) == ({"timeout_s": 3}, ["/tmp", "/dev/shm"])
+    assert worker.task_terms(bytes(frame)) == ({"timeout_s": 3}, ["/tmp", "/dev/shm"])
+    assert len(parsed) == 1
+    other = json.dumps({"limits": {"timeout_s": 4}, "scratch": "/tmp"}).encode()
+    assert worker.task_terms(other) == ({"timeout_s": 4}, ["/tmp"])
+    assert len(parsed) == 2
+    assert "secret-name" not in repr(worker._LAST_TERMS)
+
+
+class _Collected:
+    """What _run_header reads of a collector."""
+
+    def __init__(self, status=None, seen=5, overflow=False):
+        self.status, self.result_overflow = status, overflow
+        self.stdout = type("Out", (), {"seen": seen, "cap": 1024})()
+
+
+def test_the_common_run_header_is_the_json_the_host_reads():
+    """The header of a run whose result is in (its child not yet reaped) is formatted, not encoded: it
+    must say exactly what the encoded one would."""
+    head, keep = worker._run_header(_Collected(), None, {}, 1.25)
+    assert keep is True
+    assert json.loads(head) == {"violation": None, "error": None, "stdout_seen": 5, "stdout_cap": 1024,
+                                "exit": {"violation": "crashed", "message": "the node process wrote a result that "
+                                                                           "cannot be read"},
+                                "duration_ms": 1.25}
+    head, keep = worker._run_header(_Collected(status=signal.SIGKILL), None, {}, 2.0)
+    assert keep is True and json.loads(head)["exit"]["message"].startswith("the node process was ended by SIGKILL")
+    head, keep = worker._run_header(_Collected(status=signal.SIGKILL), "timeout", {"timeout_s": 2}, 2000.0)
+    assert keep is False and json.loads(head)["error"]["message"] == "timed out after 2 s"
+
+
+def test_a_node_starts_with_default_signal_handling(zygote):
+    """Python ignores SIGPIPE and the zygote SIGINT; a node's process has both back at their defaults,
+    in the kernel (SigIgn in /proc) and in Python's own table."""
+    source = ("def func():\n    import signal\n"
+              "    ignored = int([l for l in open('/proc/self/status') if l.startswith('SigIgn')][0].split()[1], 16)\n"
+              "    return [bool(ignored & (1 << (signal.SIGPIPE - 1))), bool(ignored & (1 << (signal.SIGINT - 1))),\n"
+              "            signal.getsignal(signal.SIGPIPE) == signal.SIG_DFL, signal.getsignal(signal.SIGINT) == signal.SIG_DFL]\n")
+    for _ in range(2):  # a child forked on demand, then a spare
+        header, value = ask(zygote, make_task(source))
+        assert header["ok"], header
+        assert json.loads(value) == [False, False, True, True]
