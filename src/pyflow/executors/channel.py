@@ -123,7 +123,7 @@ class Worker:
         stdout = self._read_frame(deadline, cancel, stdout_cap, "stdout")
         result = self._read_frame(deadline, cancel, result_cap, "result")
         self.cleanup_pending = True
-        return compose_answer(header, stdout, result)
+        return compose_answer(header, stdout, result, control.get("limits") or {})
 
     def read_cleanup_report(self, deadline: float, cancel: threading.Event | None = None) -> str | None:
         """Read the worker's word that it has cleaned up after its last run (reaped it, killed what it
@@ -228,7 +228,7 @@ def _json_object(frame: bytes | bytearray) -> dict:
 
 # The fields of the worker's run header that the host reads, and the types each may have.
 _NONE = type(None)
-HEADER_FIELDS = {"violation": {str, _NONE}, "error": {dict, _NONE}, "exit": {dict, _NONE}, "stdout_seen": {int},
+HEADER_FIELDS = {"violation": {str, _NONE}, "error": {dict, _NONE}, "status": {int, _NONE}, "stdout_seen": {int},
                  "stdout_cap": {int}, "duration_ms": {int, float, _NONE}, "recycle": {str, _NONE}}
 
 
@@ -245,17 +245,20 @@ class CancelledRun(Exception):
     pass
 
 
-def compose_answer(header: dict, stdout: bytes | bytearray, result: bytes | bytearray) -> tuple[dict, str | None]:
+def compose_answer(header: dict, stdout: bytes | bytearray, result: bytes | bytearray,
+                   limits: dict | None = None) -> tuple[dict, str | None]:
     """The run's header ({"ok", "error", "stdout", "duration_ms", "violation", "recycle"}) and the value's
-    JSON text, from the worker's own account and the child's raw result. The result comes from node
-    code, so it is checked rather than trusted: anything malformed reads as a crash. A bytearray result
-    is consumed (emptied) once its text is taken, so the frame and the parsed value never coexist; the
-    text is None when it is not ASCII, which the worker's JSON always is."""
+    JSON text, from the worker's own account (facts, worded here with the run's `limits`) and the
+    child's raw result. The result comes from node code, so it is checked rather than trusted: anything
+    malformed reads as a crash. A bytearray result is consumed (emptied) once its text is taken, so the
+    frame and the parsed value never coexist; the text is None when it is not ASCII, which the worker's
+    JSON always is."""
+    limits = limits or {}
     text = stdout.decode("utf-8", "replace")
     if header.get("stdout_seen", 0) > len(stdout):
         text += TRUNCATED_MARK.format(header.get("stdout_cap"))
     violation, recycle = header.get("violation"), header.get("recycle")
-    answer = {"ok": False, "error": _clean_error(header.get("error")), "stdout": text,
+    answer = {"ok": False, "error": _clean_error(_worker_error(header, limits)), "stdout": text,
               "duration_ms": header.get("duration_ms"), "violation": violation and safe_text(violation),
               "recycle": recycle and safe_text(recycle)}
     meta, value = split_result(result)
@@ -263,14 +266,51 @@ def compose_answer(header: dict, stdout: bytes | bytearray, result: bytes | byte
         return answer, None
     parsed = _parse_meta(meta)
     if parsed is None:
-        ended = header.get("exit") or {}
-        answer["violation"] = safe_text(str(ended.get("violation") or "crashed"))
-        answer["error"] = node_error("NodeCrashed", str(ended.get("message") or "the node process returned no result"))
+        answer["violation"], message = _how_it_ended(header.get("status"), limits)
+        answer["error"] = node_error("NodeCrashed", message)
         return answer, None
     answer["ok"], answer["error"], answer["artifacts"] = parsed
     if answer["error"] and answer["error"]["type"] == "MemoryError":
         answer["violation"] = "memory"
     return answer, (value if answer["ok"] else None)
+
+
+def _worker_error(header: dict, limits: dict) -> dict | None:
+    """The error of a run the worker could not serve (its own words) or ended at a limit (worded here)."""
+    if header.get("error") is not None:
+        return header["error"]
+    violation = header.get("violation")
+    if violation == "timeout":
+        return node_error("Timeout", "timed out after {} s".format(limits.get("timeout_s")))
+    if violation == "result_too_large":
+        return node_error("ResultTooLarge", "the return value is over the limit of {} KiB".format(limits.get("result_kb")))
+    return None
+
+
+def _how_it_ended(status, limits: dict) -> tuple[str, str]:
+    """(violation, message) for a node process that left no readable result, from its wait status as
+    the worker saw it (None: it wrote a result and was still exiting)."""
+    if type(status) is not int or not 0 <= status <= 0xFFFF:
+        return "crashed", "the node process wrote a result that cannot be read"
+    return describe_exit(status, limits)
+
+
+def describe_exit(status: int, limits: dict) -> tuple[str, str]:
+    """How a child that returned no result ended, in words: (violation, message)."""
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        if sig == signal.SIGXCPU:
+            return "cpu", "CPU time limit of {} s exceeded".format(limits.get("cpu_s"))
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = "signal {}".format(sig)
+        what = {signal.SIGSEGV: "segmentation fault", signal.SIGKILL: "killed", signal.SIGABRT: "aborted",
+                signal.SIGBUS: "bus error", signal.SIGFPE: "floating point exception",
+                signal.SIGXFSZ: "file size limit of {} MB exceeded".format(limits.get("file_size_mb"))}
+        return "crashed", "the node process was ended by {} ({})".format(name, what.get(sig, "signal"))
+    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
+    return "crashed", "the node process exited with status {} before returning a result".format(code)
 
 
 def split_result(result: bytes | bytearray) -> tuple[str | None, str | None]:

@@ -271,24 +271,6 @@ class Collector:
         self._spill.close()
 
 
-def describe_exit(status, limits):
-    """How a child that returned no result ended, in words."""
-    if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        if sig == signal.SIGXCPU:
-            return "cpu", "CPU time limit of {} s exceeded".format(limits.get("cpu_s"))
-        try:
-            name = signal.Signals(sig).name
-        except ValueError:
-            name = "signal {}".format(sig)
-        what = {signal.SIGSEGV: "segmentation fault", signal.SIGKILL: "killed", signal.SIGABRT: "aborted",
-                signal.SIGBUS: "bus error", signal.SIGFPE: "floating point exception",
-                signal.SIGXFSZ: "file size limit of {} MB exceeded".format(limits.get("file_size_mb"))}
-        return "crashed", "the node process was ended by {} ({})".format(name, what.get(sig, "signal"))
-    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
-    return "crashed", "the node process exited with status {} before returning a result".format(code)
-
-
 def sweep(pid_namespace):
     """Kill every process the run left behind. Only inside a private PID namespace, where kill(-1) reaches
     nothing but the sandbox's own processes (never the caller, nor pid 1: in a bubblewrap sandbox the
@@ -467,7 +449,7 @@ def handle_task(control_raw, node, spare):
             violation = collector.collect(started + float(limits.get("timeout_s", 30)))
         finally:
             collector.close_pipes()
-        header = _run_header(collector, violation, limits, round((time.monotonic() - started) * 1000, 3))
+        header = _run_header(collector, violation, (time.monotonic() - started) * 1000)
     except BaseException:
         collector.release()
         raise
@@ -517,30 +499,20 @@ def finish_run(collector, scratch, pid_namespace):
     return None
 
 
-# The run header of the common case (the result is in, its child not yet reaped), formatted rather than
-# encoded: json.dumps writes to a few dozen of the pages the zygote shares with its next child.
-_COMMON_HEADER = ('{"violation": null, "error": null, "stdout_seen": %d, "stdout_cap": %d, "exit": '
-                  '{"violation": "crashed", "message": "the node process wrote a result that cannot be read"}, '
-                  '"duration_ms": %.3f}')
+# The zygote's account of a run: facts only (how the child ended as its raw wait status, and a limit the
+# zygote enforced), which the host words (channel.compose_answer). Formatted, not encoded: json.dumps
+# writes to a few dozen of the pages the zygote shares with its next child.
+_RUN_HEADER = '{"violation": %s, "status": %s, "stdout_seen": %d, "stdout_cap": %d, "duration_ms": %.3f}'
 
 
-def _run_header(collector, violation, limits, duration_ms):
-    """The zygote's own account of the run (JSON bytes; whether the result is to be sent): how the child
-    ended, and an error when the zygote ended it."""
-    if violation is None and not collector.result_overflow and collector.status is None:
-        return (_COMMON_HEADER % (collector.stdout.seen, collector.stdout.cap, duration_ms)).encode(), True
-    header = {"violation": violation, "error": None, "stdout_seen": collector.stdout.seen,
-              "stdout_cap": collector.stdout.cap, "exit": None, "duration_ms": duration_ms}
-    if violation == "timeout":
-        header["error"] = _plain("Timeout", "timed out after {} s".format(limits.get("timeout_s")))
-    elif violation == "result_too_large" or collector.result_overflow:
-        header["violation"] = "result_too_large"
-        header["error"] = _plain("ResultTooLarge", "the return value is over the limit of {} KiB"
-                                 .format(limits.get("result_kb")))
-    elif collector.status is not None:
-        kind, message = describe_exit(collector.status, limits)
-        header["exit"] = {"violation": kind, "message": message}
-    return json.dumps(header).encode("utf-8"), header["error"] is None
+def _run_header(collector, violation, duration_ms):
+    """The run header's JSON, and whether the result is to be sent (not when the zygote ended the run)."""
+    if violation is None and collector.result_overflow:
+        violation = "result_too_large"
+    head = _RUN_HEADER % ("null" if violation is None else '"%s"' % violation,
+                          "null" if collector.status is None else int(collector.status),
+                          collector.stdout.seen, collector.stdout.cap, duration_ms)
+    return head.encode(), violation is None
 
 
 def _plain(kind, message):

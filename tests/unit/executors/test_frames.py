@@ -8,18 +8,19 @@ The worker here is a fake: a Worker whose transport plays back scripted bytes.
 from __future__ import annotations
 
 import json
+import signal
 
 import pytest
 
 from pyflow.engine.execution import NodeOutcome
 from pyflow.executors.worker import HEADER
-from pyflow.executors.channel import Worker, compose_answer, parse_value
+from pyflow.executors.channel import Worker, compose_answer, describe_exit, parse_value
 from pyflow.executors.pool import WorkerExecutor
 
 from .conftest import make_task
 
 READY = {"ready": True, "pid": 1, "python": "3"}
-GOOD_HEADER = {"violation": None, "error": None, "stdout_seen": 2, "stdout_cap": 1024, "exit": None,
+GOOD_HEADER = {"violation": None, "error": None, "stdout_seen": 2, "stdout_cap": 1024, "status": None,
                "duration_ms": 1.0}
 SETTLED = {"recycle": None}
 
@@ -146,7 +147,8 @@ def test_a_broken_stream_fails_the_node_and_retires_the_worker(script, words):
 @pytest.mark.parametrize("header", [
     {**GOOD_HEADER, "stdout_seen": "many"},
     {**GOOD_HEADER, "duration_ms": "soon"},
-    {**GOOD_HEADER, "exit": "gone"},
+    {**GOOD_HEADER, "status": "gone"},
+    {**GOOD_HEADER, "status": True},
     {**GOOD_HEADER, "error": ["not", "an", "error"]},
     {**GOOD_HEADER, "error": {"type": {"a": 1}, "message": None, "traceback": "line"}},
 ])
@@ -172,9 +174,7 @@ def test_lone_surrogates_from_the_worker_are_replaced():
 
 
 def compose(meta: bytes, value: bytes = b"") -> tuple[dict, object]:
-    header = {**GOOD_HEADER, "exit": {"violation": "crashed", "message": "the node process wrote a result "
-                                                                         "that cannot be read"}}
-    return compose_answer(header, b"", meta + b"\n" + value)
+    return compose_answer(GOOD_HEADER, b"", meta + b"\n" + value)
 
 
 def test_lone_surrogates_in_the_nodes_error_are_replaced():
@@ -243,3 +243,35 @@ def test_a_value_that_would_take_far_more_memory_than_its_text_is_refused(shape)
 def test_a_large_value_of_ordinary_shape_at_its_limit_reads(text):
     parsed, error = parse_value(text, 1024 + 64)
     assert error is None and parsed == json.loads(text)
+
+
+# ------------------------------------------------------------------------------- wording the facts
+
+
+@pytest.mark.parametrize("status, words", [
+    (signal.SIGSEGV, "the node process was ended by SIGSEGV (segmentation fault)"),
+    (signal.SIGKILL, "the node process was ended by SIGKILL (killed)"),
+    (signal.SIGABRT, "the node process was ended by SIGABRT (aborted)"),
+    (3 << 8, "the node process exited with status 3 before returning a result"),
+])
+def test_describe_exit_words_how_a_child_ended(status, words):
+    assert describe_exit(status, {})[1] == words
+
+
+def test_describe_exit_names_the_cpu_limit():
+    assert describe_exit(signal.SIGXCPU, {"cpu_s": 2}) == ("cpu", "CPU time limit of 2 s exceeded")
+
+
+@pytest.mark.parametrize("header, kind, message", [
+    ({"violation": "timeout", "status": 9}, "Timeout", "timed out after 2.5 s"),
+    ({"violation": "result_too_large", "status": 9}, "ResultTooLarge", "the return value is over the limit of 16 KiB"),
+    ({"violation": None, "status": int(signal.SIGXFSZ)}, "NodeCrashed", "the node process was ended by SIGXFSZ (file size "
+                                                                  "limit of 3 MB exceeded)"),
+    ({"violation": None, "status": None}, "NodeCrashed", "the node process wrote a result that cannot be read"),
+    ({"violation": None, "status": 1 << 40}, "NodeCrashed", "the node process wrote a result that cannot be read"),
+])
+def test_the_host_words_the_workers_facts_with_the_runs_limits(header, kind, message):
+    limits = {"timeout_s": 2.5, "result_kb": 16, "file_size_mb": 3}
+    answer, value = compose_answer({**GOOD_HEADER, **header}, b"", b"", limits)
+    assert not answer["ok"] and value is None
+    assert (answer["error"]["type"], answer["error"]["message"]) == (kind, message)

@@ -165,7 +165,7 @@ def test_a_pool_that_cannot_respawn_reports_it_instead_of_hanging():
 
 
 def test_compose_answer_adds_the_truncation_marker():
-    header = {"error": None, "stdout_seen": 5000, "stdout_cap": 1024, "duration_ms": 1.0, "exit": None}
+    header = {"error": None, "stdout_seen": 5000, "stdout_cap": 1024, "duration_ms": 1.0, "status": None}
     answer, value = compose_answer(header, b"x" * 1024, b'{"ok":true,"error":null}\n42')
     assert answer["ok"] and value == "42"
     assert answer["stdout"] == "x" * 1024 + TRUNCATED_MARK.format(1024)
@@ -173,8 +173,7 @@ def test_compose_answer_adds_the_truncation_marker():
 
 @pytest.mark.parametrize("result", [b"", b"not json\n1", b'["ok"]\n1', b'{"ok":"yes"}\n1', b'{"ok": tru'])
 def test_compose_answer_reads_a_malformed_result_as_the_crash_the_worker_saw(result):
-    header = {"error": None, "stdout_seen": 0, "stdout_cap": 1024, "duration_ms": 1.0,
-              "exit": {"violation": "crashed", "message": "the node process was ended by SIGKILL (killed)"}}
+    header = {"error": None, "stdout_seen": 0, "stdout_cap": 1024, "duration_ms": 1.0, "status": 9}
     answer, value = compose_answer(header, b"", result)
     assert not answer["ok"] and value is None
     assert answer["error"]["type"] == "NodeCrashed" and answer["violation"] == "crashed"
@@ -182,7 +181,7 @@ def test_compose_answer_reads_a_malformed_result_as_the_crash_the_worker_saw(res
 
 
 def test_compose_answer_marks_a_memory_error_as_a_memory_violation():
-    header = {"error": None, "stdout_seen": 0, "stdout_cap": 1024, "duration_ms": 1.0, "exit": None}
+    header = {"error": None, "stdout_seen": 0, "stdout_cap": 1024, "duration_ms": 1.0, "status": None}
     meta = b'{"ok":false,"error":{"type":"MemoryError","message":"memory limit of 64 MB exceeded","traceback":[1]}}'
     answer, value = compose_answer(header, b"", meta + b"\n")
     assert answer["violation"] == "memory" and answer["error"]["traceback"] == ["1"] and value is None

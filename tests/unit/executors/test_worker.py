@@ -218,20 +218,6 @@ def test_encode_value_names_what_json_cannot_carry():
     assert data is None and error["type"] == "TypeError"
 
 
-@pytest.mark.parametrize("status, words", [
-    (signal.SIGSEGV, "the node process was ended by SIGSEGV (segmentation fault)"),
-    (signal.SIGKILL, "the node process was ended by SIGKILL (killed)"),
-    (signal.SIGABRT, "the node process was ended by SIGABRT (aborted)"),
-    (3 << 8, "the node process exited with status 3 before returning a result"),
-])
-def test_describe_exit_words_how_a_child_ended(status, words):
-    assert worker.describe_exit(status, {})[1] == words
-
-
-def test_describe_exit_names_the_cpu_limit():
-    assert worker.describe_exit(signal.SIGXCPU, {"cpu_s": 2}) == ("cpu", "CPU time limit of 2 s exceeded")
-
-
 def test_clean_scratch_never_follows_symlinks(tmp_path):
     scratch, outside = tmp_path / "s", tmp_path / "o"
     scratch.mkdir()
@@ -305,19 +291,19 @@ class _Collected:
         self.stdout = type("Out", (), {"seen": seen, "cap": 1024})()
 
 
-def test_the_common_run_header_is_the_json_the_host_reads():
-    """The header of a run whose result is in (its child not yet reaped) is formatted, not encoded: it
-    must say exactly what the encoded one would."""
-    head, keep = worker._run_header(_Collected(), None, {}, 1.25)
+def test_the_run_header_states_facts_in_json():
+    """The zygote formats its account of a run (not json.dumps): the raw wait status when it has
+    reaped the child, the limit it enforced, and whether the result goes along. The host words it."""
+    head, keep = worker._run_header(_Collected(), None, 1.25)
     assert keep is True
-    assert json.loads(head) == {"violation": None, "error": None, "stdout_seen": 5, "stdout_cap": 1024,
-                                "exit": {"violation": "crashed", "message": "the node process wrote a result that "
-                                                                           "cannot be read"},
+    assert json.loads(head) == {"violation": None, "status": None, "stdout_seen": 5, "stdout_cap": 1024,
                                 "duration_ms": 1.25}
-    head, keep = worker._run_header(_Collected(status=signal.SIGKILL), None, {}, 2.0)
-    assert keep is True and json.loads(head)["exit"]["message"].startswith("the node process was ended by SIGKILL")
-    head, keep = worker._run_header(_Collected(status=signal.SIGKILL), "timeout", {"timeout_s": 2}, 2000.0)
-    assert keep is False and json.loads(head)["error"]["message"] == "timed out after 2 s"
+    head, keep = worker._run_header(_Collected(status=signal.SIGKILL), None, 2.0)
+    assert keep is True and json.loads(head)["status"] == signal.SIGKILL
+    head, keep = worker._run_header(_Collected(status=signal.SIGKILL), "timeout", 2000.0)
+    assert keep is False and json.loads(head)["violation"] == "timeout"
+    head, keep = worker._run_header(_Collected(overflow=True), None, 3.0)
+    assert keep is False and json.loads(head)["violation"] == "result_too_large"
 
 
 def test_a_node_starts_with_default_signal_handling(zygote):
