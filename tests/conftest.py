@@ -11,6 +11,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# Found once, before the hook is installed: finding it opens files, which would call the hook, which
+# would ask for it again, inside tempfile's lock (a hang under `pytest -s`, where nothing found it first).
+TEMP = os.path.abspath(tempfile.gettempdir())
 
 
 def _within(path: str, base: str) -> bool:
@@ -22,7 +25,7 @@ def _outside_checkout(path: str) -> bool:
     temporary directory is exempt only when it lies in that parent (a checkout right in /tmp): tests
     write there."""
     full = os.path.abspath(path)
-    parent, root, temp = str(ROOT.parent), str(ROOT), os.path.abspath(tempfile.gettempdir())
+    parent, root, temp = str(ROOT.parent), str(ROOT), TEMP
     if parent == os.sep or not _within(full, parent) or _within(full, root):
         return False
     return not (_within(temp, parent) and _within(full, temp))

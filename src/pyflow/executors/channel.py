@@ -8,11 +8,15 @@ outcome without trusting node output. The pool that keeps workers warm is in poo
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import os
 import selectors
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from importlib import resources
@@ -23,6 +27,8 @@ from ..engine.execution import NodeOutcome, node_error
 from ..jsontext import safe_text
 from .values import Refused, budget_for, check_value, load
 from .worker import HEADER, OWN_FRAME_CAP, answer_caps
+
+log = logging.getLogger(__name__)
 
 READY_TIMEOUT_S = 20.0
 NODE_KEYS = ("func", "filename", "args")
@@ -57,6 +63,34 @@ def compiled_worker(python: str, filename: str) -> bytes:
     done = subprocess.run([python, "-I", "-S", "-c", _COMPILE_WORKER, filename], input=worker_source(),
                           capture_output=True, timeout=60, check=True, env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
     return done.stdout
+
+
+@functools.cache
+def compiled_loop() -> bytes | None:
+    """The zygote's loop in C (zygote.c) as a shared library, built once per server with the host's C
+    compiler for the sandbox's interpreter (which shares the host's C library); None when it cannot be
+    built, and the worker serves with its loop in Python.
+
+    Why: the zygote forks a child for every run, and each page it writes after a fork is copied; its
+    loop in Python writes to some 150 per run, the loop in C to a handful (docs/performance.md)."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        log.info("no C compiler: the zygote's loop runs in Python (about 0.5 ms more CPU per node)")
+        return None
+    source = resources.files("pyflow.executors").joinpath("zygote.c").read_bytes()
+    with tempfile.TemporaryDirectory(prefix="pyflow-loop-") as tmp:
+        built = Path(tmp) / "loop.so"
+        try:
+            done = subprocess.run([compiler, "-O2", "-shared", "-fPIC", "-o", str(built), "-x", "c", "-"], input=source,
+                                  capture_output=True, timeout=120, env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+        except (OSError, subprocess.SubprocessError) as exc:
+            log.warning("the zygote's loop in C could not be built (%s): it runs in Python", exc)
+            return None
+        if done.returncode != 0:
+            log.warning("the zygote's loop in C could not be built: it runs in Python. %s",
+                        clipped(done.stderr.decode("utf-8", "replace")))
+            return None
+        return built.read_bytes()
 
 
 def worker_path() -> Path:

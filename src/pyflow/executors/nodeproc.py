@@ -106,20 +106,30 @@ def _describe_exception(exc, filename, limits):
 
 
 def run_child(task_fd, result_fd, output_fd):
-    """In a child forked ahead of its task: isolate, wait for the task, apply its limits, run the node
-    function, write the result, exit. The zygote closing the task pipe unused (it ends) ends the child."""
-    code = 0
+    """In a child forked ahead of its task: isolate it (its own session, only its own descriptors, the
+    OOM killer's first choice, a name), then serve its task. The zygote's loop in C (zygote.c) does
+    the same steps itself and calls serve_task directly."""
     try:
         _die_with_zygote()
         os.setsid()
-        for sig in _SIGNALS_TO_RESET:
-            _signal.signal(sig, 0)  # SIG_DFL
         os.dup2(output_fd, 1)
         os.dup2(output_fd, 2)
         os.close(output_fd)
         _close_all_but(task_fd, result_fd)
         _prefer_as_oom_victim()
         _set_name(b"pyflow-spare")
+    except BaseException:
+        os._exit(70)
+    serve_task(task_fd, result_fd)
+
+
+def serve_task(task_fd, result_fd):
+    """In a child set up for its run: wait for the task, apply its limits, run the node function, write
+    the result, exit. The zygote closing the task pipe unused (it ends) ends the child."""
+    code = 0
+    try:
+        for sig in _SIGNALS_TO_RESET:
+            _signal.signal(sig, 0)  # SIG_DFL
         _rehearse()
         control_raw, node_raw = read_frame(task_fd), read_frame(task_fd)
         os.close(task_fd)

@@ -40,7 +40,7 @@ from ..engine.execution import ExecutorUnavailable, NodeOutcome, NodeTask
 from .. import process_identity
 from .cgroups import Cgroup, CgroupTree
 from .seccomp import SeccompUnavailable, compile_bpf, program_fd
-from .channel import Worker, WorkerDied, compiled_worker
+from .channel import Worker, WorkerDied, compiled_loop, compiled_worker
 from .envsandbox import EnvironmentPools
 from .artifacts import Places
 from .pool import WorkerExecutor
@@ -49,6 +49,7 @@ BWRAP = "bwrap"
 SANDBOX_PYTHON = "/usr/bin/python3"
 WORKER_PATH = "/run/pyflow/worker.pyc"  # bytecode (channel.compiled_worker)
 WORKER_SOURCE = "/run/pyflow/worker.py"  # the name its tracebacks give
+LOOP_PATH = "/run/pyflow/loop.so"  # the zygote's loop in C (channel.compiled_loop), when it could be built
 ARTIFACTS_IN = "/run/pyflow/in"
 ARTIFACTS_OUT = "/run/pyflow/out"
 SCRATCH = "/tmp"
@@ -245,6 +246,7 @@ class SandboxExecutor(WorkerExecutor):
         self.uid = user if user is not None else (NOBODY if os.geteuid() == 0 else os.geteuid())
         self.gid = self.uid if os.geteuid() == 0 else os.getegid()
         self._worker: bytes | None = None
+        self._loop: bytes | None = None
         self._seccomp: bytes | None = None
         self._files: InterpreterFiles | None = None
         self._tree, self.cgroup_note = (None, "disabled") if not cgroups else CgroupTree.detect(instance_name(), f"executor-{next(_units)}")
@@ -261,6 +263,7 @@ class SandboxExecutor(WorkerExecutor):
         try:
             self.check_available()
             self.worker_program()
+            self._loop = compiled_loop()
             self.seccomp_program()
             self.interpreter_files()
             if self._tree is not None:
@@ -323,11 +326,14 @@ class SandboxExecutor(WorkerExecutor):
         return worker.state.errors.read(4000).decode("utf-8", "replace").strip()
 
     # -- spawning ------------------------------------------------------------------------------------
-    def bwrap_argv(self, worker_fd: int, seccomp_fd: int | None = None,
+    def bwrap_argv(self, worker_fd: int, seccomp_fd: int | None = None, loop_fd: int | None = None,
                    place_fds: tuple[int, int] | None = None) -> list[str]:
         """The sandbox's command line. The worker runs as pid 1 (--as-pid-1): bwrap's own init, a
         dumpable process of the sandbox user holding the worker's pipes, is not left inside for node code
-        to attach to. `seccomp_fd` holds the filter, which bwrap installs just before it starts the worker."""
+        to attach to. `seccomp_fd` holds the filter, which bwrap installs just before it starts the worker;
+        `loop_fd` the zygote's loop in C, when it could be built."""
+        loop_bind = ["--ro-bind-data", str(loop_fd), LOOP_PATH] if loop_fd is not None else []
+        loop_option = ["--loop", LOOP_PATH] if loop_fd is not None else []
         argv = [shutil.which(BWRAP) or BWRAP, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
                 "--as-pid-1", "--cap-drop", "ALL",
                 "--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", SCRATCH,
@@ -339,13 +345,13 @@ class SandboxExecutor(WorkerExecutor):
         # outlives its run in a warm sandbox.
         argv += ["--proc", "/proc", "--dev", "/dev", "--size", str(self.tmp_bytes), "--tmpfs", SHM,
                  "--size", str(self.tmp_bytes), "--tmpfs", SCRATCH,
-                 "--dir", "/run/pyflow", "--ro-bind-data", str(worker_fd), WORKER_PATH,
+                 "--dir", "/run/pyflow", "--ro-bind-data", str(worker_fd), WORKER_PATH, *loop_bind,
                  *self.extra_binds(),
                  *self._artifact_binds(place_fds),
                  "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", SCRATCH, "--disable-userns"]
         if seccomp_fd is not None:
             argv += ["--seccomp", str(seccomp_fd)]
-        argv += [self.python, "-I", "-S", WORKER_PATH, "--pid-namespace", *self.worker_options()]
+        argv += [self.python, "-I", "-S", WORKER_PATH, "--pid-namespace", *loop_option, *self.worker_options()]
         return argv
 
     def files(self) -> InterpreterFiles:
@@ -407,22 +413,26 @@ class SandboxExecutor(WorkerExecutor):
         group = self._new_group()
         place_fds = self._open_places(places)
         filter_fd = program_fd(self.seccomp_program())
+        loop_fd = program_fd(self._loop, "pyflow-loop") if self._loop else None
         try:
             read_fd, write_fd = os.pipe()
         except OSError:
-            os.close(filter_fd)
+            for fd in (filter_fd, loop_fd):
+                if fd is not None:
+                    os.close(fd)
             raise
+        passed = (read_fd, filter_fd, *(place_fds or ()), *((loop_fd,) if loop_fd is not None else ()))
         try:
             plan = {"procs": group.procs_files if group else [], "uid": self.uid, "gid": self.gid,
                     "stage": self.staged()}
             argv = [self.python, "-I", "-S", "-c", TRAMPOLINE, json.dumps(plan),
-                    *self.bwrap_argv(read_fd, filter_fd, place_fds)]
+                    *self.bwrap_argv(read_fd, filter_fd, loop_fd, place_fds)]
             errors = tempfile.TemporaryFile()
             proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors,
-                                    pass_fds=(read_fd, filter_fd, *(place_fds or ())), start_new_session=True,
+                                    pass_fds=passed, start_new_session=True,
                                     env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}, cwd="/")
         finally:
-            for fd in (read_fd, filter_fd, *(place_fds or ())):
+            for fd in passed:
                 os.close(fd)
         _write_all(write_fd, self.worker_program())
         return Worker(proc, "sandbox", SandboxState(errors, group, places=places))

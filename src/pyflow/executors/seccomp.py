@@ -168,10 +168,11 @@ class _Descriptor:
         return self.fd
 
 
-def program_fd(program: bytes) -> int:
-    """A fresh memfd holding `program`, positioned at its start: bwrap reads --seccomp FD to its end, so
-    each sandbox gets its own descriptor (a shared file offset would be read once)."""
-    fd = os.memfd_create("pyflow-seccomp", os.MFD_CLOEXEC)
+def program_fd(program: bytes, name: str = "pyflow-seccomp") -> int:
+    """A fresh memfd holding `program`, positioned at its start: bwrap reads --seccomp FD (and
+    --ro-bind-data FD) to its end, so each sandbox gets its own descriptor (a shared file offset would
+    be read once)."""
+    fd = os.memfd_create(name, os.MFD_CLOEXEC)
     try:
         view = memoryview(program)
         while view:

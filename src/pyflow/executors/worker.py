@@ -402,6 +402,13 @@ class Spare:
         os.set_blocking(self.res_r, False)
         self.consumed = False
 
+    @classmethod
+    def adopt(cls, pid, task_w, out_r, res_r):
+        """A spare the zygote's loop in C forked (zygote.c), for Python to serve a run with."""
+        spare = cls.__new__(cls)
+        spare.pid, spare.task_w, spare.out_r, spare.res_r, spare.consumed = pid, task_w, out_r, res_r, False
+        return spare
+
     def hand(self, control_raw, node):
         """Send the task (the node's data straight from its map); False when the spare has ended."""
         self.consumed = True
@@ -433,7 +440,7 @@ def handle_task(control_raw, node, spare):
     """Run one task on `spare` (or on a fresh child when the spare has ended); answer (terms, header,
     collector) as soon as the child's result is in. The control frame is read only once the child
     has the task, off the run's path (the child parses its own copy). The caller writes the
-    collector's buffers out, releases them, and then cleans up after the run (`finish_run`)."""
+    collector's buffers out, releases them, and then cleans up after the run (`after_run`)."""
     started = time.monotonic()
     child = _hand(spare, control_raw, node)
     node[0].close()
@@ -486,16 +493,20 @@ def _hand(spare, control_raw, node):
     return child
 
 
-def finish_run(collector, scratch, pid_namespace):
-    """After the run was answered: reap its child, kill whatever it left, empty the scratch space.
-    Done while the host reads the answer and the next task is on its way, and always before that task
-    is read; returns why this sandbox must not serve again, or None."""
-    collector.end_child()
-    stray = sweep(pid_namespace)
-    if stray:
-        return "processes survived the run: {}".format(stray)
-    if not all([clean_scratch(path) for path in scratch]):
-        return "scratch space could not be emptied"
+def after_run(scratch, pid_namespace, collector=None):
+    """After the run was answered: reap its child (the loop in C has), kill whatever it left, empty the
+    scratch space. Done while the host reads the answer and the next task is on its way, and always
+    before that task is read; returns why this sandbox must not serve again, or None."""
+    try:
+        if collector is not None:
+            collector.end_child()
+        stray = sweep(pid_namespace)
+        if stray:
+            return "processes survived the run: {}".format(stray)
+        if not all([clean_scratch(path) for path in scratch]):
+            return "scratch space could not be emptied"
+    except Exception as exc:
+        return "cleaning up after the run failed: {!r}".format(exc)
     return None
 
 
@@ -578,10 +589,11 @@ def write_parts(fd, pieces):
             parts[0] = rest
 
 
-def serve_one(infd, outfd, pid_namespace, spare):
-    """Read one task, answer it, clean up after it and say so; False at end of input or when the
-    stream can no longer be trusted."""
-    frame = read_frame(infd)
+def serve_one(infd, outfd, pid_namespace, spare, frame=None):
+    """Read one task (its control frame may have been read already: `frame`), answer it, clean up after
+    it and say so; False at end of input or when the stream can no longer be trusted."""
+    if frame is None:
+        frame = read_frame(infd)
     if frame is None:
         return False
     node = None
@@ -605,11 +617,7 @@ def serve_one(infd, outfd, pid_namespace, spare):
         answer(outfd, head, collector.stdout.data(), collector.result.data() if keep else b"")
     finally:
         collector.release()
-    try:
-        reason = finish_run(collector, terms[1], pid_namespace)
-    except Exception as exc:
-        reason = "cleaning up after the run failed: {!r}".format(exc)
-    report_cleanup(outfd, reason)
+    report_cleanup(outfd, after_run(terms[1], pid_namespace, collector))
     return True
 
 
@@ -663,7 +671,12 @@ def serve(pid_namespace):
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
-    write_frame(outfd, json.dumps({"ready": True, "pid": os.getpid(), "python": sys.version.split()[0]}).encode())
+    loop = load_loop(_option("--loop"), infd, outfd, pid_namespace)
+    write_frame(outfd, json.dumps({"ready": True, "pid": os.getpid(), "python": sys.version.split()[0],
+                                   "loop": "c" if loop else "python"}).encode())
+    if loop is not None:
+        serve_loop(loop, infd, outfd, pid_namespace)
+        return
     while serve_one(infd, outfd, pid_namespace, _next_spare()):
         pass
 
@@ -674,6 +687,87 @@ def _next_spare():
         return Spare()
     except OSError:
         return None
+
+
+# ------------------------------------------------------------------- the zygote's loop in C (zygote.c)
+
+LOOP_CHILD, LOOP_END, LOOP_PYTHON, LOOP_FINISH = range(4)
+
+
+def _loop_state(ctypes):
+    """zygote.c's struct loop, field for field."""
+    i32, i64, ptr = ctypes.c_int32, ctypes.c_int64, ctypes.c_void_p
+
+    class LoopState(ctypes.Structure):
+        _fields_ = [("infd", i32), ("outfd", i32), ("pid_namespace", i32), ("terms_set", i32),
+                    ("timeout_s", ctypes.c_double), ("stdout_cap", i64), ("result_cap", i64),
+                    ("scratch", ctypes.c_char_p), ("control", ptr), ("control_len", i64), ("control_size", i64),
+                    ("frame", ptr), ("frame_len", i64), ("frame_size", i64),
+                    ("spare_pid", i32), ("spare_task_w", i32), ("spare_out_r", i32), ("spare_res_r", i32),
+                    ("child_task_r", i32), ("child_res_w", i32),
+                    ("out", ptr), ("res", ptr), ("spill", ptr), ("out_size", i64), ("res_size", i64),
+                    ("spill_size", i64)]
+    return LoopState
+
+
+def load_loop(path, infd, outfd, pid_namespace):
+    """(library, its state) of the zygote's loop in C at `path`, or None (no path, or it cannot be
+    loaded: the loop in Python serves). Loaded with PyDLL, which holds the interpreter lock while the
+    loop runs, as a fork from the interpreter needs."""
+    if not path:
+        return None
+    try:
+        import ctypes
+        lib = ctypes.PyDLL(path)
+        state_type = _loop_state(ctypes)
+        lib.pyflow_loop_size.restype = ctypes.c_int64
+        if lib.pyflow_loop_size() != ctypes.sizeof(state_type):
+            return None
+        for name in ("pyflow_loop", "pyflow_loop_keep_control"):
+            getattr(lib, name).argtypes = [ctypes.POINTER(state_type)]
+            getattr(lib, name).restype = ctypes.c_int
+        state = state_type(infd=infd, outfd=outfd, pid_namespace=int(bool(pid_namespace)), spare_task_w=-1,
+                           spare_out_r=-1, spare_res_r=-1, child_task_r=-1, child_res_w=-1)
+        return lib, state, ctypes
+    except (OSError, AttributeError):
+        return None
+
+
+def serve_loop(loop, infd, outfd, pid_namespace):
+    """Serve with the loop in C; take over in Python whenever it returns (zygote.c says when)."""
+    lib, state, ctypes = loop
+    while True:
+        done = lib.pyflow_loop(ctypes.byref(state))
+        if done == LOOP_CHILD:
+            serve_task(state.child_task_r, state.child_res_w)  # never returns
+        if done == LOOP_FINISH:
+            report_cleanup(outfd, after_run(_LAST_TERMS[1][1], pid_namespace))
+            continue
+        if done != LOOP_PYTHON:
+            return
+        spare = None
+        if state.spare_pid:
+            spare = Spare.adopt(state.spare_pid, state.spare_task_w, state.spare_out_r, state.spare_res_r)
+            state.spare_pid, state.spare_task_w, state.spare_out_r, state.spare_res_r = 0, -1, -1, -1
+        frame = ctypes.string_at(state.frame, state.frame_len) if state.frame_len >= 0 else None
+        if not serve_one(infd, outfd, pid_namespace, spare, frame):
+            return
+        if frame is not None and _LAST_TERMS[0] == hash(frame):
+            _keep_terms(lib, state, ctypes)
+
+
+def _keep_terms(lib, state, ctypes):
+    """Give the loop in C the terms of the control frame Python just served, so that it serves the next
+    tasks like it itself."""
+    state.terms_set = 0
+    limits, scratch = _LAST_TERMS[1]
+    try:
+        state.stdout_cap, state.result_cap = answer_caps(limits)
+        state.timeout_s = float(limits.get("timeout_s", 30))
+        state.scratch = b"".join(os.fsencode(path) + b"\0" for path in scratch) + b"\0"
+    except (TypeError, ValueError, OverflowError):
+        return
+    state.terms_set = int(lib.pyflow_loop_keep_control(ctypes.byref(state)) == 0)
 
 
 if __name__ == "__main__":
