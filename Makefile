@@ -17,8 +17,9 @@ APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get -y -q -o Dpkg::Use-Pty=0 -
 .PHONY: run test bench docker clean system-deps venv ui test-unit test-rest test-api test-hostile test-browser test-docker test-dask
 
 # Debian packages: bubblewrap (the node sandbox), libseccomp2 (its system call filter, through pyseccomp),
-# python3 (the interpreter inside the sandbox), libcurl headers (pycurl, for pyresttest).
-SYSTEM_PACKAGES := bubblewrap libseccomp2 python3 libcurl4-openssl-dev libssl-dev
+# python3 (the interpreter inside the sandbox), gcc and libc6-dev (the sandbox's zygote loop in C, built
+# at the server's start), libcurl headers (pycurl, for pyresttest).
+SYSTEM_PACKAGES := bubblewrap libseccomp2 python3 gcc libc6-dev libcurl4-openssl-dev libssl-dev
 TEST_SYSTEM_PACKAGES := chromium
 
 $(STAMPS):
