@@ -8,6 +8,7 @@ limits, runs func(*args), writes its result to a pipe and exits.
 
 import _signal
 import json
+import marshal
 import os
 import resource
 import signal
@@ -155,6 +156,7 @@ def serve_task(task_fd, result_fd):
             os._exit(0)
         _set_name(b"pyflow-node")
         _reseed()
+        compiled, node_raw = split_node_frame(node_raw)
         control, task = json.loads(control_raw.decode("utf-8")), json.loads(node_raw.decode("utf-8"))
         del control_raw, node_raw
         scratch = control.get("scratch")
@@ -165,7 +167,7 @@ def serve_task(task_fd, result_fd):
             _add_environment(control["site"], None)
         limits = control.get("limits") or {}
         _apply_limits(limits, control.get("memory_rlimit", True))
-        data, error, artifacts = _run_function(task, limits, control.get("artifacts"))
+        data, error, artifacts = _run_function(task, limits, control.get("artifacts"), compiled)
         _flush_quietly()
         if error is None and not artifacts:
             payload = _OK_LINE + b"\n" + data
@@ -190,6 +192,15 @@ REHEARSAL_CONTROL = '{"limits": {"timeout_s": 30, "cpu_s": 30, "memory_mb": 256}
 REHEARSAL_NODE = '{"func": "def func(a, *b, **c):\\n    return [a + 1]\\n", "filename": "<rehearsal>", "args": [1]}'
 
 
+def split_node_frame(frame):
+    """(the node's code as the host compiled it, marshalled, or None; the node's JSON) from a node
+    frame: a 4-byte big-endian length, that many bytes of code, then the JSON. The host compiles the
+    node's source when its interpreter's bytecode is this one's (the ready frame says which): a child
+    that compiles writes to some fifty more of the pages it shares with the zygote."""
+    size = int.from_bytes(frame[:4], "big")
+    return (frame[4:4 + size] if size else None), frame[4 + size:]
+
+
 def _rehearse():
     """Go through a run's steps on made-up data while the spare waits for its task.
 
@@ -201,7 +212,7 @@ def _rehearse():
         json.loads(REHEARSAL_CONTROL)
         task = json.loads(REHEARSAL_NODE)
         namespace = _node_namespace()
-        exec(compile(task["func"], task["filename"], "exec", dont_inherit=True), namespace)
+        exec(marshal.loads(_REHEARSAL_CODE[0]), namespace)
         _encode_value(namespace["func"](*task["args"]), 1024)
         os.environ["TMPDIR"] = "/tmp"
         del os.environ["TMPDIR"]
@@ -256,7 +267,7 @@ def _flush_quietly():
             pass
 
 
-def _run_function(task, limits, artifacts=None):
+def _run_function(task, limits, artifacts=None, code=None):
     """(value JSON, error, artifacts written): the node's function run on its arguments, input
     artifacts loaded first and non-JSON results written as artifacts, when the host carries them."""
     filename = task.get("filename") or "<node>"
@@ -265,7 +276,7 @@ def _run_function(task, limits, artifacts=None):
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     namespace = _node_namespace()
     try:
-        exec(compile(source, filename, "exec", dont_inherit=True), namespace)
+        exec(marshal.loads(code) if code else compile(source, filename, "exec", dont_inherit=True), namespace)
         func = namespace["func"]
     except BaseException as exc:  # the node's own error, whatever it is
         return None, _node_failure(exc, filename, limits), None
@@ -324,9 +335,15 @@ def _offer_markers():
     sys.modules["pyflow"] = module
 
 
+# The rehearsal's function, compiled once in the zygote (_warm_up): a run's code comes compiled.
+_REHEARSAL_CODE = [b""]
+
+
 def _warm_up():
     """Do once in the zygote what every child would otherwise do first: the first compile() in a
     process sets up the parser and compiler (about a millisecond); children inherit them ready."""
+    rehearsal = json.loads(REHEARSAL_NODE)
+    _REHEARSAL_CODE[0] = marshal.dumps(compile(rehearsal["func"], rehearsal["filename"], "exec", dont_inherit=True))
     namespace = {}
     exec(compile("def func(a, *b, **c):\n    return [a + 1 for _ in b] or {'k': c}\n", "<warm>", "exec",
                  dont_inherit=True), namespace)

@@ -392,10 +392,13 @@ class Spare:
                 os.close(fd)
             raise
         if self.pid == 0:
-            os.close(self.task_w)
-            os.close(self.out_r)
-            os.close(self.res_r)
-            run_child(task_r, res_w, out_w)
+            try:
+                os.close(self.task_w)
+                os.close(self.out_r)
+                os.close(self.res_r)
+                run_child(task_r, res_w, out_w)  # ends the process
+            finally:
+                os._exit(70)  # never the zygote's loop again, in a child
         for fd in (task_r, out_w, res_w):
             os.close(fd)
         os.set_blocking(self.out_r, False)  # the zygote's ends only: the child's writes must block
@@ -673,12 +676,20 @@ def serve(pid_namespace):
     os.dup2(devnull, 1)
     loop = load_loop(_option("--loop"), infd, outfd, pid_namespace)
     write_frame(outfd, json.dumps({"ready": True, "pid": os.getpid(), "python": sys.version.split()[0],
-                                   "loop": "c" if loop else "python"}).encode())
+                                   "magic": _bytecode_magic(), "loop": "c" if loop else "python"}).encode())
     if loop is not None:
         serve_loop(loop, infd, outfd, pid_namespace)
         return
     while serve_one(infd, outfd, pid_namespace, _next_spare()):
         pass
+
+
+def _bytecode_magic():
+    """This interpreter's bytecode version (importlib.util.MAGIC_NUMBER, from the import system's own
+    module, which is always loaded), in hex: the host sends node code compiled when its own is the same."""
+    bootstrap = sys.modules.get("_frozen_importlib_external")
+    magic = getattr(bootstrap, "MAGIC_NUMBER", None)
+    return magic.hex() if isinstance(magic, bytes) else None
 
 
 def _next_spare():
@@ -739,7 +750,10 @@ def serve_loop(loop, infd, outfd, pid_namespace):
     while True:
         done = lib.pyflow_loop(ctypes.byref(state))
         if done == LOOP_CHILD:
-            serve_task(state.child_task_r, state.child_res_w)  # never returns
+            try:
+                serve_task(state.child_task_r, state.child_res_w)  # ends the process
+            finally:
+                os._exit(70)  # never the zygote's loop again, in a child
         if done == LOOP_FINISH:
             report_cleanup(outfd, after_run(_LAST_TERMS[1][1], pid_namespace))
             continue

@@ -275,3 +275,19 @@ def test_the_host_words_the_workers_facts_with_the_runs_limits(header, kind, mes
     answer, value = compose_answer({**GOOD_HEADER, **header}, b"", b"", limits)
     assert not answer["ok"] and value is None
     assert (answer["error"]["type"], answer["error"]["message"]) == (kind, message)
+
+
+def test_node_code_is_compiled_here_only_for_a_worker_of_the_same_bytecode():
+    """The host sends a node's code compiled when the worker's interpreter reads the same bytecode;
+    otherwise (or when the source does not compile) the node's own process compiles the source."""
+    import importlib.util
+    import marshal
+    from pyflow.executors.channel import node_code
+    magic = importlib.util.MAGIC_NUMBER.hex()
+    code = node_code("def func(a):\n    return a * 2\n", "<node double>", magic)
+    namespace = {}
+    exec(marshal.loads(code), namespace)
+    assert namespace["func"](21) == 42 and namespace["func"].__code__.co_filename == "<node double>"
+    assert node_code("def func(a):\n    return a * 2\n", "<node double>", "0d0a0d0a") == b""
+    assert node_code("def func(:\n", "<node broken>", magic) == b""
+    assert node_code(None, "<node none>", magic) == b""
