@@ -149,12 +149,13 @@ def serve_task(task_fd, result_fd):
     try:
         for sig in _SIGNALS_TO_RESET:
             _signal.signal(sig, 0)  # SIG_DFL
+        name_file = _name_file()  # opened ahead: off the run's path
         _rehearse()
         control_raw, node_raw = read_frame(task_fd), read_frame(task_fd)
         os.close(task_fd)
         if control_raw is None or node_raw is None:
             os._exit(0)
-        _set_name(b"pyflow-node")
+        _set_name(b"pyflow-node", name_file)
         _reseed()
         compiled, node_raw = split_node_frame(node_raw)
         control, task = json.loads(control_raw.decode("utf-8")), json.loads(node_raw.decode("utf-8"))
@@ -216,6 +217,7 @@ def _rehearse():
         _encode_value(namespace["func"](*task["args"]), 1024)
         os.environ["TMPDIR"] = "/tmp"
         del os.environ["TMPDIR"]
+        _flush_quietly()
     except BaseException:
         pass
     sys.modules.pop("__pyflow_node__", None)
