@@ -16,6 +16,10 @@ path), waits on a pipe as "pyflow-spare", then, as "pyflow-node", applies the ta
 func(*args), writes its result to a pipe and exits. The zygote collects stdout and the result with caps,
 enforces the wall-clock timeout, answers, and then reaps the child, kills any process the run left behind
 and empties the scratch space.
+
+Given `--loop PATH`, the zygote serves with its loop in C (zygote.c, a shared library the sandbox
+executor builds): the common run then runs no Python in the zygote, which copies far fewer of the pages
+it shares with its children. That loop hands each uncommon case back to this one (serve_loop).
 """
 
 import errno
