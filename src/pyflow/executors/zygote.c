@@ -306,6 +306,7 @@ static int answer(struct loop *L, struct run *R, double duration_ms) {
     int n = snprintf(head, sizeof head, "{\"violation\": %s, \"status\": %s, \"stdout_seen\": %lld, "
                      "\"stdout_cap\": %lld, \"duration_ms\": %.3f}", violation, status,
                      (long long)R->out_seen, (long long)L->stdout_cap, duration_ms);
+    if (n < 0 || (size_t)n >= sizeof head) return -1;  /* cannot happen with these fields; never read past */
     int64_t res_len = R->violation ? 0 : R->res_len;
     unsigned char h1[4], h2[4], h3[4];
     put_length(h1, (size_t)n); put_length(h2, (size_t)R->out_len); put_length(h3, (size_t)res_len);
@@ -366,6 +367,7 @@ static int refuse(struct loop *L, const char *why) {
     int n = snprintf(head, sizeof head, "{\"error\": {\"type\": \"WorkerError\", \"message\": \"%s\", "
                      "\"traceback\": []}, \"violation\": \"crashed\", \"recycle\": \"worker error\", "
                      "\"stdout_seen\": 0, \"stdout_cap\": 0, \"duration_ms\": 0}", why);
+    if (n < 0 || (size_t)n >= sizeof head) return LOOP_END;
     static const char report[] = "{\"recycle\": \"worker error\"}";
     unsigned char zero[4] = {0, 0, 0, 0};
     struct iovec v[2] = {{zero, 4}, {zero, 4}};
