@@ -40,7 +40,7 @@ POLL_S = 0.05
 
 
 # The worker's script, in order: one namespace, standard library only (see worker.py).
-WORKER_PARTS = ("codec.py", "nodeproc.py", "worker.py")
+WORKER_PARTS = ("codec.py", "nodeproc.py", "collect.py", "loop.py", "worker.py")
 
 
 def worker_source() -> bytes:
