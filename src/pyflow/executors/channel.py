@@ -96,6 +96,9 @@ def compiled_loop() -> bytes | None:
 
 
 _MAGIC = importlib.util.MAGIC_NUMBER.hex()
+# Sources compiled here at most (longer ones, rare, are compiled by the node's process): with the cache's
+# 256 entries, the compiled code kept stays within some 20 MB whatever nodespecs a server holds.
+COMPILED_SOURCE_MAX = 32 * 1024
 
 
 def node_code(source, filename, magic: str | None) -> bytes:
@@ -103,12 +106,13 @@ def node_code(source, filename, magic: str | None) -> bytes:
     this one's (`magic`, from its ready frame); b"" otherwise, or when it does not compile (the node's
     own process then compiles it and reports the error). Compiling in the child wrote to some fifty
     more of the pages it shares with its zygote; here, one compile serves every run of the source."""
-    if magic != _MAGIC or not isinstance(source, str) or not isinstance(filename, str):
+    if magic != _MAGIC or not isinstance(source, str) or not isinstance(filename, str) \
+            or len(source) > COMPILED_SOURCE_MAX:
         return b""
     return _compiled(source, filename)
 
 
-@functools.lru_cache(maxsize=512)
+@functools.lru_cache(maxsize=256)
 def _compiled(source: str, filename: str) -> bytes:
     try:
         return marshal.dumps(compile(source, filename, "exec", dont_inherit=True, optimize=0))

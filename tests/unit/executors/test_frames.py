@@ -291,3 +291,4 @@ def test_node_code_is_compiled_here_only_for_a_worker_of_the_same_bytecode():
     assert node_code("def func(a):\n    return a * 2\n", "<node double>", "0d0a0d0a") == b""
     assert node_code("def func(:\n", "<node broken>", magic) == b""
     assert node_code(None, "<node none>", magic) == b""
+    assert node_code("def func():\n    return 1\n" + "#" * (64 * 1024), "<node long>", magic) == b""
