@@ -35,11 +35,17 @@ class Places:
     host_in: Path = field(init=False)
     host_out: Path = field(init=False)
 
+    # Whether input artifacts were linked into the input place since it was last emptied. Only the host
+    # writes there (sandboxes and containers see it read-only), so an empty place needs no listing.
+    inputs_linked: bool = field(init=False, default=True)
+
     def __post_init__(self):
         self.host_in, self.host_out = self.root / "in", self.root / "out"
 
     def empty(self) -> None:
-        empty_directory(self.host_in)
+        if self.inputs_linked:
+            empty_directory(self.host_in)
+            self.inputs_linked = False
         empty_directory(self.host_out)
 
 
@@ -51,6 +57,7 @@ def stage(store: ArtifactStore, places: Places, task: NodeTask, payload: dict) -
     args = list(payload["args"])
     for index, arg in enumerate(args):
         if isinstance(arg, ArtifactRef):
+            places.inputs_linked = True
             name = store.link_input(arg, places.host_in)
             inputs[str(index)] = {"path": f"{places.inside_in}/{name}", "format": arg.format, "type": arg.type}
             args[index] = None
