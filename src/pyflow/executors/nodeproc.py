@@ -8,6 +8,7 @@ limits, runs func(*args), writes its result to a pipe and exits.
 
 import _signal
 import json
+import linecache  # loaded in the zygote already (traceback imports it): an import statement per run is not free
 import marshal
 import os
 import resource
@@ -213,6 +214,7 @@ def _rehearse():
         json.loads(REHEARSAL_CONTROL)
         task = json.loads(REHEARSAL_NODE)
         namespace = _node_namespace()
+        linecache.cache[task["filename"]] = (0, None, [], task["filename"])
         exec(marshal.loads(_REHEARSAL_CODE[0]), namespace)
         _encode_value(namespace["func"](*task["args"]), 1024)
         os.environ["TMPDIR"] = "/tmp"
@@ -221,6 +223,7 @@ def _rehearse():
     except BaseException:
         pass
     sys.modules.pop("__pyflow_node__", None)
+    linecache.cache.pop("<rehearsal>", None)
 
 
 def _reseed():
@@ -274,7 +277,6 @@ def _run_function(task, limits, artifacts=None, code=None):
     artifacts loaded first and non-JSON results written as artifacts, when the host carries them."""
     filename = task.get("filename") or "<node>"
     source = task["func"]
-    import linecache
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     namespace = _node_namespace()
     try:
