@@ -292,3 +292,21 @@ def test_node_code_is_compiled_here_only_for_a_worker_of_the_same_bytecode():
     assert node_code("def func(:\n", "<node broken>", magic) == b""
     assert node_code(None, "<node none>", magic) == b""
     assert node_code("def func():\n    return 1\n" + "#" * (64 * 1024), "<node long>", magic) == b""
+
+
+def test_without_a_working_c_compiler_there_is_no_loop_library(tmp_path, monkeypatch):
+    """A compiler that fails (no C library headers, say) leaves the zygote's loop in Python: no library,
+    no exception."""
+    from pyflow.executors import channel
+    failing = tmp_path / "cc"
+    failing.write_text("#!/bin/sh\necho 'fatal error: stdio.h: No such file or directory' >&2\nexit 1\n")
+    failing.chmod(0o755)
+    monkeypatch.setattr(channel.shutil, "which", lambda name: str(failing))
+    channel.compiled_loop.cache_clear()
+    try:
+        assert channel.compiled_loop() is None
+        monkeypatch.setattr(channel.shutil, "which", lambda name: None)
+        channel.compiled_loop.cache_clear()
+        assert channel.compiled_loop() is None
+    finally:
+        channel.compiled_loop.cache_clear()

@@ -235,6 +235,20 @@ def test_the_sandbox_serves_common_runs_with_the_zygote_loop_in_c():
         sandbox.close()
 
 
+def test_without_the_loop_in_c_the_sandbox_serves_with_the_loop_in_python(monkeypatch):
+    """No C compiler (or one that fails): nothing is bound in for the loop, and the zygotes serve with
+    their loop in Python, isolated the same way."""
+    monkeypatch.setattr(sandbox_module, "compiled_loop", lambda: None)
+    sandbox = started("sandbox", pool_size=1)
+    try:
+        outcome = sandbox.run(make_task("def func():\n    import os\n    return sorted(os.listdir('/run/pyflow'))\n"))
+        assert outcome.ok, outcome.error
+        assert [worker.info["loop"] for worker in sandbox._live] == ["python"]
+        assert "worker.pyc" in outcome.value and "loop.so" not in outcome.value
+    finally:
+        sandbox.close()
+
+
 def _zygote_faults(sandbox) -> int:
     """Minor page faults so far of the executor's one sandboxed zygote."""
     from tests.hostile.support import descendants, process_table

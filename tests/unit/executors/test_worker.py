@@ -396,3 +396,16 @@ def test_a_task_cut_short_after_a_control_frame_like_the_last_ends_the_worker(tm
             z._read_frame(time.monotonic() + 10, None, 1 << 20, "any")
     finally:
         z.kill()
+
+
+def test_a_loop_library_that_cannot_be_loaded_leaves_the_loop_in_python(tmp_path):
+    """A --loop file that is not a loadable library (or lacks the loop) is not fatal: the worker says it
+    serves with its loop in Python, and does."""
+    broken = tmp_path / "loop.so"
+    broken.write_bytes(b"\x7fELF not really")
+    z = start_worker(tmp_path, loop=str(broken))
+    try:
+        assert z.info["loop"] == "python"
+        assert json.loads(ask(z, make_task("def func(n):\n    return n * 3\n", 5))[1]) == 15
+    finally:
+        z.kill()
