@@ -72,6 +72,7 @@ def environment_sandbox_class():
             self.env = env
             self.preload = preload
             self._seccomp = parent.seccomp_program()
+            self._loop = parent._loop  # the zygote's loop in C, as the parent built it (or None)
             self._files = parent.interpreter_files().extended(env.libraries)
             self._tree = parent._tree
             self._parent = parent

@@ -75,6 +75,15 @@ def test_a_warm_environments_zygote_has_imported_the_nodespecs_modules_ahead(env
     assert sandbox.run(with_env(make_task(source), envs["other"])).value is True
 
 
+def test_an_environments_sandboxes_serve_with_the_zygote_loop_in_c_as_the_others_do(envs, sandbox):
+    from pyflow.executors.channel import compiled_loop
+    if compiled_loop() is None:
+        pytest.skip("no C compiler on this machine: the zygote's loop runs in Python (make installs gcc)")
+    assert sandbox.run(with_env(make_task(READ_VALUE), envs["v1"])).value == 1
+    pool = sandbox.environments._pools[envs["v1"].key]
+    assert [worker.info["loop"] for worker in pool._live] == ["c"]
+
+
 def test_the_least_recently_used_environment_is_closed_beyond_warm_envs(envs, sandbox):
     for env in (envs["v1"], envs["v2"], envs["other"]):
         assert sandbox.run(with_env(make_task(READ_VALUE if env is not envs["other"] else
