@@ -82,7 +82,7 @@ def _keep_terms(lib, state, ctypes):
     limits, scratch = _LAST_TERMS[1]
     try:
         state.stdout_cap, state.result_cap = answer_caps(limits)
-        state.timeout_s = float(limits.get("timeout_s", 30))
+        state.timeout_s = run_timeout(limits)
         state.scratch = b"".join(os.fsencode(path) + b"\0" for path in scratch) + b"\0"
     except (TypeError, ValueError, OverflowError):
         return

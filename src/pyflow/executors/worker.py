@@ -55,6 +55,11 @@ def answer_caps(limits):
             int(limits.get("result_kb", 16384)) * 1024 + RESULT_LINE_ROOM)
 
 
+def run_timeout(limits):
+    """The wall-clock seconds a run may take, from its limits (both loops enforce it)."""
+    return float(limits.get("timeout_s", 30))
+
+
 def read_exact(fd, size):
     chunks = []
     while size:
@@ -197,7 +202,7 @@ def handle_task(control_raw, node, spare):
         raise
     try:
         try:
-            violation = collector.collect(started + float(limits.get("timeout_s", 30)))
+            violation = collector.collect(started + run_timeout(limits))
         finally:
             collector.close_pipes()
         header = _run_header(collector, violation, (time.monotonic() - started) * 1000)
