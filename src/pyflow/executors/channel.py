@@ -83,8 +83,11 @@ def compiled_loop() -> bytes | None:
     with tempfile.TemporaryDirectory(prefix="pyflow-loop-") as tmp:
         built = Path(tmp) / "loop.so"
         try:
-            done = subprocess.run([compiler, "-O2", "-shared", "-fPIC", "-o", str(built), "-x", "c", "-"], input=source,
-                                  capture_output=True, timeout=120, env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+            # -z now: symbols bound at load, in the zygote; bound lazily, each child would look up (and
+            # write to its copy of the table of) every library function only children call.
+            argv = [compiler, "-O2", "-shared", "-fPIC", "-Wl,-z,now", "-o", str(built), "-x", "c", "-"]
+            done = subprocess.run(argv, input=source, capture_output=True, timeout=120,
+                                  env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
         except (OSError, subprocess.SubprocessError) as exc:
             log.warning("the zygote's loop in C could not be built (%s): it runs in Python", exc)
             return None

@@ -20,7 +20,7 @@ def _loop_state(ctypes):
                     ("scratch", ctypes.c_char_p), ("control", ptr), ("control_len", i64), ("control_size", i64),
                     ("frame", ptr), ("frame_len", i64), ("frame_size", i64),
                     ("spare_pid", i32), ("spare_task_w", i32), ("spare_out_r", i32), ("spare_res_r", i32),
-                    ("child_task_r", i32), ("child_res_w", i32),
+                    ("child_task_r", i32), ("child_res_w", i32), ("child_name_fd", i32),
                     ("out", ptr), ("res", ptr), ("spill", ptr), ("out_size", i64), ("res_size", i64),
                     ("spill_size", i64)]
     return LoopState
@@ -43,7 +43,8 @@ def load_loop(path, infd, outfd, pid_namespace):
             getattr(lib, name).argtypes = [ctypes.POINTER(state_type)]
             getattr(lib, name).restype = ctypes.c_int
         state = state_type(infd=infd, outfd=outfd, pid_namespace=int(bool(pid_namespace)), spare_task_w=-1,
-                           spare_out_r=-1, spare_res_r=-1, child_task_r=-1, child_res_w=-1)
+                           spare_out_r=-1, spare_res_r=-1, child_task_r=-1, child_res_w=-1,
+                           child_name_fd=-1)
         return lib, state, ctypes
     except (OSError, AttributeError):
         return None
@@ -56,7 +57,8 @@ def serve_loop(loop, infd, outfd, pid_namespace):
         done = lib.pyflow_loop(ctypes.byref(state))
         if done == LOOP_CHILD:
             try:
-                serve_task(state.child_task_r, state.child_res_w)  # ends the process
+                name_fd = state.child_name_fd if state.child_name_fd >= 0 else None
+                serve_task(state.child_task_r, state.child_res_w, name_fd)  # ends the process
             finally:
                 os._exit(70)  # never the zygote's loop again, in a child
         if done == LOOP_FINISH:

@@ -35,19 +35,30 @@ def _apply_limits(limits, memory_rlimit):
         resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
 
 
-def _prefer_as_oom_victim():
-    """With plain descriptors, not open(): a waiting child pays for every page of the zygote's memory
-    it writes to (copy-on-write), and the io stack writes to many."""
+def _own_settings():
+    """In a fresh child: the OOM killer's first choice, named a spare; /proc/self/comm open for writing
+    (the child names itself pyflow-node when its task comes), or None. Done while the child is briefly
+    dumpable, as zygote.c's own_settings explains: /proc/self of an undumpable process is root's. With
+    plain descriptors, not open(): a waiting child pays for every page of the zygote's memory it writes
+    to (copy-on-write), and the io stack writes to many."""
+    undumpable = _LIBC is not None and _LIBC.prctl(3, 0, 0, 0, 0) == 0  # PR_GET_DUMPABLE = 3
+    if undumpable:
+        _LIBC.prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE = 4
     try:
-        fd = os.open(b"/proc/self/oom_score_adj", os.O_WRONLY)
-    except OSError:
-        return
-    try:
-        os.write(fd, b"1000")
-    except OSError:
-        pass
+        try:
+            fd = os.open(b"/proc/self/oom_score_adj", os.O_WRONLY)
+            try:
+                os.write(fd, b"1000")
+            finally:
+                os.close(fd)
+        except OSError:
+            pass  # the node may still run: only its OOM preference is lost
+        name_fd = _name_file()
     finally:
-        os.close(fd)
+        if undumpable:
+            _LIBC.prctl(4, 0, 0, 0, 0)
+    _set_name(b"pyflow-spare", name_fd, keep=True)
+    return name_fd
 
 
 def _reject(obj):
@@ -136,27 +147,26 @@ def run_child(task_fd, result_fd, output_fd):
         os.dup2(output_fd, 2)
         os.close(output_fd)
         _close_all_but(task_fd, result_fd)
-        _prefer_as_oom_victim()
-        _set_name(b"pyflow-spare")
+        name_fd = _own_settings()
     except BaseException:
         os._exit(70)
-    serve_task(task_fd, result_fd)
+    serve_task(task_fd, result_fd, name_fd)
 
 
-def serve_task(task_fd, result_fd):
+def serve_task(task_fd, result_fd, name_fd=None):
     """In a child set up for its run: wait for the task, apply its limits, run the node function, write
-    the result, exit. The zygote closing the task pipe unused (it ends) ends the child."""
+    the result, exit. The zygote closing the task pipe unused (it ends) ends the child. `name_fd`: its
+    /proc/self/comm, open for writing."""
     code = 0
     try:
         for sig in _SIGNALS_TO_RESET:
             _signal.signal(sig, 0)  # SIG_DFL
-        name_file = _name_file()  # opened ahead: off the run's path
         _rehearse()
         control_raw, node_raw = read_frame(task_fd), read_frame(task_fd)
         os.close(task_fd)
         if control_raw is None or node_raw is None:
             os._exit(0)
-        _set_name(b"pyflow-node", name_file)
+        _set_name(b"pyflow-node", name_fd)
         _reseed()
         compiled, node_raw = split_node_frame(node_raw)
         control, task = json.loads(control_raw.decode("utf-8")), json.loads(node_raw.decode("utf-8"))

@@ -295,13 +295,13 @@ def _make_undumpable():
         pass
 
 
-def _set_name(name, fd=None):
+def _set_name(name, fd=None, keep=False):
     """Name this process (what ps and /proc/<pid>/stat show): a waiting spare is told apart from a
-    node's process that outlived its run. Through /proc/self/comm where it is mounted (`fd`, when the
-    caller opened it ahead: the open costs some 50 us), which is cheaper for a fresh child than a
-    foreign call."""
+    node's process that outlived its run. Through /proc/self/comm where it can be opened (`fd`, when the
+    caller opened it ahead: the open costs some 50 us; closed unless `keep`), which is cheaper for a
+    fresh child than a foreign call."""
     if fd is None:
-        fd = _name_file()
+        fd, keep = _name_file(), False
     if fd is not None:
         try:
             os.write(fd, name)
@@ -309,7 +309,8 @@ def _set_name(name, fd=None):
         except OSError:
             pass
         finally:
-            os.close(fd)
+            if not keep:
+                os.close(fd)
     if _LIBC is not None:
         try:
             _LIBC.prctl(15, name, 0, 0, 0)  # PR_SET_NAME = 15

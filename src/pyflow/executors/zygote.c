@@ -58,7 +58,7 @@ struct loop {
     char *frame;                    /* the control frame just read (frame_len -1: none was) */
     int64_t frame_len, frame_size;
     int32_t spare_pid, spare_task_w, spare_out_r, spare_res_r;
-    int32_t child_task_r, child_res_w;
+    int32_t child_task_r, child_res_w, child_name_fd;
     char *out, *res, *spill;        /* output buffers, MADV_DONTFORK */
     int64_t out_size, res_size, spill_size;
 };
@@ -142,6 +142,25 @@ static void close_from(unsigned first, unsigned last) {
     for (unsigned fd = first; fd <= last && fd < 65536; fd++) close((int)fd);
 }
 
+/* In a fresh child: the OOM killer's first choice, and /proc/self/comm open for writing (the child names
+ * itself pyflow-node when its task comes), or -1. A child is undumpable like the zygote, so that no node
+ * can trace the spare that will take the next run; but /proc/self of an undumpable process is root's,
+ * which nobody in the sandbox is. So both are done while the child is briefly dumpable: when a spare
+ * is forked, nothing else runs in the sandbox (the last run's processes were swept), so nothing can
+ * trace it meanwhile. nodeproc._own_settings is the same for the loop in Python. */
+static int own_settings(void) {
+    int dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+    if (dumpable == 0) prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+    int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        if (write(fd, "1000", 4) < 0) { /* the node may still run: only its OOM preference is lost */ }
+        close(fd);
+    }
+    int name_fd = open("/proc/self/comm", O_WRONLY | O_CLOEXEC);
+    if (dumpable == 0) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    return name_fd;
+}
+
 /* In the child: what nodeproc.run_child did first, without touching the interpreter's memory. */
 static int child_setup(struct loop *L, int task_r, int out_w, int res_w, pid_t zygote) {
     PyOS_AfterFork_Child();
@@ -157,11 +176,7 @@ static int child_setup(struct loop *L, int task_r, int out_w, int res_w, pid_t z
     close_from(3, (unsigned)low - 1);
     close_from((unsigned)low + 1, (unsigned)high - 1);
     close_from((unsigned)high + 1, ~0u);
-    int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        if (write(fd, "1000", 4) < 0) { /* the node may still run: only its OOM preference is lost */ }
-        close(fd);
-    }
+    L->child_name_fd = own_settings();
     prctl(PR_SET_NAME, "pyflow-spare", 0, 0, 0);
     L->child_task_r = task_r;
     L->child_res_w = res_w;

@@ -249,12 +249,56 @@ def test_without_the_loop_in_c_the_sandbox_serves_with_the_loop_in_python(monkey
         sandbox.close()
 
 
-def _zygote_faults(sandbox) -> int:
-    """Minor page faults so far of the executor's one sandboxed zygote."""
+OWN_SETTINGS = ("def func():\n"
+                "    return [open('/proc/self/oom_score_adj').read().strip(), open('/proc/self/comm').read().strip()]\n")
+
+
+@pytest.mark.parametrize("loop", ["c", "python"])
+def test_a_node_process_is_the_oom_killers_first_choice_and_says_what_it_is(loop, monkeypatch):
+    """Each node's process (and the spare waiting for the next run) tells the OOM killer to take it
+    first, not its zygote, and is named for what it is, with either loop. Children are undumpable like
+    the zygote (no node may trace the next run's spare), and /proc/self of an undumpable process belongs
+    to root: these are set while the fresh child is briefly dumpable, before any node can run beside it."""
+    from pyflow.executors.channel import compiled_loop
+    if loop == "python":
+        monkeypatch.setattr(sandbox_module, "compiled_loop", lambda: None)
+    elif compiled_loop() is None:
+        pytest.skip("no C compiler on this machine: the zygote's loop runs in Python (make installs gcc)")
+    sandbox = started("sandbox", pool_size=1)
+    try:
+        for _ in range(3):
+            outcome = sandbox.run(make_task(OWN_SETTINGS))
+            assert outcome.ok, outcome.error
+            assert outcome.value == ["1000", "pyflow-node"]
+        assert [worker.info["loop"] for worker in sandbox._live] == [loop]
+        zygote, = _zygotes(sandbox)
+        spare = wait_until(lambda: _named_child(zygote, "pyflow-spare"), timeout=10)
+        assert Path(f"/proc/{spare}/oom_score_adj").read_text().strip() == "1000"
+        assert Path(f"/proc/{zygote}/oom_score_adj").read_text().strip() != "1000"
+    finally:
+        sandbox.close()
+
+
+def _named_child(pid: int, name: str) -> int | None:
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        try:
+            if Path(f"/proc/{child}/comm").read_text().strip() == name:
+                return int(child)
+        except OSError:
+            pass
+    return None
+
+
+def _zygotes(sandbox) -> list[int]:
     from tests.hostile.support import descendants, process_table
     table = process_table()
-    zygotes = [p.pid for root in sandbox.live_pids() for p in descendants(table, root)
-               if p.comm == "python3" and table[p.ppid].comm == "bwrap"]
+    return [p.pid for root in sandbox.live_pids() for p in descendants(table, root)
+            if p.comm == "python3" and table[p.ppid].comm == "bwrap"]
+
+
+def _zygote_faults(sandbox) -> int:
+    """Minor page faults so far of the executor's one sandboxed zygote."""
+    zygotes = _zygotes(sandbox)
     assert len(zygotes) == 1, zygotes
     return int(Path(f"/proc/{zygotes[0]}/stat").read_text().rsplit(")", 1)[1].split()[7])
 
