@@ -28,7 +28,8 @@ from typing import Any
 from ..engine.execution import NodeOutcome, node_error
 from ..jsontext import safe_text
 from .values import Refused, budget_for, check_value, load
-from .worker import HEADER, OWN_FRAME_CAP, answer_caps
+from .nodeproc import _OK_LINE
+from .worker import _CLEAN, HEADER, OWN_FRAME_CAP, answer_caps
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,11 @@ READY_TIMEOUT_S = 20.0
 NODE_KEYS = ("func", "filename", "args")
 _FRAME_JSON = json.JSONEncoder(separators=(",", ":")).encode  # one encoder for every frame, not one per call
 TRUNCATED_MARK = "\n[... output truncated at {} bytes ...]\n"
+# The worker's most common frames, byte for byte as it writes them: recognised whole, they need no parse
+# (anything else is parsed and checked as always). Its cleanup report when all is well (zygote.c writes
+# the same), and a node process's result line when its run went well.
+CLEAN_REPORT = bytes(_CLEAN)
+OK_LINE = _OK_LINE.decode("ascii")
 POLL_S = 0.05
 
 
@@ -151,6 +157,7 @@ class Worker:
         self.info: dict = {}
         self.cleanup_pending = False  # a run was answered; the worker's word on its cleanup is still to read
         self._buffer = bytearray()
+        self._control: tuple[dict | None, bytes] = (None, b"")  # the last control frame sent, and its JSON
         if proc is not None:
             self._sel = selectors.DefaultSelector()
             self._sel.register(proc.stdout, selectors.EVENT_READ)
@@ -180,8 +187,7 @@ class Worker:
         node = {key: payload[key] for key in NODE_KEYS if key in payload}
         control = {key: value for key, value in payload.items() if key not in NODE_KEYS}
         code = node_code(node.get("func"), node.get("filename"), self.info.get("magic"))
-        frames = [_FRAME_JSON(control).encode("utf-8"),
-                  HEADER.pack(len(code)) + code + _FRAME_JSON(node).encode("utf-8")]
+        frames = [self._control_frame(control), HEADER.pack(len(code)) + code + _FRAME_JSON(node).encode("utf-8")]
         self._write(b"".join(HEADER.pack(len(frame)) + frame for frame in frames))
         self.runs += 1
         stdout_cap, result_cap = answer_caps(control.get("limits") or {})
@@ -191,12 +197,21 @@ class Worker:
         self.cleanup_pending = True
         return compose_answer(header, stdout, result, control.get("limits") or {})
 
+    def _control_frame(self, control: dict) -> bytes:
+        """The control frame's JSON: a run's control is most often equal to the last one (same limits,
+        same places), and comparing is cheaper than encoding. Each payload is built afresh, so the dict
+        kept is never changed after it was sent."""
+        if control != self._control[0]:
+            self._control = (control, _FRAME_JSON(control).encode("utf-8"))
+        return self._control[1]
+
     def read_cleanup_report(self, deadline: float, cancel: threading.Event | None = None) -> str | None:
         """Read the worker's word that it has cleaned up after its last run (reaped it, killed what it
         left, emptied the scratch space): None when it can serve again, else why it must not."""
-        said = _json_object(self._read_frame(deadline, cancel, OWN_FRAME_CAP, "cleanup report"))
+        frame = self._read_frame(deadline, cancel, OWN_FRAME_CAP, "cleanup report")
+        said = None if frame == CLEAN_REPORT else _json_object(frame)
         self.cleanup_pending = False
-        return str(said["recycle"]) if said.get("recycle") else None
+        return str(said["recycle"]) if said and said.get("recycle") else None
 
     def _read_frame(self, deadline: float, cancel: threading.Event | None, cap: int, what: str) -> bytearray:
         """The next frame, read into a buffer of its announced size once that size is known to be within
@@ -284,7 +299,7 @@ def _json_object(frame: bytes | bytearray) -> dict:
     """One of the worker's own frames (small: capped at OWN_FRAME_CAP); a worker that cannot write one
     is treated as gone."""
     try:
-        said = json.loads(frame)
+        said = json.loads(frame.decode("utf-8"))
     except Exception as exc:  # RecursionError included: a taken-over worker can write anything
         raise WorkerDied(f"unreadable answer from the worker: {clipped(safe_text(str(exc)))}") from None
     if not isinstance(said, dict):
@@ -301,9 +316,10 @@ HEADER_FIELDS = {"violation": {str, _NONE}, "error": {dict, _NONE}, "status": {i
 def _worker_header(frame: bytes | bytearray) -> dict:
     """The worker's account of a run, each field of the type the host expects."""
     header = _json_object(frame)
-    for name, types in HEADER_FIELDS.items():
-        if type(header.get(name)) not in types and name in header:
-            raise WorkerDied(f"unreadable answer from the worker: {name} is {type(header[name]).__name__}")
+    for name, value in header.items():
+        types = HEADER_FIELDS.get(name)
+        if types is not None and type(value) not in types:
+            raise WorkerDied(f"unreadable answer from the worker: {name} is {type(value).__name__}")
     return header
 
 
@@ -402,6 +418,8 @@ def _ascii(view: memoryview) -> str | None:
 def _parse_meta(meta: str | None) -> tuple[bool, dict | None, object] | None:
     """(ok, error, artifact claims) from the child's result line, or None when it is missing or malformed. The line is
     small unless node code wrote it: one built to take memory is refused unparsed."""
+    if meta == OK_LINE:
+        return True, None, None
     try:
         parsed = load(meta, 2 * len(meta) + (1 << 20)) if meta else None
     except Exception:  # Refused, RecursionError, MemoryError, ...: the line came from node code

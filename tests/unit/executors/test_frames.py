@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 
 import pytest
 
@@ -310,3 +311,58 @@ def test_without_a_working_c_compiler_there_is_no_loop_library(tmp_path, monkeyp
         assert channel.compiled_loop() is None
     finally:
         channel.compiled_loop.cache_clear()
+
+
+def test_the_frames_read_without_a_parse_are_byte_for_byte_the_workers():
+    """The host recognises the worker's most common frames whole: they must be exactly what the worker
+    writes (its loop in Python and in C), or every run would take the slow path unnoticed."""
+    from importlib import resources
+    from pyflow.executors import channel, nodeproc, worker
+    source = resources.files("pyflow.executors").joinpath("zygote.c").read_text()
+    assert channel.CLEAN_REPORT == worker._CLEAN
+    assert 'clean[] = "' + channel.CLEAN_REPORT.decode().replace('"', '\\"') + '"' in source
+    assert channel.OK_LINE.encode() == nodeproc._OK_LINE
+
+
+@pytest.mark.parametrize("report, retired", [
+    (SETTLED, False),
+    ({"recycle": "a process outlived its run"}, True),
+    ({"recycle": None, "extra": 1}, False),
+    (b'{"recycle":  null}', False),
+])
+def test_a_cleanup_report_is_read_whether_or_not_it_is_the_common_one(report, retired):
+    outcome, executor = run_on(answer(b'{"ok": true, "error": null}\n2') + frame(report) + answer(b'{"ok":true}\n3')
+                               + frame(SETTLED))
+    assert outcome.ok and outcome.value == 2, outcome
+    worker = executor.spawned[0]
+    assert worker.read_cleanup_report(time.monotonic() + 5) == (report["recycle"] if retired else None)
+
+
+@pytest.mark.parametrize("line, ok", [
+    (b'{"ok": true, "error": null}', True),
+    (b'{"ok":true,"error":null}', True),
+    (b'{"ok": false, "error": {"type": "E", "message": "m"}}', False),
+    (b'{"ok": "yes"}', None),
+])
+def test_every_result_line_is_read_the_same_common_or_not(line, ok):
+    outcome, _executor = run_on(answer(line + b"\n5") + frame(SETTLED))
+    if ok is None:
+        assert outcome.violation == "crashed" and outcome.error["type"] == "NodeCrashed", outcome
+    else:
+        assert outcome.ok is ok and (outcome.value == 5 if ok else outcome.error["message"] == "m"), outcome
+
+
+def test_a_control_frame_like_the_last_is_sent_as_it_was_and_a_changed_one_anew():
+    sent = []
+
+    class Recording(FakeWorker):
+        def _write(self, data: bytes) -> None:
+            sent.append(data)
+
+    worker = Recording(b"".join(answer(b'{"ok":true}\n1') + frame(SETTLED) for _ in range(3)))
+    payload = {"func": "def func():\n    return 1\n", "filename": "<n>", "args": [], "limits": {"timeout_s": 5}}
+    for limits in ({"timeout_s": 5}, {"timeout_s": 5}, {"timeout_s": 6}):
+        worker.request({**payload, "limits": limits}, time.monotonic() + 5, None)
+    controls = [data[4:4 + HEADER.unpack_from(data)[0]] for data in sent]
+    assert [json.loads(c)["limits"]["timeout_s"] for c in controls] == [5, 5, 6]
+    assert controls[0] == controls[1] != controls[2]
