@@ -73,7 +73,8 @@ class LiveRun:
     def since(self, position: int) -> tuple[list[dict], bool]:
         """The events after id `position` and whether the run is done, without waiting."""
         with self.cond:
-            return self.events[position:], self.done.is_set()
+            fresh, done = self.events[position:], self.done.is_set()
+        return with_text(fresh), done
 
     def tell_listeners(self) -> None:
         """Called with `cond` held, after each new event: listeners only schedule their own work."""
@@ -97,9 +98,19 @@ def preview(value, limit: int = PREVIEW_BYTES):
 
 
 def make_event(event_id: int, kind: str, data: dict) -> dict:
-    """An event with its stream text encoded once, for every client that follows it and for storage."""
-    at = now_iso()
-    return {"id": event_id, "event": kind, "data": data, "at": at, "text": compact_json_any({**data, "at": at})}
+    """An event; its stream text is encoded once (`with_text`), for every client that follows it and for
+    storage, by the first of them: the persister or a follower, not the run's thread, on whose path
+    every node's two events would otherwise lie."""
+    return {"id": event_id, "event": kind, "data": data, "at": now_iso(), "text": None}
+
+
+def with_text(events: list[dict]) -> list[dict]:
+    """`events`, each with its stream text (encoded here if no one has yet; two threads doing so at once
+    write the same text)."""
+    for event in events:
+        if event["text"] is None:
+            event["text"] = compact_json_any({**event["data"], "at": event["at"]})
+    return events
 
 
 def describe_error(exc: Exception) -> str:
@@ -207,7 +218,7 @@ class RunManager:
             last = self.store.events(run["id"], after=0, limit=1_000_000, parse=False)
             seq = last[-1]["id"] if last else 0
             event = make_event(seq + RECOVERY_EVENT_GAP, "run_finished", {"status": "interrupted", "reason": reason})
-            self.store.save_progress(run["id"], [event], [])
+            self.store.save_progress(run["id"], with_text([event]), [])
             self.store.update_run(run["id"], status="interrupted", reason=reason, finished_at=now_iso())
             ids.append(run["id"])
         return ids
@@ -395,7 +406,7 @@ class RunManager:
     # ----------------------------------------------------------------------------------- events
     def _emit(self, live: LiveRun, kind: str, data: dict, result: dict | None = None) -> None:
         """Publish an event (and the node result it reports) to followers and to the persister."""
-        event = make_event(0, kind, data)  # encoded outside the lock: followers need not wait for it
+        event = make_event(0, kind, data)
         with live.cond:
             if result is not None:
                 live.pending_results[result["id"]] = (live.compiled.nodes[result["id"]].index, result)
@@ -451,7 +462,7 @@ class RunManager:
             try:
                 with self.store.transaction():
                     if events or results:
-                        self.store.save_progress(live.id, events, list(results.values()))
+                        self.store.save_progress(live.id, with_text(events), list(results.values()))
                     if outcome:
                         self.store.update_run(live.id, **outcome)
                 return True
@@ -497,7 +508,7 @@ class RunManager:
                     fresh = live.events[position:]
             if fresh:
                 position = fresh[-1]["id"]
-                yield fresh
+                yield with_text(fresh)
                 if fresh[-1]["event"] == "run_finished":
                     return
             elif live.done.is_set():

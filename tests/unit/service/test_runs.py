@@ -132,3 +132,35 @@ def test_the_result_cache_stays_within_its_byte_budget(tmp_path):
         assert run(50_000, tag=chr(ord("a") + 29))["cached"]  # the most recent ones are the ones kept
     finally:
         service.close()
+
+
+def test_event_text_is_encoded_after_the_event_is_published_once_and_reads_the_same(tmp_path, monkeypatch):
+    """Each node makes two events; publishing one encodes nothing (it is on the path from one node to
+    the next): its stream text is encoded once, by the persister, a follower or the run's final flush,
+    and what storage keeps and followers read is the same text."""
+    import json
+    import traceback
+    from pyflow.service import runs as runs_module
+    encoders = []
+    real = runs_module.compact_json_any
+
+    def recording(value):
+        encoders.append([frame.name for frame in traceback.extract_stack()])
+        return real(value)
+
+    monkeypatch.setattr(runs_module, "compact_json_any", recording)
+    config = Config(db_path=tmp_path / "db.sqlite", load_stdlib=False, concurrency=2)
+    service = PyflowService(config, InProcessExecutor()).start()
+    try:
+        service.upsert("nodespec", {**SLOW, "func": "def func(a):\n    return a + 1\n"})
+        nodes = [{"id": f"n{i}", "spec_id": "t.slow", "ports": [{"name": "a", "value": i}]} for i in range(6)]
+        run = service.run_now(flow={"id": "f", "nodes": nodes, "links": []}, use_cache=False)
+        assert run["status"] == "succeeded"
+        assert encoders and not [stack for stack in encoders if "_emit" in stack or "make_event" in stack]
+        streamed = [event for batch in service.stream(run["id"]) for event in batch]
+        stored = service.runs.store.events(run["id"], parse=False)
+        assert [e["text"] for e in streamed] == [e["text"] for e in stored] and len(stored) == 15
+        assert all(json.loads(e["text"])["at"] == e["at"] for e in stored)
+        assert len(encoders) == len(stored)  # once each
+    finally:
+        service.close()
