@@ -334,10 +334,14 @@ class SandboxExecutor(WorkerExecutor):
         `loop_fd` the zygote's loop in C, when it could be built."""
         loop_bind = ["--ro-bind-data", str(loop_fd), LOOP_PATH] if loop_fd is not None else []
         loop_option = ["--loop", LOOP_PATH] if loop_fd is not None else []
+        # LD_BIND_NOW: the zygote's interpreter binds every library function it links at start, once;
+        # bound lazily, each node's process would look up (and copy the page of the table it writes) each
+        # function only children call (a dozen page copies in fork's own aftermath alone). The worker
+        # drops it from the environment node code sees.
         argv = [shutil.which(BWRAP) or BWRAP, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
                 "--as-pid-1", "--cap-drop", "ALL",
                 "--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", SCRATCH,
-                "--setenv", "LANG", "C.UTF-8", *self.files().argv()]
+                "--setenv", "LANG", "C.UTF-8", "--setenv", "LD_BIND_NOW", "1", *self.files().argv()]
         if Path("/etc/ld.so.cache").exists():
             argv += ["--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache"]
         # Writable: only the size-capped tmpfs mounts /tmp and /dev/shm, which the worker empties after

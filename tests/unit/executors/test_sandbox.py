@@ -89,7 +89,7 @@ def test_bwrap_command_line_isolates_everything():
     assert max(mounts) < remounts[-1], "the root is made read-only after everything is mounted"
     assert "--bind" not in argv and "--dev-bind" not in argv
     env = [argv[i + 1] for i, a in enumerate(argv) if a == "--setenv"]
-    assert env == ["PATH", "HOME", "LANG"]
+    assert env == ["PATH", "HOME", "LANG", "LD_BIND_NOW"]  # the last for the loader; the worker drops it
 
 
 def test_bwrap_binds_only_the_interpreter_its_stdlib_the_loader_and_the_libraries_they_load():
@@ -275,6 +275,20 @@ def test_a_node_process_is_the_oom_killers_first_choice_and_says_what_it_is(loop
         spare = wait_until(lambda: _named_child(zygote, "pyflow-spare"), timeout=10)
         assert Path(f"/proc/{spare}/oom_score_adj").read_text().strip() == "1000"
         assert Path(f"/proc/{zygote}/oom_score_adj").read_text().strip() != "1000"
+    finally:
+        sandbox.close()
+
+
+def test_the_zygote_binds_its_library_functions_at_start_and_nodes_do_not_inherit_the_setting():
+    """Bound lazily, every node's process would bind (and copy the pages of the tables written for)
+    each library function only children call. The zygote's interpreter starts with LD_BIND_NOW; node
+    code's environment is still only PATH, HOME and LANG."""
+    sandbox = started("sandbox", pool_size=1)
+    try:
+        outcome = sandbox.run(make_task("def func():\n    import os\n    return sorted(os.environ)\n"))
+        assert outcome.ok and outcome.value == ["HOME", "LANG", "PATH", "TMPDIR"], outcome
+        zygote, = _zygotes(sandbox)
+        assert b"LD_BIND_NOW=1" in Path(f"/proc/{zygote}/environ").read_bytes().split(b"\0")
     finally:
         sandbox.close()
 
