@@ -55,6 +55,7 @@ def test_engine_record_shows_every_hardening_option(engine, executor, owner):
         assert host["LogConfig"]["Type"] == "none"
         config = container.attrs["Config"]
         assert config["User"] == "10001:10001" and config["OpenStdin"] and config["StdinOnce"]
+        assert "LD_BIND_NOW=1" in config["Env"]  # for the worker's interpreter; node code never sees it
         labels = config["Labels"]
         assert labels["pyflow.managed"] == "1" and labels["pyflow.owner"] == owner
         assert labels["pyflow.image"] == executor.image and labels["pyflow.process"]
@@ -74,7 +75,7 @@ def test_node_code_sees_a_locked_down_container(executor):
     assert seen["memory"] == limit and seen["memsw"] in (limit, None)
     assert seen["pids"] == str(20 + WORKER_PROCESSES)
     assert seen["init"] == "python3" and seen["shm"] is False, "the worker is pid 1: no tini to attach to"
-    assert seen["cwd"] == "/tmp" and "PYFLOW_DOCKER_OWNER" not in seen["env"]
+    assert seen["cwd"] == "/tmp" and "PYFLOW_DOCKER_OWNER" not in seen["env"] and "LD_BIND_NOW" not in seen["env"]
 
 
 def test_a_nodespec_image_off_the_allow_list_is_refused(engine, executor):

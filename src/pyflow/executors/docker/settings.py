@@ -30,8 +30,10 @@ class Hardening:
     cpus: float = 1.0
     tmp_mb: int = 64
     user: str = NODE_USER
+    # LD_BIND_NOW: the worker's interpreter binds its library functions at start, once, rather than each
+    # node's process binding those only children call (sandbox.py says more); node code never sees it.
     environment: tuple[tuple[str, str], ...] = (("PATH", "/usr/local/bin:/usr/bin:/bin"), ("HOME", "/tmp"),
-                                                ("LANG", "C.UTF-8"), ("TMPDIR", "/tmp"))
+                                                ("LANG", "C.UTF-8"), ("TMPDIR", "/tmp"), ("LD_BIND_NOW", "1"))
 
 
 def worker_command() -> list[str]:
