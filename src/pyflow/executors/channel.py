@@ -40,7 +40,7 @@ TRUNCATED_MARK = "\n[... output truncated at {} bytes ...]\n"
 # The worker's most common frames, byte for byte as it writes them: recognised whole, they need no parse
 # (anything else is parsed and checked as always). Its cleanup report when all is well (zygote.c writes
 # the same), and a node process's result line when its run went well.
-CLEAN_REPORT = bytes(_CLEAN)
+CLEAN_REPORT = _CLEAN
 OK_LINE = _OK_LINE.decode("ascii")
 POLL_S = 0.05
 
