@@ -46,7 +46,7 @@ class CompiledFlow:
     flow_id: str
     name: str
     nodes: dict[str, PlannedNode]
-    predecessors: dict[str, set[str]]
+    predecessors: dict[str, tuple[str, ...]]
     targets: list[str] = field(default_factory=list)
     order: list[str] = field(default_factory=list)  # planned nodes, upstream before downstream
     subflows: dict[str, dict] = field(default_factory=dict)  # every flow used as a subflow, by id
@@ -96,7 +96,7 @@ def compile_flow(doc: Any, specs: Mapping[str, NodeSpec], values: dict | None = 
         nodes[node_id] = _planned(node, spec, graph.inbound[node_id], specs, cache_keys, subflows)
     if problems:
         raise InvalidInput("invalid flow", problems)
-    predecessors = {n: tuple(graph.predecessors[n]) for n in nodes}
+    predecessors = graph.predecessors if len(nodes) == len(graph.nodes) else {n: graph.predecessors[n] for n in nodes}
     order = [n for n in graph.order if n in nodes]
     compiled = CompiledFlow(graph.id, graph.name, nodes, predecessors, targets, order, subflows, not_run)
     if cache_keys:
@@ -153,7 +153,7 @@ def _incomplete_sinks(graph: FlowGraph, targets: list[str], missing_at: dict[str
             why[node_id] = "missing input " + ", ".join(repr(name) for name in missing)
             continue
         predecessors = graph.predecessors[node_id]
-        if not why or predecessors.isdisjoint(why):
+        if not why or why.keys().isdisjoint(predecessors):
             continue
         upstream = next((p for p in sorted(predecessors, key=lambda p: graph.nodes[p].index) if p in why), None)
         if upstream is not None:

@@ -81,10 +81,13 @@ class RunOutcome:
 
 
 def node_result(node: PlannedNode, status: str, **fields_) -> dict:
-    """The per-node result every interface reports."""
+    """The per-node result every interface reports. Its "path" is the plan's own tuple (a JSON list once
+    encoded), not a list per node: a 10,000-node run keeps its results until it ends, and every container
+    the garbage collector tracks through the run is scanned again by each full collection
+    (docs/performance.md)."""
     result = {"id": node.id, "name": node.name, "spec_id": node.spec.id, "status": status,
               "inputs": {}, "outputs": {}, "error": None, "stdout": "", "started_at": None,
-              "duration_ms": 0.0, "cached": False, "path": list(node.path or (node.id,))}
+              "duration_ms": 0.0, "cached": False, "path": node.path or (node.id,)}
     result.update(fields_)
     return result
 
@@ -356,7 +359,7 @@ class FlowRunner:
         started = self._started[task.node_id] = now_iso()
         if self._listened:  # nobody listens in-process: the event is not even made
             self.emit("node_started", {"node": node.id, "name": node.name, "spec_id": node.spec.id,
-                                       "started_at": started, "path": list(node.path)})
+                                       "started_at": started, "path": node.path})
         if isinstance(task, MapTask):
             return run_map(self, node, task)
         if task.requirements and self.environments is not None:

@@ -46,13 +46,18 @@ class FlowNode:
 
 @dataclass
 class FlowGraph:
-    """Nodes by id, and for each node the links that feed it (input port -> source endpoint)."""
+    """Nodes by id, and for each node the links that feed it (input port -> source endpoint) and the
+    nodes those come from (each once, in link order).
+
+    Why tuples of predecessors rather than sets: a tuple of strings leaves the garbage collector's
+    care at its first collection, a set never does, and a 10,000-node flow would keep 10,000 sets alive
+    through its compile, each promoted and scanned again in every full collection (docs/performance.md)."""
 
     id: str
     name: str
     nodes: dict[str, FlowNode]
     inbound: dict[str, dict[str, tuple[str, str]]] = field(default_factory=dict)
-    predecessors: dict[str, set[str]] = field(default_factory=dict)
+    predecessors: dict[str, tuple[str, ...]] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)  # a topological order, when there is no cycle
 
     def sinks(self) -> list[str]:
@@ -81,9 +86,9 @@ def analyze_flow(doc: Any, specs: Mapping[str, NodeSpec]) -> tuple[FlowGraph | N
         if problems:
             return None, problems
     nodes, problems = _collect_nodes(doc, specs)
-    graph = FlowGraph(id=doc["id"], name=doc.get("name") or doc["id"], nodes=nodes,
-                      inbound={n: {} for n in nodes}, predecessors={n: set() for n in nodes})
+    graph = FlowGraph(id=doc["id"], name=doc.get("name") or doc["id"], nodes=nodes, inbound={n: {} for n in nodes})
     problems += _collect_links(doc, specs, graph)
+    graph.predecessors = predecessors_of(nodes, graph.inbound)
     problems += _cycle_problems(graph)
     if any(node.spec_id in BOUNDARY_SPECS or node.spec_id.startswith(FLOW_PREFIX) for node in nodes.values()):
         problems += boundary_problems(doc) + cycle_problems(doc, specs)
@@ -155,8 +160,14 @@ def _collect_links(doc: dict, specs: Mapping[str, NodeSpec], graph: FlowGraph) -
                                    f"input {ln['target']!r} already has a link from {prior!r}; an input takes one link"))
             continue
         graph.inbound[dst_node][dst_port] = (src_node, src_port)
-        graph.predecessors[dst_node].add(src_node)
     return problems
+
+
+def predecessors_of(nodes: Mapping[str, Any], inbound: Mapping[str, Mapping[str, tuple[str, str]]]
+                    ) -> dict[str, tuple[str, ...]]:
+    """Each node's predecessors (the nodes its links come from, each once, in link order), in node order."""
+    return {node: tuple(dict.fromkeys(src for src, _ in links.values())) if (links := inbound.get(node)) else ()
+            for node in nodes}
 
 
 def _endpoint_problem(graph: FlowGraph, specs: Mapping[str, NodeSpec], node_id: str, port: str,
@@ -192,7 +203,7 @@ def _cycle_problems(graph: FlowGraph) -> list[dict]:
     raise AssertionError("a graph with no topological order has a cycle")
 
 
-def topological_order(predecessors: Mapping[str, set[str] | list[str]]) -> list[str]:
+def topological_order(predecessors: Mapping[str, tuple[str, ...] | set[str]]) -> list[str]:
     """The nodes, each after every node it depends on: layer by layer, starting from the sources in the
     mapping's order (Kahn's algorithm, no recursion). Nodes on or after a cycle are left out, so a result
     shorter than `predecessors` means there is a cycle."""

@@ -28,7 +28,7 @@ def test_a_subflow_is_expanded_with_namespaced_ids_and_paths():
     nodes = by_id(outcome)
     assert outcome.status == "succeeded"
     assert list(nodes) == ["a", "s/x", "s/step", "s/y", "b"]
-    assert nodes["s/step"]["path"] == ["s", "step"] and nodes["b"]["path"] == ["b"]
+    assert nodes["s/step"]["path"] == ("s", "step") and nodes["b"]["path"] == ("b",)
     assert nodes["s/step"]["outputs"] == {"out": 3} and nodes["b"]["outputs"] == {"out": 4}
 
 
@@ -58,7 +58,7 @@ def test_subflows_nested_three_deep_rerun_only_what_an_inner_change_affects():
     cache = DictCache()
     first = by_id(run(doc, flows, cache))
     assert first["top/mid/step/step"]["outputs"] == {"out": 102} and first["end"]["outputs"] == {"out": 103}
-    assert first["top/mid/step/step"]["path"] == ["top", "mid", "step", "step"]
+    assert first["top/mid/step/step"]["path"] == ("top", "mid", "step", "step")
     assert not any(n["cached"] for n in first.values())
     flows[2]["nodes"][1]["ports"] = [{"name": "b", "value": 200}]  # the innermost literal changes
     second = by_id(run(doc, flows, cache))

@@ -22,7 +22,7 @@ def test_valid_flow_builds_graph():
     graph, problems = analyze_flow(flow([("n1", "t.inc"), ("n2", "t.inc")], [("n1:out", "n2:a")]), SPECS)
     assert problems == []
     assert graph.inbound["n2"] == {"a": ("n1", "out")}
-    assert graph.predecessors["n2"] == {"n1"}
+    assert graph.predecessors["n2"] == ("n1",)
 
 
 def test_all_structural_problems_reported_together():
