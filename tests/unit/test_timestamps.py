@@ -17,10 +17,11 @@ def test_a_json_log_line_carries_the_same_stamp_as_storage():
 
 
 def test_now_iso_writes_each_moment_as_iso_at_does(monkeypatch):
-    """now_iso formats the date once a second: every moment, across second, day and year ends, must
-    still read as iso_at writes it."""
+    """now_iso formats the date once a second and keeps its last stamp for the rest of its millisecond:
+    every moment, across millisecond, second, day and year ends and back in time, must still read as
+    iso_at writes it."""
     import pyflow.timestamps as timestamps
-    moments = [1.5, 1.999, 2.0, 2.001, 86399.9995, 86400.25, 1798761599.123, 1798761600.0, 1798761600.007, 59.5]
+    moments = [1.5, 1.999, 2.0, 2.0004, 2.001, 2.0012, 1.0012, 86399.9995, 86400.25, 1798761599.123, 1798761600.0, 1798761600.007, 59.5]
     for moment in moments:
         monkeypatch.setattr(timestamps, "_clock", lambda moment=moment: moment)
         assert now_iso() == iso_at(moment), moment

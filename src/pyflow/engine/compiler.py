@@ -106,7 +106,7 @@ def compile_flow(doc: Any, specs: Mapping[str, NodeSpec], values: dict | None = 
 
 def _planned(node: FlowNode, spec: NodeSpec, inbound: dict, specs: Mapping[str, NodeSpec], cache_keys: bool,
              subflows: dict) -> PlannedNode:
-    planned = PlannedNode(node.id, node.name, node.index, spec, dict(node.values) if node.values else {}, inbound,
+    planned = PlannedNode(node.id, node.name, node.index, spec, node.values, inbound,
                           path=node.path or (node.id,), map=node.map, map_errors=node.map_errors,
                           max_items=node.max_items, passthrough=spec.id in BOUNDARY_SPECS)
     if spec.flow is not None:  # a mapped subflow: its flow is planned once, and run per item

@@ -107,9 +107,9 @@ class ArgSource:
     in_type: str
 
 
-@dataclass
+@dataclass(slots=True)
 class NodeTask:
-    """Everything an executor needs to run one node, as plain data."""
+    """Everything an executor needs to run one node, as plain data (slots: one is made per node run)."""
 
     node_id: str
     node_name: str

@@ -484,7 +484,11 @@ def not_taken(result: dict) -> bool:
 
 
 def _taken(outputs: dict) -> dict:
-    """Outputs as reported: a branch not taken has no value (None)."""
+    """Outputs as reported: a branch not taken has no value (None). Without one, the outputs themselves
+    (neither the run nor its readers change a node's outputs once settled): a copy per node is memory
+    a large run keeps to its end."""
+    if not any(is_skip(v) for v in outputs.values()):
+        return outputs
     return {k: None if is_skip(v) else v for k, v in outputs.items()}
 
 
