@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import graphlib
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Mapping
 
 from .errors import InvalidInput, detail, pointer
@@ -16,6 +17,9 @@ from .nodespec import NodeSpec
 from .types import truthy
 
 DEFAULT_MAX_ITEMS = 10_000
+#: The values of a node that sets none, shared and read-only: a flow of 10,000 such nodes would
+#: otherwise hold 10,000 empty dicts through its run.
+NO_VALUES: Mapping[str, Any] = MappingProxyType({})
 from .quickcheck import flow_certainly_valid
 from .subflow import BOUNDARY_SPECS, FLOW_PREFIX, boundary_problems, cycle_problems
 from .validation import schema_errors
@@ -34,7 +38,7 @@ class FlowNode:
     id: str
     spec_id: str
     name: str
-    values: dict[str, Any]
+    values: Mapping[str, Any]  # never changed in place: replaced, when a run's values override them
     is_end: bool
     index: int
     map: tuple[str, ...] = ()  # input ports mapped over: the node runs once per item of their lists
@@ -119,7 +123,7 @@ def _collect_nodes(doc: dict, specs: Mapping[str, NodeSpec]) -> tuple[dict[str, 
                 problems += _map_problems(nd, i, spec)
         is_end = nd.get("is_end")
         nodes[nd["id"]] = FlowNode(nd["id"], nd["spec_id"], name,
-                                   {p["name"]: p.get("value") for p in ports if "value" in p} if ports else {},
+                                   {p["name"]: p.get("value") for p in ports if "value" in p} if ports else NO_VALUES,
                                    is_end if type(is_end) is bool else truthy(is_end), i,
                                    tuple(nd.get("map") or ()), nd.get("map_errors") or "fail",
                                    nd.get("max_items") or DEFAULT_MAX_ITEMS, None, (nd["id"],))
