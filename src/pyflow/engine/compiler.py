@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..model.errors import InvalidInput, detail, pointer
-from ..model.flow import FlowGraph, FlowNode, analyze_flow
+from ..model.flow import FlowGraph, FlowNode, LinkTable, analyze_flow, link_table
 from ..model.nodespec import NodeSpec
 from ..model.subflow import BOUNDARY_SPECS
 from .expand import TooLarge, expand_graph, expansion_problem, has_subflows
@@ -46,7 +46,7 @@ class CompiledFlow:
     flow_id: str
     name: str
     nodes: dict[str, PlannedNode]
-    predecessors: dict[str, tuple[str, ...]]
+    links: LinkTable  # who feeds whom among the planned nodes, as the scheduler reads it
     targets: list[str] = field(default_factory=list)
     order: list[str] = field(default_factory=list)  # planned nodes, upstream before downstream
     subflows: dict[str, dict] = field(default_factory=dict)  # every flow used as a subflow, by id
@@ -96,9 +96,11 @@ def compile_flow(doc: Any, specs: Mapping[str, NodeSpec], values: dict | None = 
         nodes[node_id] = _planned(node, spec, graph.inbound[node_id], specs, cache_keys, subflows)
     if problems:
         raise InvalidInput("invalid flow", problems)
-    predecessors = graph.predecessors if len(nodes) == len(graph.nodes) else {n: graph.predecessors[n] for n in nodes}
-    order = [n for n in graph.order if n in nodes]
-    compiled = CompiledFlow(graph.id, graph.name, nodes, predecessors, targets, order, subflows, not_run)
+    if len(nodes) == len(graph.nodes):
+        links, order = graph.links, graph.order
+    else:
+        links, order = link_table(nodes, graph.inbound), [n for n in graph.order if n in nodes]
+    compiled = CompiledFlow(graph.id, graph.name, nodes, links, targets, order, subflows, not_run)
     if cache_keys:
         assign_cache_keys(compiled)
     return compiled

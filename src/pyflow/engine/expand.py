@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from ..model.errors import detail, pointer
-from ..model.flow import FlowGraph, FlowNode, analyze_flow, predecessors_of
+from ..model.flow import FlowGraph, FlowNode, analyze_flow
 from ..model.nodespec import NodeSpec
 from ..model.subflow import INPUT_SPEC, OUTPUT_SPEC
 
@@ -59,8 +59,7 @@ def expand_graph(graph: FlowGraph, specs: Mapping[str, NodeSpec]) -> tuple[FlowG
     """(flat graph, its targets, problems inside subflows, every flow expanded by id)."""
     state = _Expansion(specs)
     targets, state.order = _expand_into(state, graph, prefix="", path=(), where="")
-    flat = FlowGraph(id=graph.id, name=graph.name, nodes=state.nodes, inbound=state.inbound,
-                     predecessors=predecessors_of(state.nodes, state.inbound), order=state.order)
+    flat = FlowGraph(id=graph.id, name=graph.name, nodes=state.nodes, inbound=state.inbound, order=state.order)
     return flat, targets, state.problems, state.subflows
 
 

@@ -20,7 +20,6 @@ from typing import Any, Callable, Protocol
 
 from ..markers import BRANCH_NOT_TAKEN, SKIP, is_skip
 from ..model.artifacts import ArtifactRef, is_reference_shape, revive_outputs
-from ..model.flow import successor_table
 from ..model.types import ConversionError, convert
 from ..timestamps import now_iso
 from .compiler import CompiledFlow, PlannedNode
@@ -171,9 +170,9 @@ class FlowRunner:
         """Dispatch ready nodes (at most `workers` at once) and settle them as they finish. A node is
         ready once its count of unfinished predecessors is zero; ready nodes start in the order they
         became ready (sources in flow order first)."""
-        predecessors = self.compiled.predecessors
-        unfinished = {node_id: len(preds) for node_id, preds in predecessors.items()}
-        first, count, successors = successor_table(predecessors)
+        links = self.compiled.links
+        unfinished = dict(links.indegree)
+        first, count, successors = links.first, links.count, links.successors
         ready = deque(node_id for node_id, waiting in unfinished.items() if not waiting)
         settled = running = 0
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import graphlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from .errors import InvalidInput, detail, pointer
 from .nodespec import NodeSpec
@@ -48,28 +49,51 @@ class FlowNode:
     path: tuple[str, ...] = ()  # the node ids from the outermost flow down, for a node inside subflows
 
 
+@dataclass(frozen=True)
+class LinkTable:
+    """Who feeds whom, with no container per node: `indegree[n]` is how many distinct nodes feed n, and
+    n's successors are `successors[first[n]:first[n] + count[n]]`, each in node order.
+
+    Why one flat list and dicts of numbers: a container per node (a set of predecessors, a list of
+    successors) is one more object per node that a large flow keeps alive through its compile and run,
+    which the garbage collector promotes and scans again; dicts of numbers and strings it does not
+    track at all (docs/performance.md)."""
+
+    indegree: dict[str, int]
+    first: dict[str, int]
+    count: dict[str, int]
+    successors: list[str]
+
+    def successors_of(self, node: str) -> list[str]:
+        start = self.first[node]
+        return self.successors[start:start + self.count[node]]
+
+
 @dataclass
 class FlowGraph:
-    """Nodes by id, and for each node the links that feed it (input port -> source endpoint) and the
-    nodes those come from (each once, in link order).
-
-    Why tuples of predecessors rather than sets: a tuple of strings leaves the garbage collector's
-    care at its first collection, a set never does, and a 10,000-node flow would keep 10,000 sets alive
-    through its compile, each promoted and scanned again in every full collection (docs/performance.md)."""
+    """Nodes by id, for each node the links that feed it (input port -> source endpoint), and the
+    table of who feeds whom (`links`) that ordering and scheduling read."""
 
     id: str
     name: str
     nodes: dict[str, FlowNode]
     inbound: dict[str, dict[str, tuple[str, str]]] = field(default_factory=dict)
-    predecessors: dict[str, tuple[str, ...]] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)  # a topological order, when there is no cycle
+    links: LinkTable | None = None
+
+    def __post_init__(self):
+        if self.links is None:
+            self.links = link_table(self.nodes, self.inbound)
+
+    @cached_property
+    def predecessors(self) -> dict[str, tuple[str, ...]]:
+        """Each node's predecessors, for the few paths that walk upstream (made when first asked)."""
+        return predecessors_of(self.nodes, self.inbound)
 
     def sinks(self) -> list[str]:
         """The nodes that feed no other node, in node order."""
-        feeding: set[str] = set()
-        for preds in self.predecessors.values():
-            feeding.update(preds)
-        return [n for n in self.nodes if n not in feeding]
+        count = self.links.count
+        return [n for n in self.nodes if not count[n]]
 
 
 def split_endpoint(endpoint: str) -> tuple[str, str]:
@@ -90,9 +114,9 @@ def analyze_flow(doc: Any, specs: Mapping[str, NodeSpec]) -> tuple[FlowGraph | N
         if problems:
             return None, problems
     nodes, problems = _collect_nodes(doc, specs)
-    graph = FlowGraph(id=doc["id"], name=doc.get("name") or doc["id"], nodes=nodes, inbound={n: {} for n in nodes})
-    problems += _collect_links(doc, specs, graph)
-    graph.predecessors = predecessors_of(nodes, graph.inbound)
+    inbound: dict[str, dict[str, tuple[str, str]]] = {n: {} for n in nodes}
+    problems += _collect_links(doc, specs, nodes, inbound)
+    graph = FlowGraph(id=doc["id"], name=doc.get("name") or doc["id"], nodes=nodes, inbound=inbound)
     problems += _cycle_problems(graph)
     if any(node.spec_id in BOUNDARY_SPECS or node.spec_id.startswith(FLOW_PREFIX) for node in nodes.values()):
         problems += boundary_problems(doc) + cycle_problems(doc, specs)
@@ -142,9 +166,9 @@ def _map_problems(nd: dict, index: int, spec: NodeSpec) -> list[dict]:
     return problems
 
 
-def _collect_links(doc: dict, specs: Mapping[str, NodeSpec], graph: FlowGraph) -> list[dict]:
+def _collect_links(doc: dict, specs: Mapping[str, NodeSpec], nodes: dict[str, FlowNode],
+                   inbound: dict[str, dict[str, tuple[str, str]]]) -> list[dict]:
     problems = []
-    nodes = graph.nodes
     for i, ln in enumerate(doc["links"]):
         src_node, _, src_port = ln["source"].partition(":")
         dst_node, _, dst_port = ln["target"].partition(":")
@@ -153,17 +177,17 @@ def _collect_links(doc: dict, specs: Mapping[str, NodeSpec], graph: FlowGraph) -
         target_spec = specs.get(target.spec_id) if target is not None else None
         if (source_spec is None or src_port not in source_spec.outputs_by_name
                 or target_spec is None or dst_port not in target_spec.inputs_by_name):
-            found = (_endpoint_problem(graph, specs, src_node, src_port, "output", i)
-                     + _endpoint_problem(graph, specs, dst_node, dst_port, "input", i))
+            found = (_endpoint_problem(nodes, specs, src_node, src_port, "output", i)
+                     + _endpoint_problem(nodes, specs, dst_node, dst_port, "input", i))
             if found:
                 problems += found
                 continue
-        if dst_port in graph.inbound[dst_node]:
-            prior = ":".join(graph.inbound[dst_node][dst_port])
+        if dst_port in inbound[dst_node]:
+            prior = ":".join(inbound[dst_node][dst_port])
             problems.append(detail(pointer("links", i, "target"),
                                    f"input {ln['target']!r} already has a link from {prior!r}; an input takes one link"))
             continue
-        graph.inbound[dst_node][dst_port] = (src_node, src_port)
+        inbound[dst_node][dst_port] = (src_node, src_port)
     return problems
 
 
@@ -174,9 +198,9 @@ def predecessors_of(nodes: Mapping[str, Any], inbound: Mapping[str, Mapping[str,
             for node in nodes}
 
 
-def _endpoint_problem(graph: FlowGraph, specs: Mapping[str, NodeSpec], node_id: str, port: str,
+def _endpoint_problem(nodes: dict[str, FlowNode], specs: Mapping[str, NodeSpec], node_id: str, port: str,
                       role: str, link_index: int) -> list[dict]:
-    node = graph.nodes.get(node_id)
+    node = nodes.get(node_id)
     spec = specs.get(node.spec_id) if node is not None else None
     if spec is not None and (spec.output(port) if role == "output" else spec.input(port)) is not None:
         return []  # the common case, kept free of any work for the messages below
@@ -195,8 +219,8 @@ def _endpoint_problem(graph: FlowGraph, specs: Mapping[str, NodeSpec], node_id: 
 
 def _cycle_problems(graph: FlowGraph) -> list[dict]:
     """Order the graph (kept for the engine), or name the nodes on a cycle."""
-    order = topological_order(graph.predecessors)
-    if len(order) == len(graph.predecessors):
+    order = topological_order(graph.links)
+    if len(order) == len(graph.nodes):
         graph.order = order
         return []
     try:  # there is a cycle: graphlib finds one to name
@@ -207,12 +231,12 @@ def _cycle_problems(graph: FlowGraph) -> list[dict]:
     raise AssertionError("a graph with no topological order has a cycle")
 
 
-def topological_order(predecessors: Mapping[str, tuple[str, ...] | set[str]]) -> list[str]:
-    """The nodes, each after every node it depends on: layer by layer, starting from the sources in the
-    mapping's order (Kahn's algorithm, no recursion). Nodes on or after a cycle are left out, so a result
-    shorter than `predecessors` means there is a cycle."""
-    unfinished = {node: len(preds) for node, preds in predecessors.items()}
-    first, count, successors = successor_table(predecessors)
+def topological_order(links: LinkTable) -> list[str]:
+    """The nodes, each after every node it depends on: layer by layer, starting from the sources in
+    node order (Kahn's algorithm, no recursion). Nodes on or after a cycle are left out, so a result
+    shorter than the graph means there is a cycle."""
+    unfinished = dict(links.indegree)
+    first, count, successors = links.first, links.count, links.successors
     order = [node for node, waiting in unfinished.items() if not waiting]
     for node in order:  # grows as it goes
         start = first[node]
@@ -223,26 +247,37 @@ def topological_order(predecessors: Mapping[str, tuple[str, ...] | set[str]]) ->
     return order
 
 
-def successor_table(predecessors: Mapping[str, set[str] | tuple[str, ...]]) -> tuple[dict, dict, list[str]]:
-    """Every node's successors, in one flat list: (first, count, successors), node n's being
-    successors[first[n]:first[n] + count[n]], in the mapping's order. One list rather than a container per
-    node: a 10,000-node flow would otherwise leave 10,000 lists alive through the run, which the garbage
-    collector promotes and then scans again and again (dicts of numbers it does not track)."""
-    count = dict.fromkeys(predecessors, 0)
-    for preds in predecessors.values():
-        for pred in preds:
-            count[pred] += 1
+def link_table(nodes: Iterable[str], inbound: Mapping[str, Mapping[str, tuple[str, str]]]) -> LinkTable:
+    """The LinkTable of `nodes` (in their order) fed as `inbound` says; every source must be one of them."""
+    indegree = dict.fromkeys(nodes, 0)
+    count = dict.fromkeys(indegree, 0)
+    several: dict[str, tuple[str, ...]] = {}  # nodes fed by more than one link: their sources, each once
+    for node in indegree:
+        links = inbound.get(node)
+        if not links:
+            continue
+        if len(links) == 1:
+            for src, _ in links.values():
+                count[src] += 1
+            indegree[node] = 1
+            continue
+        sources = several[node] = tuple(dict.fromkeys(src for src, _ in links.values()))
+        indegree[node] = len(sources)
+        for src in sources:
+            count[src] += 1
     first, at = {}, 0
     for node, successors in count.items():
         first[node] = at
         at += successors
     flat: list = [None] * at
     free = dict(first)
-    for node, preds in predecessors.items():
-        for pred in preds:
-            flat[free[pred]] = node
-            free[pred] += 1
-    return first, count, flat
+    for node, waiting in indegree.items():
+        if not waiting:
+            continue
+        for src in several.get(node) or (src for src, _ in inbound[node].values()):
+            flat[free[src]] = node
+            free[src] += 1
+    return LinkTable(indegree, first, count, flat)
 
 
 def require_valid_flow(doc: Any, specs: Mapping[str, NodeSpec]) -> FlowGraph:

@@ -69,14 +69,16 @@ def test_original_quirks_are_valid(compat_bundle):
 
 
 def test_order_puts_every_node_after_its_sources_layer_by_layer_and_sinks_feed_nothing():
-    from pyflow.model.flow import successor_table, topological_order
-    # d <- b <- a, d <- c <- a, e alone; listed out of order on purpose
-    predecessors = {"d": {"b", "c"}, "b": {"a"}, "c": {"a"}, "a": set(), "e": set()}
-    order = topological_order(predecessors)
-    assert order[:2] == ["a", "e"] and set(order[2:4]) == {"b", "c"} and order[4] == "d"
-    first, count, flat = successor_table(predecessors)
-    assert {n: sorted(flat[first[n]:first[n] + count[n]]) for n in predecessors} == \
-        {"a": ["b", "c"], "b": ["d"], "c": ["d"], "d": [], "e": []}
-    assert len(topological_order({"x": {"y"}, "y": {"x"}, "z": set()})) == 1  # short: a cycle
+    from pyflow.model.flow import link_table, topological_order
+    # d <- b <- a, d <- c <- a (d twice from b), e alone; listed out of order on purpose
+    inbound = {"d": {"x": ("b", "out"), "y": ("c", "out"), "z": ("b", "other")}, "b": {"x": ("a", "out")},
+               "c": {"x": ("a", "out")}, "a": {}, "e": {}}
+    links = link_table(inbound, inbound)
+    order = topological_order(links)
+    assert order[:2] == ["a", "e"] and order[2:4] == ["b", "c"] and order[4] == "d"
+    assert links.indegree == {"d": 2, "b": 1, "c": 1, "a": 0, "e": 0}
+    assert {n: links.successors_of(n) for n in inbound} == {"a": ["b", "c"], "b": ["d"], "c": ["d"], "d": [], "e": []}
+    cycle = {"x": {"in": ("y", "out")}, "y": {"in": ("x", "out")}, "z": {}}
+    assert topological_order(link_table(cycle, cycle)) == ["z"]  # short: a cycle
     graph, _ = analyze_flow(flow([("n1", "t.inc"), ("n2", "t.inc"), ("n3", "t.inc")], [("n1:out", "n2:a")]), SPECS)
     assert graph.sinks() == ["n2", "n3"] and graph.order.index("n1") < graph.order.index("n2")
