@@ -182,12 +182,16 @@ def _collect_links(doc: dict, specs: Mapping[str, NodeSpec], nodes: dict[str, Fl
             if found:
                 problems += found
                 continue
-        if dst_port in inbound[dst_node]:
-            prior = ":".join(inbound[dst_node][dst_port])
-            problems.append(detail(pointer("links", i, "target"),
-                                   f"input {ln['target']!r} already has a link from {prior!r}; an input takes one link"))
+        # Kept as the node's own id and the nodespec's own port names, not the copies cut from the link's
+        # text: a large flow holds one string fewer per endpoint, and every lookup by them later (each
+        # node's inputs and outputs, each run) matches by identity.
+        fed = inbound[target.id]
+        port = target_spec.inputs_by_name[dst_port].name
+        if port in fed:
+            problems.append(detail(pointer("links", i, "target"), f"input {ln['target']!r} already has a link "
+                                                                  f"from {':'.join(fed[port])!r}; an input takes one link"))
             continue
-        inbound[dst_node][dst_port] = (src_node, src_port)
+        fed[port] = (source.id, source_spec.outputs_by_name[src_port].name)
     return problems
 
 
