@@ -15,15 +15,15 @@ from typing import Any, Iterable, Mapping
 
 from .errors import InvalidInput, detail, pointer
 from .nodespec import NodeSpec
+from .quickcheck import flow_certainly_valid
+from .subflow import BOUNDARY_SPECS, FLOW_PREFIX, boundary_problems, cycle_problems
 from .types import truthy
+from .validation import schema_errors
 
 DEFAULT_MAX_ITEMS = 10_000
 #: The values of a node that sets none, shared and read-only: a flow of 10,000 such nodes would
 #: otherwise hold 10,000 empty dicts through its run.
 NO_VALUES: Mapping[str, Any] = MappingProxyType({})
-from .quickcheck import flow_certainly_valid
-from .subflow import BOUNDARY_SPECS, FLOW_PREFIX, boundary_problems, cycle_problems
-from .validation import schema_errors
 
 
 @dataclass(frozen=True)
