@@ -198,8 +198,12 @@ def _collect_links(doc: dict, specs: Mapping[str, NodeSpec], nodes: dict[str, Fl
 def predecessors_of(nodes: Mapping[str, Any], inbound: Mapping[str, Mapping[str, tuple[str, str]]]
                     ) -> dict[str, tuple[str, ...]]:
     """Each node's predecessors (the nodes its links come from, each once, in link order), in node order."""
-    return {node: tuple(dict.fromkeys(src for src, _ in links.values())) if (links := inbound.get(node)) else ()
-            for node in nodes}
+    return {node: sources_of(inbound.get(node) or {}) for node in nodes}
+
+
+def sources_of(links: Mapping[str, tuple[str, str]]) -> tuple[str, ...]:
+    """The nodes one node's links come from, each once, in link order."""
+    return tuple(dict.fromkeys(src for src, _ in links.values()))
 
 
 def _endpoint_problem(nodes: dict[str, FlowNode], specs: Mapping[str, NodeSpec], node_id: str, port: str,
@@ -265,7 +269,7 @@ def link_table(nodes: Iterable[str], inbound: Mapping[str, Mapping[str, tuple[st
                 count[src] += 1
             indegree[node] = 1
             continue
-        sources = several[node] = tuple(dict.fromkeys(src for src, _ in links.values()))
+        sources = several[node] = sources_of(links)
         indegree[node] = len(sources)
         for src in sources:
             count[src] += 1
